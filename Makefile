@@ -1,0 +1,147 @@
+# hookd -- build, test, run, install.
+#
+#   make              build/hookd and build/plugins/*.so
+#   make run          start the daemon on etc/hookd.json
+#   make test         the whole suite (unit + integration)
+#   make asan         the whole suite, ASan+UBSan build (in build/asan)
+#   make tsan         the integration suite against a TSan daemon (build/tsan)
+#   make bench        benchmarks (not part of the suite)
+#   make install      PREFIX=/usr/local DESTDIR=
+#
+# Sanitizers are a knob: make SANITIZER=address,undefined BUILD=build/x test
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+LDFLAGS  ?=
+SANITIZER ?=
+BUILD    ?= build
+
+PKGS      := libevent libcjson libcurl
+PC_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PC_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+             -Wno-missing-field-initializers
+SAN       := $(if $(SANITIZER),-fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all)
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -Isdk $(WARN) $(PC_CFLAGS) $(SAN) $(CFLAGS) -MMD -MP
+PLUGIN_CFLAGS := $(filter-out -MMD -MP,$(ALL_CFLAGS)) -fPIC -fvisibility=hidden
+PLUGIN_LDFLAGS := -shared -Wl,--no-undefined $(SAN) $(LDFLAGS)
+
+HOST_SRCS := $(wildcard host/*.c)
+HOST_OBJS := $(HOST_SRCS:host/%.c=$(BUILD)/obj/host/%.o)
+LIB_OBJS  := $(filter-out $(BUILD)/obj/host/main.o,$(HOST_OBJS))
+
+PLUGIN_SRCS := $(filter-out %_common.c,$(wildcard plugins/*.c))
+PLUGINS     := $(PLUGIN_SRCS:plugins/%.c=$(BUILD)/plugins/%.so)
+
+FIXTURE_SRCS := $(wildcard tests/fixtures/*.c)
+FIXTURES     := $(FIXTURE_SRCS:tests/fixtures/%.c=$(BUILD)/fixtures/%.so) \
+                $(BUILD)/fixtures/not_elf.so $(BUILD)/fixtures/unresolved.so \
+                $(BUILD)/fixtures/ver_a.so $(BUILD)/fixtures/ver_b.so
+
+UNIT_SRCS  := $(wildcard tests/unit/*.c)
+INTEG_SRCS := $(wildcard tests/integration/*.c) $(wildcard tests/support/*.c)
+UNIT_OBJS  := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)
+INTEG_OBJS := $(INTEG_SRCS:%.c=$(BUILD)/obj/%.o)
+
+.PHONY: all deps deps-test run test check unit integration asan tsan bench install \
+        uninstall clean fixtures
+.DELETE_ON_ERROR:
+
+all: deps $(BUILD)/hookd $(PLUGINS)
+
+deps:
+	@scripts/deps.sh build
+
+deps-test:
+	@scripts/deps.sh test
+
+$(BUILD)/hookd: $(HOST_OBJS)
+	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(PC_LIBS) -ldl -lpthread
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/plugins/%.so: plugins/%.c sdk/hookd.h
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) $(PLUGIN_LDFLAGS) -o $@ $< -lcjson
+
+# Broken plugins, one per rejection reason, and two versions of one plugin
+# for the reload tests. Test fixtures only: never in build/plugins.
+fixtures: $(FIXTURES)
+
+$(BUILD)/fixtures/%.so: tests/fixtures/%.c sdk/hookd.h
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) $(PLUGIN_LDFLAGS) -o $@ $< -lcjson
+
+$(BUILD)/fixtures/not_elf.so:
+	@mkdir -p $(dir $@)
+	printf 'this is not a shared object\n' > $@
+
+# references a symbol nothing defines: dlopen(RTLD_NOW) must refuse it
+$(BUILD)/fixtures/unresolved.so: tests/fixtures/src/unresolved.c sdk/hookd.h
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) -shared $(SAN) -o $@ $< -lcjson
+
+$(BUILD)/fixtures/ver_%.so: tests/fixtures/src/ver.c sdk/hookd.h
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) $(PLUGIN_LDFLAGS) -DVER='"$*"' -o $@ $< -lcjson
+
+$(BUILD)/tests/unit: $(UNIT_OBJS) $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(PC_LIBS) -lcriterion -ldl -lpthread
+
+$(BUILD)/tests/integration: $(INTEG_OBJS) $(BUILD)/obj/host/json.o
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(PC_LIBS) -lcriterion -lpthread
+
+# Criterion runs tests in parallel processes; each daemon test binds port 0.
+CRITERION_FLAGS ?= --jobs 2
+unit: deps-test all fixtures $(BUILD)/tests/unit
+	HOOKD_BUILD=$(BUILD) $(BUILD)/tests/unit $(CRITERION_FLAGS)
+
+integration: deps-test all fixtures $(BUILD)/tests/integration
+	HOOKD_BUILD=$(BUILD) $(BUILD)/tests/integration $(CRITERION_FLAGS)
+
+test: unit integration
+
+check: test
+
+asan:
+	$(MAKE) SANITIZER=address,undefined BUILD=build/asan test
+
+# Criterion cannot start under TSan (PITFALLS): build the daemon and the
+# plugins with TSan, run the uninstrumented integration suite against them;
+# the harness fails a test on a TSan report in the daemon's log.
+tsan: deps-test
+	$(MAKE) SANITIZER=thread BUILD=build/tsan all fixtures
+	$(MAKE) BUILD=build $(BUILD)/tests/integration
+	HOOKD_BUILD=build/tsan HOOKD_TSAN=1 build/tests/integration $(CRITERION_FLAGS)
+
+run: all
+	$(BUILD)/hookd -c etc/hookd.json
+
+bench:
+	@scripts/deps.sh bench
+	$(MAKE) all
+	bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include \
+	    $(DESTDIR)$(PREFIX)/lib/hookd/plugins $(DESTDIR)$(PREFIX)/share/hookd
+	install -m 755 $(BUILD)/hookd $(DESTDIR)$(PREFIX)/bin/hookd
+	install -m 644 sdk/hookd.h $(DESTDIR)$(PREFIX)/include/hookd.h
+	install -m 755 $(PLUGINS) $(DESTDIR)$(PREFIX)/lib/hookd/plugins/
+	install -m 644 etc/hookd.json $(DESTDIR)$(PREFIX)/share/hookd/hookd.json.example
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/hookd $(DESTDIR)$(PREFIX)/include/hookd.h
+	rm -rf $(DESTDIR)$(PREFIX)/lib/hookd $(DESTDIR)$(PREFIX)/share/hookd
+
+clean:
+	rm -rf build
+
+-include $(HOST_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(INTEG_OBJS:.o=.d)

@@ -1,0 +1,509 @@
+/*
+ * config -- see config.h. Validation walks the JSON once, key by key; every
+ * check goes through a helper that knows the key path, so that every error
+ * message names it the same way.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "log.h"
+
+#define CONFIG_MAX_FILE (16u * 1024u * 1024u)
+
+struct verr {
+	char *buf;
+	size_t len;
+	const char *path;
+};
+
+static void __attribute__((format(printf, 3, 4)))
+verr_set(struct verr *e, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	n = snprintf(e->buf, e->len, "%s: %s%s", e->path, key ? key : "", key ? ": " : "");
+	if (n < 0 || (size_t)n >= e->len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(e->buf + n, e->len - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+static const char *type_name(const cJSON *v)
+{
+	switch (v->type & 0xff) {
+	case cJSON_False:
+	case cJSON_True: return "a boolean";
+	case cJSON_NULL: return "null";
+	case cJSON_Number: return "a number";
+	case cJSON_String: return "a string";
+	case cJSON_Array: return "an array";
+	case cJSON_Object: return "an object";
+	default: return "an invalid value";
+	}
+}
+
+/* Read an integer in [lo, hi] at key path `key`. */
+static int get_uint(const cJSON *v, const char *key, double lo, double hi, uint64_t *out,
+		    struct verr *e)
+{
+	if (!cJSON_IsNumber(v)) {
+		verr_set(e, key, "expected an integer between %.0f and %.0f, got %s", lo, hi,
+			 type_name(v));
+		return -1;
+	}
+	if (v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo ||
+	    v->valuedouble > hi) {
+		char num[32];
+		json_format_number(v->valuedouble, num);
+		verr_set(e, key, "expected an integer between %.0f and %.0f, got %s", lo, hi, num);
+		return -1;
+	}
+	*out = (uint64_t)v->valuedouble;
+	return 0;
+}
+
+static int get_string(const cJSON *v, const char *key, char **out, struct verr *e)
+{
+	if (!cJSON_IsString(v) || !v->valuestring) {
+		verr_set(e, key, "expected a string, got %s", type_name(v));
+		return -1;
+	}
+	if (v->valuestring[0] == '\0') {
+		verr_set(e, key, "must not be empty");
+		return -1;
+	}
+	*out = strdup(v->valuestring);
+	if (!*out) {
+		verr_set(e, key, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* Hook and plugin names: 1..64 of [A-Za-z0-9_.-]. */
+static bool valid_name(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++) {
+		char c = s[n];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-' || c == '.'))
+			return false;
+	}
+	return n >= 1 && n <= 64;
+}
+
+static int parse_listen(struct config *cfg, const cJSON *v, struct verr *e)
+{
+	const char *s, *colon, *host, *hend;
+	char *endp;
+	long port;
+
+	if (get_string(v, "listen", &cfg->listen, e) < 0)
+		return -1;
+	s = cfg->listen;
+	colon = strrchr(s, ':');
+	if (!colon || colon == s || colon[1] == '\0')
+		goto bad;
+	host = s;
+	hend = colon;
+	if (s[0] == '[') {
+		if (colon[-1] != ']' || colon - s < 3)
+			goto bad;
+		host = s + 1;
+		hend = colon - 1;
+	} else if (memchr(s, ':', (size_t)(colon - s))) {
+		goto bad; /* a bare IPv6 address needs brackets */
+	}
+	errno = 0;
+	port = strtol(colon + 1, &endp, 10);
+	if (errno || *endp || port < 0 || port > 65535)
+		goto bad;
+	cfg->listen_host = strndup(host, (size_t)(hend - host));
+	if (!cfg->listen_host) {
+		verr_set(e, "listen", "out of memory");
+		return -1;
+	}
+	cfg->listen_port = (uint16_t)port;
+	return 0;
+bad:
+	verr_set(e, "listen", "expected \"HOST:PORT\" (port 0-65535, IPv6 as \"[::1]:PORT\"), "
+		 "got \"%s\"", s);
+	return -1;
+}
+
+/* `dir` relative to the directory of `cfgpath` unless absolute. */
+static char *resolve_dir(const char *cfgpath, const char *dir)
+{
+	const char *slash;
+	char *out;
+	size_t dl;
+
+	if (dir[0] == '/' || !(slash = strrchr(cfgpath, '/')))
+		return strdup(dir);
+	dl = (size_t)(slash - cfgpath);
+	out = malloc(dl + 1 + strlen(dir) + 1);
+	if (!out)
+		return NULL;
+	memcpy(out, cfgpath, dl);
+	out[dl] = '/';
+	strcpy(out + dl + 1, dir);
+	return out;
+}
+
+static int cmp_hook(const void *a, const void *b)
+{
+	return strcmp(((const struct config_hook *)a)->name, ((const struct config_hook *)b)->name);
+}
+
+static int parse_hook(struct config_hook *h, const cJSON *v, struct verr *e)
+{
+	char key[256];
+	const cJSON *k;
+	uint64_t u;
+
+	snprintf(key, sizeof(key), "hooks.%s", v->string);
+	if (!valid_name(v->string)) {
+		verr_set(e, key, "a hook name is 1-64 characters of A-Z a-z 0-9 _ . -");
+		return -1;
+	}
+	if (!cJSON_IsObject(v)) {
+		verr_set(e, key, "expected an object, got %s", type_name(v));
+		return -1;
+	}
+	h->name = strdup(v->string);
+	if (!h->name) {
+		verr_set(e, key, "out of memory");
+		return -1;
+	}
+	cJSON_ArrayForEach(k, v)
+	{
+		snprintf(key, sizeof(key), "hooks.%s.%s", v->string, k->string);
+		if (strcmp(k->string, "timeout_ms") == 0) {
+			if (get_uint(k, key, 1, CONFIG_MAX_TIMEOUT_MS, &u, e) < 0)
+				return -1;
+			h->timeout_ms = (uint32_t)u;
+		} else if (strcmp(k->string, "chain") == 0) {
+			size_t n = (size_t)cJSON_GetArraySize(k), i = 0;
+			const cJSON *p;
+			if (!cJSON_IsArray(k)) {
+				verr_set(e, key, "expected an array of plugin names, got %s",
+					 type_name(k));
+				return -1;
+			}
+			if (n == 0) {
+				verr_set(e, key, "must name at least one plugin");
+				return -1;
+			}
+			h->chain = calloc(n, sizeof(*h->chain));
+			if (!h->chain) {
+				verr_set(e, key, "out of memory");
+				return -1;
+			}
+			cJSON_ArrayForEach(p, k)
+			{
+				char ikey[300];
+				snprintf(ikey, sizeof(ikey), "%s[%zu]", key, i);
+				if (get_string(p, ikey, &h->chain[i], e) < 0) {
+					h->nchain = i;
+					return -1;
+				}
+				i++;
+				h->nchain = i;
+				if (!valid_name(p->valuestring)) {
+					verr_set(e, ikey, "\"%s\" is not a valid plugin name",
+						 p->valuestring);
+					return -1;
+				}
+			}
+		} else {
+			verr_set(e, key, "unknown key (expected \"chain\" or \"timeout_ms\")");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
+{
+	const cJSON *k;
+	uint64_t u;
+	long ncpu;
+	bool have_queue = false;
+
+	if (!cJSON_IsObject(root)) {
+		verr_set(e, NULL, "expected a JSON object at the top, got %s", type_name(root));
+		return -1;
+	}
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	cfg->workers = ncpu > 0 ? (unsigned)ncpu : 1;
+	cfg->timeout_ms = 10000;
+	cfg->max_body = 1024 * 1024;
+	cfg->drain_ms = 10000;
+	cfg->log_level = LOG_INFO;
+
+	cJSON_ArrayForEach(k, root)
+	{
+		const char *key = k->string;
+		if (strcmp(key, "listen") == 0) {
+			if (parse_listen(cfg, k, e) < 0)
+				return -1;
+		} else if (strcmp(key, "plugin_dir") == 0) {
+			char *dir;
+			if (get_string(k, key, &dir, e) < 0)
+				return -1;
+			cfg->plugin_dir = resolve_dir(cfg->path, dir);
+			free(dir);
+			if (!cfg->plugin_dir) {
+				verr_set(e, key, "out of memory");
+				return -1;
+			}
+		} else if (strcmp(key, "runtime_dir") == 0) {
+			if (get_string(k, key, &cfg->runtime_dir, e) < 0)
+				return -1;
+		} else if (strcmp(key, "workers") == 0) {
+			if (get_uint(k, key, 1, CONFIG_MAX_WORKERS, &u, e) < 0)
+				return -1;
+			cfg->workers = (unsigned)u;
+		} else if (strcmp(key, "queue") == 0) {
+			if (get_uint(k, key, 1, CONFIG_MAX_QUEUE, &u, e) < 0)
+				return -1;
+			cfg->queue = (unsigned)u;
+			have_queue = true;
+		} else if (strcmp(key, "timeout_ms") == 0) {
+			if (get_uint(k, key, 1, CONFIG_MAX_TIMEOUT_MS, &u, e) < 0)
+				return -1;
+			cfg->timeout_ms = (uint32_t)u;
+		} else if (strcmp(key, "max_body") == 0) {
+			if (get_uint(k, key, 2, CONFIG_MAX_BODY, &u, e) < 0)
+				return -1;
+			cfg->max_body = (size_t)u;
+		} else if (strcmp(key, "drain_ms") == 0) {
+			if (get_uint(k, key, 0, CONFIG_MAX_TIMEOUT_MS, &u, e) < 0)
+				return -1;
+			cfg->drain_ms = (uint32_t)u;
+		} else if (strcmp(key, "log_level") == 0) {
+			int lvl = cJSON_IsString(k) ? log_level_parse(k->valuestring) : -1;
+			if (lvl < 0) {
+				verr_set(e, key, "expected one of \"error\", \"warn\", \"info\", "
+					 "\"debug\"");
+				return -1;
+			}
+			cfg->log_level = lvl;
+		} else if (strcmp(key, "hooks") == 0) {
+			const cJSON *h;
+			size_t n = (size_t)cJSON_GetArraySize(k);
+			if (!cJSON_IsObject(k)) {
+				verr_set(e, key, "expected an object (hook name -> settings), got %s",
+					 type_name(k));
+				return -1;
+			}
+			cfg->hooks = calloc(n ? n : 1, sizeof(*cfg->hooks));
+			if (!cfg->hooks) {
+				verr_set(e, key, "out of memory");
+				return -1;
+			}
+			cJSON_ArrayForEach(h, k)
+			{
+				for (size_t i = 0; i < cfg->nhooks; i++) {
+					if (strcmp(cfg->hooks[i].name, h->string) == 0) {
+						char hk[256];
+						snprintf(hk, sizeof(hk), "hooks.%s", h->string);
+						verr_set(e, hk, "defined twice");
+						return -1;
+					}
+				}
+				cfg->nhooks++;
+				if (parse_hook(&cfg->hooks[cfg->nhooks - 1], h, e) < 0)
+					return -1;
+			}
+			qsort(cfg->hooks, cfg->nhooks, sizeof(*cfg->hooks), cmp_hook);
+		} else if (strcmp(key, "plugins") == 0) {
+			const cJSON *p;
+			if (!cJSON_IsObject(k)) {
+				verr_set(e, key, "expected an object (plugin name -> its settings), "
+					 "got %s", type_name(k));
+				return -1;
+			}
+			cJSON_ArrayForEach(p, k)
+			{
+				char pk[256];
+				snprintf(pk, sizeof(pk), "plugins.%s", p->string);
+				if (!valid_name(p->string)) {
+					verr_set(e, pk, "a plugin name is 1-64 characters of "
+						 "A-Z a-z 0-9 _ . -");
+					return -1;
+				}
+				if (!cJSON_IsObject(p)) {
+					verr_set(e, pk, "expected an object, got %s", type_name(p));
+					return -1;
+				}
+				for (const cJSON *q = k->child; q != p; q = q->next) {
+					if (strcmp(q->string, p->string) == 0) {
+						verr_set(e, pk, "defined twice");
+						return -1;
+					}
+				}
+			}
+			cJSON_Delete(cfg->plugins);
+			cfg->plugins = cJSON_Duplicate(k, 1);
+			if (!cfg->plugins) {
+				verr_set(e, key, "out of memory");
+				return -1;
+			}
+		} else {
+			verr_set(e, key, "unknown key (expected one of listen, plugin_dir, "
+				 "runtime_dir, workers, queue, timeout_ms, max_body, drain_ms, "
+				 "log_level, hooks, plugins)");
+			return -1;
+		}
+	}
+	if (!cfg->listen) {
+		verr_set(e, "listen", "missing (for example \"127.0.0.1:8080\")");
+		return -1;
+	}
+	if (!cfg->plugin_dir) {
+		verr_set(e, "plugin_dir", "missing (the folder of plugin .so files)");
+		return -1;
+	}
+	if (!have_queue)
+		cfg->queue = cfg->workers * 64 > CONFIG_MAX_QUEUE ? CONFIG_MAX_QUEUE
+								   : cfg->workers * 64;
+	return 0;
+}
+
+int config_parse(const char *text, size_t len, const char *path, struct config **out, char *err,
+		 size_t errlen)
+{
+	struct verr e = {err, errlen, path};
+	struct config *cfg;
+	cJSON *root = NULL;
+	char perr[256];
+
+	*out = NULL;
+	if (errlen)
+		err[0] = '\0';
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg || !(cfg->path = strdup(path)) || !(cfg->plugins = cJSON_CreateObject())) {
+		verr_set(&e, NULL, "out of memory");
+		goto fail;
+	}
+	if (json_parse(text, len, &root, perr, sizeof(perr)) < 0) {
+		verr_set(&e, NULL, "%s", perr);
+		goto fail;
+	}
+	if (parse_root(cfg, root, &e) < 0)
+		goto fail;
+	cJSON_Delete(root);
+	*out = cfg;
+	return 0;
+fail:
+	cJSON_Delete(root);
+	config_free(cfg);
+	return -1;
+}
+
+int config_load(const char *path, struct config **out, char *err, size_t errlen)
+{
+	struct verr e = {err, errlen, path};
+	struct stat st;
+	char *text = NULL;
+	size_t got = 0;
+	int fd, rc = -1;
+
+	*out = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		verr_set(&e, NULL, "cannot open: %s", strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0) {
+		verr_set(&e, NULL, "cannot stat: %s", strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		verr_set(&e, NULL, "not a regular file");
+		goto out;
+	}
+	if ((uint64_t)st.st_size > CONFIG_MAX_FILE) {
+		verr_set(&e, NULL, "larger than %u bytes", CONFIG_MAX_FILE);
+		goto out;
+	}
+	text = malloc((size_t)st.st_size + 1);
+	if (!text) {
+		verr_set(&e, NULL, "out of memory");
+		goto out;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t r = read(fd, text + got, (size_t)st.st_size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			verr_set(&e, NULL, "cannot read: %s", strerror(errno));
+			goto out;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	rc = config_parse(text, got, path, out, err, errlen);
+out:
+	free(text);
+	close(fd);
+	return rc;
+}
+
+void config_free(struct config *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < cfg->nhooks; i++) {
+		for (size_t j = 0; j < cfg->hooks[i].nchain; j++)
+			free(cfg->hooks[i].chain[j]);
+		free(cfg->hooks[i].chain);
+		free(cfg->hooks[i].name);
+	}
+	free(cfg->hooks);
+	cJSON_Delete(cfg->plugins);
+	free(cfg->path);
+	free(cfg->listen);
+	free(cfg->listen_host);
+	free(cfg->plugin_dir);
+	free(cfg->runtime_dir);
+	free(cfg);
+}
+
+const struct config_hook *config_find_hook(const struct config *cfg, const char *name)
+{
+	struct config_hook key = {.name = (char *)name};
+
+	if (!cfg->nhooks)
+		return NULL;
+	return bsearch(&key, cfg->hooks, cfg->nhooks, sizeof(*cfg->hooks), cmp_hook);
+}
+
+const cJSON *config_plugin_section(const struct config *cfg, const char *name)
+{
+	return cJSON_GetObjectItemCaseSensitive(cfg->plugins, name);
+}
+
+uint32_t config_hook_timeout(const struct config *cfg, const char *hook)
+{
+	const struct config_hook *h = config_find_hook(cfg, hook);
+
+	return h && h->timeout_ms ? h->timeout_ms : cfg->timeout_ms;
+}

@@ -1,0 +1,70 @@
+/*
+ * config -- the daemon's JSON configuration, strictly validated.
+ *
+ * Every error names the file and the key path ("hooks.mixed.timeout_ms:
+ * expected an integer between 1 and 3600000, got a string"). Unknown keys
+ * are errors, so a typo never silently falls back to a default. Each
+ * plugin's section of "plugins" is kept as JSON, untouched, for its init.
+ * A `struct config` is immutable once built and may be shared read-only by
+ * any thread.
+ */
+#ifndef HOOKD_CONFIG_H
+#define HOOKD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#define CONFIG_MAX_WORKERS 1024
+#define CONFIG_MAX_QUEUE 1000000
+#define CONFIG_MAX_TIMEOUT_MS 3600000u
+#define CONFIG_MAX_BODY (1024u * 1024u * 1024u)
+
+struct config_hook {
+	char *name;
+	char **chain;        /* explicit chain (plugin names), or NULL */
+	size_t nchain;
+	uint32_t timeout_ms; /* 0: the global timeout_ms */
+};
+
+struct config {
+	char *path;         /* the file it came from, as given */
+	char *listen;       /* "HOST:PORT" as written */
+	char *listen_host;  /* HOST without brackets */
+	uint16_t listen_port;
+	char *plugin_dir;   /* resolved against the config file's directory */
+	char *runtime_dir;  /* where private plugin copies live; NULL: $TMPDIR or /tmp */
+	unsigned workers;   /* pool threads (default: online CPUs) */
+	unsigned queue;     /* pool queue bound (default: 64 x workers) */
+	uint32_t timeout_ms; /* default call deadline */
+	size_t max_body;    /* request body limit in bytes */
+	uint32_t drain_ms;  /* how long shutdown waits for calls in flight */
+	int log_level;      /* enum log_level */
+	struct config_hook *hooks; /* sorted by name */
+	size_t nhooks;
+	cJSON *plugins;     /* object: plugin name -> object; owned; never NULL */
+};
+
+/* Read and validate the file at `path`. On success returns 0 and *out owns
+ * a new config (config_free). On failure returns -1 and writes one line
+ * naming the file and the key into err[0..errlen). */
+int config_load(const char *path, struct config **out, char *err, size_t errlen);
+
+/* The same from text already in memory; `path` names it in errors and
+ * anchors a relative plugin_dir. */
+int config_parse(const char *text, size_t len, const char *path, struct config **out, char *err,
+		 size_t errlen);
+
+void config_free(struct config *cfg);
+
+/* The hook's entry, or NULL. Borrowed from cfg. */
+const struct config_hook *config_find_hook(const struct config *cfg, const char *name);
+
+/* The plugin's "plugins" section, or NULL. Borrowed from cfg. */
+const cJSON *config_plugin_section(const struct config *cfg, const char *name);
+
+/* Deadline of a hook in ms: its own timeout_ms, else the global one. */
+uint32_t config_hook_timeout(const struct config *cfg, const char *hook);
+
+#endif

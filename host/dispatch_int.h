@@ -1,0 +1,96 @@
+/*
+ * dispatch_int -- the structures shared by dispatch.c (the call state
+ * machine) and hostapi.c (the services plugins call). Not for other
+ * modules.
+ *
+ * Lifetimes (all counts touched on the loop thread only):
+ *   dispatch_call: one reference while unanswered, one per step handle.
+ *     Freed (generation released) at zero.
+ *   hookd_call (a step): one reference held by the plugin until it
+ *     finishes the step (sync: the pool job until done() runs), one per
+ *     armed timer, and temporary ones around callbacks into the plugin.
+ *     Holds one reference to its call.
+ */
+#ifndef HOOKD_DISPATCH_INT_H
+#define HOOKD_DISPATCH_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include <event2/event_struct.h>
+
+#include "dispatch.h"
+
+struct dispatch_env {
+	struct event_base *base;
+	struct pool *pool;
+	struct registry *reg;
+	const struct log *log;
+	pthread_t loop_thread;
+	struct pool_sink sink;        /* worker results, off-loop completions */
+	int wake_fd;                  /* eventfd behind the sink's notify */
+	struct event wake_ev;
+	struct dispatch_call *calls;  /* unanswered calls, doubly linked */
+	unsigned pending, live;
+	uint64_t started, answered_ok, answered_err;
+	void (*watch)(void *arg);
+	void *watch_arg;
+};
+
+struct dispatch_call {
+	struct dispatch_env *env;
+	struct generation *gen;       /* pinned */
+	const struct hook_entry *hook;
+	size_t step;                  /* index of the step to run or running */
+	cJSON *value;                 /* owned while no step holds it */
+	struct hookd_call *cur;       /* step in flight, or NULL */
+	struct event deadline;
+	int64_t deadline_ns;          /* CLOCK_MONOTONIC */
+	unsigned refs;
+	bool answered, aborted, deadline_armed, running;
+	dispatch_done_fn done;
+	void *done_arg;
+	struct dispatch_call **out;   /* caller's copy of the pointer, cleared on answer */
+	struct dispatch_call *prev, *next;
+};
+
+struct hookd_call {
+	struct pool_job job;          /* sync: the pool job; async: off-loop finish */
+	struct dispatch_call *call;
+	struct plugin *plugin;
+	cJSON *input;                 /* lent by the call */
+	cJSON *output;
+	int fail_status;              /* 0: not failed */
+	char *fail_msg;
+	int64_t deadline_ns;
+	atomic_int cancelled;         /* the host gave up on it */
+	atomic_int finished;          /* the plugin finished it */
+	unsigned refs;
+	hookd_cancel_fn cancel_fn;
+	void *cancel_arg;
+	struct hookd_timer *timers;   /* armed, not yet called back */
+};
+
+struct hookd_timer {
+	struct event ev;
+	struct hookd_call *step;
+	hookd_timer_fn fn;
+	void *arg;
+	int status;                   /* what the callback will be told */
+	bool firing;
+	struct hookd_timer *prev, *next;
+};
+
+/* hostapi.c -> dispatch.c */
+bool dispatch_on_loop(const struct dispatch_env *env);
+void dispatch_step_ref(struct hookd_call *s);
+void dispatch_step_unref(struct hookd_call *s);
+/* The plugin finished async step `s` (complete or fail already recorded
+ * in it). Loop thread: settles now; other threads: posts to the loop. */
+void dispatch_step_finished(struct hookd_call *s);
+/* Make every armed timer of `s` call back soon with HOOKD_ECANCELED. */
+void dispatch_step_cancel_timers(struct hookd_call *s);
+int64_t dispatch_now_ns(void);
+
+#endif

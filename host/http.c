@@ -1,0 +1,403 @@
+/*
+ * http -- see http.h.
+ *
+ * Every reply carries a JSON body and an explicit Content-Length, except the
+ * few errors that evhttp 2.1 answers itself before any callback runs
+ * (malformed request line or headers, headers over the limit, a body over
+ * max_body): those carry libevent's HTML page; there is no hook for them in
+ * libevent 2.1 (PITFALLS).
+ */
+#include "http.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <sys/queue.h>
+
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
+
+#include "json.h"
+
+#define HTTP_MAX_HEADERS (64 * 1024)
+#define HTTP_IO_TIMEOUT_S 60
+
+struct http_server {
+	struct event_base *base;
+	struct evhttp *http;
+	struct evhttp_bound_socket *bound;
+	struct dispatch_env *env;
+	struct registry *reg;
+	struct pool *pool;
+	const struct log *log;
+	size_t max_body;
+	uint16_t port;
+	bool stopping;
+	unsigned unsent; /* replies handed to evhttp and not yet written out */
+};
+
+/* One hook call waiting for its answer. */
+struct http_call {
+	struct http_server *srv;
+	struct evhttp_request *req;
+	struct dispatch_call *call;
+};
+
+static void free_buffer(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	free((void *)data);
+}
+
+/* The reply was written out (not called when the connection failed). */
+static void on_reply_sent(struct evhttp_request *req, void *arg)
+{
+	struct http_server *srv = arg;
+
+	(void)req;
+	if (srv->unsent)
+		srv->unsent--;
+}
+
+/* Send `body` (printed here) with `status`. */
+static void reply(struct http_server *srv, struct evhttp_request *req, int status,
+		  const cJSON *body, unsigned retry_after)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct evbuffer *out = evhttp_request_get_output_buffer(req);
+	struct jbuf b = {0};
+	char num[32];
+
+	if (json_print(body, &b) < 0 || jbuf_append(&b, "\n", 1) < 0) {
+		log_error(srv->log, "cannot print a reply (status %d): out of memory", status);
+		jbuf_free(&b);
+		status = 500;
+		static const char oom[] = "{\"error\":\"out of memory\"}\n";
+		jbuf_append(&b, oom, sizeof(oom) - 1);
+	}
+	evhttp_add_header(h, "Content-Type", "application/json");
+	snprintf(num, sizeof(num), "%zu", b.len);
+	evhttp_add_header(h, "Content-Length", num);
+	if (retry_after) {
+		snprintf(num, sizeof(num), "%u", retry_after);
+		evhttp_add_header(h, "Retry-After", num);
+	}
+	if (srv->stopping)
+		evhttp_add_header(h, "Connection", "close");
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD || !b.len) {
+		/* HEAD: headers only, or a keep-alive client desynchronises */
+		jbuf_free(&b);
+	} else if (evbuffer_add_reference(out, b.data, b.len, free_buffer, NULL) < 0) {
+		jbuf_free(&b);
+	}
+	srv->unsent++;
+	evhttp_request_set_on_complete_cb(req, on_reply_sent, srv);
+	evhttp_send_reply(req, status, NULL, NULL);
+}
+
+static void __attribute__((format(printf, 5, 6)))
+reply_error(struct http_server *srv, struct evhttp_request *req, int status, const char *hook,
+	    const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	cJSON *o = cJSON_CreateObject();
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (o) {
+		cJSON_AddStringToObject(o, "error", msg);
+		if (hook)
+			cJSON_AddStringToObject(o, "hook", hook);
+		cJSON_AddNumberToObject(o, "status", status);
+	}
+	reply(srv, req, status, o, status == 503 ? 1 : 0);
+	cJSON_Delete(o);
+}
+
+static void on_call_done(void *arg, struct dispatch_reply *r)
+{
+	struct http_call *hc = arg;
+	struct http_server *srv = hc->srv;
+
+	if (r->status == 200) {
+		reply(srv, hc->req, 200, r->output, 0);
+		cJSON_Delete(r->output);
+	} else {
+		cJSON *o = cJSON_CreateObject();
+		if (o) {
+			cJSON_AddStringToObject(o, "error", r->error ? r->error : "call failed");
+			if (r->hook)
+				cJSON_AddStringToObject(o, "hook", r->hook);
+			if (r->plugin)
+				cJSON_AddStringToObject(o, "plugin", r->plugin);
+			cJSON_AddNumberToObject(o, "status", r->status);
+		}
+		reply(srv, hc->req, r->status, o, r->retry_after);
+		cJSON_Delete(o);
+	}
+	free(hc);
+}
+
+static bool valid_hook_name(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++) {
+		char c = s[n];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-' || c == '.'))
+			return false;
+	}
+	return n >= 1 && n <= 64;
+}
+
+/* Count the request headers called `name`. */
+static int header_count(struct evkeyvalq *headers, const char *name)
+{
+	struct evkeyval *kv;
+	int n = 0;
+
+	TAILQ_FOREACH(kv, headers, next)
+		if (strcasecmp(kv->key, name) == 0)
+			n++;
+	return n;
+}
+
+static void handle_hook(struct http_server *srv, struct evhttp_request *req, const char *name)
+{
+	struct evbuffer *body = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(body);
+	char err[256];
+	cJSON *input;
+	struct http_call *hc;
+
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+		reply_error(srv, req, 405, name, "method not allowed: use POST /hooks/%s", name);
+		return;
+	}
+	if (len > srv->max_body) {
+		reply_error(srv, req, 413, name, "body of %zu bytes is over the limit of %zu bytes",
+			    len, srv->max_body);
+		return;
+	}
+	/* evbuffer_pullup makes the body one contiguous block (a no-op when
+	 * it already is); a zero-length body is handled by json_parse. */
+	const char *text = len ? (const char *)evbuffer_pullup(body, -1) : "";
+	if (!text) {
+		reply_error(srv, req, 500, name, "out of memory");
+		return;
+	}
+	if (json_parse(text, len, &input, err, sizeof(err)) < 0) {
+		reply_error(srv, req, 400, name, "%s", err);
+		return;
+	}
+	hc = calloc(1, sizeof(*hc));
+	if (!hc) {
+		cJSON_Delete(input);
+		reply_error(srv, req, 500, name, "out of memory");
+		return;
+	}
+	hc->srv = srv;
+	hc->req = req;
+	dispatch_call_start(srv->env, name, input, on_call_done, hc, &hc->call);
+}
+
+static void handle_plugins(struct http_server *srv, struct evhttp_request *req)
+{
+	struct generation *g = registry_acquire(srv->reg);
+	cJSON *o;
+
+	if (!g) {
+		reply_error(srv, req, 503, NULL, "no plugins loaded yet");
+		return;
+	}
+	o = generation_describe(g);
+	generation_release(g);
+	if (!o) {
+		reply_error(srv, req, 500, NULL, "out of memory");
+		return;
+	}
+	reply(srv, req, 200, o, 0);
+	cJSON_Delete(o);
+}
+
+static void handle_health(struct http_server *srv, struct evhttp_request *req)
+{
+	struct generation *g = registry_acquire(srv->reg);
+	struct dispatch_stats ds;
+	unsigned queued = 0, running = 0, threads = 0;
+	cJSON *o = cJSON_CreateObject();
+
+	dispatch_stats(srv->env, &ds);
+	pool_stats(srv->pool, &queued, &running, &threads);
+	if (o) {
+		cJSON_AddStringToObject(o, "status", srv->stopping ? "stopping" : "ok");
+		cJSON_AddNumberToObject(o, "generation", g ? (double)g->id : 0);
+		cJSON_AddNumberToObject(o, "plugins", g ? (double)g->lr.nplugins : 0);
+		cJSON_AddNumberToObject(o, "calls_in_flight", ds.pending);
+		cJSON_AddNumberToObject(o, "calls_started", (double)ds.started);
+		cJSON_AddNumberToObject(o, "calls_ok", (double)ds.answered_ok);
+		cJSON_AddNumberToObject(o, "calls_failed", (double)ds.answered_err);
+		cJSON_AddNumberToObject(o, "workers", threads);
+		cJSON_AddNumberToObject(o, "workers_busy", running);
+		cJSON_AddNumberToObject(o, "queue", queued);
+	}
+	generation_release(g);
+	reply(srv, req, 200, o, 0);
+	cJSON_Delete(o);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct http_server *srv = arg;
+	const char *uri = evhttp_request_get_uri(req);
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	char path[256];
+	size_t plen;
+
+	if (!uri) {
+		reply_error(srv, req, 400, NULL, "malformed request");
+		return;
+	}
+	if (header_count(in, "Content-Length") > 1 ||
+	    (header_count(in, "Content-Length") && header_count(in, "Transfer-Encoding"))) {
+		/* request smuggling: evhttp would silently use the first one */
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		reply_error(srv, req, 400, NULL, "conflicting Content-Length / Transfer-Encoding "
+			    "headers");
+		return;
+	}
+	plen = strcspn(uri, "?#");
+	if (plen >= sizeof(path)) {
+		reply_error(srv, req, 404, NULL, "no such resource");
+		return;
+	}
+	memcpy(path, uri, plen);
+	path[plen] = '\0';
+	if (srv->stopping) {
+		reply_error(srv, req, 503, NULL, "server shutting down");
+		return;
+	}
+	if (strncmp(path, "/hooks/", 7) == 0) {
+		if (!valid_hook_name(path + 7)) {
+			reply_error(srv, req, 404, NULL, "unknown hook \"%.80s\"", path + 7);
+			return;
+		}
+		handle_hook(srv, req, path + 7);
+		return;
+	}
+	if (strcmp(path, "/plugins") == 0 || strcmp(path, "/health") == 0) {
+		if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+					  "GET, HEAD");
+			reply_error(srv, req, 405, NULL, "method not allowed: use GET %s", path);
+			return;
+		}
+		if (path[1] == 'p')
+			handle_plugins(srv, req);
+		else
+			handle_health(srv, req);
+		return;
+	}
+	reply_error(srv, req, 404, NULL, "no such resource: %.100s (try POST /hooks/<name>, "
+		    "GET /plugins, GET /health)", path);
+}
+
+int http_server_create(struct event_base *base, const struct http_options *opt,
+		       struct dispatch_env *env, struct registry *reg, struct pool *pool,
+		       const struct log *log, struct http_server **out, char *err, size_t errlen)
+{
+	struct http_server *srv = calloc(1, sizeof(*srv));
+	struct sockaddr_storage ss;
+	ev_socklen_t sl = sizeof(ss);
+	evutil_socket_t fd;
+
+	*out = NULL;
+	if (!srv || !(srv->http = evhttp_new(base))) {
+		free(srv);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	srv->base = base;
+	srv->env = env;
+	srv->reg = reg;
+	srv->pool = pool;
+	srv->log = log;
+	srv->max_body = opt->max_body;
+	evhttp_set_gencb(srv->http, on_request, srv);
+	evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+				   EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+				   EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
+	evhttp_set_max_headers_size(srv->http, HTTP_MAX_HEADERS);
+	evhttp_set_max_body_size(srv->http, (ev_ssize_t)opt->max_body);
+	evhttp_set_timeout(srv->http, HTTP_IO_TIMEOUT_S);
+	evhttp_set_default_content_type(srv->http, "application/json");
+	/* read (and drop) an oversized body before answering 413, so that the
+	 * client sees the answer instead of a reset */
+	evhttp_set_flags(srv->http, EVHTTP_SERVER_LINGERING_CLOSE);
+
+	srv->bound = evhttp_bind_socket_with_handle(srv->http, opt->host, opt->port);
+	if (!srv->bound) {
+		snprintf(err, errlen, "cannot listen on %s:%u: %s", opt->host, opt->port,
+			 strerror(errno));
+		evhttp_free(srv->http);
+		free(srv);
+		return -1;
+	}
+	fd = evhttp_bound_socket_get_fd(srv->bound);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET)
+			srv->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		else if (ss.ss_family == AF_INET6)
+			srv->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	}
+	*out = srv;
+	return 0;
+}
+
+uint16_t http_server_port(const struct http_server *srv)
+{
+	return srv->port;
+}
+
+void http_server_set_max_body(struct http_server *srv, size_t max_body)
+{
+	srv->max_body = max_body;
+	evhttp_set_max_body_size(srv->http, (ev_ssize_t)max_body);
+}
+
+void http_server_stop_accepting(struct http_server *srv)
+{
+	if (srv->bound) {
+		evhttp_del_accept_socket(srv->http, srv->bound);
+		srv->bound = NULL;
+	}
+	srv->stopping = true;
+}
+
+unsigned http_server_unsent(const struct http_server *srv)
+{
+	return srv->unsent;
+}
+
+void http_server_free(struct http_server *srv)
+{
+	if (!srv)
+		return;
+	evhttp_free(srv->http);
+	free(srv);
+}

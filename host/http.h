@@ -1,0 +1,55 @@
+/*
+ * http -- the HTTP transport: evhttp routes, request limits, JSON in and
+ * out, status codes. It knows nothing of threads or dlopen: a hook call is
+ * handed to the dispatcher and answered from its done callback, on the
+ * loop thread that owns the evhttp.
+ *
+ *   POST /hooks/<name>  run the hook's chain   200 | 400 404 405 413 503 504 | plugin's
+ *   GET  /plugins       loaded plugins, rejected files, hooks
+ *   GET  /health        liveness and counters
+ */
+#ifndef HOOKD_HTTP_H
+#define HOOKD_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "dispatch.h"
+#include "log.h"
+#include "pool.h"
+#include "registry.h"
+
+struct http_server;
+
+struct http_options {
+	const char *host;  /* address to bind ("0.0.0.0", "::1", "localhost") */
+	uint16_t port;     /* 0: an ephemeral port */
+	size_t max_body;   /* request body limit */
+};
+
+/* Bind and start serving on `base`. Returns 0 and *out, or -1 with a
+ * reason in err. */
+int http_server_create(struct event_base *base, const struct http_options *opt,
+		       struct dispatch_env *env, struct registry *reg, struct pool *pool,
+		       const struct log *log, struct http_server **out, char *err, size_t errlen);
+
+/* The port actually bound (useful with port 0). */
+uint16_t http_server_port(const struct http_server *srv);
+
+/* Apply a new body limit (reload). */
+void http_server_set_max_body(struct http_server *srv, size_t max_body);
+
+/* Stop accepting connections; requests arriving on open connections get
+ * 503 with Connection: close. Calls in flight continue. */
+void http_server_stop_accepting(struct http_server *srv);
+
+/* Replies not yet written out to their clients (an estimate: a reply
+ * whose connection failed is never counted down). */
+unsigned http_server_unsent(const struct http_server *srv);
+
+/* Close every connection and free the server. No call may be pending. */
+void http_server_free(struct http_server *srv);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * json -- parse request bodies and print JSON replies, exactly.
+ *
+ * cJSON parses; this module adds what a relay of other people's payloads
+ * needs around it: UTF-8 validation (RFC 8259), an error that says where the
+ * input went wrong, and a printer whose numbers parse back to the same double
+ * (cJSON's own printer rounds to 15 digits and prints large integers in
+ * exponent form). Integral values print as integers (up to 1e21), others as
+ * the shortest of %.15g/%.16g/%.17g that round-trips. Invalid UTF-8 in a
+ * string (a plugin's bug) prints as U+FFFD so that the reply stays valid.
+ *
+ * All functions are thread-safe: no globals (cJSON's error pointer is not
+ * used).
+ */
+#ifndef HOOKD_JSON_H
+#define HOOKD_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+/* A growable byte buffer. Zero-initialise; free `data` with free(). */
+struct jbuf {
+	char *data;
+	size_t len, cap;
+};
+
+/* Make room for `extra` more bytes. Returns 0 or -ENOMEM. */
+int jbuf_reserve(struct jbuf *b, size_t extra);
+/* Append bytes. Returns 0 or -ENOMEM. */
+int jbuf_append(struct jbuf *b, const void *p, size_t n);
+/* Release the buffer's memory and zero it. */
+void jbuf_free(struct jbuf *b);
+
+/* Append the compact JSON text of `item` to `out` (no NUL terminator).
+ * Returns 0, -ENOMEM, or -EINVAL for a tree cJSON could not print either
+ * (an invalid item, nesting deeper than 10000). `item` is not modified. */
+int json_print(const cJSON *item, struct jbuf *out);
+
+/* Print `item` into a new NUL-terminated string (caller frees), or NULL. */
+char *json_print_string(const cJSON *item);
+
+/* Format a number the way json_print does; `buf` needs 32 bytes. Returns
+ * the length written (no NUL counted; a NUL is written). */
+size_t json_format_number(double d, char *buf);
+
+/* Returns true if s[0..n) is valid UTF-8 (no overlongs, no surrogates, no
+ * code point above U+10FFFF). On false, *bad (if non-NULL) is the offset of
+ * the first invalid byte. */
+bool json_utf8_valid(const char *s, size_t n, size_t *bad);
+
+/* Parse exactly one JSON value from s[0..n) (trailing whitespace allowed).
+ * On success returns 0 and *out owns a new tree (free with cJSON_Delete).
+ * On failure returns -EINVAL and writes a one-line reason naming the byte,
+ * line and column into err[0..errlen). `s` need not be NUL-terminated. */
+int json_parse(const char *s, size_t n, cJSON **out, char *err, size_t errlen);
+
+#endif

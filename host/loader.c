@@ -1,0 +1,522 @@
+/*
+ * loader -- see loader.h.
+ *
+ * Load order of one file: open + fstat (the identity is taken from the
+ * descriptor we copy from, so a rename in between cannot mix versions),
+ * private copy, dlopen, descriptor (magic and ABI first, then at most the
+ * plugin's own `size` bytes), validation, name uniqueness, init.
+ */
+#include "loader.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LOADER_MAX_HOOKS 256
+#define LOADER_REASON_MAX 512
+
+struct loader {
+	const struct log *log;
+	const hookd_host_api *api;
+	char *dir;    /* private copies */
+	uint64_t seq; /* copies made, for unique names */
+};
+
+struct plugin *plugin_of_ctx(const hookd_ctx *ctx)
+{
+	return (struct plugin *)((char *)ctx - offsetof(struct plugin, ctx));
+}
+
+void plugin_retain(struct plugin *p)
+{
+	atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+}
+
+static void plugin_free(struct plugin *p)
+{
+	if (p->initialised) {
+		if (p->desc.fini)
+			p->desc.fini(&p->ctx);
+		/* desc.name lives in the plugin's own memory: log before dlclose */
+		log_msg(p->log, LOG_INFO, NULL, "unloaded plugin %s (%s, generation %llu)",
+			p->desc.name, p->file, (unsigned long long)p->generation);
+	}
+	if (p->dl)
+		dlclose(p->dl);
+	if (p->copy_path)
+		unlink(p->copy_path);
+	cJSON_Delete(p->config);
+	free(p->file);
+	free(p->copy_path);
+	free(p);
+}
+
+void plugin_release(struct plugin *p)
+{
+	if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
+		plugin_free(p);
+}
+
+int loader_create(const char *parent, const struct log *log, const hookd_host_api *api,
+		  struct loader **out, char *err, size_t errlen)
+{
+	struct loader *ld;
+	char tmpl[4096];
+
+	*out = NULL;
+	if (!parent || !*parent)
+		parent = getenv("TMPDIR");
+	if (!parent || !*parent)
+		parent = "/tmp";
+	if (snprintf(tmpl, sizeof(tmpl), "%s/hookd-%ld-XXXXXX", parent, (long)getpid()) >=
+	    (int)sizeof(tmpl)) {
+		snprintf(err, errlen, "runtime_dir %s: path too long", parent);
+		return -1;
+	}
+	if (!mkdtemp(tmpl)) {
+		snprintf(err, errlen, "runtime_dir %s: cannot create a private directory: %s",
+			 parent, strerror(errno));
+		return -1;
+	}
+	ld = calloc(1, sizeof(*ld));
+	if (!ld || !(ld->dir = strdup(tmpl))) {
+		rmdir(tmpl);
+		free(ld);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	ld->log = log;
+	ld->api = api;
+	*out = ld;
+	return 0;
+}
+
+void loader_destroy(struct loader *ld)
+{
+	if (!ld)
+		return;
+	if (rmdir(ld->dir) < 0 && errno != ENOENT)
+		log_warn(ld->log, "cannot remove %s: %s", ld->dir, strerror(errno));
+	free(ld->dir);
+	free(ld);
+}
+
+const char *loader_dir(const struct loader *ld)
+{
+	return ld->dir;
+}
+
+static void __attribute__((format(printf, 2, 3))) set_reason(char *reason, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, LOADER_REASON_MAX, fmt, ap);
+	va_end(ap);
+}
+
+static int add_reject(struct loader_result *r, const char *file, const char *reason)
+{
+	struct loader_reject *n = realloc(r->rejects, (r->nrejects + 1) * sizeof(*n));
+
+	if (!n)
+		return -1;
+	r->rejects = n;
+	n[r->nrejects].file = strdup(file);
+	n[r->nrejects].reason = strdup(reason);
+	if (!n[r->nrejects].file || !n[r->nrejects].reason) {
+		free(n[r->nrejects].file);
+		free(n[r->nrejects].reason);
+		return -1;
+	}
+	r->nrejects++;
+	return 0;
+}
+
+static int add_plugin(struct loader_result *r, struct plugin *p)
+{
+	struct plugin **n = realloc(r->plugins, (r->nplugins + 1) * sizeof(*n));
+
+	if (!n)
+		return -1;
+	r->plugins = n;
+	n[r->nplugins++] = p;
+	return 0;
+}
+
+static bool valid_name(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++) {
+		char c = s[n];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-' || c == '.'))
+			return false;
+		if (n >= 64)
+			return false;
+	}
+	return n >= 1;
+}
+
+/* Copy the open file `src` to a new file at `dst`. */
+static int copy_file(int src, off_t size, const char *dst, char *reason)
+{
+	int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+	off_t off = 0;
+
+	if (out < 0) {
+		set_reason(reason, "cannot create private copy %s: %s", dst, strerror(errno));
+		return -1;
+	}
+	while (off < size) {
+		ssize_t n = sendfile(out, src, &off, (size_t)(size - off));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			set_reason(reason, "cannot copy to %s: %s", dst,
+				   n < 0 ? strerror(errno) : "file shrank while copying");
+			close(out);
+			unlink(dst);
+			return -1;
+		}
+	}
+	if (close(out) < 0) {
+		set_reason(reason, "cannot write private copy %s: %s", dst, strerror(errno));
+		unlink(dst);
+		return -1;
+	}
+	return 0;
+}
+
+/* Read and check the descriptor at `sym` into p->desc. */
+static int read_descriptor(struct plugin *p, const void *sym, char *reason)
+{
+	const hookd_descriptor *d = sym;
+	size_t n;
+
+	/* magic and ABI first: nothing else may be trusted before them */
+	if (d->magic != HOOKD_MAGIC) {
+		set_reason(reason, "not a hookd plugin: descriptor magic is 0x%08x, expected 0x%08x",
+			   d->magic, HOOKD_MAGIC);
+		return -1;
+	}
+	if (d->abi_major != HOOKD_ABI_MAJOR) {
+		set_reason(reason, "incompatible ABI %u.%u: this host speaks ABI %u.%u (the major "
+			   "version must match; rebuild the plugin against this host's hookd.h)",
+			   d->abi_major, d->abi_minor, HOOKD_ABI_MAJOR, HOOKD_ABI_MINOR);
+		return -1;
+	}
+	if (d->abi_minor > HOOKD_ABI_MINOR) {
+		set_reason(reason, "built for ABI %u.%u, newer than this host's %u.%u: upgrade "
+			   "hookd", d->abi_major, d->abi_minor, HOOKD_ABI_MAJOR, HOOKD_ABI_MINOR);
+		return -1;
+	}
+	if (d->size < offsetof(hookd_descriptor, reserved)) {
+		set_reason(reason, "descriptor size %u is smaller than ABI %u.%u's %zu bytes",
+			   d->size, d->abi_major, d->abi_minor,
+			   offsetof(hookd_descriptor, reserved));
+		return -1;
+	}
+	n = d->size < sizeof(p->desc) ? d->size : sizeof(p->desc);
+	memset(&p->desc, 0, sizeof(p->desc));
+	memcpy(&p->desc, d, n);
+
+	d = &p->desc;
+	if (!d->name || !d->name[0]) {
+		set_reason(reason, "descriptor has an empty name");
+		return -1;
+	}
+	if (!valid_name(d->name)) {
+		set_reason(reason, "invalid plugin name \"%.80s\": use 1-64 of A-Z a-z 0-9 _ . -",
+			   d->name);
+		return -1;
+	}
+	if (d->mode != HOOKD_MODE_SYNC && d->mode != HOOKD_MODE_ASYNC) {
+		set_reason(reason, "plugin %s: unknown mode %d (expected HOOKD_MODE_SYNC=1 or "
+			   "HOOKD_MODE_ASYNC=2)", d->name, (int)d->mode);
+		return -1;
+	}
+	if (d->mode == HOOKD_MODE_SYNC && !d->call_sync) {
+		set_reason(reason, "plugin %s: sync plugin without a call_sync entry point",
+			   d->name);
+		return -1;
+	}
+	if (d->mode == HOOKD_MODE_ASYNC && !d->call_async) {
+		set_reason(reason, "plugin %s: async plugin without a call_async entry point",
+			   d->name);
+		return -1;
+	}
+	if (!d->hooks || !d->hooks[0]) {
+		set_reason(reason, "plugin %s: serves no hooks (descriptor.hooks is empty)",
+			   d->name);
+		return -1;
+	}
+	for (size_t i = 0; d->hooks[i]; i++) {
+		if (i >= LOADER_MAX_HOOKS) {
+			set_reason(reason, "plugin %s: more than %d hooks", d->name,
+				   LOADER_MAX_HOOKS);
+			return -1;
+		}
+		if (!valid_name(d->hooks[i])) {
+			set_reason(reason, "plugin %s: invalid hook name \"%.80s\"", d->name,
+				   d->hooks[i]);
+			return -1;
+		}
+	}
+	if (!d->version)
+		p->desc.version = "";
+	return 0;
+}
+
+/* Name of an already accepted plugin called `name`, or NULL. */
+static const char *name_taken(const struct loader_result *r, const char *name)
+{
+	for (size_t i = 0; i < r->nplugins; i++)
+		if (strcmp(r->plugins[i]->desc.name, name) == 0)
+			return r->plugins[i]->file;
+	return NULL;
+}
+
+/* Load `file` (open as fd) afresh. Returns the plugin (one reference) or
+ * NULL with the reason. */
+static struct plugin *load_fresh(struct loader *ld, const struct config *cfg,
+				 const struct loader_result *sofar, const char *file, int fd,
+				 const struct stat *st, uint64_t generation, char *reason)
+{
+	struct plugin *p = calloc(1, sizeof(*p));
+	const cJSON *section;
+	const char *other;
+	char path[4096];
+	void *sym;
+	int rc;
+
+	if (!p) {
+		set_reason(reason, "out of memory");
+		return NULL;
+	}
+	atomic_init(&p->refs, 1);
+	p->log = ld->log;
+	p->generation = generation;
+	p->id = (struct plugin_id){st->st_dev, st->st_ino, st->st_size, st->st_mtim};
+	if (!(p->file = strdup(file))) {
+		set_reason(reason, "out of memory");
+		goto fail;
+	}
+	snprintf(path, sizeof(path), "%s/%llu-%s", ld->dir, (unsigned long long)++ld->seq, file);
+	if (copy_file(fd, st->st_size, path, reason) < 0)
+		goto fail;
+	if (!(p->copy_path = strdup(path))) {
+		unlink(path);
+		set_reason(reason, "out of memory");
+		goto fail;
+	}
+	dlerror();
+	p->dl = dlopen(p->copy_path, RTLD_NOW | RTLD_LOCAL);
+	if (!p->dl) {
+		const char *e = dlerror();
+		/* dlerror names the private copy; show the operator's file name */
+		const char *tail = e ? strstr(e, ": ") : NULL;
+		set_reason(reason, "dlopen failed: %s", tail ? tail + 2 : e ? e : "unknown error");
+		goto fail;
+	}
+	dlerror();
+	sym = dlsym(p->dl, HOOKD_DESCRIPTOR_SYMBOL);
+	if (!sym) {
+		set_reason(reason, "no descriptor: symbol \"%s\" not found (define it with "
+			   "HOOKD_PLUGIN_SYNC or HOOKD_PLUGIN_ASYNC)", HOOKD_DESCRIPTOR_SYMBOL);
+		goto fail;
+	}
+	if (read_descriptor(p, sym, reason) < 0)
+		goto fail;
+	if ((other = name_taken(sofar, p->desc.name))) {
+		set_reason(reason, "duplicate plugin name \"%s\": already loaded from %s",
+			   p->desc.name, other);
+		goto fail;
+	}
+	section = config_plugin_section(cfg, p->desc.name);
+	if (section && !(p->config = cJSON_Duplicate(section, 1))) {
+		set_reason(reason, "out of memory");
+		goto fail;
+	}
+	p->ctx.api = ld->api;
+	p->ctx.name = p->desc.name;
+	p->ctx.state = NULL;
+	if (p->desc.init) {
+		rc = p->desc.init(&p->ctx, p->config);
+		if (rc != 0) {
+			set_reason(reason, "plugin %s: init failed (returned %d)", p->desc.name, rc);
+			goto fail;
+		}
+	}
+	p->initialised = true;
+	return p;
+fail:
+	plugin_free(p);
+	return NULL;
+}
+
+static bool same_file(const struct plugin *p, const struct stat *st)
+{
+	return p->id.dev == st->st_dev && p->id.ino == st->st_ino && p->id.size == st->st_size &&
+	       p->id.mtime.tv_sec == st->st_mtim.tv_sec &&
+	       p->id.mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+static bool same_config(const struct plugin *p, const struct config *cfg)
+{
+	const cJSON *now = config_plugin_section(cfg, p->desc.name);
+
+	if (!now || !p->config)
+		return !now && !p->config;
+	return cJSON_Compare(now, p->config, 1);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool is_plugin_file(const char *name)
+{
+	size_t n = strlen(name);
+
+	return name[0] != '.' && n > 3 && strcmp(name + n - 3, ".so") == 0;
+}
+
+/* Decide what serves `file` in the new generation. Returns -1 only when
+ * out of memory. */
+static int scan_one(struct loader *ld, const struct config *cfg, struct plugin *const *prev,
+		    size_t nprev, uint64_t generation, const char *file, struct loader_result *r)
+{
+	char path[4096], reason[LOADER_REASON_MAX], full[LOADER_REASON_MAX + 128];
+	struct plugin *old = NULL, *p = NULL;
+	const char *other;
+	struct stat st;
+	int fd;
+
+	for (size_t i = 0; i < nprev; i++)
+		if (strcmp(prev[i]->file, file) == 0)
+			old = prev[i];
+	snprintf(path, sizeof(path), "%s/%s", cfg->plugin_dir, file);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0 && errno == ELOOP)
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a symlink is fine */
+	if (fd < 0) {
+		set_reason(reason, "cannot open: %s", strerror(errno));
+	} else if (fstat(fd, &st) < 0) {
+		set_reason(reason, "cannot stat: %s", strerror(errno));
+	} else if (!S_ISREG(st.st_mode)) {
+		set_reason(reason, "not a regular file");
+	} else if (old && same_file(old, &st) && same_config(old, cfg)) {
+		p = old;
+		plugin_retain(p);
+		if ((other = name_taken(r, p->desc.name))) {
+			set_reason(reason, "duplicate plugin name \"%s\": already loaded from %s",
+				   p->desc.name, other);
+			plugin_release(p);
+			p = NULL;
+			old = NULL; /* the same file: nothing better to keep */
+		}
+	} else {
+		p = load_fresh(ld, cfg, r, file, fd, &st, generation, reason);
+		if (p)
+			log_info(ld->log, "loaded plugin %s %s (%s, %s, generation %llu)",
+				 p->desc.name, p->desc.version, file,
+				 plugin_is_async(p) ? "async" : "sync",
+				 (unsigned long long)generation);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (p)
+		return add_plugin(r, p) < 0 ? (plugin_release(p), -1) : 0;
+
+	/* rejected: keep the last good version of the same file, if any */
+	if (old && !name_taken(r, old->desc.name)) {
+		snprintf(full, sizeof(full), "%s; still serving the previous version (loaded in "
+			 "generation %llu)", reason, (unsigned long long)old->generation);
+		log_error(ld->log, "plugin file %s rejected: %s", path, full);
+		plugin_retain(old);
+		if (add_plugin(r, old) < 0) {
+			plugin_release(old);
+			return -1;
+		}
+		return add_reject(r, file, full);
+	}
+	log_error(ld->log, "plugin file %s rejected: %s", path, reason);
+	return add_reject(r, file, reason);
+}
+
+int loader_scan(struct loader *ld, const struct config *cfg, struct plugin *const *prev,
+		size_t nprev, uint64_t generation, struct loader_result *out, char *err,
+		size_t errlen)
+{
+	struct dirent *de;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	DIR *dir;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	dir = opendir(cfg->plugin_dir);
+	if (!dir) {
+		snprintf(err, errlen, "plugin_dir %s: cannot open: %s", cfg->plugin_dir,
+			 strerror(errno));
+		return -1;
+	}
+	while ((errno = 0, de = readdir(dir))) {
+		if (!is_plugin_file(de->d_name))
+			continue;
+		if (n == cap) {
+			char **nn = realloc(names, (cap = cap ? cap * 2 : 16) * sizeof(*nn));
+			if (!nn)
+				goto oom;
+			names = nn;
+		}
+		if (!(names[n] = strdup(de->d_name)))
+			goto oom;
+		n++;
+	}
+	if (errno) {
+		snprintf(err, errlen, "plugin_dir %s: cannot read: %s", cfg->plugin_dir,
+			 strerror(errno));
+		goto out;
+	}
+	qsort(names, n, sizeof(*names), cmp_str);
+	for (size_t i = 0; i < n; i++)
+		if (scan_one(ld, cfg, prev, nprev, generation, names[i], out) < 0)
+			goto oom;
+	rc = 0;
+	goto out;
+oom:
+	snprintf(err, errlen, "plugin_dir %s: out of memory while loading", cfg->plugin_dir);
+out:
+	if (rc < 0)
+		loader_result_free(out);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	closedir(dir);
+	return rc;
+}
+
+void loader_result_free(struct loader_result *r)
+{
+	for (size_t i = 0; i < r->nplugins; i++)
+		plugin_release(r->plugins[i]);
+	for (size_t i = 0; i < r->nrejects; i++) {
+		free(r->rejects[i].file);
+		free(r->rejects[i].reason);
+	}
+	free(r->plugins);
+	free(r->rejects);
+	memset(r, 0, sizeof(*r));
+}

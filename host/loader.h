@@ -1,0 +1,63 @@
+/*
+ * loader -- turns the plugin folder into loaded plugins.
+ *
+ * Every file is copied to a private path before dlopen(RTLD_NOW |
+ * RTLD_LOCAL): glibc returns the cached handle for a path it has open, and
+ * writing over a mapped .so kills the process (PITFALLS). The descriptor's
+ * magic and ABI are checked before anything else in it is read. Every
+ * rejection names the file and the reason, and never stops the other files.
+ * A file that has not changed (same inode, size, mtime, same config
+ * section) keeps its already-loaded copy; a file that fails to load while
+ * an earlier version of it is loaded keeps that version (last known good).
+ *
+ * The loader is used by one thread at a time (dlerror is not thread-safe).
+ */
+#ifndef HOOKD_LOADER_H
+#define HOOKD_LOADER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "log.h"
+#include "plugin.h"
+
+struct loader;
+
+struct loader_reject {
+	char *file;   /* file name in the plugin folder */
+	char *reason; /* one line */
+};
+
+struct loader_result {
+	struct plugin **plugins; /* one reference each, sorted by file name */
+	size_t nplugins;
+	struct loader_reject *rejects;
+	size_t nrejects;
+};
+
+/* Create a loader whose private copies live in a new directory under
+ * `parent` (NULL: $TMPDIR, else /tmp). `api` is handed to every plugin in
+ * its ctx. Returns 0 or -1 with a reason in err. */
+int loader_create(const char *parent, const struct log *log, const hookd_host_api *api,
+		  struct loader **out, char *err, size_t errlen);
+
+/* Remove the private directory (copies still loaded are unlinked when they
+ * are unloaded) and free the loader. */
+void loader_destroy(struct loader *ld);
+
+/* The private directory's path. */
+const char *loader_dir(const struct loader *ld);
+
+/* Scan cfg->plugin_dir. `prev`/`nprev` are the plugins of the generation
+ * being replaced (borrowed; reused ones get a new reference). Rejections
+ * are logged and listed in out. Returns 0, or -1 (with err) when the folder
+ * itself cannot be read: nothing was loaded then. */
+int loader_scan(struct loader *ld, const struct config *cfg, struct plugin *const *prev,
+		size_t nprev, uint64_t generation, struct loader_result *out, char *err,
+		size_t errlen);
+
+/* Release the result's references and memory. */
+void loader_result_free(struct loader_result *r);
+
+#endif

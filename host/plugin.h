@@ -1,0 +1,58 @@
+/*
+ * plugin -- one loaded copy of one plugin file, shared by every generation
+ * that uses it and unloaded (fini, dlclose, private copy removed) when the
+ * last of them lets go. Built by the loader; read-only afterwards except
+ * for the refcount and the plugin's own ctx.state.
+ */
+#ifndef HOOKD_PLUGIN_H
+#define HOOKD_PLUGIN_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <hookd.h>
+#include "log.h"
+
+/* What identifies the bytes of a file: a change of any of these is a new
+ * version of the plugin. */
+struct plugin_id {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
+struct plugin {
+	atomic_uint refs;       /* generations holding it */
+	hookd_ctx ctx;          /* the plugin's context; ctx.name == desc.name */
+	hookd_descriptor desc;  /* our copy of the plugin's descriptor */
+	void *dl;               /* dlopen handle of copy_path */
+	char *file;             /* file name inside plugin_dir ("echo.so") */
+	char *copy_path;        /* the private copy that was dlopen'ed */
+	struct plugin_id id;    /* identity of the file that was copied */
+	cJSON *config;          /* copy of the section given to init, or NULL */
+	uint64_t generation;    /* the generation that loaded it */
+	const struct log *log;
+	bool initialised;       /* init succeeded: fini is owed */
+};
+
+/* Take one more reference. Any thread. */
+void plugin_retain(struct plugin *p);
+
+/* Drop a reference; the last one runs fini, dlclose, removes the private
+ * copy and frees p. Call from a thread on which fini may run (a loop
+ * thread). */
+void plugin_release(struct plugin *p);
+
+/* The plugin that owns `ctx` (ctx must be a plugin's ctx member). */
+struct plugin *plugin_of_ctx(const hookd_ctx *ctx);
+
+static inline bool plugin_is_async(const struct plugin *p)
+{
+	return p->desc.mode == HOOKD_MODE_ASYNC;
+}
+
+#endif

@@ -1,0 +1,194 @@
+/*
+ * pool -- see pool.h. One mutex guards the queue; idle workers sleep on a
+ * condition variable. Invariants: `queued` == length of the list, and is
+ * never above `queue_max`; after `stopping` is set no job is accepted, but
+ * every job already accepted still runs.
+ */
+#include "pool.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+struct pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct pool_job *head, *tail;
+	unsigned queued, queue_max, running;
+	bool stopping;
+	unsigned nthreads;
+	pthread_t *threads;
+};
+
+int pool_sink_init(struct pool_sink *s, void (*notify)(void *arg), void *arg)
+{
+	int rc = pthread_mutex_init(&s->mu, NULL);
+
+	if (rc)
+		return -rc;
+	s->head = s->tail = NULL;
+	s->notify = notify;
+	s->arg = arg;
+	return 0;
+}
+
+void pool_sink_destroy(struct pool_sink *s)
+{
+	pthread_mutex_destroy(&s->mu);
+}
+
+void pool_sink_post(struct pool_sink *s, struct pool_job *job)
+{
+	bool was_empty;
+
+	job->next = NULL;
+	pthread_mutex_lock(&s->mu);
+	was_empty = s->head == NULL;
+	if (s->tail)
+		s->tail->next = job;
+	else
+		s->head = job;
+	s->tail = job;
+	pthread_mutex_unlock(&s->mu);
+	/* Only the first result of a burst wakes the consumer: it drains the
+	 * whole list, so later posts before it runs ride along. */
+	if (was_empty)
+		s->notify(s->arg);
+}
+
+size_t pool_sink_drain(struct pool_sink *s)
+{
+	struct pool_job *list, *next;
+	size_t n = 0;
+
+	pthread_mutex_lock(&s->mu);
+	list = s->head;
+	s->head = s->tail = NULL;
+	pthread_mutex_unlock(&s->mu);
+	for (; list; list = next) {
+		next = list->next;
+		list->done(list);
+		n++;
+	}
+	return n;
+}
+
+static void *worker_main(void *arg)
+{
+	struct pool *p = arg;
+	struct pool_job *job;
+
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (!p->head && !p->stopping)
+			pthread_cond_wait(&p->cv, &p->mu);
+		if (!p->head)
+			break; /* stopping and nothing left */
+		job = p->head;
+		p->head = job->next;
+		if (!p->head)
+			p->tail = NULL;
+		p->queued--;
+		p->running++;
+		pthread_mutex_unlock(&p->mu);
+
+		if (job->run)
+			job->run(job);
+		pool_sink_post(job->sink, job);
+
+		pthread_mutex_lock(&p->mu);
+		p->running--;
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+int pool_create(unsigned threads, unsigned queue_max, struct pool **out)
+{
+	sigset_t all, old;
+	struct pool *p;
+	int rc;
+
+	*out = NULL;
+	if (threads == 0 || queue_max == 0)
+		return -EINVAL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->threads = calloc(threads, sizeof(*p->threads));
+	if (!p->threads) {
+		free(p);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	p->queue_max = queue_max;
+
+	/* Workers inherit the creator's mask: block everything while they
+	 * are created, so that signals are only ever delivered to the loop. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (; p->nthreads < threads; p->nthreads++) {
+		rc = pthread_create(&p->threads[p->nthreads], NULL, worker_main, p);
+		if (rc) {
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			pool_destroy(p);
+			return -rc;
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	*out = p;
+	return 0;
+}
+
+int pool_submit(struct pool *p, struct pool_job *job)
+{
+	int rc = 0;
+
+	job->next = NULL;
+	pthread_mutex_lock(&p->mu);
+	if (p->stopping) {
+		rc = -ESHUTDOWN;
+	} else if (p->queued >= p->queue_max) {
+		rc = -EAGAIN;
+	} else {
+		if (p->tail)
+			p->tail->next = job;
+		else
+			p->head = job;
+		p->tail = job;
+		p->queued++;
+		pthread_cond_signal(&p->cv);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
+void pool_destroy(struct pool *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stopping = true;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	for (unsigned i = 0; i < p->nthreads; i++)
+		pthread_join(p->threads[i], NULL);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+	free(p->threads);
+	free(p);
+}
+
+void pool_stats(struct pool *p, unsigned *queued, unsigned *running, unsigned *threads)
+{
+	pthread_mutex_lock(&p->mu);
+	if (queued)
+		*queued = p->queued;
+	if (running)
+		*running = p->running;
+	if (threads)
+		*threads = p->nthreads;
+	pthread_mutex_unlock(&p->mu);
+}

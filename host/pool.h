@@ -1,0 +1,67 @@
+/*
+ * pool -- a fixed set of worker threads running jobs from one bounded FIFO
+ * queue, and the sink that hands finished jobs back to an event loop.
+ *
+ * The pool knows nothing of HTTP, plugins or libevent: a job is a run()
+ * executed on a worker and a done() executed by whoever drains the job's
+ * sink (the loop thread). A sink is a mutex-protected list plus a notify
+ * function that the pool calls only when the list goes from empty to
+ * non-empty, so a burst of results costs the loop one wake-up
+ * (nginx's ngx_thread_pool + ngx_notify, libuv's uv_async_send).
+ *
+ * Worker threads block every signal, so signals reach the loop only.
+ */
+#ifndef HOOKD_POOL_H
+#define HOOKD_POOL_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+struct pool;
+struct pool_sink;
+
+struct pool_job {
+	struct pool_job *next;               /* the pool's and the sink's link */
+	void (*run)(struct pool_job *job);   /* worker thread; may be NULL (post only) */
+	void (*done)(struct pool_job *job);  /* the sink's draining thread */
+	struct pool_sink *sink;              /* where done() is delivered */
+};
+
+struct pool_sink {
+	pthread_mutex_t mu;
+	struct pool_job *head, *tail;
+	void (*notify)(void *arg); /* any thread; must not block or take `mu` */
+	void *arg;
+};
+
+/* Initialise a sink whose `notify(arg)` wakes its consumer. Returns 0 or a
+ * negative errno. */
+int pool_sink_init(struct pool_sink *s, void (*notify)(void *arg), void *arg);
+/* Destroy a drained sink. */
+void pool_sink_destroy(struct pool_sink *s);
+/* Hand `job` to its sink's consumer (job->done runs there). Any thread;
+ * the job is owned by the consumer from now on. */
+void pool_sink_post(struct pool_sink *s, struct pool_job *job);
+/* Consumer side: run done() of every job posted so far, oldest first.
+ * Returns how many ran. */
+size_t pool_sink_drain(struct pool_sink *s);
+
+/* Start `threads` workers with a queue of at most `queue_max` waiting jobs.
+ * Returns 0 and *out, or a negative errno. */
+int pool_create(unsigned threads, unsigned queue_max, struct pool **out);
+
+/* Queue `job` (job->sink must be set). Returns 0; -EAGAIN when the queue
+ * is full (the job is not taken: retry later or refuse); -ESHUTDOWN once
+ * pool_destroy began. On success the job belongs to the pool until its
+ * done() runs on the sink's thread. Any thread. */
+int pool_submit(struct pool *p, struct pool_job *job);
+
+/* Stop accepting, let the workers finish every queued job, join them and
+ * free the pool. done() of those jobs is posted to their sinks as usual:
+ * drain the sinks afterwards. */
+void pool_destroy(struct pool *p);
+
+/* Jobs waiting and jobs running right now (a snapshot, for stats). */
+void pool_stats(struct pool *p, unsigned *queued, unsigned *running, unsigned *threads);
+
+#endif

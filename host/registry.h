@@ -1,0 +1,79 @@
+/*
+ * registry -- immutable generations of (config, loaded plugins, hook ->
+ * chain map) and the pointer to the current one.
+ *
+ * A call pins the generation current when it starts (registry_acquire) and
+ * releases it when it ends; reload builds a new generation and swaps it in
+ * atomically. A generation is freed when its last reference goes, and then
+ * releases its plugins, which are unloaded when no generation holds them.
+ * So old code is unloaded exactly when the last call that could run it is
+ * over.
+ */
+#ifndef HOOKD_REGISTRY_H
+#define HOOKD_REGISTRY_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "config.h"
+#include "loader.h"
+#include "log.h"
+#include "plugin.h"
+
+struct hook_entry {
+	char *name;
+	struct plugin **chain;   /* borrowed from the generation's plugin list */
+	size_t nchain;
+	uint32_t timeout_ms;
+	char *unavailable;       /* non-NULL: the chain cannot run, and why */
+	int explicit_chain;      /* chain came from the config */
+};
+
+struct generation {
+	atomic_uint refs;
+	uint64_t id;
+	struct config *cfg;      /* owned */
+	struct loader_result lr; /* owned: plugins (one ref each) and rejections */
+	struct hook_entry *hooks; /* sorted by name */
+	size_t nhooks;
+	struct timespec created;  /* CLOCK_REALTIME */
+	const struct log *log;
+};
+
+/* Build generation `id` from cfg and lr; takes ownership of both (also on
+ * failure). Problems with the config's chains are logged and recorded in
+ * the hooks' `unavailable`. Returns 0 and *out (one reference), or
+ * -ENOMEM. */
+int generation_build(struct config *cfg, struct loader_result *lr, uint64_t id,
+		     const struct log *log, struct generation **out);
+
+void generation_retain(struct generation *g);
+/* The last release frees it and releases its plugins (see plugin_release
+ * for the thread this must run on). */
+void generation_release(struct generation *g);
+
+/* The hook called `name`, or NULL. Borrowed from g. */
+const struct hook_entry *generation_find_hook(const struct generation *g, const char *name);
+
+/* A JSON description for GET /plugins (caller owns it), or NULL. */
+cJSON *generation_describe(const struct generation *g);
+
+struct registry {
+	pthread_mutex_t mu;
+	struct generation *current; /* holds one reference */
+};
+
+int registry_init(struct registry *r);
+/* Release the current generation and destroy the registry. */
+void registry_destroy(struct registry *r);
+/* The current generation with one more reference (release it), or NULL
+ * before the first swap. Any thread. */
+struct generation *registry_acquire(struct registry *r);
+/* Make `g` current; takes the caller's reference to g. The previous
+ * generation loses the registry's reference (freed if no call holds it). */
+void registry_swap(struct registry *r, struct generation *g);
+
+#endif

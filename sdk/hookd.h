@@ -1,0 +1,243 @@
+/*
+ * hookd.h -- the whole contract between hookd and a plugin.
+ *
+ * A plugin is a shared object that exports exactly one symbol, its
+ * descriptor, `hookd_plugin` (define it with HOOKD_PLUGIN_SYNC /
+ * HOOKD_PLUGIN_ASYNC, or fill a hookd_descriptor by hand and mark it
+ * HOOKD_EXPORT). The host reads the
+ * descriptor's magic and ABI before anything else, then calls init() once,
+ * the entry point of the plugin's mode once per hook call, and fini() once
+ * when the last call that could reach this copy of the code has ended.
+ *
+ * Build a plugin (one line, nothing of the host is linked):
+ *   cc -std=c11 -O2 -fPIC -shared -fvisibility=hidden -Wl,--no-undefined \
+ *      -I/usr/local/include -o my.so my.c -lcjson
+ *
+ * JSON values are cJSON trees (Debian package libcjson-dev). Ownership of
+ * every tree that crosses the boundary is stated at each function below.
+ * The host prints numbers so that they parse back to the same double;
+ * integers beyond 2^53 can only come back as the nearest double.
+ *
+ * Threads:
+ *   - SYNC plugins: call_sync runs on a worker thread of the host's pool,
+ *     possibly several at once on different threads. It may block.
+ *   - ASYNC plugins: call_async and every callback the host makes for them
+ *     (timers, cancel) run on an event-loop thread. They must never block.
+ *   - init and fini run on an event-loop thread, never concurrently with each
+ *     other for the same plugin; fini runs after every call has ended. A
+ *     plugin that started threads of its own must stop them in fini: its code
+ *     is unmapped right after fini returns.
+ *
+ * ABI rules: HOOKD_ABI_MAJOR must match the host's exactly; a plugin built
+ * against an older HOOKD_ABI_MINOR loads in a newer host, a newer one is
+ * refused. New host services are only ever appended to hookd_host_api; check
+ * api->size before using one that is newer than the minor you built with.
+ */
+#ifndef HOOKD_H
+#define HOOKD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HOOKD_ABI_MAJOR 1
+#define HOOKD_ABI_MINOR 0
+#define HOOKD_MAGIC 0x4b4f4f48u /* "HOOK" read as little-endian bytes */
+#define HOOKD_DESCRIPTOR_SYMBOL "hookd_plugin"
+
+#define HOOKD_EXPORT __attribute__((visibility("default")))
+
+/* Return codes of host services: 0 or a negative errno value. */
+#define HOOKD_OK 0
+#define HOOKD_EINVAL (-22)    /* bad argument */
+#define HOOKD_ENOMEM (-12)    /* out of memory */
+#define HOOKD_EPERM (-1)      /* not allowed from this thread or mode */
+#define HOOKD_EALREADY (-114) /* the call was already finished by the plugin */
+#define HOOKD_ECANCELED (-125) /* the call was cancelled by the host */
+
+typedef enum hookd_mode {
+	HOOKD_MODE_SYNC = 1, /* call_sync on a worker thread; may block */
+	HOOKD_MODE_ASYNC = 2 /* call_async on the event loop; never blocks */
+} hookd_mode;
+
+typedef enum hookd_log_level {
+	HOOKD_LOG_ERROR = 0,
+	HOOKD_LOG_WARN = 1,
+	HOOKD_LOG_INFO = 2,
+	HOOKD_LOG_DEBUG = 3
+} hookd_log_level;
+
+/* One step of one hook call, as this plugin sees it. Opaque. Valid from the
+ * entry point until the plugin finishes it (sync: when call_sync returns;
+ * async: when complete() or fail() is called, from any thread). */
+typedef struct hookd_call hookd_call;
+
+/* A timer armed for an async call. Opaque; valid until its callback has
+ * returned or timer_stop() was called on it. */
+typedef struct hookd_timer hookd_timer;
+
+typedef struct hookd_host_api hookd_host_api;
+
+/* Per-plugin context, owned by the host; the address is stable from init
+ * until fini returns. The plugin may set and read `state`; the rest is
+ * read-only. */
+typedef struct hookd_ctx {
+	const hookd_host_api *api; /* host services (see below) */
+	const char *name;          /* the plugin's name, from its descriptor */
+	void *state;               /* the plugin's own; the host never touches it */
+} hookd_ctx;
+
+/*
+ * SYNC entry point. Runs on a worker thread.
+ *   input:  owned by the host. The plugin may read it, modify it in place,
+ *           detach items from it (cJSON_DetachItem*) into its output, or
+ *           return it as the output. It must not free it or keep any
+ *           pointer into it after returning.
+ *   return: the output tree, ownership passes to the host (it may be
+ *           `input` itself). To fail the call, call api->fail() and return
+ *           NULL (a non-NULL return after fail() is freed and ignored).
+ *           NULL without fail() answers 500.
+ */
+typedef cJSON *(*hookd_sync_fn)(const hookd_ctx *ctx, hookd_call *call, cJSON *input);
+
+/*
+ * ASYNC entry point. Runs on the event loop; must return without blocking.
+ *   input:  owned by the host, valid until the plugin finishes the call. The
+ *           same rules as for the sync input apply.
+ * The plugin finishes the call exactly once, now or later, with
+ * api->complete() or api->fail(). Until it does, the call keeps the plugin's
+ * code loaded, even if the host has already answered the client (deadline,
+ * client gone, shutdown): finishing a cancelled call is a harmless no-op
+ * that releases it.
+ */
+typedef void (*hookd_async_fn)(const hookd_ctx *ctx, hookd_call *call, cJSON *input);
+
+/* Timer callback, on the loop thread. status is HOOKD_OK when the timer
+ * expired, HOOKD_ECANCELED when the call was cancelled or finished first
+ * (the timer then fires early so that `arg` can be released). Every timer
+ * that was not stopped calls back exactly once. */
+typedef void (*hookd_timer_fn)(const hookd_ctx *ctx, hookd_call *call, int status, void *arg);
+
+/* Cancel callback, on the loop thread: the host gave up on the call
+ * (deadline passed, client went away, host shutting down). Release what the
+ * call holds and finish it (complete/fail are no-ops now, but still needed
+ * to release the call unless the plugin does so from a timer callback). */
+typedef void (*hookd_cancel_fn)(const hookd_ctx *ctx, hookd_call *call, void *arg);
+
+struct hookd_host_api {
+	uint32_t size;      /* sizeof(hookd_host_api) in the host */
+	uint16_t abi_major; /* the host's HOOKD_ABI_MAJOR */
+	uint16_t abi_minor; /* the host's HOOKD_ABI_MINOR */
+
+	/* Log one line to the host's log, tagged with the plugin's name. Any
+	 * thread, any time between init and the end of fini. */
+	void (*log)(const hookd_ctx *ctx, hookd_log_level level, const char *fmt, ...)
+		__attribute__((format(printf, 3, 4)));
+
+	/* Fail the call with an HTTP status (400..599; anything else becomes
+	 * 500) and a message (printf format; copied). The client receives
+	 * {"error": message, "plugin": name, ...} with that status.
+	 * SYNC: from inside call_sync only; then return NULL.
+	 * ASYNC: finishes the call, from any thread.
+	 * Returns HOOKD_OK, HOOKD_ECANCELED (host already gave up; the call is
+	 * released all the same) or HOOKD_EALREADY (already finished: a bug). */
+	int (*fail)(hookd_call *call, int status, const char *fmt, ...)
+		__attribute__((format(printf, 3, 4)));
+
+	/* ASYNC only: finish the call with `output`, whose ownership passes to
+	 * the host in every case (freed if the call was cancelled). May be the
+	 * input tree itself. From any thread; off the loop thread the result is
+	 * handed to the loop. Same return values as fail(). */
+	int (*complete)(hookd_call *call, cJSON *output);
+
+	/* Milliseconds left before the call's deadline (<= 0: passed). Any
+	 * thread, while the plugin holds the call. */
+	int64_t (*remaining_ms)(const hookd_call *call);
+
+	/* Non-zero once the host has given up on the call. A long-running sync
+	 * plugin may poll it and return early. Any thread, while it holds the
+	 * call. */
+	int (*cancelled)(const hookd_call *call);
+
+	/* ASYNC only, loop thread: register the call's cancel callback (one per
+	 * call; a second registration replaces the first). Returns HOOKD_OK,
+	 * HOOKD_EPERM off the loop or for a sync call, HOOKD_ECANCELED if the
+	 * call is already cancelled (the callback is then not registered). */
+	int (*on_cancel)(hookd_call *call, hookd_cancel_fn fn, void *arg);
+
+	/* ASYNC only, loop thread: arm a one-shot timer of `ms` milliseconds
+	 * for the call; `fn` runs on the loop. Returns NULL (no callback will
+	 * ever happen) off the loop, for a sync call, after the call was
+	 * finished or cancelled, or out of memory. */
+	hookd_timer *(*timer_start)(hookd_call *call, uint64_t ms, hookd_timer_fn fn, void *arg);
+
+	/* Loop thread: disarm a timer that has not fired; its callback will not
+	 * run. Returns HOOKD_OK, or HOOKD_EALREADY if it already fired. */
+	int (*timer_stop)(hookd_timer *timer);
+};
+
+/*
+ * The descriptor: the one symbol a plugin exports, named hookd_plugin.
+ * The host reads magic, abi_major and abi_minor first, then no more than
+ * `size` bytes of the rest.
+ */
+typedef struct hookd_descriptor {
+	uint32_t magic;     /* HOOKD_MAGIC */
+	uint16_t abi_major; /* HOOKD_ABI_MAJOR the plugin was built with */
+	uint16_t abi_minor; /* HOOKD_ABI_MINOR the plugin was built with */
+	uint32_t size;      /* sizeof(hookd_descriptor) the plugin was built with */
+	int32_t mode;       /* hookd_mode */
+	const char *name;   /* unique among loaded plugins: [A-Za-z0-9_.-], 1..64 */
+	const char *version; /* free-form, e.g. "1.2.0" */
+	const char *const *hooks; /* hook names served, NULL-terminated, >= 1 */
+
+	/* Optional. config: this plugin's object from the host config's
+	 * "plugins" section, or NULL; borrowed for the duration of the call
+	 * (copy what you keep). Set ctx->state if you need state. Return 0, or
+	 * non-zero to refuse to load (log why with api->log first). */
+	int (*init)(hookd_ctx *ctx, const cJSON *config);
+	/* Optional. Release ctx->state; stop every thread the plugin started. */
+	void (*fini)(hookd_ctx *ctx);
+
+	hookd_sync_fn call_sync;   /* required for HOOKD_MODE_SYNC */
+	hookd_async_fn call_async; /* required for HOOKD_MODE_ASYNC */
+
+	void *reserved[8]; /* zero; room to grow without breaking old plugins */
+} hookd_descriptor;
+
+/* Convenience wrappers: hookd_log(ctx, HOOKD_LOG_INFO, "x=%d", x) etc. */
+#define hookd_log(ctx, level, ...) ((ctx)->api->log((ctx), (level), __VA_ARGS__))
+#define hookd_fail(ctx, call, status, ...) ((ctx)->api->fail((call), (status), __VA_ARGS__))
+#define hookd_complete(ctx, call, output) ((ctx)->api->complete((call), (output)))
+
+#define HOOKD_HOOKS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* Define the exported descriptor of a sync plugin:
+ *   HOOKD_PLUGIN_SYNC("name", "1.0.0", HOOKD_HOOKS("hook1", "hook2"),
+ *                     init_or_NULL, fini_or_NULL, call_sync); */
+#define HOOKD_PLUGIN_SYNC(name_, version_, hooks_, init_, fini_, fn_)                      \
+	HOOKD_EXPORT const hookd_descriptor hookd_plugin = {                           \
+		.magic = HOOKD_MAGIC, .abi_major = HOOKD_ABI_MAJOR,                        \
+		.abi_minor = HOOKD_ABI_MINOR, .size = sizeof(hookd_descriptor),            \
+		.mode = HOOKD_MODE_SYNC, .name = (name_), .version = (version_),           \
+		.hooks = (hooks_), .init = (init_), .fini = (fini_), .call_sync = (fn_),   \
+	}
+
+/* The same for an async plugin; fn_ is a hookd_async_fn. */
+#define HOOKD_PLUGIN_ASYNC(name_, version_, hooks_, init_, fini_, fn_)                     \
+	HOOKD_EXPORT const hookd_descriptor hookd_plugin = {                           \
+		.magic = HOOKD_MAGIC, .abi_major = HOOKD_ABI_MAJOR,                        \
+		.abi_minor = HOOKD_ABI_MINOR, .size = sizeof(hookd_descriptor),            \
+		.mode = HOOKD_MODE_ASYNC, .name = (name_), .version = (version_),          \
+		.hooks = (hooks_), .init = (init_), .fini = (fini_), .call_async = (fn_),  \
+	}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HOOKD_H */
