@@ -100,11 +100,15 @@ $(BUILD)/tests/integration: $(INTEG_OBJS) $(BUILD)/obj/host/json.o
 
 # Criterion runs tests in parallel processes; each daemon test binds port 0.
 CRITERION_FLAGS ?= --jobs 2
+# Sanitizer settings for the test runners and the daemons they start.
+TEST_ENV := HOOKD_BUILD=$(BUILD) \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 unit: deps-test all fixtures $(BUILD)/tests/unit
-	HOOKD_BUILD=$(BUILD) $(BUILD)/tests/unit $(CRITERION_FLAGS)
+	$(TEST_ENV) $(BUILD)/tests/unit $(CRITERION_FLAGS)
 
 integration: deps-test all fixtures $(BUILD)/tests/integration
-	HOOKD_BUILD=$(BUILD) $(BUILD)/tests/integration $(CRITERION_FLAGS)
+	$(TEST_ENV) $(BUILD)/tests/integration $(CRITERION_FLAGS)
 
 test: unit integration
 

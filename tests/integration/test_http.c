@@ -1,0 +1,277 @@
+/*
+ * HTTP contract of the real daemon: every status code the README promises,
+ * with a JSON body that says what went wrong.
+ */
+#include <criterion/criterion.h>
+#include <cjson/cJSON.h>
+#include <string.h>
+
+#include "../support/harness.h"
+
+static const char *const basic[] = {"echo", "echo_async", "sleep", "delay", "fail", NULL};
+
+/* The JSON error body of r: asserts it parses and has an "error" string. */
+static cJSON *error_body(const struct hd_resp *r)
+{
+	cJSON *o = cJSON_Parse(r->body);
+	cr_assert_not_null(o, "not JSON: %s", r->body);
+	cr_assert(cJSON_IsString(cJSON_GetObjectItem(o, "error")), "no error: %s", r->body);
+	cr_assert_eq(cJSON_GetObjectItem(o, "status")->valuedouble, (double)r->status);
+	return o;
+}
+
+Test(http, echo_sync_and_async_return_the_input, .timeout = 30)
+{
+	struct hd d;
+	struct hd_resp r;
+
+	hd_start(&d, "", basic);
+	hd_post(&d, "/hooks/echo", "{\"a\":[1,2.5,\"x\"],\"b\":null}", &r);
+	cr_assert_eq(r.status, 200);
+	cr_assert_str_eq(r.body, "{\"a\":[1,2.5,\"x\"],\"b\":null}\n");
+	cr_assert_str_eq(r.content_type, "application/json");
+	hd_resp_free(&r);
+	hd_post(&d, "/hooks/echo_async", "[true,false,{\"k\":\"v\"}]", &r);
+	cr_assert_eq(r.status, 200);
+	cr_assert_str_eq(r.body, "[true,false,{\"k\":\"v\"}]\n");
+	hd_resp_free(&r);
+	cr_assert_eq(hd_stop(&d), 0);
+}
+
+Test(http, malformed_json_is_400_with_position, .timeout = 30)
+{
+	struct hd d;
+	struct hd_resp r;
+	cJSON *o;
+
+	hd_start(&d, "", basic);
+	hd_post(&d, "/hooks/echo", "{\"a\":\n  tru}", &r);
+	cr_assert_eq(r.status, 400);
+	o = error_body(&r);
+	cr_assert(strstr(cJSON_GetObjectItem(o, "error")->valuestring, "line 2"), "%s", r.body);
+	cJSON_Delete(o);
+	hd_resp_free(&r);
+
+	hd_post(&d, "/hooks/echo", "", &r); /* empty body */
+	cr_assert_eq(r.status, 400);
+	cJSON_Delete(error_body(&r));
+	hd_resp_free(&r);
+
+	hd_post(&d, "/hooks/echo", "{} {}", &r); /* trailing data */
+	cr_assert_eq(r.status, 400);
+	cJSON_Delete(error_body(&r));
+	hd_resp_free(&r);
+
+	hd_request(&d, "POST", "/hooks/echo", "\"\xc3\x28\"", 4, &r); /* invalid UTF-8 */
+	cr_assert_eq(r.status, 400);
+	o = error_body(&r);
+	cr_assert(strstr(cJSON_GetObjectItem(o, "error")->valuestring, "UTF-8"), "%s", r.body);
+	cJSON_Delete(o);
+	hd_resp_free(&r);
+
+	/* still serving */
+	hd_post(&d, "/hooks/echo", "{}", &r);
+	cr_assert_eq(r.status, 200);
+	hd_resp_free(&r);
+	cr_assert_eq(hd_stop(&d), 0);
+}
+
+Test(http, unknown_hook_and_route_are_404, .timeout = 30)
+{
+	struct hd d;
+	struct hd_resp r;
+	cJSON *o;
+
+	hd_start(&d, "", basic);
+	hd_post(&d, "/hooks/no_such_hook", "{}", &r);
+	cr_assert_eq(r.status, 404);
+	o = error_body(&r);
+	cr_assert(strstr(cJSON_GetObjectItem(o, "error")->valuestring, "no_such_hook"));
+	cJSON_Delete(o);
+	hd_resp_free(&r);
+	hd_post(&d, "/hooks/bad%20name", "{}", &r);
+	cr_assert_eq(r.status, 404);
+	cJSON_Delete(error_body(&r));
+	hd_resp_free(&r);
+	hd_get(&d, "/nowhere", &r);
+	cr_assert_eq(r.status, 404);
+	cJSON_Delete(error_body(&r));
+	hd_resp_free(&r);
+	cr_assert_eq(hd_stop(&d), 0);
+}
+
+Test(http, wrong_method_is_405, .timeout = 30)
+{
+	struct hd d;
+	struct hd_resp r;
+
+	hd_start(&d, "", basic);
+	hd_get(&d, "/hooks/echo", &r);
+	cr_assert_eq(r.status, 405);
+	cJSON_Delete(error_body(&r));
+	hd_resp_free(&r);
+	hd_request(&d, "PUT", "/hooks/echo", "{}", 2, &r);
+	cr_assert_eq(r.status, 405);
+	hd_resp_free(&r);
+	hd_request(&d, "DELETE", "/plugins", NULL, 0, &r);
+	cr_assert_eq(r.status, 405);
+	hd_resp_free(&r);
+	cr_assert_eq(hd_stop(&d), 0);
+}
+
+Test(http, body_over_limit_is_413, .timeout = 30)
+{
+	struct hd d;
+	struct hd_resp r;
+	size_t n = 5000;
+	char *big = malloc(n + 1);
+
+	memset(big, ' ', n);
+	memcpy(big, "[1", 2);
+	big[n - 1] = ']';
+	big[n] = '\0';
+	hd_start(&d, "\"max_body\": 4096", basic);
+	hd_post(&d, "/hooks/echo", big, &r);
+	cr_assert_eq(r.status, 413);
+	hd_resp_free(&r);
+	big[4000] = '\0';
+	big[3999] = ']';
+	hd_post(&d, "/hooks/echo", big, &r);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	cr_assert_str_eq(r.body, "[1]\n");
+	hd_resp_free(&r);
+	free(big);
+	cr_assert_eq(hd_stop(&d), 0);
+}
+
+Test(http, queue_full_is_503_with_retry_after, .timeout = 60)
+{
+	struct hd d;
+	struct hd_resp r;
+	struct hd_load *l;
+	struct hd_load_result res;
+
+	/* one worker, queue of one: a third concurrent sleep call is refused */
+	hd_start(&d, "\"workers\": 1, \"queue\": 1", basic);
+	l = hd_load_start(&d, "/hooks/sleep", "{\"ms\": 300}", 2);
+	hd_sleep_ms(100 * hd_scale());
+	double t0 = hd_now_ms();
+	hd_post(&d, "/hooks/sleep", "{\"ms\": 300}", &r);
+	cr_assert_eq(r.status, 503, "%ld %s", r.status, r.body);
+	cr_assert_str_eq(r.retry_after, "1");
+	cr_assert_lt(hd_now_ms() - t0, 250.0 * hd_scale(), "refused at once, not queued");
+	cJSON_Delete(error_body(&r));
+	hd_resp_free(&r);
+	hd_load_stop(l, &res);
+	cr_assert_gt(res.ok, 0);
+	cr_assert_eq(hd_stop(&d), 0);
+}
+
+Test(http, deadline_is_504_for_sync_and_async, .timeout = 60)
+{
+	struct hd d;
+	struct hd_resp r;
+	cJSON *o;
+
+	hd_start(&d, "\"timeout_ms\": 200", basic);
+	double t0 = hd_now_ms();
+	hd_post(&d, "/hooks/sleep", "{\"ms\": 1500}", &r);
+	double took = hd_now_ms() - t0;
+	cr_assert_eq(r.status, 504, "%s", r.body);
+	cr_assert_lt(took, 1000.0 * hd_scale(), "504 at the deadline, not when the plugin ends");
+	o = error_body(&r);
+	cr_assert_str_eq(cJSON_GetObjectItem(o, "plugin")->valuestring, "sleep");
+	cJSON_Delete(o);
+	hd_resp_free(&r);
+
+	hd_post(&d, "/hooks/delay", "{\"ms\": 5000}", &r);
+	cr_assert_eq(r.status, 504);
+	hd_resp_free(&r);
+	/* the async plugin's cancel callback ran */
+	cr_assert(hd_wait_log(&d, "plugin delay: call cancelled by the host", 1, 2000));
+
+	/* the late sync result is discarded safely; the daemon still serves */
+	hd_sleep_ms(1500);
+	hd_post(&d, "/hooks/echo", "{\"still\":\"here\"}", &r);
+	cr_assert_eq(r.status, 200);
+	hd_resp_free(&r);
+	cr_assert_eq(hd_stop(&d), 0);
+}
+
+Test(http, plugin_chosen_status, .timeout = 30)
+{
+	struct hd d;
+	struct hd_resp r;
+	cJSON *o;
+
+	hd_start(&d, "", basic);
+	hd_post(&d, "/hooks/fail", "{\"status\": 418, \"message\": \"short and stout\"}", &r);
+	cr_assert_eq(r.status, 418);
+	o = error_body(&r);
+	cr_assert_str_eq(cJSON_GetObjectItem(o, "error")->valuestring, "short and stout");
+	cr_assert_str_eq(cJSON_GetObjectItem(o, "plugin")->valuestring, "fail");
+	cJSON_Delete(o);
+	hd_resp_free(&r);
+	/* out-of-range statuses become 500 */
+	hd_post(&d, "/hooks/fail", "{\"status\": 200}", &r);
+	cr_assert_eq(r.status, 500);
+	hd_resp_free(&r);
+	hd_post(&d, "/hooks/sleep", "{\"ms\": \"soon\"}", &r);
+	cr_assert_eq(r.status, 400);
+	hd_resp_free(&r);
+	cr_assert_eq(hd_stop(&d), 0);
+}
+
+Test(http, health_and_plugins, .timeout = 30)
+{
+	struct hd d;
+	struct hd_resp r;
+	cJSON *o, *p;
+
+	hd_start(&d, "", basic);
+	hd_get(&d, "/health", &r);
+	cr_assert_eq(r.status, 200);
+	o = cJSON_Parse(r.body);
+	cr_assert_str_eq(cJSON_GetObjectItem(o, "status")->valuestring, "ok");
+	cJSON_Delete(o);
+	hd_resp_free(&r);
+
+	hd_get(&d, "/plugins", &r);
+	cr_assert_eq(r.status, 200);
+	o = cJSON_Parse(r.body);
+	cr_assert_not_null(o);
+	p = cJSON_GetObjectItem(o, "plugins");
+	cr_assert_eq(cJSON_GetArraySize(p), 5);
+	cJSON *first = cJSON_GetArrayItem(p, 0); /* file-name order: delay.so first */
+	cr_assert_str_eq(cJSON_GetObjectItem(first, "name")->valuestring, "delay");
+	cr_assert_str_eq(cJSON_GetObjectItem(first, "mode")->valuestring, "async");
+	cr_assert_str_eq(cJSON_GetObjectItem(first, "file")->valuestring, "delay.so");
+	cr_assert_str_eq(cJSON_GetObjectItem(first, "version")->valuestring, "1.0.0");
+	cr_assert_eq(cJSON_GetObjectItem(first, "generation")->valuedouble, 1);
+	cr_assert_str_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(first, "hooks"), 0)->valuestring,
+			 "delay");
+	cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(o, "rejected")), 0);
+	cJSON_Delete(o);
+	hd_resp_free(&r);
+
+	hd_request(&d, "HEAD", "/health", NULL, 0, &r);
+	cr_assert_eq(r.status, 200);
+	cr_assert_eq(r.len, 0);
+	hd_resp_free(&r);
+	cr_assert_eq(hd_stop(&d), 0);
+}
+
+Test(http, null_output_is_500, .timeout = 30)
+{
+	struct hd d;
+	struct hd_resp r;
+
+	hd_prepare(&d, "", basic);
+	hd_install(&d, "fixtures/null_output.so", "null_output.so");
+	cr_assert(hd_launch(&d, 10000));
+	hd_post(&d, "/hooks/null_output", "{}", &r);
+	cr_assert_eq(r.status, 500);
+	cr_assert(strstr(r.body, "returned no output"), "%s", r.body);
+	hd_resp_free(&r);
+	cr_assert_eq(hd_stop(&d), 0);
+}

@@ -1,0 +1,505 @@
+/* harness -- see harness.h. */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+
+double hd_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+void hd_sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+int hd_scale(void)
+{
+	const char *t = getenv("HOOKD_TSAN");
+
+	return t && *t == '1' ? 10 : 1;
+}
+
+static const char *build_dir(void)
+{
+	const char *b = getenv("HOOKD_BUILD");
+
+	return b && *b ? b : "build";
+}
+
+const char *hd_build_path(const char *rel, char *buf, size_t len)
+{
+	const char *b = build_dir();
+
+	if (b[0] == '/')
+		snprintf(buf, len, "%s/%s", b, rel);
+	else {
+		char cwd[512];
+		cr_assert_not_null(getcwd(cwd, sizeof(cwd)));
+		snprintf(buf, len, "%s/%s/%s", cwd, b, rel);
+	}
+	return buf;
+}
+
+static void copy_file(const char *src, const char *dst)
+{
+	char buf[65536];
+	int in = open(src, O_RDONLY), out;
+	ssize_t n;
+
+	cr_assert_geq(in, 0, "cannot open %s: %s", src, strerror(errno));
+	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+	cr_assert_geq(out, 0, "cannot create %s: %s", dst, strerror(errno));
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		cr_assert_eq(write(out, buf, (size_t)n), n);
+	close(in);
+	close(out);
+}
+
+void hd_install(struct hd *d, const char *rel, const char *name)
+{
+	char src[512], tmp[512], dst[512];
+	static unsigned seq;
+
+	hd_build_path(rel, src, sizeof(src));
+	snprintf(tmp, sizeof(tmp), "%s/.installing-%u-%s", d->plugin_dir, seq++, name);
+	snprintf(dst, sizeof(dst), "%s/%s", d->plugin_dir, name);
+	copy_file(src, tmp);
+	cr_assert_eq(rename(tmp, dst), 0, "rename %s: %s", dst, strerror(errno));
+}
+
+void hd_uninstall(struct hd *d, const char *name)
+{
+	char p[512];
+
+	snprintf(p, sizeof(p), "%s/%s", d->plugin_dir, name);
+	cr_assert_eq(unlink(p), 0, "unlink %s: %s", p, strerror(errno));
+}
+
+void hd_write_config(struct hd *d, const char *members)
+{
+	char tmp[400];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", d->config);
+	f = fopen(tmp, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "{\n  \"listen\": \"127.0.0.1:0\",\n  \"plugin_dir\": \"plugins\",\n"
+		   "  \"runtime_dir\": \"%s/run\"%s%s\n}\n",
+		d->dir, members && *members ? ",\n  " : "", members ? members : "");
+	fclose(f);
+	cr_assert_eq(rename(tmp, d->config), 0);
+}
+
+void hd_prepare(struct hd *d, const char *members, const char *const *plugins)
+{
+	char p[512];
+
+	memset(d, 0, sizeof(*d));
+	d->pid = -1;
+	curl_global_init(CURL_GLOBAL_ALL);
+	snprintf(d->dir, sizeof(d->dir), "/tmp/hookd-test-XXXXXX");
+	cr_assert_not_null(mkdtemp(d->dir));
+	snprintf(d->plugin_dir, sizeof(d->plugin_dir), "%s/plugins", d->dir);
+	snprintf(d->config, sizeof(d->config), "%s/hookd.json", d->dir);
+	snprintf(d->log, sizeof(d->log), "%s/hookd.log", d->dir);
+	cr_assert_eq(mkdir(d->plugin_dir, 0755), 0);
+	snprintf(p, sizeof(p), "%s/run", d->dir);
+	cr_assert_eq(mkdir(p, 0755), 0);
+	for (size_t i = 0; plugins && plugins[i]; i++) {
+		char rel[256], name[256];
+		snprintf(rel, sizeof(rel), "plugins/%s.so", plugins[i]);
+		snprintf(name, sizeof(name), "%s.so", plugins[i]);
+		hd_install(d, rel, name);
+	}
+	hd_write_config(d, members);
+}
+
+char *hd_read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long n;
+
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+		buf = malloc((size_t)n + 1);
+		if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+			buf[n] = '\0';
+			if (len)
+				*len = (size_t)n;
+		} else {
+			free(buf);
+			buf = NULL;
+		}
+	}
+	fclose(f);
+	return buf;
+}
+
+char *hd_log_read(struct hd *d)
+{
+	char *s = hd_read_file(d->log, NULL);
+
+	return s ? s : strdup("");
+}
+
+int hd_log_count(struct hd *d, const char *needle)
+{
+	char *log = hd_log_read(d), *p = log;
+	int n = 0;
+
+	while ((p = strstr(p, needle))) {
+		n++;
+		p += strlen(needle);
+	}
+	free(log);
+	return n;
+}
+
+bool hd_wait_log(struct hd *d, const char *needle, int n, int timeout_ms)
+{
+	double end = hd_now_ms() + (double)timeout_ms * hd_scale();
+
+	while (hd_now_ms() < end) {
+		if (hd_log_count(d, needle) >= n)
+			return true;
+		hd_sleep_ms(5);
+	}
+	return hd_log_count(d, needle) >= n;
+}
+
+bool hd_launch(struct hd *d, int timeout_ms)
+{
+	char bin[512];
+	double end;
+
+	hd_build_path("hookd", bin, sizeof(bin));
+	d->pid = fork();
+	cr_assert_geq(d->pid, 0);
+	if (d->pid == 0) {
+		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd < 0)
+			_exit(127);
+		dup2(fd, 2);
+		dup2(fd, 1);
+		close(fd);
+		if (hd_scale() > 1)
+			setenv("TSAN_OPTIONS", "halt_on_error=1:exitcode=66:second_deadlock_stack=1",
+			       1);
+		execl(bin, bin, "-c", d->config, (char *)NULL);
+		_exit(127);
+	}
+	end = hd_now_ms() + (double)timeout_ms * hd_scale();
+	while (hd_now_ms() < end) {
+		char *log = hd_log_read(d), *p = strstr(log, "listening on 127.0.0.1:");
+		int status;
+		if (p) {
+			d->port = atoi(p + strlen("listening on 127.0.0.1:"));
+			free(log);
+			return d->port > 0;
+		}
+		free(log);
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+			d->stopped = true;
+			d->exit_status = WIFEXITED(status) ? WEXITSTATUS(status)
+							   : 128 + WTERMSIG(status);
+			return false;
+		}
+		hd_sleep_ms(5);
+	}
+	return false;
+}
+
+void hd_start(struct hd *d, const char *members, const char *const *plugins)
+{
+	hd_prepare(d, members, plugins);
+	if (!hd_launch(d, 10000)) {
+		char *log = hd_log_read(d);
+		cr_log_error("daemon log:\n%s", log);
+		free(log);
+		hd_kill(d);
+		cr_assert_fail("the daemon did not start");
+	}
+}
+
+void hd_signal(struct hd *d, int sig)
+{
+	cr_assert_eq(kill(d->pid, sig), 0);
+}
+
+static void rm_rf(const char *dir)
+{
+	char cmd[600];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		cr_log_warn("cannot remove %s", dir);
+}
+
+void hd_kill(struct hd *d)
+{
+	int status;
+
+	if (d->pid > 0 && !d->stopped) {
+		kill(d->pid, SIGKILL);
+		waitpid(d->pid, &status, 0);
+		d->stopped = true;
+	}
+	if (d->dir[0])
+		rm_rf(d->dir);
+}
+
+static void check_sanitizers(struct hd *d)
+{
+	static const char *const marks[] = {
+		"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer",
+		"runtime error:", "ERROR: ThreadSanitizer",
+	};
+	char *log = hd_log_read(d);
+
+	for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
+		if (strstr(log, marks[i])) {
+			cr_log_error("daemon log:\n%s", log);
+			free(log);
+			cr_assert_fail("sanitizer report in the daemon's log: %s", marks[i]);
+		}
+	}
+	free(log);
+}
+
+int hd_stop(struct hd *d)
+{
+	double end;
+	int status = 0;
+
+	if (!d->stopped) {
+		kill(d->pid, SIGTERM);
+		end = hd_now_ms() + 30000.0 * hd_scale();
+		for (;;) {
+			pid_t r = waitpid(d->pid, &status, WNOHANG);
+			if (r == d->pid)
+				break;
+			if (hd_now_ms() > end) {
+				kill(d->pid, SIGKILL);
+				waitpid(d->pid, &status, 0);
+				break;
+			}
+			hd_sleep_ms(5);
+		}
+		d->stopped = true;
+		d->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	}
+	check_sanitizers(d);
+	if (d->exit_status != 0) {
+		char *log = hd_log_read(d);
+		cr_log_error("daemon log:\n%s", log);
+		free(log);
+	}
+	rm_rf(d->dir);
+	d->dir[0] = '\0';
+	return d->exit_status;
+}
+
+/* ---- HTTP ------------------------------------------------------------ */
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+	struct hd_resp *r = arg;
+	size_t add = size * n;
+	char *nb = realloc(r->body, r->len + add + 1);
+
+	if (!nb)
+		return 0;
+	r->body = nb;
+	memcpy(r->body + r->len, p, add);
+	r->len += add;
+	r->body[r->len] = '\0';
+	return add;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+	struct hd_resp *r = arg;
+	size_t len = size * n;
+
+	if (len > 13 && strncasecmp(p, "Retry-After:", 12) == 0)
+		snprintf(r->retry_after, sizeof(r->retry_after), "%.*s", (int)(len - 13 - 2),
+			 p + 13);
+	if (len > 14 && strncasecmp(p, "Content-Type:", 13) == 0)
+		snprintf(r->content_type, sizeof(r->content_type), "%.*s", (int)(len - 14 - 2),
+			 p + 14);
+	return len;
+}
+
+static void setup_easy(CURL *c, struct hd *d, const char *method, const char *path,
+		       const char *body, size_t len, struct hd_resp *r, struct curl_slist *h)
+{
+	char url[512];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", d->port, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L * hd_scale());
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	if (strcmp(method, "HEAD") == 0)
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	else
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	}
+}
+
+void hd_request(struct hd *d, const char *method, const char *path, const char *body,
+		size_t len, struct hd_resp *r)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+
+	h = curl_slist_append(h, "Expect:");
+	memset(r, 0, sizeof(*r));
+	cr_assert_not_null(c);
+	setup_easy(c, d, method, path, body, len, r, h);
+	if (curl_easy_perform(c) == CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+		curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &r->seconds);
+	}
+	if (!r->body)
+		r->body = strdup("");
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+}
+
+void hd_post(struct hd *d, const char *path, const char *body, struct hd_resp *r)
+{
+	hd_request(d, "POST", path, body, strlen(body), r);
+}
+
+void hd_get(struct hd *d, const char *path, struct hd_resp *r)
+{
+	hd_request(d, "GET", path, NULL, 0, r);
+}
+
+void hd_resp_free(struct hd_resp *r)
+{
+	free(r->body);
+	r->body = NULL;
+}
+
+bool hd_wait_generation(struct hd *d, int gen, int timeout_ms)
+{
+	double end = hd_now_ms() + (double)timeout_ms * hd_scale();
+	struct hd_resp r;
+
+	while (hd_now_ms() < end) {
+		hd_get(d, "/plugins", &r);
+		const char *p = r.body ? strstr(r.body, "\"generation\":") : NULL;
+		int g = p ? atoi(p + 13) : 0;
+		hd_resp_free(&r);
+		if (g >= gen)
+			return true;
+		hd_sleep_ms(10);
+	}
+	return false;
+}
+
+/* ---- load ------------------------------------------------------------ */
+
+struct hd_load {
+	struct hd *d;
+	const char *path;
+	const char *body;
+	int nthreads;
+	pthread_t tids[64];
+	volatile int stop;
+	pthread_mutex_t mu;
+	struct hd_load_result res;
+};
+
+static void *load_main(void *arg)
+{
+	struct hd_load *l = arg;
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+	long ok = 0, bad = 0;
+
+	h = curl_slist_append(h, "Expect:");
+	while (!__atomic_load_n(&l->stop, __ATOMIC_RELAXED)) {
+		struct hd_resp r = {0};
+		setup_easy(c, l->d, "POST", l->path, l->body, strlen(l->body), &r, h);
+		CURLcode rc = curl_easy_perform(c);
+		long status = 0;
+		if (rc == CURLE_OK)
+			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+		if (status == 200) {
+			ok++;
+		} else {
+			bad++;
+			pthread_mutex_lock(&l->mu);
+			l->res.last_bad_status = status ? status : -(long)rc;
+			snprintf(l->res.last_bad_body, sizeof(l->res.last_bad_body), "%s",
+				 r.body ? r.body : curl_easy_strerror(rc));
+			pthread_mutex_unlock(&l->mu);
+		}
+		free(r.body);
+	}
+	pthread_mutex_lock(&l->mu);
+	l->res.ok += ok;
+	l->res.failed += bad;
+	pthread_mutex_unlock(&l->mu);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	return NULL;
+}
+
+struct hd_load *hd_load_start(struct hd *d, const char *path, const char *body, int threads)
+{
+	struct hd_load *l = calloc(1, sizeof(*l));
+
+	cr_assert_not_null(l);
+	cr_assert_leq(threads, 64);
+	l->d = d;
+	l->path = path;
+	l->body = body;
+	l->nthreads = threads;
+	pthread_mutex_init(&l->mu, NULL);
+	for (int i = 0; i < threads; i++)
+		cr_assert_eq(pthread_create(&l->tids[i], NULL, load_main, l), 0);
+	return l;
+}
+
+void hd_load_stop(struct hd_load *l, struct hd_load_result *res)
+{
+	__atomic_store_n(&l->stop, 1, __ATOMIC_RELAXED);
+	for (int i = 0; i < l->nthreads; i++)
+		pthread_join(l->tids[i], NULL);
+	*res = l->res;
+	pthread_mutex_destroy(&l->mu);
+	free(l);
+}

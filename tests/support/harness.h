@@ -1,0 +1,110 @@
+/*
+ * harness -- start the real hookd on an ephemeral loopback port, talk to it
+ * over real HTTP (libcurl), send it signals, read its log.
+ *
+ * Each daemon gets its own temp dir (config, plugin folder, runtime dir,
+ * log), so Criterion's parallel test processes never share anything.
+ * Binaries come from $HOOKD_BUILD (default "build"): hookd, plugins/NAME.so,
+ * fixtures/NAME.so. With HOOKD_TSAN=1 the daemon runs with
+ * TSAN_OPTIONS=halt_on_error=1:exitcode=66 and timeouts are stretched.
+ * hd_stop() fails the test on a sanitizer report in the daemon's log.
+ */
+#ifndef HOOKD_TEST_HARNESS_H
+#define HOOKD_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct hd {
+	pid_t pid;
+	int port;
+	char dir[256];        /* temp dir of this daemon */
+	char plugin_dir[320];
+	char config[320];
+	char log[320];
+	bool stopped;
+	int exit_status;      /* after hd_stop: exit code, or 128+signal */
+};
+
+struct hd_resp {
+	long status;          /* 0: transport error */
+	char *body;           /* NUL-terminated, malloc'ed (hd_resp_free) */
+	size_t len;
+	char retry_after[32]; /* Retry-After header, or "" */
+	char content_type[64];
+	double seconds;       /* total time of the request */
+};
+
+/* Multiplier for every timeout (large under TSan). */
+int hd_scale(void);
+
+/* Path of a build product: hd_path("plugins/echo.so"). Static buffer per
+ * call slot: copy it if you need two at once. */
+const char *hd_build_path(const char *rel, char *buf, size_t len);
+
+/* Write a config with `members` (JSON object members, may be "" ) next to
+ * the required listen/plugin_dir/runtime_dir, install the named example
+ * plugins (NULL-terminated list of names from build/plugins, or NULL for
+ * none) and start the daemon. Asserts on failure. */
+void hd_start(struct hd *d, const char *members, const char *const *plugins);
+
+/* Only prepare the directory and config (no start): for -t tests. */
+void hd_prepare(struct hd *d, const char *members, const char *const *plugins);
+/* Start a prepared daemon; returns false if it exited before listening. */
+bool hd_launch(struct hd *d, int timeout_ms);
+
+/* SIGTERM, wait for exit (SIGKILL after a long timeout). Returns the exit
+ * status. Fails the test on a sanitizer report. Removes the temp dir. */
+int hd_stop(struct hd *d);
+/* Stop with SIGKILL and clean up, no checks (for teardown after failure). */
+void hd_kill(struct hd *d);
+
+void hd_signal(struct hd *d, int sig);
+
+/* Rewrite the config (same preamble) with new members. */
+void hd_write_config(struct hd *d, const char *members);
+
+/* Atomically install build file `rel` (e.g. "fixtures/ver_a.so") into the
+ * plugin folder as `name` (copy to a temp name, then rename). */
+void hd_install(struct hd *d, const char *rel, const char *name);
+/* Remove `name` from the plugin folder. */
+void hd_uninstall(struct hd *d, const char *name);
+
+/* Number of occurrences of `needle` in the daemon's log. */
+int hd_log_count(struct hd *d, const char *needle);
+/* Wait until the log holds `needle` at least `n` times; false on timeout. */
+bool hd_wait_log(struct hd *d, const char *needle, int n, int timeout_ms);
+/* The whole log (malloc'ed). */
+char *hd_log_read(struct hd *d);
+
+/* HTTP against the daemon. body may be NULL (GET) */
+void hd_request(struct hd *d, const char *method, const char *path, const char *body,
+		size_t len, struct hd_resp *r);
+void hd_post(struct hd *d, const char *path, const char *body, struct hd_resp *r);
+void hd_get(struct hd *d, const char *path, struct hd_resp *r);
+void hd_resp_free(struct hd_resp *r);
+
+/* Wait until GET /plugins reports generation >= gen. */
+bool hd_wait_generation(struct hd *d, int gen, int timeout_ms);
+
+/* Concurrent load: `threads` clients each POSTing `body` to `path` in a
+ * loop (keep-alive) until hd_load_stop. */
+struct hd_load;
+struct hd_load *hd_load_start(struct hd *d, const char *path, const char *body, int threads);
+struct hd_load_result {
+	long ok;       /* 200 answers */
+	long failed;   /* anything else (transport errors included) */
+	long last_bad_status;
+	char last_bad_body[256];
+};
+void hd_load_stop(struct hd_load *l, struct hd_load_result *res);
+
+/* Read a file from ../shared/payloads (or $HOOKD_PAYLOADS); NULL if absent. */
+char *hd_read_file(const char *path, size_t *len);
+
+/* Monotonic milliseconds. */
+double hd_now_ms(void);
+void hd_sleep_ms(int ms);
+
+#endif
