@@ -139,7 +139,9 @@ install: all
 	install -m 755 $(BUILD)/hookd $(DESTDIR)$(PREFIX)/bin/hookd
 	install -m 644 sdk/hookd.h $(DESTDIR)$(PREFIX)/include/hookd.h
 	install -m 755 $(PLUGINS) $(DESTDIR)$(PREFIX)/lib/hookd/plugins/
-	install -m 644 etc/hookd.json $(DESTDIR)$(PREFIX)/share/hookd/hookd.json.example
+	sed 's|"plugin_dir": "[^"]*"|"plugin_dir": "$(PREFIX)/lib/hookd/plugins"|' etc/hookd.json \
+	    > $(DESTDIR)$(PREFIX)/share/hookd/hookd.json.example
+	sed 's|/usr/local/|$(PREFIX)/|g' etc/hookd.service > $(DESTDIR)$(PREFIX)/share/hookd/hookd.service
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/hookd $(DESTDIR)$(PREFIX)/include/hookd.h

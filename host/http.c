@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <sys/queue.h>
 
@@ -49,7 +50,9 @@ struct http_server {
 struct http_call {
 	struct http_server *srv;
 	struct evhttp_request *req;
-	struct dispatch_call *call;
+	struct dispatch_call *call; /* NULL once answered */
+	struct event *closed;       /* peer-close watch while the reply is deferred */
+	bool starting, answered;    /* done may run inside dispatch_call_start */
 };
 
 static void free_buffer(const void *data, size_t len, void *arg)
@@ -147,7 +150,47 @@ static void on_call_done(void *arg, struct dispatch_reply *r)
 		reply(srv, hc->req, r->status, o, r->retry_after);
 		cJSON_Delete(o);
 	}
+	if (hc->closed)
+		event_free(hc->closed);
+	hc->closed = NULL;
+	hc->answered = true;
+	if (!hc->starting)
+		free(hc);
+}
+
+/* The client closed its end while its call was in flight (evhttp does not
+ * read a connection whose reply is deferred, so it would never notice):
+ * cancel the call, which cancels its plugin's work, and drop the
+ * connection. Like nginx, a half-close counts as going away. */
+static void on_client_closed(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_call *hc = arg;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(hc->req);
+
+	(void)fd;
+	(void)what;
+	event_free(hc->closed);
+	hc->closed = NULL;
+	log_debug(hc->srv->log, "client went away during a call; cancelling it");
+	dispatch_call_abort(hc->call); /* no done callback after this */
 	free(hc);
+	if (evcon)
+		evhttp_connection_free(evcon);
+}
+
+static void watch_peer_close(struct http_server *srv, struct http_call *hc)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(hc->req);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+
+	if (fd < 0)
+		return;
+	hc->closed = event_new(srv->base, fd, EV_CLOSED, on_client_closed, hc);
+	if (hc->closed && event_add(hc->closed, NULL) < 0) {
+		event_free(hc->closed);
+		hc->closed = NULL;
+	}
 }
 
 static bool valid_hook_name(const char *s)
@@ -212,7 +255,13 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 	}
 	hc->srv = srv;
 	hc->req = req;
+	hc->starting = true;
 	dispatch_call_start(srv->env, name, input, on_call_done, hc, &hc->call);
+	hc->starting = false;
+	if (hc->answered)
+		free(hc); /* answered inline (async chain, or an immediate error) */
+	else
+		watch_peer_close(srv, hc);
 }
 
 static void handle_plugins(struct http_server *srv, struct evhttp_request *req)

@@ -4,6 +4,7 @@
  */
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include <string.h>
 
 #include "../support/harness.h"
@@ -272,6 +273,46 @@ Test(http, null_output_is_500, .timeout = 30)
 	hd_post(&d, "/hooks/null_output", "{}", &r);
 	cr_assert_eq(r.status, 500);
 	cr_assert(strstr(r.body, "returned no output"), "%s", r.body);
+	hd_resp_free(&r);
+	cr_assert_eq(hd_stop(&d), 0);
+}
+
+/* A client that gives up mid-call cancels the call: the async plugin's
+ * cancel callback runs long before the plugin's own timer would have
+ * fired, and the call no longer counts as in flight. */
+static void post_and_give_up(struct hd *d, const char *path, const char *body, long ms)
+{
+	CURL *c = curl_easy_init();
+	char url[256];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", d->port, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, ms);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	cr_assert_eq(curl_easy_perform(c), CURLE_OPERATION_TIMEDOUT);
+	curl_easy_cleanup(c);
+}
+
+Test(http, client_gone_cancels_the_call, .timeout = 30)
+{
+	struct hd d;
+	struct hd_resp r;
+
+	hd_start(&d, "", basic);
+	double t0 = hd_now_ms();
+	post_and_give_up(&d, "/hooks/delay", "{\"ms\": 5000}", 200);
+	cr_assert(hd_wait_log(&d, "plugin delay: call cancelled by the host", 1, 2000));
+	cr_assert_lt(hd_now_ms() - t0, 4000.0 * hd_scale());
+	hd_get(&d, "/health", &r);
+	cr_assert(strstr(r.body, "\"calls_in_flight\":0"), "%s", r.body);
+	hd_resp_free(&r);
+
+	/* a sync call whose client left: its late result is dropped safely */
+	post_and_give_up(&d, "/hooks/sleep", "{\"ms\": 400}", 100);
+	hd_sleep_ms(600);
+	hd_post(&d, "/hooks/echo", "{\"ok\":1}", &r);
+	cr_assert_eq(r.status, 200);
 	hd_resp_free(&r);
 	cr_assert_eq(hd_stop(&d), 0);
 }
