@@ -39,7 +39,8 @@ PLUGINS     := $(PLUGIN_SRCS:plugins/%.c=$(BUILD)/plugins/%.so)
 FIXTURE_SRCS := $(wildcard tests/fixtures/*.c)
 FIXTURES     := $(FIXTURE_SRCS:tests/fixtures/%.c=$(BUILD)/fixtures/%.so) \
                 $(BUILD)/fixtures/not_elf.so $(BUILD)/fixtures/unresolved.so \
-                $(BUILD)/fixtures/ver_a.so $(BUILD)/fixtures/ver_b.so
+                $(BUILD)/fixtures/ver_a.so $(BUILD)/fixtures/ver_b.so \
+                $(BUILD)/fixtures/preload/slowdns.so
 
 UNIT_SRCS  := $(wildcard tests/unit/*.c)
 INTEG_SRCS := $(wildcard tests/integration/*.c) $(wildcard tests/support/*.c)
@@ -69,6 +70,11 @@ $(BUILD)/plugins/%.so: plugins/%.c sdk/hookd.h
 	@mkdir -p $(dir $@)
 	$(CC) $(PLUGIN_CFLAGS) $(PLUGIN_LDFLAGS) -o $@ $< -lcjson
 
+# the sync HTTP example links libcurl itself
+$(BUILD)/plugins/fetch_sync.so: plugins/fetch_sync.c sdk/hookd.h
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) $(PLUGIN_LDFLAGS) -o $@ $< -lcjson -lcurl
+
 # Broken plugins, one per rejection reason, and two versions of one plugin
 # for the reload tests. Test fixtures only: never in build/plugins.
 fixtures: $(FIXTURES)
@@ -86,6 +92,12 @@ $(BUILD)/fixtures/unresolved.so: tests/fixtures/src/unresolved.c sdk/hookd.h
 	@mkdir -p $(dir $@)
 	$(CC) $(PLUGIN_CFLAGS) -shared $(SAN) -o $@ $< -lcjson
 
+# LD_PRELOAD shim: a resolver that takes 1.5 s for *.slow.test (no sanitizer:
+# it is preloaded before the sanitizer runtime)
+$(BUILD)/fixtures/preload/slowdns.so: tests/fixtures/src/slowdns.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -fPIC -shared -Wall -Wextra -Werror -o $@ $< -ldl
+
 $(BUILD)/fixtures/ver_%.so: tests/fixtures/src/ver.c sdk/hookd.h
 	@mkdir -p $(dir $@)
 	$(CC) $(PLUGIN_CFLAGS) $(PLUGIN_LDFLAGS) -DVER='"$*"' -o $@ $< -lcjson
@@ -96,7 +108,12 @@ $(BUILD)/tests/unit: $(UNIT_OBJS) $(LIB_OBJS)
 
 $(BUILD)/tests/integration: $(INTEG_OBJS) $(BUILD)/obj/host/json.o
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(PC_LIBS) -lcriterion -lpthread
+	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(PC_LIBS) -levent_pthreads -lcriterion -lpthread
+
+# the test upstream as a standalone server, for bench/
+$(BUILD)/tests/upstream: $(BUILD)/obj/tests/upstream/main.o $(BUILD)/obj/tests/support/upstream.o
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(PC_LIBS) -levent_pthreads -lpthread
 
 # Criterion runs tests in parallel processes; each daemon test binds port 0.
 CRITERION_FLAGS ?= --jobs 2
@@ -107,7 +124,7 @@ TEST_ENV := HOOKD_BUILD=$(BUILD) \
 unit: deps-test all fixtures $(BUILD)/tests/unit
 	$(TEST_ENV) $(BUILD)/tests/unit $(CRITERION_FLAGS)
 
-integration: deps-test all fixtures $(BUILD)/tests/integration
+integration: deps-test all fixtures $(BUILD)/tests/integration $(BUILD)/tests/upstream
 	$(TEST_ENV) $(BUILD)/tests/integration $(CRITERION_FLAGS)
 
 test: unit integration

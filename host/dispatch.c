@@ -169,8 +169,9 @@ static void step_settle(struct hookd_call *s)
 		run_steps(c);
 }
 
-void dispatch_step_cancel_timers(struct hookd_call *s)
+void dispatch_step_cancel_pending(struct hookd_call *s)
 {
+	hostapi_cancel_fetches(s);
 	for (struct hookd_timer *t = s->timers; t; t = t->next) {
 		if (t->status == HOOKD_ECANCELED)
 			continue; /* already on its way */
@@ -185,7 +186,7 @@ static void step_finished_on_loop(struct hookd_call *s)
 {
 	dispatch_step_ref(s);
 	step_settle(s);
-	dispatch_step_cancel_timers(s);
+	dispatch_step_cancel_pending(s);
 	dispatch_step_unref(s); /* the guard */
 	dispatch_step_unref(s); /* the plugin's reference */
 }
@@ -320,7 +321,7 @@ static void call_cancel(struct dispatch_call *c, int status, const char *msg)
 			s->cancel_fn = NULL;
 			if (fn)
 				fn(&s->plugin->ctx, s, s->cancel_arg);
-			dispatch_step_cancel_timers(s);
+			dispatch_step_cancel_pending(s);
 		}
 		dispatch_step_unref(s);
 	}
@@ -434,7 +435,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 }
 
 int dispatch_env_create(struct event_base *base, struct pool *pool, struct registry *reg,
-			const struct log *log, struct dispatch_env **out)
+			struct fetch_engine *fetch, const struct log *log, struct dispatch_env **out)
 {
 	struct dispatch_env *env = calloc(1, sizeof(*env));
 	int rc;
@@ -445,6 +446,7 @@ int dispatch_env_create(struct event_base *base, struct pool *pool, struct regis
 	env->base = base;
 	env->pool = pool;
 	env->reg = reg;
+	env->fetch = fetch;
 	env->log = log;
 	env->loop_thread = pthread_self();
 	env->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -20,6 +20,7 @@
 #include <event2/event.h>
 #include <hookd.h>
 
+#include "fetch.h"
 #include "log.h"
 #include "pool.h"
 #include "registry.h"
@@ -52,10 +53,12 @@ struct dispatch_stats {
 const hookd_host_api *dispatch_host_api(void);
 
 /* Create the dispatcher of the loop `base`; the calling thread is the loop
- * thread. Results from `pool` come back through an eventfd on `base`.
+ * thread. Results from `pool` come back through an eventfd on `base`;
+ * async plugins' outbound HTTP runs on `fetch` (the same loop's engine).
  * Returns 0 or a negative errno. */
 int dispatch_env_create(struct event_base *base, struct pool *pool, struct registry *reg,
-			const struct log *log, struct dispatch_env **out);
+			struct fetch_engine *fetch, const struct log *log,
+			struct dispatch_env **out);
 
 /* Free the dispatcher. Every call must have been freed (stats.live == 0)
  * and the pool destroyed or drained of this env's jobs. */

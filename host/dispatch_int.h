@@ -21,11 +21,13 @@
 #include <event2/event_struct.h>
 
 #include "dispatch.h"
+#include "fetch.h"
 
 struct dispatch_env {
 	struct event_base *base;
 	struct pool *pool;
 	struct registry *reg;
+	struct fetch_engine *fetch;   /* outbound HTTP of this loop */
 	const struct log *log;
 	pthread_t loop_thread;
 	struct pool_sink sink;        /* worker results, off-loop completions */
@@ -70,6 +72,7 @@ struct hookd_call {
 	hookd_cancel_fn cancel_fn;
 	void *cancel_arg;
 	struct hookd_timer *timers;   /* armed, not yet called back */
+	struct api_fetch *fetches;    /* outbound requests not yet called back */
 };
 
 struct hookd_timer {
@@ -89,8 +92,13 @@ void dispatch_step_unref(struct hookd_call *s);
 /* The plugin finished async step `s` (complete or fail already recorded
  * in it). Loop thread: settles now; other threads: posts to the loop. */
 void dispatch_step_finished(struct hookd_call *s);
-/* Make every armed timer of `s` call back soon with HOOKD_ECANCELED. */
-void dispatch_step_cancel_timers(struct hookd_call *s);
+/* The step is over (finished or cancelled): make every armed timer and
+ * every outbound request of `s` call back soon with HOOKD_ECANCELED
+ * (requests are stopped and freed now). */
+void dispatch_step_cancel_pending(struct hookd_call *s);
+
+/* hostapi.c: the outbound-request part of dispatch_step_cancel_pending. */
+void hostapi_cancel_fetches(struct hookd_call *s);
 int64_t dispatch_now_ns(void);
 
 #endif

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dispatch_int.h"
 #include "plugin.h"
@@ -212,6 +213,297 @@ static int api_timer_stop(hookd_timer *t)
 	return HOOKD_OK;
 }
 
+
+/* ---- outbound HTTP -------------------------------------------------- */
+
+struct api_gather;
+
+/* One request of a call: alone (fn) or one of a gather (g). Pending ones
+ * are on their step's list and hold a step reference (a gather holds one
+ * for all its requests). */
+struct api_fetch {
+	struct hookd_call *step;
+	struct fetch_xfer *x;        /* NULL once done or stopped */
+	hookd_fetch_fn fn;
+	void *arg;
+	struct api_gather *g;
+	size_t index;
+	char *url;                   /* for the ECANCELED report */
+	struct event ev;             /* deferred ECANCELED callback (alone) */
+	bool listed;
+	struct api_fetch *prev, *next;
+};
+
+struct api_gather {
+	struct hookd_call *step;
+	hookd_gather_fn fn;
+	void *arg;
+	unsigned flags;
+	size_t n, pending;
+	bool fired;
+	struct api_fetch *kids;      /* n of them */
+	hookd_response *resps;       /* n of them */
+	struct event ev;             /* deferred callback after a cancel */
+};
+
+static const char cancelled_msg[] = "cancelled: the call ended first";
+
+static void cancelled_response(hookd_response *r, const char *url)
+{
+	memset(r, 0, sizeof(*r));
+	r->error = HOOKD_ECANCELED;
+	r->error_message = cancelled_msg;
+	r->body = "";
+	r->url = url ? url : "";
+}
+
+static void af_unlist(struct api_fetch *af)
+{
+	struct hookd_call *s = af->step;
+
+	if (!af->listed)
+		return;
+	if (af->prev)
+		af->prev->next = af->next;
+	else
+		s->fetches = af->next;
+	if (af->next)
+		af->next->prev = af->prev;
+	af->prev = af->next = NULL;
+	af->listed = false;
+}
+
+static void af_list(struct api_fetch *af)
+{
+	struct hookd_call *s = af->step;
+
+	af->next = s->fetches;
+	if (s->fetches)
+		s->fetches->prev = af;
+	s->fetches = af;
+	af->listed = true;
+}
+
+static bool response_failed(const hookd_response *r)
+{
+	return r->error != HOOKD_OK || r->status >= 400;
+}
+
+/* Every request of g is accounted for: one callback, then free it all. */
+static void gather_fire(struct api_gather *g)
+{
+	struct hookd_call *s = g->step;
+
+	g->fired = true;
+	g->fn(&s->plugin->ctx, s, g->resps, g->n, g->arg);
+	for (size_t i = 0; i < g->n; i++) {
+		fetch_release(g->kids[i].x);
+		free(g->kids[i].url);
+	}
+	free(g->kids);
+	free(g->resps);
+	free(g);
+	dispatch_step_unref(s);
+}
+
+static void on_gather_deferred(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	gather_fire(arg);
+}
+
+/* Stop a kid still running and record it as cancelled. */
+static void gather_stop_kid(struct api_fetch *k)
+{
+	af_unlist(k);
+	fetch_cancel(k->x);
+	k->x = NULL;
+	cancelled_response(&k->g->resps[k->index], k->url);
+	k->g->pending--;
+}
+
+static void on_kid_done(struct fetch_xfer *x, void *arg)
+{
+	struct api_fetch *k = arg;
+	struct api_gather *g = k->g;
+	const hookd_response *r = fetch_response(x);
+
+	af_unlist(k);
+	g->resps[k->index] = *r; /* points into x, released after the callback */
+	g->pending--;
+	if ((g->flags & HOOKD_GATHER_FAIL_FAST) && response_failed(r)) {
+		for (size_t i = 0; i < g->n; i++)
+			if (g->kids[i].listed)
+				gather_stop_kid(&g->kids[i]);
+	}
+	if (!g->pending)
+		gather_fire(g);
+}
+
+static void on_alone_done(struct fetch_xfer *x, void *arg)
+{
+	struct api_fetch *af = arg;
+	struct hookd_call *s = af->step;
+
+	af_unlist(af);
+	af->fn(&s->plugin->ctx, s, fetch_response(x), af->arg);
+	fetch_release(x);
+	free(af->url);
+	free(af);
+	dispatch_step_unref(s);
+}
+
+static void on_alone_cancelled(evutil_socket_t fd, short what, void *arg)
+{
+	struct api_fetch *af = arg;
+	struct hookd_call *s = af->step;
+	hookd_response r;
+
+	(void)fd;
+	(void)what;
+	cancelled_response(&r, af->url);
+	af->fn(&s->plugin->ctx, s, &r, af->arg);
+	free(af->url);
+	free(af);
+	dispatch_step_unref(s);
+}
+
+void hostapi_cancel_fetches(struct hookd_call *s)
+{
+	struct api_fetch *af;
+
+	while ((af = s->fetches)) {
+		if (af->g) {
+			struct api_gather *g = af->g;
+			gather_stop_kid(af);
+			if (!g->pending && !g->fired) {
+				g->fired = true; /* on its way: never twice */
+				event_assign(&g->ev, s->call->env->base, -1, 0, on_gather_deferred, g);
+				event_active(&g->ev, EV_TIMEOUT, 0);
+			}
+			continue;
+		}
+		af_unlist(af);
+		fetch_cancel(af->x);
+		af->x = NULL;
+		event_assign(&af->ev, s->call->env->base, -1, 0, on_alone_cancelled, af);
+		event_active(&af->ev, EV_TIMEOUT, 0);
+	}
+}
+
+static void fetch_opts_of(const hookd_call *s, const hookd_request *req, struct fetch_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->timeout_ms = req->timeout_ms;
+	o->deadline_ns = s->deadline_ns;
+	o->retries = req->retries;
+	o->retry_base_ms = req->retry_base_ms;
+	o->retry_cap_ms = req->retry_cap_ms;
+	o->max_response = req->max_response ? req->max_response : s->plugin->limits.max_response;
+	o->follow_redirects = (req->flags & HOOKD_FETCH_FOLLOW_REDIRECTS) != 0;
+}
+
+static int fetch_allowed(hookd_call *s)
+{
+	if (!async_on_loop(s))
+		return HOOKD_EPERM;
+	if (atomic_load(&s->cancelled))
+		return HOOKD_ECANCELED;
+	if (atomic_load(&s->finished))
+		return HOOKD_EALREADY;
+	if (!s->call->env->fetch)
+		return HOOKD_EPERM;
+	return HOOKD_OK;
+}
+
+static int api_fetch(hookd_call *s, const hookd_request *req, hookd_fetch_fn fn, void *arg)
+{
+	struct api_fetch *af;
+	struct fetch_opts o;
+	int rc;
+
+	if ((rc = fetch_allowed(s)) < 0)
+		return rc;
+	if (!req || !req->url || !fn)
+		return HOOKD_EINVAL;
+	if (!(af = calloc(1, sizeof(*af))) || !(af->url = strdup(req->url))) {
+		free(af);
+		return HOOKD_ENOMEM;
+	}
+	af->step = s;
+	af->fn = fn;
+	af->arg = arg;
+	fetch_opts_of(s, req, &o);
+	af->x = fetch_start(s->call->env->fetch, s->plugin->limiter, req, &o, on_alone_done, af, &rc);
+	if (!af->x) {
+		free(af->url);
+		free(af);
+		return rc;
+	}
+	af_list(af);
+	dispatch_step_ref(s);
+	return HOOKD_OK;
+}
+
+static int api_fetch_all(hookd_call *s, const hookd_request *reqs, size_t n, unsigned flags,
+			 hookd_gather_fn fn, void *arg)
+{
+	struct api_gather *g;
+	struct fetch_opts o;
+	int rc;
+
+	if ((rc = fetch_allowed(s)) < 0)
+		return rc;
+	if (!reqs || !fn || n == 0 || n > 1024)
+		return HOOKD_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!reqs[i].url || (strncasecmp(reqs[i].url, "http://", 7) != 0 &&
+				     strncasecmp(reqs[i].url, "https://", 8) != 0))
+			return HOOKD_EINVAL;
+	g = calloc(1, sizeof(*g));
+	if (!g || !(g->kids = calloc(n, sizeof(*g->kids))) ||
+	    !(g->resps = calloc(n, sizeof(*g->resps)))) {
+		if (g)
+			free(g->kids);
+		free(g);
+		return HOOKD_ENOMEM;
+	}
+	g->step = s;
+	g->fn = fn;
+	g->arg = arg;
+	g->flags = flags;
+	g->n = n;
+	for (size_t i = 0; i < n; i++) {
+		struct api_fetch *k = &g->kids[i];
+		k->step = s;
+		k->g = g;
+		k->index = i;
+		k->url = strdup(reqs[i].url);
+		fetch_opts_of(s, &reqs[i], &o);
+		k->x = k->url ? fetch_start(s->call->env->fetch, s->plugin->limiter, &reqs[i], &o,
+					    on_kid_done, k, &rc)
+			      : NULL;
+		if (!k->x) {
+			/* undo: nothing has called back yet (callbacks are never
+			 * made inside fetch_start) */
+			for (size_t j = 0; j <= i; j++) {
+				fetch_cancel(g->kids[j].x);
+				free(g->kids[j].url);
+			}
+			free(g->kids);
+			free(g->resps);
+			free(g);
+			return k->url ? rc : HOOKD_ENOMEM;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		af_list(&g->kids[i]);
+	g->pending = n;
+	dispatch_step_ref(s);
+	return HOOKD_OK;
+}
+
 static const hookd_host_api host_api = {
 	.size = sizeof(hookd_host_api),
 	.abi_major = HOOKD_ABI_MAJOR,
@@ -224,6 +516,8 @@ static const hookd_host_api host_api = {
 	.on_cancel = api_on_cancel,
 	.timer_start = api_timer_start,
 	.timer_stop = api_timer_stop,
+	.fetch = api_fetch,
+	.fetch_all = api_fetch_all,
 };
 
 const hookd_host_api *dispatch_host_api(void)

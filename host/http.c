@@ -39,6 +39,7 @@ struct http_server {
 	struct dispatch_env *env;
 	struct registry *reg;
 	struct pool *pool;
+	struct fetch_engine *fetch;
 	const struct log *log;
 	size_t max_body;
 	uint16_t port;
@@ -303,6 +304,14 @@ static void handle_health(struct http_server *srv, struct evhttp_request *req)
 		cJSON_AddNumberToObject(o, "workers", threads);
 		cJSON_AddNumberToObject(o, "workers_busy", running);
 		cJSON_AddNumberToObject(o, "queue", queued);
+		if (srv->fetch) {
+			struct fetch_stats fs;
+			fetch_engine_stats(srv->fetch, &fs);
+			cJSON_AddNumberToObject(o, "fetch_alive", fs.alive);
+			cJSON_AddNumberToObject(o, "fetch_running", fs.running);
+			cJSON_AddNumberToObject(o, "fetch_waiting", fs.waiting);
+			cJSON_AddNumberToObject(o, "fetch_started", (double)fs.started);
+		}
 	}
 	generation_release(g);
 	reply(srv, req, 200, o, 0);
@@ -367,8 +376,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 }
 
 int http_server_create(struct event_base *base, const struct http_options *opt,
-		       struct dispatch_env *env, struct registry *reg, struct pool *pool,
-		       const struct log *log, struct http_server **out, char *err, size_t errlen)
+		       const struct http_deps *deps, struct http_server **out, char *err,
+		       size_t errlen)
 {
 	struct http_server *srv = calloc(1, sizeof(*srv));
 	struct sockaddr_storage ss;
@@ -382,10 +391,11 @@ int http_server_create(struct event_base *base, const struct http_options *opt,
 		return -1;
 	}
 	srv->base = base;
-	srv->env = env;
-	srv->reg = reg;
-	srv->pool = pool;
-	srv->log = log;
+	srv->env = deps->env;
+	srv->reg = deps->reg;
+	srv->pool = deps->pool;
+	srv->fetch = deps->fetch;
+	srv->log = deps->log;
 	srv->max_body = opt->max_body;
 	evhttp_set_gencb(srv->http, on_request, srv);
 	evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |

@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "dispatch.h"
+#include "fetch.h"
 #include "log.h"
 #include "pool.h"
 #include "registry.h"
@@ -29,11 +30,20 @@ struct http_options {
 	size_t max_body;   /* request body limit */
 };
 
+/* What the transport talks to (all borrowed; they outlive the server). */
+struct http_deps {
+	struct dispatch_env *env;   /* runs the hook calls */
+	struct registry *reg;       /* for GET /plugins */
+	struct pool *pool;          /* counters for GET /health */
+	struct fetch_engine *fetch; /* counters for GET /health */
+	const struct log *log;
+};
+
 /* Bind and start serving on `base`. Returns 0 and *out, or -1 with a
  * reason in err. */
 int http_server_create(struct event_base *base, const struct http_options *opt,
-		       struct dispatch_env *env, struct registry *reg, struct pool *pool,
-		       const struct log *log, struct http_server **out, char *err, size_t errlen);
+		       const struct http_deps *deps, struct http_server **out, char *err,
+		       size_t errlen);
 
 /* The port actually bound (useful with port 0). */
 uint16_t http_server_port(const struct http_server *srv);

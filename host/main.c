@@ -24,10 +24,12 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <event2/event.h>
 
 #include "config.h"
 #include "dispatch.h"
+#include "fetch.h"
 #include "http.h"
 #include "loader.h"
 #include "log.h"
@@ -46,6 +48,8 @@ struct daemon {
 	struct loader *loader;
 	struct registry reg;
 	bool reg_ready;
+	struct fetch_engine *fetch;
+	bool curl_ready;
 	struct dispatch_env *env;
 	struct http_server *http;
 	struct event *sig_hup, *sig_term, *sig_int, *drain_timer, *flush_timer;
@@ -271,7 +275,11 @@ static int check_config(const char *path)
 	return 0;
 }
 
-static void teardown(struct daemon *d)
+/* Release everything in reverse order of creation. Returns false when a
+ * plugin still runs code for a call (drain deadline passed): nothing of it
+ * may be unmapped and its worker may never come back, so the caller exits
+ * without running destructors. */
+static bool teardown(struct daemon *d)
 {
 	struct dispatch_stats st = {0};
 
@@ -285,7 +293,7 @@ static void teardown(struct daemon *d)
 		if (d->reg_ready)
 			registry_swap(&d->reg, NULL);
 		log_warn(&d->log, "exiting with %u call(s) still held by plugins", st.live);
-		return;
+		return false;
 	}
 	if (d->pool)
 		pool_destroy(d->pool);
@@ -293,6 +301,9 @@ static void teardown(struct daemon *d)
 		dispatch_env_free(d->env);
 	if (d->reg_ready)
 		registry_destroy(&d->reg); /* last generation: fini every plugin */
+	fetch_engine_free(d->fetch);
+	if (d->curl_ready)
+		curl_global_cleanup();
 	loader_destroy(d->loader);
 	if (d->sig_hup)
 		event_free(d->sig_hup);
@@ -307,6 +318,7 @@ static void teardown(struct daemon *d)
 	if (d->base)
 		event_base_free(d->base);
 	config_free(d->boot);
+	return true;
 }
 
 int main(int argc, char **argv)
@@ -343,6 +355,13 @@ int main(int argc, char **argv)
 	}
 	atomic_store(&d.log.level, d.boot->log_level);
 	signal(SIGPIPE, SIG_IGN);
+	/* once, before any thread exists (libcurl's global init is not
+	 * thread-safe); sync plugins rely on it too */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_error(&d.log, "cannot initialise libcurl");
+		goto out;
+	}
+	d.curl_ready = true;
 	raise_fd_limit(&d);
 	if (config_load(config_path, &cfg, err, sizeof(err)) < 0) {
 		log_error(&d.log, "%s", err);
@@ -373,7 +392,12 @@ int main(int argc, char **argv)
 		config_free(cfg);
 		goto out;
 	}
-	if (dispatch_env_create(d.base, d.pool, &d.reg, &d.log, &d.env) < 0) {
+	if (fetch_engine_create(d.base, &d.log, &d.fetch) < 0) {
+		log_error(&d.log, "cannot create the outbound HTTP engine");
+		config_free(cfg);
+		goto out;
+	}
+	if (dispatch_env_create(d.base, d.pool, &d.reg, d.fetch, &d.log, &d.env) < 0) {
 		log_error(&d.log, "cannot create the dispatcher");
 		config_free(cfg);
 		goto out;
@@ -383,8 +407,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	struct http_options ho = {d.boot->listen_host, d.boot->listen_port, d.boot->max_body};
-	if (http_server_create(d.base, &ho, d.env, &d.reg, d.pool, &d.log, &d.http, err,
-			       sizeof(err)) < 0) {
+	struct http_deps hd = {d.env, &d.reg, d.pool, d.fetch, &d.log};
+	if (http_server_create(d.base, &ho, &hd, &d.http, err, sizeof(err)) < 0) {
 		log_error(&d.log, "%s", err);
 		goto out;
 	}
@@ -410,6 +434,7 @@ int main(int argc, char **argv)
 	rc = 0;
 	log_info(&d.log, "stopped");
 out:
-	teardown(&d);
+	if (!teardown(&d))
+		_exit(rc); /* see teardown(): no exit handlers with plugin code running */
 	return rc;
 }

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include <hookd.h>
+#include "fetch.h"
 #include "log.h"
 
 /* What identifies the bytes of a file: a change of any of these is a new
@@ -36,6 +37,8 @@ struct plugin {
 	cJSON *config;          /* copy of the section given to init, or NULL */
 	uint64_t generation;    /* the generation that loaded it */
 	const struct log *log;
+	struct fetch_limits limits;      /* from the config section's "fetch" */
+	struct fetch_limiter *limiter;   /* NULL: no concurrency or rate limit */
 	bool initialised;       /* init succeeded: fini is owed */
 };
 

@@ -46,7 +46,7 @@ extern "C" {
 #endif
 
 #define HOOKD_ABI_MAJOR 1
-#define HOOKD_ABI_MINOR 0
+#define HOOKD_ABI_MINOR 1 /* 1: fetch, fetch_all */
 #define HOOKD_MAGIC 0x4b4f4f48u /* "HOOK" read as little-endian bytes */
 #define HOOKD_DESCRIPTOR_SYMBOL "hookd_plugin"
 
@@ -59,6 +59,15 @@ extern "C" {
 #define HOOKD_EPERM (-1)      /* not allowed from this thread or mode */
 #define HOOKD_EALREADY (-114) /* the call was already finished by the plugin */
 #define HOOKD_ECANCELED (-125) /* the call was cancelled by the host */
+
+/* Outbound HTTP errors (hookd_response.error); error_message has details. */
+#define HOOKD_EFETCH (-1000)     /* any other transfer failure */
+#define HOOKD_EDNS (-1001)       /* the host name did not resolve */
+#define HOOKD_ECONNECT (-1002)   /* connection refused or unreachable */
+#define HOOKD_ETIMEDOUT (-1003)  /* the request's timeout or the call's deadline */
+#define HOOKD_ETLS (-1004)       /* TLS handshake or certificate failure */
+#define HOOKD_ETOOLARGE (-1005)  /* the response body exceeded max_response */
+#define HOOKD_ECONNRESET (-1006) /* the connection broke mid-transfer */
 
 typedef enum hookd_mode {
 	HOOKD_MODE_SYNC = 1, /* call_sync on a worker thread; may block */
@@ -129,6 +138,70 @@ typedef void (*hookd_timer_fn)(const hookd_ctx *ctx, hookd_call *call, int statu
  * to release the call unless the plugin does so from a timer callback). */
 typedef void (*hookd_cancel_fn)(const hookd_ctx *ctx, hookd_call *call, void *arg);
 
+/* ---- outbound HTTP (ABI 1.1) ------------------------------------------ */
+
+typedef struct hookd_header {
+	const char *name;
+	const char *value;
+} hookd_header;
+
+/* One outbound request. Everything it points to is copied by fetch(): the
+ * plugin may free it as soon as fetch() returns. */
+typedef struct hookd_request {
+	const char *method;           /* NULL: GET, or POST when there is a body */
+	const char *url;              /* http:// or https:// only */
+	const hookd_header *headers;  /* extra request headers, or NULL */
+	size_t nheaders;
+	const void *body;             /* request body, or NULL */
+	size_t body_len;
+	uint32_t timeout_ms;          /* per attempt (HOOKD_ETIMEDOUT); 0: none. The call's
+	                               * deadline stops every request of the call anyway
+	                               * (the callback then gets HOOKD_ECANCELED). */
+	uint32_t retries;             /* extra attempts after the first, for idempotent
+	                               * requests: on connect errors, timeouts, broken
+	                               * connections and 429/502/503/504 */
+	uint32_t retry_base_ms;       /* first backoff (0: 100 ms); doubles per attempt, */
+	uint32_t retry_cap_ms;        /* up to this (0: 2000 ms); half of it is random
+	                               * (jitter). No retry would end past the deadline. */
+	size_t max_response;          /* body limit (0: the plugin's fetch.max_response,
+	                               * default 8 MiB); larger fails HOOKD_ETOOLARGE */
+	uint32_t flags;               /* HOOKD_FETCH_* */
+} hookd_request;
+
+#define HOOKD_FETCH_FOLLOW_REDIRECTS 1u /* follow up to 5 redirects */
+
+/* The outcome of one request. Every pointer in it is valid only during the
+ * callback that receives it: copy what you keep. */
+typedef struct hookd_response {
+	int error;                   /* HOOKD_OK, or HOOKD_E* (status may then be 0) */
+	const char *error_message;   /* "" when error == HOOKD_OK */
+	long status;                 /* HTTP status of the last attempt, 0 if none */
+	const char *body;            /* NUL-terminated (binary bodies: use body_len) */
+	size_t body_len;
+	const hookd_header *headers; /* the final response's headers */
+	size_t nheaders;
+	double total_ms;             /* last attempt: whole transfer */
+	double dns_ms, connect_ms, first_byte_ms; /* last attempt: from its start */
+	unsigned attempts;           /* 1 + retries made */
+	const char *url;             /* the request's URL */
+} hookd_response;
+
+/* Loop thread. Called exactly once per successful fetch(): with the
+ * result, or with error HOOKD_ECANCELED when the call ended first (the
+ * transfer was stopped and freed; release `arg`). */
+typedef void (*hookd_fetch_fn)(const hookd_ctx *ctx, hookd_call *call,
+			       const hookd_response *resp, void *arg);
+
+/* Loop thread. Called exactly once per successful fetch_all(), with one
+ * response per request, in request order. */
+typedef void (*hookd_gather_fn)(const hookd_ctx *ctx, hookd_call *call,
+				const hookd_response *resps, size_t n, void *arg);
+
+#define HOOKD_GATHER_ALL 0u       /* call back when every request is done */
+#define HOOKD_GATHER_FAIL_FAST 1u /* call back at the first failure (an error or a
+                                   * status >= 400); the requests still running are
+                                   * stopped and report HOOKD_ECANCELED */
+
 struct hookd_host_api {
 	uint32_t size;      /* sizeof(hookd_host_api) in the host */
 	uint16_t abi_major; /* the host's HOOKD_ABI_MAJOR */
@@ -179,6 +252,23 @@ struct hookd_host_api {
 	/* Loop thread: disarm a timer that has not fired; its callback will not
 	 * run. Returns HOOKD_OK, or HOOKD_EALREADY if it already fired. */
 	int (*timer_stop)(hookd_timer *timer);
+
+	/* ---- ABI 1.1 ---- */
+
+	/* ASYNC only, loop thread: start an outbound HTTP request for the call,
+	 * on the loop (non-blocking, DNS included; connections are reused
+	 * across calls). `fn` runs once on the loop. Subject to the plugin's
+	 * "fetch" limits from its config section (concurrency, rate): beyond
+	 * them the request waits its turn, in order. Returns HOOKD_OK, or
+	 * HOOKD_EPERM / HOOKD_ECANCELED / HOOKD_EALREADY / HOOKD_EINVAL (not an
+	 * http(s) URL) / HOOKD_ENOMEM, in which case `fn` is never called. */
+	int (*fetch)(hookd_call *call, const hookd_request *req, hookd_fetch_fn fn, void *arg);
+
+	/* ASYNC only, loop thread: start `n` requests at once (1..1024) and get
+	 * one callback with all the results (see HOOKD_GATHER_*): the `gather`
+	 * of the async world. Same return values as fetch(). */
+	int (*fetch_all)(hookd_call *call, const hookd_request *reqs, size_t n, unsigned flags,
+			 hookd_gather_fn fn, void *arg);
 };
 
 /*

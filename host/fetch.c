@@ -1,0 +1,927 @@
+/*
+ * fetch -- see fetch.h.
+ *
+ * A transfer's life: WAITING (held by its limiter, in order) -> RUNNING (in
+ * the multi handle) -> done, or -> BACKOFF (a timer) -> WAITING/RUNNING
+ * again for a retry. Results are collected after every
+ * curl_multi_socket_action from curl_multi_info_read, never inside a curl
+ * callback (curl refuses re-entrant calls: CURLM_RECURSIVE_API_CALL), so
+ * done() may start or cancel other transfers freely.
+ */
+#include "fetch.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event_struct.h>
+
+#include "json.h"
+
+#define FETCH_IDLE_EASY 64      /* easy handles kept for reuse */
+#define FETCH_MAX_REDIRECTS 5L
+#define FETCH_DEFAULT_RETRY_BASE_MS 100u
+#define FETCH_DEFAULT_RETRY_CAP_MS 2000u
+
+enum xstate { X_NEW, X_WAITING, X_RUNNING, X_BACKOFF, X_DEFERRED, X_DONE };
+
+struct fsock {
+	struct event ev;
+	struct fetch_engine *fe;
+	curl_socket_t fd;
+	struct fsock *prev, *next;
+};
+
+struct fetch_engine {
+	struct event_base *base;
+	const struct log *log;
+	CURLM *multi;
+	struct event timer;
+	int still_running;
+	CURL *idle[FETCH_IDLE_EASY];
+	unsigned nidle;
+	struct fsock *socks;
+	uint64_t rng;
+	struct fetch_stats st;
+};
+
+struct fetch_limiter {
+	struct fetch_limits lim;
+	unsigned active;           /* transfers holding a slot */
+	double tokens;
+	int64_t last_ns;
+	struct fetch_xfer *head, *tail; /* waiting, in arrival order */
+	struct fetch_engine *fe;   /* the loop its refill timer runs on */
+	struct event refill;
+	bool refill_ready;
+};
+
+struct fetch_xfer {
+	struct fetch_engine *fe;
+	struct fetch_limiter *lim;
+	enum xstate state;
+	bool holds_slot, too_large;
+	CURL *easy;
+	struct curl_slist *headers;
+	char *url, *method;
+	char *body;
+	size_t body_len;
+	struct fetch_opts opt;
+	fetch_done_fn done;
+	void *arg;
+	struct event ev;           /* backoff timer, or the deferred finish */
+	struct fetch_xfer *prev, *next; /* limiter queue */
+	unsigned attempts;
+	CURLcode code;
+	struct jbuf rbody;         /* response body */
+	struct jbuf rhead;         /* "name\0value\0"... of the last response */
+	size_t nhead;
+	hookd_header *hdrs;
+	hookd_response resp;
+	char errbuf[CURL_ERROR_SIZE];
+	char msg[CURL_ERROR_SIZE + 64];
+};
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- limits ----------------------------------------------------------- */
+
+int fetch_limits_parse(const cJSON *section, struct fetch_limits *out, char *err, size_t errlen)
+{
+	const cJSON *f = section ? cJSON_GetObjectItemCaseSensitive(section, "fetch") : NULL;
+	const cJSON *k;
+
+	memset(out, 0, sizeof(*out));
+	out->max_response = FETCH_DEFAULT_MAX_RESPONSE;
+	if (!f)
+		return 0;
+	if (!cJSON_IsObject(f)) {
+		snprintf(err, errlen, "fetch: expected an object with concurrency, rate, burst, "
+			 "max_response");
+		return -1;
+	}
+	cJSON_ArrayForEach(k, f)
+	{
+		double v = k->valuedouble;
+		bool num = cJSON_IsNumber(k), integral = num && v == floor(v);
+		if (strcmp(k->string, "concurrency") == 0) {
+			if (!integral || v < 0 || v > 100000)
+				goto bad;
+			out->concurrency = (unsigned)v;
+		} else if (strcmp(k->string, "rate") == 0) {
+			if (!num || v < 0 || v > 1e6)
+				goto bad;
+			out->rate = v;
+		} else if (strcmp(k->string, "burst") == 0) {
+			if (!num || v < 1 || v > 1e6)
+				goto bad;
+			out->burst = v;
+		} else if (strcmp(k->string, "max_response") == 0) {
+			if (!integral || v < 1 || v > 1024.0 * 1024 * 1024)
+				goto bad;
+			out->max_response = (size_t)v;
+		} else {
+			snprintf(err, errlen, "fetch.%s: unknown key (expected concurrency, rate, "
+				 "burst, max_response)", k->string);
+			return -1;
+		}
+		continue;
+bad:
+		snprintf(err, errlen, "fetch.%s: %s", k->string,
+			 strcmp(k->string, "concurrency") == 0 ? "expected an integer 0-100000 "
+								 "(0: unlimited)"
+			 : strcmp(k->string, "rate") == 0 ? "expected requests per second, 0-1000000 "
+							    "(0: unlimited)"
+			 : strcmp(k->string, "burst") == 0 ? "expected a number 1-1000000"
+							     : "expected bytes, 1-1073741824");
+		return -1;
+	}
+	if (out->rate > 0 && out->burst == 0)
+		out->burst = out->rate >= 1 ? out->rate : 1;
+	return 0;
+}
+
+int fetch_limiter_create(const struct fetch_limits *lim, struct fetch_limiter **out)
+{
+	struct fetch_limiter *l;
+
+	*out = NULL;
+	if (!lim->concurrency && !(lim->rate > 0))
+		return 0;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->lim = *lim;
+	l->tokens = lim->burst;
+	l->last_ns = now_ns();
+	*out = l;
+	return 0;
+}
+
+void fetch_limiter_free(struct fetch_limiter *l)
+{
+	if (!l)
+		return;
+	if (l->refill_ready)
+		event_del(&l->refill);
+	free(l);
+}
+
+static void limiter_refill(struct fetch_limiter *l, int64_t now)
+{
+	if (l->lim.rate > 0) {
+		l->tokens += (double)(now - l->last_ns) / 1e9 * l->lim.rate;
+		if (l->tokens > l->lim.burst)
+			l->tokens = l->lim.burst;
+	}
+	l->last_ns = now;
+}
+
+/* Take a slot (and a token) if the limits allow one more now. */
+static bool limiter_take(struct fetch_limiter *l)
+{
+	limiter_refill(l, now_ns());
+	if (l->lim.concurrency && l->active >= l->lim.concurrency)
+		return false;
+	if (l->lim.rate > 0 && l->tokens < 1.0)
+		return false;
+	l->active++;
+	if (l->lim.rate > 0)
+		l->tokens -= 1.0;
+	return true;
+}
+
+static void x_launch(struct fetch_xfer *x);
+
+static void on_refill(evutil_socket_t fd, short what, void *arg);
+
+/* Start waiting transfers while the limits allow; if only the bucket
+ * holds them back, wake up when the next token is due. */
+static void limiter_pump(struct fetch_limiter *l)
+{
+	struct fetch_xfer *x;
+
+	while ((x = l->head) && limiter_take(l)) {
+		l->head = x->next;
+		if (l->head)
+			l->head->prev = NULL;
+		else
+			l->tail = NULL;
+		x->prev = x->next = NULL;
+		x->fe->st.waiting--;
+		x->holds_slot = true;
+		x_launch(x);
+	}
+	if (l->head && l->lim.rate > 0 && l->tokens < 1.0 &&
+	    !(l->lim.concurrency && l->active >= l->lim.concurrency)) {
+		double wait_s = (1.0 - l->tokens) / l->lim.rate;
+		struct timeval tv = {(time_t)wait_s, (suseconds_t)((wait_s - floor(wait_s)) * 1e6) + 1};
+		if (!l->refill_ready) {
+			evtimer_assign(&l->refill, l->fe->base, on_refill, l);
+			l->refill_ready = true;
+		}
+		evtimer_add(&l->refill, &tv);
+	}
+}
+
+static void on_refill(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	limiter_pump(arg);
+}
+
+static void limiter_release(struct fetch_xfer *x)
+{
+	if (!x->holds_slot)
+		return;
+	x->holds_slot = false;
+	x->lim->active--;
+	limiter_pump(x->lim);
+}
+
+/* ---- transfers -------------------------------------------------------- */
+
+static size_t on_write(char *p, size_t size, size_t n, void *arg)
+{
+	struct fetch_xfer *x = arg;
+	size_t len = size * n;
+
+	if (x->rbody.len + len > x->opt.max_response) {
+		x->too_large = true;
+		return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
+	}
+	return jbuf_append(&x->rbody, p, len) < 0 ? 0 : len;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+	struct fetch_xfer *x = arg;
+	size_t len = size * n, nl;
+	char *colon;
+
+	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+		/* a new response (after 100 Continue or a redirect): start over */
+		x->rhead.len = 0;
+		x->nhead = 0;
+		return len;
+	}
+	while (len && (p[len - 1] == '\n' || p[len - 1] == '\r'))
+		len--;
+	colon = memchr(p, ':', len);
+	if (!colon || colon == p)
+		return size * n;
+	nl = (size_t)(colon - p);
+	colon++;
+	while (colon < p + len && (*colon == ' ' || *colon == '\t'))
+		colon++;
+	if (jbuf_append(&x->rhead, p, nl) < 0 || jbuf_append(&x->rhead, "", 1) < 0 ||
+	    jbuf_append(&x->rhead, colon, (size_t)(p + len - colon)) < 0 ||
+	    jbuf_append(&x->rhead, "", 1) < 0)
+		return 0;
+	x->nhead++;
+	return size * n;
+}
+
+static CURL *easy_get(struct fetch_engine *fe)
+{
+	return fe->nidle ? fe->idle[--fe->nidle] : curl_easy_init();
+}
+
+static void easy_put(struct fetch_engine *fe, CURL *e)
+{
+	if (!e)
+		return;
+	if (fe->nidle < FETCH_IDLE_EASY) {
+		curl_easy_reset(e);
+		fe->idle[fe->nidle++] = e;
+	} else {
+		curl_easy_cleanup(e);
+	}
+}
+
+static void x_free(struct fetch_xfer *x)
+{
+	struct fetch_engine *fe = x->fe;
+
+	easy_put(fe, x->easy);
+	curl_slist_free_all(x->headers);
+	free(x->url);
+	free(x->method);
+	free(x->body);
+	jbuf_free(&x->rbody);
+	jbuf_free(&x->rhead);
+	free(x->hdrs);
+	free(x);
+	fe->st.alive--;
+}
+
+static void x_finish(struct fetch_xfer *x);
+
+/* Map curl's outcome of the last attempt onto x->resp. */
+static void x_collect(struct fetch_xfer *x)
+{
+	hookd_response *r = &x->resp;
+	curl_off_t t;
+	long status = 0;
+
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+	r->status = status;
+	r->total_ms = curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &t) == CURLE_OK ? t / 1e3 : 0;
+	r->dns_ms = curl_easy_getinfo(x->easy, CURLINFO_NAMELOOKUP_TIME_T, &t) == CURLE_OK ? t / 1e3 : 0;
+	r->connect_ms = curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &t) == CURLE_OK ? t / 1e3 : 0;
+	r->first_byte_ms =
+		curl_easy_getinfo(x->easy, CURLINFO_STARTTRANSFER_TIME_T, &t) == CURLE_OK ? t / 1e3 : 0;
+
+	switch (x->code) {
+	case CURLE_OK:
+		r->error = HOOKD_OK;
+		break;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		r->error = HOOKD_EDNS;
+		break;
+	case CURLE_COULDNT_CONNECT:
+		r->error = HOOKD_ECONNECT;
+		break;
+	case CURLE_OPERATION_TIMEDOUT:
+		r->error = HOOKD_ETIMEDOUT;
+		break;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ENGINE_NOTFOUND:
+	case CURLE_SSL_ENGINE_SETFAILED:
+	case CURLE_SSL_ENGINE_INITFAILED:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_SHUTDOWN_FAILED:
+	case CURLE_USE_SSL_FAILED:
+		r->error = HOOKD_ETLS;
+		break;
+	case CURLE_FILESIZE_EXCEEDED:
+		r->error = HOOKD_ETOOLARGE;
+		break;
+	case CURLE_WRITE_ERROR:
+		r->error = x->too_large ? HOOKD_ETOOLARGE : HOOKD_EFETCH;
+		break;
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+		r->error = HOOKD_ECONNRESET;
+		break;
+	default:
+		r->error = HOOKD_EFETCH;
+	}
+	if (r->error == HOOKD_ETOOLARGE)
+		snprintf(x->msg, sizeof(x->msg), "response body larger than %zu bytes",
+			 x->opt.max_response);
+	else if (r->error != HOOKD_OK)
+		snprintf(x->msg, sizeof(x->msg), "%s", x->errbuf[0] ? x->errbuf
+								 : curl_easy_strerror(x->code));
+	else
+		x->msg[0] = '\0';
+}
+
+static bool retryable(const struct fetch_xfer *x)
+{
+	const hookd_response *r = &x->resp;
+
+	switch (r->error) {
+	case HOOKD_ECONNECT:
+	case HOOKD_ETIMEDOUT:
+	case HOOKD_ECONNRESET:
+		return true;
+	case HOOKD_OK:
+		return r->status == 429 || r->status == 502 || r->status == 503 || r->status == 504;
+	default:
+		return false;
+	}
+}
+
+static uint64_t rng_next(struct fetch_engine *fe)
+{
+	/* xorshift64*: jitter only, not security */
+	fe->rng ^= fe->rng >> 12;
+	fe->rng ^= fe->rng << 25;
+	fe->rng ^= fe->rng >> 27;
+	return fe->rng * 2685821657736338717ull;
+}
+
+/* Seconds in a Retry-After header of the last response, or 0. */
+static unsigned retry_after_s(const struct fetch_xfer *x)
+{
+	const char *p = x->rhead.data;
+
+	for (size_t i = 0; p && i < x->nhead; i++) {
+		const char *name = p, *value = p + strlen(p) + 1;
+		if (strcasecmp(name, "Retry-After") == 0) {
+			long v = strtol(value, NULL, 10);
+			return v > 0 && v < 3600 ? (unsigned)v : 0;
+		}
+		p = value + strlen(value) + 1;
+	}
+	return 0;
+}
+
+static void on_x_timer(evutil_socket_t fd, short what, void *arg);
+
+/* Schedule the next attempt, or return false when none may be made. */
+static bool x_schedule_retry(struct fetch_xfer *x)
+{
+	uint64_t exp, delay_ms;
+	unsigned shift = x->attempts - 1 < 30 ? x->attempts - 1 : 30;
+	struct timeval tv;
+
+	if (x->attempts > x->opt.retries || !retryable(x))
+		return false;
+	/* exponential backoff, "equal jitter": half fixed, half random */
+	exp = (uint64_t)x->opt.retry_base_ms << shift;
+	if (exp > x->opt.retry_cap_ms)
+		exp = x->opt.retry_cap_ms;
+	delay_ms = exp / 2 + rng_next(x->fe) % (exp / 2 + 1);
+	if (x->resp.status == 429 || x->resp.status == 503) {
+		uint64_t ra = (uint64_t)retry_after_s(x) * 1000;
+		if (ra > delay_ms)
+			delay_ms = ra;
+	}
+	if (x->opt.deadline_ns && now_ns() + (int64_t)delay_ms * 1000000 >= x->opt.deadline_ns)
+		return false; /* the retry could not finish in time */
+	tv.tv_sec = (time_t)(delay_ms / 1000);
+	tv.tv_usec = (suseconds_t)(delay_ms % 1000) * 1000;
+	x->state = X_BACKOFF;
+	evtimer_assign(&x->ev, x->fe->base, on_x_timer, x);
+	evtimer_add(&x->ev, &tv);
+	return true;
+}
+
+/* One attempt ended (x was in the multi handle). */
+static void x_attempt_done(struct fetch_xfer *x, CURLcode code)
+{
+	struct fetch_engine *fe = x->fe;
+
+	curl_multi_remove_handle(fe->multi, x->easy);
+	fe->st.running--;
+	x->code = code;
+	x_collect(x);
+	if (x->lim)
+		limiter_release(x); /* may start waiting transfers */
+	if (x_schedule_retry(x))
+		return;
+	x_finish(x);
+}
+
+static void x_fail_now(struct fetch_xfer *x, int error, const char *msg)
+{
+	x->resp.error = error;
+	snprintf(x->msg, sizeof(x->msg), "%s", msg);
+	x->state = X_DEFERRED;
+	event_assign(&x->ev, x->fe->base, -1, 0, on_x_timer, x);
+	event_active(&x->ev, EV_TIMEOUT, 0);
+}
+
+static void x_admit(struct fetch_xfer *x);
+
+static void on_x_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct fetch_xfer *x = arg;
+
+	(void)fd;
+	(void)what;
+	if (x->state == X_DEFERRED) {
+		x_finish(x);
+		return;
+	}
+	/* backoff over: next attempt, through the limiter again */
+	x_admit(x);
+}
+
+static void x_set_method(struct fetch_xfer *x)
+{
+	CURL *e = x->easy;
+
+	if (strcmp(x->method, "GET") == 0 && !x->body) {
+		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+		return;
+	}
+	if (strcmp(x->method, "HEAD") == 0) {
+		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+		return;
+	}
+	if (x->body || strcmp(x->method, "POST") == 0 || strcmp(x->method, "PUT") == 0 ||
+	    strcmp(x->method, "PATCH") == 0) {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body ? x->body : "");
+	}
+	if (strcmp(x->method, "POST") != 0)
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, x->method);
+}
+
+/* Put x into the multi handle for one attempt. */
+static void x_launch(struct fetch_xfer *x)
+{
+	struct fetch_engine *fe = x->fe;
+	long timeout_ms = (long)x->opt.timeout_ms;
+	CURL *e;
+
+	/* The call's deadline is enforced by the call itself, which cancels
+	 * its transfers when it passes; a curl timeout set to the same instant
+	 * would race it and turn the 504 into a plugin-visible error. */
+	if (x->opt.deadline_ns && x->opt.deadline_ns <= now_ns()) {
+		if (x->holds_slot)
+			limiter_release(x);
+		x_fail_now(x, HOOKD_ETIMEDOUT, "the call's deadline passed before the request "
+			   "could start");
+		return;
+	}
+	if (!x->easy && !(x->easy = easy_get(fe))) {
+		if (x->holds_slot)
+			limiter_release(x);
+		x_fail_now(x, HOOKD_ENOMEM, "out of memory");
+		return;
+	}
+	e = x->easy;
+	curl_easy_reset(e);
+	x->rbody.len = 0;
+	x->rhead.len = 0;
+	x->nhead = 0;
+	x->too_large = false;
+	x->errbuf[0] = '\0';
+	curl_easy_setopt(e, CURLOPT_URL, x->url);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	/* never wait for the threaded resolver when a transfer is removed */
+	curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, x->opt.follow_redirects ? 1L : 0L);
+	curl_easy_setopt(e, CURLOPT_MAXREDIRS, FETCH_MAX_REDIRECTS);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "hookd");
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->opt.max_response);
+	x_set_method(x);
+	x->attempts++;
+	x->resp.attempts = x->attempts;
+	if (curl_multi_add_handle(fe->multi, e) != CURLM_OK) {
+		if (x->holds_slot)
+			limiter_release(x);
+		x_fail_now(x, HOOKD_EFETCH, "cannot start the transfer");
+		return;
+	}
+	x->state = X_RUNNING;
+	fe->st.running++;
+}
+
+static void x_admit(struct fetch_xfer *x)
+{
+	struct fetch_limiter *l = x->lim;
+
+	if (!l) {
+		x_launch(x);
+		return;
+	}
+	if (!l->fe)
+		l->fe = x->fe;
+	if (!l->head && limiter_take(l)) {
+		x->holds_slot = true;
+		x_launch(x);
+		return;
+	}
+	/* wait in line: nobody overtakes a transfer that waits */
+	x->state = X_WAITING;
+	x->prev = l->tail;
+	x->next = NULL;
+	if (l->tail)
+		l->tail->next = x;
+	else
+		l->head = x;
+	l->tail = x;
+	x->fe->st.waiting++;
+	limiter_pump(l);
+}
+
+static void x_finish(struct fetch_xfer *x)
+{
+	hookd_response *r = &x->resp;
+	const char *p;
+
+	x->state = X_DONE;
+	x->fe->st.finished++;
+	if (jbuf_reserve(&x->rbody, 1) == 0)
+		x->rbody.data[x->rbody.len] = '\0';
+	r->body = x->rbody.data ? x->rbody.data : "";
+	r->body_len = x->rbody.data ? x->rbody.len : 0;
+	r->error_message = x->msg;
+	r->url = x->url;
+	r->headers = NULL;
+	r->nheaders = 0;
+	if (x->nhead && (x->hdrs = calloc(x->nhead, sizeof(*x->hdrs)))) {
+		p = x->rhead.data;
+		for (size_t i = 0; i < x->nhead; i++) {
+			x->hdrs[i].name = p;
+			p += strlen(p) + 1;
+			x->hdrs[i].value = p;
+			p += strlen(p) + 1;
+		}
+		r->headers = x->hdrs;
+		r->nheaders = x->nhead;
+	}
+	x->done(x, x->arg); /* may release x */
+}
+
+struct fetch_xfer *fetch_start(struct fetch_engine *fe, struct fetch_limiter *lim,
+			       const hookd_request *req, const struct fetch_opts *opt,
+			       fetch_done_fn done, void *arg, int *err)
+{
+	struct fetch_xfer *x;
+	const char *m;
+
+	if (!req || !req->url || (strncasecmp(req->url, "http://", 7) != 0 &&
+				  strncasecmp(req->url, "https://", 8) != 0)) {
+		*err = HOOKD_EINVAL;
+		return NULL;
+	}
+	x = calloc(1, sizeof(*x));
+	if (!x) {
+		*err = HOOKD_ENOMEM;
+		return NULL;
+	}
+	fe->st.alive++;
+	fe->st.started++;
+	x->fe = fe;
+	x->lim = lim;
+	x->done = done;
+	x->arg = arg;
+	x->opt = *opt;
+	if (!x->opt.retry_base_ms)
+		x->opt.retry_base_ms = FETCH_DEFAULT_RETRY_BASE_MS;
+	if (!x->opt.retry_cap_ms)
+		x->opt.retry_cap_ms = FETCH_DEFAULT_RETRY_CAP_MS;
+	if (!x->opt.max_response)
+		x->opt.max_response = FETCH_DEFAULT_MAX_RESPONSE;
+	m = req->method && *req->method ? req->method : req->body ? "POST" : "GET";
+	if (!(x->url = strdup(req->url)) || !(x->method = strdup(m)))
+		goto oom;
+	for (char *c = x->method; *c; c++) {
+		if (*c < 'A' || *c > 'Z') {
+			*err = HOOKD_EINVAL; /* a method is an upper-case token */
+			x_free(x);
+			return NULL;
+		}
+	}
+	if (req->body) {
+		if (!(x->body = malloc(req->body_len ? req->body_len : 1)))
+			goto oom;
+		memcpy(x->body, req->body, req->body_len);
+		x->body_len = req->body_len;
+	}
+	/* no "Expect: 100-continue" round trip before a body */
+	if (!(x->headers = curl_slist_append(NULL, "Expect:")))
+		goto oom;
+	for (size_t i = 0; i < req->nheaders; i++) {
+		const hookd_header *h = &req->headers[i];
+		char line[8192];
+		struct curl_slist *n;
+		if (!h->name || !h->value || !*h->name || strpbrk(h->name, ":\r\n") ||
+		    strpbrk(h->value, "\r\n")) {
+			*err = HOOKD_EINVAL; /* header injection */
+			x_free(x);
+			return NULL;
+		}
+		if (snprintf(line, sizeof(line), "%s: %s", h->name, h->value) >= (int)sizeof(line)) {
+			*err = HOOKD_EINVAL;
+			x_free(x);
+			return NULL;
+		}
+		if (!(n = curl_slist_append(x->headers, line)))
+			goto oom;
+		x->headers = n;
+	}
+	x_admit(x);
+	return x;
+oom:
+	*err = HOOKD_ENOMEM;
+	x_free(x);
+	return NULL;
+}
+
+const hookd_response *fetch_response(const struct fetch_xfer *x)
+{
+	return &x->resp;
+}
+
+void fetch_release(struct fetch_xfer *x)
+{
+	if (x)
+		x_free(x);
+}
+
+void fetch_cancel(struct fetch_xfer *x)
+{
+	struct fetch_engine *fe;
+
+	if (!x)
+		return;
+	fe = x->fe;
+	switch (x->state) {
+	case X_RUNNING:
+		/* curl closes the connection of a transfer removed mid-way */
+		curl_multi_remove_handle(fe->multi, x->easy);
+		fe->st.running--;
+		if (x->lim)
+			limiter_release(x);
+		break;
+	case X_WAITING: {
+		struct fetch_limiter *l = x->lim;
+		if (x->prev)
+			x->prev->next = x->next;
+		else
+			l->head = x->next;
+		if (x->next)
+			x->next->prev = x->prev;
+		else
+			l->tail = x->prev;
+		fe->st.waiting--;
+		break;
+	}
+	case X_BACKOFF:
+	case X_DEFERRED:
+		event_del(&x->ev);
+		break;
+	default:
+		break;
+	}
+	x_free(x);
+}
+
+/* ---- the engine: curl multi on the event base --------------------------- */
+
+static void check_done(struct fetch_engine *fe)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(fe->multi, &left))) {
+		struct fetch_xfer *x = NULL;
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+		if (x)
+			x_attempt_done(x, m->data.result);
+	}
+}
+
+static void on_socket(evutil_socket_t fd, short kind, void *arg)
+{
+	struct fetch_engine *fe = arg;
+	int action = ((kind & EV_READ) ? CURL_CSELECT_IN : 0) |
+		     ((kind & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+
+	curl_multi_socket_action(fe->multi, fd, action, &fe->still_running);
+	check_done(fe);
+	if (fe->still_running <= 0 && evtimer_pending(&fe->timer, NULL))
+		evtimer_del(&fe->timer);
+}
+
+static void on_timeout(evutil_socket_t fd, short kind, void *arg)
+{
+	struct fetch_engine *fe = arg;
+
+	(void)fd;
+	(void)kind;
+	curl_multi_socket_action(fe->multi, CURL_SOCKET_TIMEOUT, 0, &fe->still_running);
+	check_done(fe);
+}
+
+/* CURLMOPT_TIMERFUNCTION: only arm our timer, never act from inside curl */
+static int curl_timer_cb(CURLM *multi, long timeout_ms, void *arg)
+{
+	struct fetch_engine *fe = arg;
+	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+
+	(void)multi;
+	if (timeout_ms < 0)
+		evtimer_del(&fe->timer);
+	else
+		evtimer_add(&fe->timer, &tv);
+	return 0;
+}
+
+static void fsock_free(struct fetch_engine *fe, struct fsock *s)
+{
+	event_del(&s->ev);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		fe->socks = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	free(s);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: mirror curl's interest in a socket onto an event */
+static int curl_socket_cb(CURL *e, curl_socket_t fd, int what, void *arg, void *sockp)
+{
+	struct fetch_engine *fe = arg;
+	struct fsock *s = sockp;
+	short kind;
+
+	(void)e;
+	if (what == CURL_POLL_REMOVE) {
+		if (s) {
+			curl_multi_assign(fe->multi, fd, NULL);
+			fsock_free(fe, s);
+		}
+		return 0;
+	}
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return -1;
+		s->fe = fe;
+		s->fd = fd;
+		s->next = fe->socks;
+		if (fe->socks)
+			fe->socks->prev = s;
+		fe->socks = s;
+		curl_multi_assign(fe->multi, fd, s);
+	} else {
+		event_del(&s->ev);
+	}
+	kind = (short)(((what & CURL_POLL_IN) ? EV_READ : 0) | ((what & CURL_POLL_OUT) ? EV_WRITE : 0) |
+		       EV_PERSIST);
+	event_assign(&s->ev, fe->base, fd, kind, on_socket, fe);
+	event_add(&s->ev, NULL);
+	return 0;
+}
+
+int fetch_engine_create(struct event_base *base, const struct log *log, struct fetch_engine **out)
+{
+	struct fetch_engine *fe = calloc(1, sizeof(*fe));
+
+	*out = NULL;
+	if (!fe)
+		return -ENOMEM;
+	fe->base = base;
+	fe->log = log;
+	fe->rng = (uint64_t)now_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)fe;
+	if (!fe->rng)
+		fe->rng = 88172645463325252ull;
+	fe->multi = curl_multi_init();
+	if (!fe->multi) {
+		free(fe);
+		return -ENOMEM;
+	}
+	evtimer_assign(&fe->timer, base, on_timeout, fe);
+	curl_multi_setopt(fe->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
+	curl_multi_setopt(fe->multi, CURLMOPT_SOCKETDATA, fe);
+	curl_multi_setopt(fe->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+	curl_multi_setopt(fe->multi, CURLMOPT_TIMERDATA, fe);
+	/* keep enough idle connections for a fan-out to reuse them */
+	curl_multi_setopt(fe->multi, CURLMOPT_MAXCONNECTS, 1024L);
+	*out = fe;
+	return 0;
+}
+
+void fetch_engine_free(struct fetch_engine *fe)
+{
+	if (!fe)
+		return;
+	if (fe->st.alive)
+		log_warn(fe->log, "fetch: %u transfer(s) still alive at shutdown", fe->st.alive);
+	curl_multi_cleanup(fe->multi); /* closes cached connections */
+	while (fe->socks)
+		fsock_free(fe, fe->socks);
+	evtimer_del(&fe->timer);
+	while (fe->nidle)
+		curl_easy_cleanup(fe->idle[--fe->nidle]);
+	free(fe);
+}
+
+void fetch_engine_stats(const struct fetch_engine *fe, struct fetch_stats *st)
+{
+	*st = fe->st;
+}

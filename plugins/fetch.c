@@ -1,0 +1,55 @@
+/*
+ * fetch -- async: one GET of {"url": U} (optional "timeout_ms", "retries")
+ * on the event loop; answers {"status", "bytes", "ms", "attempts"}. A
+ * transport failure fails the call: 504 for a timeout, 502 otherwise.
+ */
+#include <hookd.h>
+
+static double number(const cJSON *in, const char *key, double dflt)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(in, key);
+
+	return cJSON_IsNumber(v) && v->valuedouble >= 0 ? v->valuedouble : dflt;
+}
+
+static void on_done(const hookd_ctx *ctx, hookd_call *call, const hookd_response *r, void *arg)
+{
+	cJSON *out;
+
+	(void)arg;
+	if (r->error == HOOKD_ECANCELED)
+		return; /* the host answered already and released nothing of ours */
+	if (r->error) {
+		hookd_fail(ctx, call, r->error == HOOKD_ETIMEDOUT ? 504 : 502, "GET %s: %s", r->url,
+			   r->error_message);
+		return;
+	}
+	out = cJSON_CreateObject();
+	cJSON_AddNumberToObject(out, "status", (double)r->status);
+	cJSON_AddNumberToObject(out, "bytes", (double)r->body_len);
+	cJSON_AddNumberToObject(out, "ms", r->total_ms);
+	cJSON_AddNumberToObject(out, "attempts", r->attempts);
+	hookd_complete(ctx, call, out);
+}
+
+static void run(const hookd_ctx *ctx, hookd_call *call, cJSON *in)
+{
+	const cJSON *url = cJSON_GetObjectItemCaseSensitive(in, "url");
+	hookd_request req = {0};
+	int rc;
+
+	if (!cJSON_IsString(url)) {
+		hookd_fail(ctx, call, 400, "\"url\" must be a string");
+		return;
+	}
+	req.url = url->valuestring;
+	req.timeout_ms = (uint32_t)number(in, "timeout_ms", 0);
+	req.retries = (uint32_t)number(in, "retries", 0);
+	req.retry_base_ms = (uint32_t)number(in, "retry_base_ms", 0);
+	rc = ctx->api->fetch(call, &req, on_done, NULL);
+	if (rc != HOOKD_OK)
+		hookd_fail(ctx, call, rc == HOOKD_EINVAL ? 400 : 500, "cannot fetch %s (%d)",
+			   req.url, rc);
+}
+
+HOOKD_PLUGIN_ASYNC("fetch", "1.0.0", HOOKD_HOOKS("fetch"), NULL, NULL, run);

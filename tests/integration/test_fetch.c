@@ -1,0 +1,459 @@
+/*
+ * Async plugins doing real I/O: the fetch, fanout and fetch_sync plugins
+ * against a real HTTP upstream on loopback (tests/support/upstream.c) that
+ * can delay, fail, reset and count concurrent requests.
+ */
+#include <criterion/criterion.h>
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../support/harness.h"
+#include "../support/upstream.h"
+
+static const char *const net[] = {"fetch", "fanout", "fetch_sync", "delay", "echo_async", NULL};
+
+static cJSON *ok_json(struct hd_resp *r)
+{
+	cJSON *o;
+
+	cr_assert_eq(r->status, 200, "status %ld: %s", r->status, r->body);
+	o = cJSON_Parse(r->body);
+	cr_assert_not_null(o, "%s", r->body);
+	return o;
+}
+
+static double num(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItem(o, key);
+
+	cr_assert(cJSON_IsNumber(v), "no number %s", key);
+	return v->valuedouble;
+}
+
+Test(fetch, single_get_and_sync_variant, .timeout = 30)
+{
+	struct upstream *u = upstream_start(0);
+	struct hd d;
+	struct hd_resp r;
+	char body[256];
+	cJSON *o;
+
+	cr_assert_not_null(u);
+	hd_start(&d, "", net);
+	snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%u/bytes/1234\"}", upstream_port(u));
+	hd_post(&d, "/hooks/fetch", body, &r);
+	o = ok_json(&r);
+	cr_assert_eq(num(o, "status"), 200);
+	cr_assert_eq(num(o, "bytes"), 1234);
+	cr_assert_eq(num(o, "attempts"), 1);
+	cJSON_Delete(o);
+	hd_resp_free(&r);
+	hd_post(&d, "/hooks/fetch_sync", body, &r);
+	o = ok_json(&r);
+	cr_assert_eq(num(o, "status"), 200);
+	cr_assert_eq(num(o, "bytes"), 1234);
+	cJSON_Delete(o);
+	hd_resp_free(&r);
+	cr_assert_eq(hd_stop(&d), 0);
+	upstream_stop(u);
+}
+
+Test(fetch, fanout_runs_in_parallel, .timeout = 30)
+{
+	struct upstream *u = upstream_start(0);
+	struct upstream_stats st;
+	struct hd d;
+	struct hd_resp r;
+	char body[256];
+	cJSON *o, *res;
+
+	hd_start(&d, "", net);
+	snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%u/delay/100\",\"count\":10}",
+		 upstream_port(u));
+	hd_post(&d, "/hooks/fanout", body, &r); /* warm: connections made */
+	hd_resp_free(&r);
+	upstream_reset_stats(u);
+	hd_post(&d, "/hooks/fanout", body, &r);
+	o = ok_json(&r);
+	res = cJSON_GetObjectItem(o, "results");
+	cr_assert_eq(cJSON_GetArraySize(res), 10);
+	for (int i = 0; i < 10; i++)
+		cr_assert_eq(num(cJSON_GetArrayItem(res, i), "status"), 200);
+	/* ten 100 ms requests in parallel: about 100 ms, well under 300 */
+	cr_assert_lt(r.seconds, 0.3 * hd_scale(), "took %.3f s", r.seconds);
+	upstream_stats(u, &st);
+	cr_assert_eq(st.max_in_flight, 10, "all ten at once (saw %ld)", st.max_in_flight);
+	cJSON_Delete(o);
+	hd_resp_free(&r);
+	cr_assert_eq(hd_stop(&d), 0);
+	upstream_stop(u);
+}
+
+Test(fetch, concurrency_bound_is_never_exceeded, .timeout = 30)
+{
+	struct upstream *u = upstream_start(0);
+	struct upstream_stats st;
+	struct hd d;
+	struct hd_resp r;
+	char body[256];
+	cJSON *o;
+
+	hd_start(&d, "\"plugins\": {\"fanout\": {\"fetch\": {\"concurrency\": 3}}}", net);
+	snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%u/delay/50\",\"count\":12}",
+		 upstream_port(u));
+	/* two calls at once share the plugin's bound */
+	struct hd_load *l = hd_load_start(&d, "/hooks/fanout", body, 2);
+	hd_sleep_ms(600);
+	struct hd_load_result lr;
+	hd_load_stop(l, &lr);
+	cr_assert_eq(lr.failed, 0, "%ld %s", lr.last_bad_status, lr.last_bad_body);
+	cr_assert_gt(lr.ok, 0);
+	upstream_stats(u, &st);
+	cr_assert_eq(st.max_in_flight, 3, "bound 3, saw %ld", st.max_in_flight);
+	/* 12 x 50 ms three at a time: at least 4 rounds */
+	hd_post(&d, "/hooks/fanout", body, &r);
+	o = ok_json(&r);
+	cr_assert_geq(num(o, "ms"), 4 * 50 * 0.9);
+	cJSON_Delete(o);
+	hd_resp_free(&r);
+	cr_assert_eq(hd_stop(&d), 0);
+	upstream_stop(u);
+}
+
+Test(fetch, rate_limit_holds, .timeout = 30)
+{
+	struct upstream *u = upstream_start(0);
+	struct hd d;
+	struct hd_resp r;
+	char body[256];
+	double at[64];
+	cJSON *o;
+
+	/* 20 per second, burst 1: 10 requests need at least 9 / 20 s */
+	hd_start(&d, "\"plugins\": {\"fanout\": {\"fetch\": {\"rate\": 20, \"burst\": 1}}}", net);
+	snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%u/delay/0\",\"count\":10}",
+		 upstream_port(u));
+	hd_post(&d, "/hooks/fanout", body, &r);
+	o = ok_json(&r);
+	cr_assert_geq(num(o, "ms"), 9 * 50 * 0.9, "%s", r.body);
+	cJSON_Delete(o);
+	hd_resp_free(&r);
+	int n = upstream_arrivals(u, "/delay/0", at, 64);
+	cr_assert_eq(n, 10);
+	for (int i = 1; i < n; i++)
+		cr_assert_geq(at[i] - at[i - 1], 50 * 0.8, "request %d came %.1f ms after the "
+			      "previous", i, at[i] - at[i - 1]);
+	cr_assert_eq(hd_stop(&d), 0);
+	upstream_stop(u);
+}
+
+Test(fetch, deadline_cancels_the_transfer, .timeout = 30)
+{
+	struct upstream *u = upstream_start(0);
+	struct upstream_stats st;
+	struct hd d;
+	struct hd_resp r;
+	char body[256];
+
+	hd_start(&d, "\"hooks\": {\"fanout\": {\"timeout_ms\": 200}}", net);
+	snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%u/delay/3000\",\"count\":3}",
+		 upstream_port(u));
+	hd_post(&d, "/hooks/fanout", body, &r);
+	cr_assert_eq(r.status, 504, "%s", r.body);
+	cr_assert_lt(r.seconds, 1.0 * hd_scale());
+	hd_resp_free(&r);
+	/* the upstream sees its three connections closed, long before 3 s */
+	double end = hd_now_ms() + 1000.0 * hd_scale();
+	do {
+		upstream_stats(u, &st);
+		if (st.closed_early == 3)
+			break;
+		hd_sleep_ms(10);
+	} while (hd_now_ms() < end);
+	cr_assert_eq(st.closed_early, 3);
+	hd_get(&d, "/health", &r);
+	cr_assert(strstr(r.body, "\"fetch_alive\":0"), "%s", r.body);
+	hd_resp_free(&r);
+	cr_assert_eq(hd_stop(&d), 0);
+	upstream_stop(u);
+}
+
+Test(fetch, retries_back_off_and_succeed, .timeout = 30)
+{
+	struct upstream *u = upstream_start(0);
+	struct hd d;
+	struct hd_resp r;
+	char body[256];
+	double at[16];
+	cJSON *o;
+
+	hd_start(&d, "", net);
+	snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%u/flaky/a/2\",\"retries\":3,"
+		 "\"retry_base_ms\":100}", upstream_port(u));
+	hd_post(&d, "/hooks/fetch", body, &r);
+	o = ok_json(&r);
+	cr_assert_eq(num(o, "status"), 200);
+	cr_assert_eq(num(o, "attempts"), 3);
+	cJSON_Delete(o);
+	hd_resp_free(&r);
+	cr_assert_eq(upstream_arrivals(u, "/flaky/a/", at, 16), 3);
+	/* exponential with equal jitter: waits of at least 50 ms, then 100 ms */
+	cr_assert_geq(at[1] - at[0], 50 * 0.9, "%.1f", at[1] - at[0]);
+	cr_assert_geq(at[2] - at[1], 100 * 0.9, "%.1f", at[2] - at[1]);
+	cr_assert_eq(hd_stop(&d), 0);
+	upstream_stop(u);
+}
+
+Test(fetch, retries_stop_at_the_deadline, .timeout = 30)
+{
+	struct upstream *u = upstream_start(0);
+	struct hd d;
+	struct hd_resp r;
+	char body[256];
+	double at[64];
+
+	hd_start(&d, "\"hooks\": {\"fetch\": {\"timeout_ms\": 600}}", net);
+	snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%u/flaky/b/1000\",\"retries\":50,"
+		 "\"retry_base_ms\":40}", upstream_port(u));
+	hd_post(&d, "/hooks/fetch", body, &r);
+	/* the plugin answers with the last 503, or the host with 504: either
+	 * way by the deadline, and well short of 50 retries */
+	cr_assert(r.status == 200 || r.status == 504, "%ld %s", r.status, r.body);
+	cr_assert_lt(r.seconds, 0.6 + 0.3 * hd_scale(), "%.3f s", r.seconds);
+	if (r.status == 200)
+		cr_assert(strstr(r.body, "\"status\":503"), "%s", r.body);
+	hd_resp_free(&r);
+	int n = upstream_arrivals(u, "/flaky/b/", at, 64);
+	cr_assert_gt(n, 2);
+	cr_assert_lt(n, 20);
+	hd_sleep_ms(300); /* nothing more arrives after the deadline */
+	cr_assert_eq(upstream_arrivals(u, "/flaky/b/", at, 64), n);
+	cr_assert_eq(hd_stop(&d), 0);
+	upstream_stop(u);
+}
+
+Test(fetch, precise_errors, .timeout = 60)
+{
+	struct upstream *u = upstream_start(0);
+	struct hd d;
+	struct hd_resp r;
+	char body[256];
+
+	hd_start(&d, "\"plugins\": {\"fetch\": {\"fetch\": {\"max_response\": 1000}}}", net);
+	hd_post(&d, "/hooks/fetch", "{\"url\":\"http://127.0.0.1:1/\"}", &r);
+	cr_assert_eq(r.status, 502);
+	cr_assert(strstr(r.body, "onnect"), "%s", r.body);
+	hd_resp_free(&r);
+	snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%u/bytes/5000\"}", upstream_port(u));
+	hd_post(&d, "/hooks/fetch", body, &r);
+	cr_assert_eq(r.status, 502);
+	cr_assert(strstr(r.body, "larger than 1000 bytes"), "%s", r.body);
+	hd_resp_free(&r);
+	snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%u/reset\"}", upstream_port(u));
+	hd_post(&d, "/hooks/fetch", body, &r);
+	cr_assert_eq(r.status, 502, "%s", r.body);
+	hd_resp_free(&r);
+	snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%u/delay/2000\","
+		 "\"timeout_ms\":100}", upstream_port(u));
+	hd_post(&d, "/hooks/fetch", body, &r);
+	cr_assert_eq(r.status, 504, "%s", r.body);
+	cr_assert(strstr(r.body, "imeout") || strstr(r.body, "timed out"), "%s", r.body);
+	hd_resp_free(&r);
+	hd_post(&d, "/hooks/fetch", "{\"url\":\"file:///etc/passwd\"}", &r);
+	cr_assert_eq(r.status, 400);
+	hd_resp_free(&r);
+	/* a bad limit in the plugin's config section rejects the plugin, naming the key */
+	cr_assert_eq(hd_stop(&d), 0);
+	upstream_stop(u);
+}
+
+Test(fetch, bad_fetch_limits_reject_the_plugin, .timeout = 30)
+{
+	struct hd d;
+	struct hd_resp r;
+
+	hd_start(&d, "\"plugins\": {\"fanout\": {\"fetch\": {\"concurency\": 3}}}", net);
+	hd_get(&d, "/plugins", &r);
+	cr_assert(strstr(r.body, "plugins.fanout.fetch.concurency: unknown key"), "%s", r.body);
+	hd_resp_free(&r);
+	hd_post(&d, "/hooks/fetch", "{\"url\":\"http://127.0.0.1:1/\"}", &r);
+	cr_assert_eq(r.status, 502); /* the others still load */
+	hd_resp_free(&r);
+	cr_assert_eq(hd_stop(&d), 0);
+}
+
+static int count_fds(pid_t pid)
+{
+	char path[64];
+	DIR *dir;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	cr_assert_not_null(dir);
+	while (readdir(dir))
+		n++;
+	closedir(dir);
+	return n;
+}
+
+Test(fetch, a_thousand_calls_leak_nothing, .timeout = 120)
+{
+	struct upstream *u = upstream_start(0);
+	struct hd d;
+	struct hd_resp r;
+	char body[256];
+	int before, after;
+
+	hd_start(&d, "", net);
+	snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%u/delay/0\",\"count\":4}",
+		 upstream_port(u));
+	hd_post(&d, "/hooks/fanout", body, &r);
+	hd_resp_free(&r);
+	before = count_fds(d.pid);
+	struct hd_load *l = hd_load_start(&d, "/hooks/fanout", body, 4);
+	for (int i = 0; i < 250; i++) {
+		hd_post(&d, "/hooks/fanout", body, &r);
+		cr_assert_eq(r.status, 200, "%s", r.body);
+		hd_resp_free(&r);
+	}
+	struct hd_load_result lr;
+	hd_load_stop(l, &lr);
+	cr_assert_eq(lr.failed, 0);
+	cr_assert_geq(lr.ok + 250, 1000 / hd_scale());
+	hd_get(&d, "/health", &r);
+	cr_assert(strstr(r.body, "\"fetch_alive\":0"), "%s", r.body);
+	cr_assert(strstr(r.body, "\"fetch_running\":0"), "%s", r.body);
+	hd_resp_free(&r);
+	after = count_fds(d.pid);
+	/* idle upstream connections are cached (a few per concurrent client) */
+	cr_assert_leq(after, before + 24, "fds %d -> %d", before, after);
+	/* under ASan, LeakSanitizer makes a leak a non-zero exit */
+	cr_assert_eq(hd_stop(&d), 0);
+	upstream_stop(u);
+}
+
+struct bg_post {
+	struct hd *d;
+	const char *path;
+	char body[256];
+	struct hd_resp r;
+	pthread_t tid;
+};
+
+static void *bg_post_main(void *arg)
+{
+	struct bg_post *b = arg;
+
+	hd_post(b->d, b->path, b->body, &b->r);
+	return NULL;
+}
+
+Test(fetch, loop_stays_responsive_with_500_requests_in_flight, .timeout = 60)
+{
+	struct upstream *u = upstream_start(0);
+	struct upstream_stats st;
+	struct bg_post b[50];
+	struct hd d;
+	struct hd_resp r;
+
+	hd_start(&d, "", net);
+	for (int i = 0; i < 50; i++) {
+		b[i].d = &d;
+		b[i].path = "/hooks/fanout";
+		snprintf(b[i].body, sizeof(b[i].body),
+			 "{\"url\":\"http://127.0.0.1:%u/delay/1500\",\"count\":10}", upstream_port(u));
+		pthread_create(&b[i].tid, NULL, bg_post_main, &b[i]);
+	}
+	double end = hd_now_ms() + 5000.0 * hd_scale();
+	do {
+		upstream_stats(u, &st);
+		hd_sleep_ms(10);
+	} while (st.in_flight < 500 && hd_now_ms() < end);
+	cr_assert_eq(st.in_flight, 500);
+	hd_post(&d, "/hooks/delay", "{\"ms\": 10}", &r);
+	cr_assert_eq(r.status, 200);
+	cr_assert_lt(r.seconds, 0.2 * hd_scale(), "delay 10 ms took %.3f s", r.seconds);
+	hd_resp_free(&r);
+	for (int i = 0; i < 50; i++) {
+		pthread_join(b[i].tid, NULL);
+		cr_assert_eq(b[i].r.status, 200, "%s", b[i].r.body);
+		hd_resp_free(&b[i].r);
+	}
+	cr_assert_eq(hd_stop(&d), 0);
+	upstream_stop(u);
+}
+
+/* Debian's libcurl resolves on a thread: a 1.5 s lookup (the slowdns
+ * LD_PRELOAD shim) must not stall the loop, and cancelling a transfer
+ * during its lookup must not wait for it. */
+static void start_with_slow_dns(struct hd *d, const char *members)
+{
+	char shim[512];
+
+	hd_prepare(d, members, net);
+	hd_build_path("fixtures/preload/slowdns.so", shim, sizeof(shim));
+	setenv("LD_PRELOAD", shim, 1);
+	setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 1);
+	bool ok = hd_launch(d, 10000);
+	unsetenv("LD_PRELOAD");
+	cr_assert(ok, "daemon did not start");
+}
+
+Test(fetch, dns_never_blocks_the_loop, .timeout = 60)
+{
+	struct upstream *u = upstream_start(0);
+	struct bg_post b = {0};
+	struct hd d;
+	struct hd_resp r;
+	cJSON *o;
+
+	start_with_slow_dns(&d, "");
+	b.d = &d;
+	b.path = "/hooks/fetch";
+	snprintf(b.body, sizeof(b.body), "{\"url\":\"http://up.slow.test:%u/delay/0\"}",
+		 upstream_port(u));
+	double t0 = hd_now_ms();
+	pthread_create(&b.tid, NULL, bg_post_main, &b);
+	hd_sleep_ms(200);
+	/* the lookup is in progress: the loop still answers at once */
+	for (int i = 0; i < 5; i++) {
+		hd_post(&d, "/hooks/delay", "{\"ms\": 10}", &r);
+		cr_assert_eq(r.status, 200);
+		cr_assert_lt(r.seconds, 0.2 * hd_scale(), "loop stalled: %.3f s", r.seconds);
+		hd_resp_free(&r);
+	}
+	cr_assert_lt(hd_now_ms() - t0, 1400, "the probes ran during the lookup");
+	pthread_join(b.tid, NULL);
+	o = ok_json(&b.r);
+	cr_assert_eq(num(o, "status"), 200);
+	cJSON_Delete(o);
+	hd_resp_free(&b.r);
+	cr_assert_eq(hd_stop(&d), 0);
+	upstream_stop(u);
+}
+
+Test(fetch, cancel_during_dns_does_not_wait_for_it, .timeout = 60)
+{
+	struct hd d;
+	struct hd_resp r;
+
+	start_with_slow_dns(&d, "\"hooks\": {\"fetch\": {\"timeout_ms\": 200}}");
+	hd_post(&d, "/hooks/fetch", "{\"url\":\"http://c.fail.test:9/\"}", &r);
+	cr_assert_eq(r.status, 504, "%s", r.body);
+	cr_assert_lt(r.seconds, 0.2 + 0.5 * hd_scale(), "%.3f s", r.seconds);
+	hd_resp_free(&r);
+	/* and the loop was never blocked by the abandoned lookup */
+	hd_post(&d, "/hooks/delay", "{\"ms\": 1}", &r);
+	cr_assert_eq(r.status, 200);
+	cr_assert_lt(r.seconds, 0.2 * hd_scale());
+	hd_resp_free(&r);
+	hd_post(&d, "/hooks/fetch", "{\"url\":\"http://d.fail.test:9/\"}", &r);
+	cr_assert_eq(r.status, 504, "deadline first: %s", r.body);
+	hd_resp_free(&r);
+	cr_assert_eq(hd_stop(&d), 0);
+}
