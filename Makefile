@@ -138,9 +138,15 @@ asan:
 # plugins with TSan, run the uninstrumented integration suite against them;
 # the harness fails a test on a TSan report in the daemon's log.
 tsan: deps-test
-	$(MAKE) SANITIZER=thread BUILD=build/tsan all fixtures
-	$(MAKE) BUILD=build $(BUILD)/tests/integration
+	$(MAKE) SANITIZER=thread BUILD=build/tsan all fixtures build/tsan/tests/pool_stress
+	TSAN_OPTIONS=halt_on_error=1:exitcode=66 build/tsan/tests/pool_stress
+	$(MAKE) BUILD=build build/tests/integration build/tests/upstream
 	HOOKD_BUILD=build/tsan HOOKD_TSAN=1 build/tests/integration $(CRITERION_FLAGS)
+
+# the pool under TSan, driven by a plain program (see tests/tsan/)
+$(BUILD)/tests/pool_stress: $(BUILD)/obj/tests/tsan/pool_stress.o $(BUILD)/obj/host/pool.o
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ -lpthread
 
 run: all
 	$(BUILD)/hookd -c etc/hookd.json
