@@ -107,6 +107,18 @@ static bool valid_name(const char *s)
 	return n >= 1 && n <= 64;
 }
 
+/* cJSON keeps every member of an object, duplicates included (RFC 8259
+ * leaves them to the parser). A key seen earlier in the same object is an
+ * error: the second value would otherwise overwrite (and leak) the first, or
+ * overrun what the first one sized ("hooks" twice). */
+static bool dup_key(const cJSON *obj, const cJSON *item)
+{
+	for (const cJSON *q = obj->child; q && q != item; q = q->next)
+		if (strcmp(q->string, item->string) == 0)
+			return true;
+	return false;
+}
+
 static int parse_listen(struct config *cfg, const cJSON *v, struct verr *e)
 {
 	const char *s, *colon, *host, *hend;
@@ -129,6 +141,9 @@ static int parse_listen(struct config *cfg, const cJSON *v, struct verr *e)
 	} else if (memchr(s, ':', (size_t)(colon - s))) {
 		goto bad; /* a bare IPv6 address needs brackets */
 	}
+	/* digits only: strtol alone would also take " 80", "+80" and "-0" */
+	if (colon[1] < '0' || colon[1] > '9')
+		goto bad;
 	errno = 0;
 	port = strtol(colon + 1, &endp, 10);
 	if (errno || *endp || port < 0 || port > 65535)
@@ -193,6 +208,10 @@ static int parse_hook(struct config_hook *h, const cJSON *v, struct verr *e)
 	cJSON_ArrayForEach(k, v)
 	{
 		snprintf(key, sizeof(key), "hooks.%s.%s", v->string, k->string);
+		if (dup_key(v, k)) {
+			verr_set(e, key, "defined twice");
+			return -1;
+		}
 		if (strcmp(k->string, "timeout_ms") == 0) {
 			if (get_uint(k, key, 1, CONFIG_MAX_TIMEOUT_MS, &u, e) < 0)
 				return -1;
@@ -259,6 +278,10 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 	cJSON_ArrayForEach(k, root)
 	{
 		const char *key = k->string;
+		if (dup_key(root, k)) {
+			verr_set(e, key, "defined twice");
+			return -1;
+		}
 		if (strcmp(key, "listen") == 0) {
 			if (parse_listen(cfg, k, e) < 0)
 				return -1;
@@ -319,13 +342,11 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 			}
 			cJSON_ArrayForEach(h, k)
 			{
-				for (size_t i = 0; i < cfg->nhooks; i++) {
-					if (strcmp(cfg->hooks[i].name, h->string) == 0) {
-						char hk[256];
-						snprintf(hk, sizeof(hk), "hooks.%s", h->string);
-						verr_set(e, hk, "defined twice");
-						return -1;
-					}
+				if (dup_key(k, h)) {
+					char hk[256];
+					snprintf(hk, sizeof(hk), "hooks.%s", h->string);
+					verr_set(e, hk, "defined twice");
+					return -1;
 				}
 				cfg->nhooks++;
 				if (parse_hook(&cfg->hooks[cfg->nhooks - 1], h, e) < 0)
@@ -352,11 +373,9 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 					verr_set(e, pk, "expected an object, got %s", type_name(p));
 					return -1;
 				}
-				for (const cJSON *q = k->child; q != p; q = q->next) {
-					if (strcmp(q->string, p->string) == 0) {
-						verr_set(e, pk, "defined twice");
-						return -1;
-					}
+				if (dup_key(k, p)) {
+					verr_set(e, pk, "defined twice");
+					return -1;
 				}
 			}
 			cJSON_Delete(cfg->plugins);

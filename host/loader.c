@@ -102,8 +102,23 @@ int loader_create(const char *parent, const struct log *log, const hookd_host_ap
 
 void loader_destroy(struct loader *ld)
 {
+	DIR *dir;
+	struct dirent *de;
+	char path[4096];
+
 	if (!ld)
 		return;
+	/* copies of plugins still loaded (a forced exit): unlinking a mapped
+	 * file is safe, the mapping stays; their later unlink finds nothing */
+	if ((dir = opendir(ld->dir))) {
+		while ((de = readdir(dir))) {
+			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", ld->dir, de->d_name);
+			unlink(path);
+		}
+		closedir(dir);
+	}
 	if (rmdir(ld->dir) < 0 && errno != ENOENT)
 		log_warn(ld->log, "cannot remove %s: %s", ld->dir, strerror(errno));
 	free(ld->dir);
@@ -271,6 +286,13 @@ static int read_descriptor(struct plugin *p, const void *sym, char *reason)
 			set_reason(reason, "plugin %s: invalid hook name \"%.80s\"", d->name,
 				   d->hooks[i]);
 			return -1;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(d->hooks[i], d->hooks[j]) == 0) {
+				set_reason(reason, "plugin %s: hook \"%s\" listed twice", d->name,
+					   d->hooks[i]);
+				return -1;
+			}
 		}
 	}
 	if (!d->version)
@@ -502,7 +524,8 @@ int loader_scan(struct loader *ld, const struct config *cfg, struct plugin *cons
 			 strerror(errno));
 		goto out;
 	}
-	qsort(names, n, sizeof(*names), cmp_str);
+	if (n > 1) /* qsort(NULL, 0) is undefined behaviour */
+		qsort(names, n, sizeof(*names), cmp_str);
 	for (size_t i = 0; i < n; i++)
 		if (scan_one(ld, cfg, prev, nprev, generation, names[i], out) < 0)
 			goto oom;

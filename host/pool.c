@@ -50,11 +50,15 @@ void pool_sink_post(struct pool_sink *s, struct pool_job *job)
 	else
 		s->head = job;
 	s->tail = job;
-	pthread_mutex_unlock(&s->mu);
 	/* Only the first result of a burst wakes the consumer: it drains the
-	 * whole list, so later posts before it runs ride along. */
+	 * whole list, so later posts before it runs ride along. Notify before
+	 * unlocking: once `mu` is released a drain may take the job, run its
+	 * done() and free the sink (and notify's arg) while we would still be
+	 * reading s->notify -- a plugin thread finishing the last async call
+	 * races the loop's shutdown exactly so. Hence notify must not take `mu`. */
 	if (was_empty)
 		s->notify(s->arg);
+	pthread_mutex_unlock(&s->mu);
 }
 
 size_t pool_sink_drain(struct pool_sink *s)

@@ -1,0 +1,603 @@
+/*
+ * config: a valid file gives the right values and defaults; every error
+ * names the file and the key path; relative plugin_dir follows the file.
+ */
+#include <criterion/criterion.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../host/config.h"
+#include "../../host/log.h"
+#include "unit.h"
+
+#define CFG_PATH "/srv/hookd/conf.json"
+/* the two required members */
+#define REQ "\"listen\": \"127.0.0.1:8080\", \"plugin_dir\": \"/opt/plugins\""
+
+static struct config *parse_ok(const char *text)
+{
+	struct config *cfg = NULL;
+	char err[512] = "";
+
+	cr_assert_eq(config_parse(text, strlen(text), CFG_PATH, &cfg, err, sizeof(err)), 0,
+		     "refused: %s\n%s", err, text);
+	cr_assert_not_null(cfg);
+	cr_assert_str_eq(err, "");
+	return cfg;
+}
+
+/* Parsing `text` fails with "CFG_PATH: key: ..." (or "CFG_PATH: ..." when
+ * key is NULL) and the message contains `what`. */
+static void expect_error(const char *text, const char *key, const char *what)
+{
+	struct config *cfg = (struct config *)1;
+	char err[512] = "", prefix[300];
+
+	cr_assert_eq(config_parse(text, strlen(text), CFG_PATH, &cfg, err, sizeof(err)), -1,
+		     "accepted: %s", text);
+	cr_assert_null(cfg, "*out must be NULL on failure: %s", text);
+	snprintf(prefix, sizeof(prefix), "%s: %s%s", CFG_PATH, key ? key : "", key ? ": " : "");
+	cr_assert_eq(strncmp(err, prefix, strlen(prefix)), 0,
+		     "error does not start with \"%s\": \"%s\" (input %s)", prefix, err, text);
+	cr_assert_not_null(strstr(err, what), "error lacks \"%s\": \"%s\" (input %s)", what, err,
+			   text);
+	cr_assert_null(strchr(err, '\n'), "error is not one line: %s", err);
+}
+
+Test(config, full_config_has_the_right_values)
+{
+	const char *text =
+		"{\n"
+		"  \"listen\": \"0.0.0.0:9090\",\n"
+		"  \"plugin_dir\": \"/var/lib/hookd/plugins\",\n"
+		"  \"runtime_dir\": \"/run/hookd\",\n"
+		"  \"workers\": 3,\n"
+		"  \"queue\": 17,\n"
+		"  \"timeout_ms\": 2500,\n"
+		"  \"max_body\": 4096,\n"
+		"  \"drain_ms\": 0,\n"
+		"  \"log_level\": \"debug\",\n"
+		"  \"hooks\": {\n"
+		"    \"mixed\": {\"chain\": [\"tag\", \"tag_async\", \"echo\"], \"timeout_ms\": 2000},\n"
+		"    \"sleep\": {\"timeout_ms\": 30000},\n"
+		"    \"alpha\": {}\n"
+		"  },\n"
+		"  \"plugins\": {\"tag\": {\"label\": \"sync step\", \"n\": [1, 2]}, \"x\": {}}\n"
+		"}\n";
+	struct config *cfg = parse_ok(text);
+
+	cr_assert_str_eq(cfg->path, CFG_PATH);
+	cr_assert_str_eq(cfg->listen, "0.0.0.0:9090");
+	cr_assert_str_eq(cfg->listen_host, "0.0.0.0");
+	cr_assert_eq(cfg->listen_port, 9090);
+	cr_assert_str_eq(cfg->plugin_dir, "/var/lib/hookd/plugins");
+	cr_assert_str_eq(cfg->runtime_dir, "/run/hookd");
+	cr_assert_eq(cfg->workers, 3);
+	cr_assert_eq(cfg->queue, 17);
+	cr_assert_eq(cfg->timeout_ms, 2500);
+	cr_assert_eq(cfg->max_body, 4096);
+	cr_assert_eq(cfg->drain_ms, 0);
+	cr_assert_eq(cfg->log_level, LOG_DEBUG);
+
+	/* hooks sorted by name */
+	cr_assert_eq(cfg->nhooks, 3);
+	cr_assert_str_eq(cfg->hooks[0].name, "alpha");
+	cr_assert_str_eq(cfg->hooks[1].name, "mixed");
+	cr_assert_str_eq(cfg->hooks[2].name, "sleep");
+	cr_assert_null(cfg->hooks[0].chain);
+	cr_assert_eq(cfg->hooks[0].timeout_ms, 0);
+	cr_assert_eq(cfg->hooks[1].nchain, 3);
+	cr_assert_str_eq(cfg->hooks[1].chain[0], "tag");
+	cr_assert_str_eq(cfg->hooks[1].chain[1], "tag_async");
+	cr_assert_str_eq(cfg->hooks[1].chain[2], "echo");
+	cr_assert_eq(cfg->hooks[1].timeout_ms, 2000);
+	cr_assert_null(cfg->hooks[2].chain);
+	cr_assert_eq(cfg->hooks[2].nchain, 0);
+	cr_assert_eq(cfg->hooks[2].timeout_ms, 30000);
+
+	cr_assert(cJSON_IsObject(cfg->plugins));
+	cr_assert_eq(cJSON_GetArraySize(cfg->plugins), 2);
+	config_free(cfg);
+}
+
+Test(config, defaults_when_only_the_required_keys_are_given)
+{
+	struct config *cfg = parse_ok("{" REQ "}");
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	cr_assert_gt(ncpu, 0);
+	cr_assert_eq(cfg->workers, (unsigned)ncpu);
+	cr_assert_eq(cfg->queue, 64u * (unsigned)ncpu);
+	cr_assert_eq(cfg->timeout_ms, 10000);
+	cr_assert_eq(cfg->max_body, 1024 * 1024);
+	cr_assert_eq(cfg->drain_ms, 10000);
+	cr_assert_eq(cfg->log_level, LOG_INFO);
+	cr_assert_null(cfg->runtime_dir);
+	cr_assert_eq(cfg->nhooks, 0);
+	cr_assert_not_null(cfg->plugins, "plugins is never NULL");
+	cr_assert(cJSON_IsObject(cfg->plugins));
+	cr_assert_null(cfg->plugins->child);
+	cr_assert_null(config_find_hook(cfg, "anything"));
+	cr_assert_null(config_plugin_section(cfg, "anything"));
+	cr_assert_eq(config_hook_timeout(cfg, "anything"), 10000);
+	config_free(cfg);
+}
+
+Test(config, queue_default_is_64_per_worker_of_the_configured_count)
+{
+	struct config *cfg = parse_ok("{" REQ ", \"workers\": 3}");
+
+	cr_assert_eq(cfg->workers, 3);
+	cr_assert_eq(cfg->queue, 192);
+	config_free(cfg);
+	/* an explicit queue wins, whatever the order of the keys */
+	cfg = parse_ok("{\"queue\": 5, " REQ ", \"workers\": 3}");
+	cr_assert_eq(cfg->queue, 5);
+	config_free(cfg);
+}
+
+Test(config, integral_numbers_in_any_spelling_are_integers)
+{
+	struct config *cfg = parse_ok("{" REQ ", \"timeout_ms\": 1e3, \"workers\": 2.0, "
+				      "\"max_body\": 2.5e1}");
+
+	cr_assert_eq(cfg->timeout_ms, 1000);
+	cr_assert_eq(cfg->workers, 2);
+	cr_assert_eq(cfg->max_body, 25);
+	config_free(cfg);
+}
+
+Test(config, range_bounds_are_inclusive)
+{
+	struct config *cfg = parse_ok("{" REQ ", \"workers\": 1024, \"queue\": 1000000, "
+				      "\"timeout_ms\": 3600000, \"max_body\": 1073741824, "
+				      "\"drain_ms\": 3600000, \"hooks\": {\"h\": {\"timeout_ms\": 1}}}");
+
+	cr_assert_eq(cfg->workers, CONFIG_MAX_WORKERS);
+	cr_assert_eq(cfg->queue, CONFIG_MAX_QUEUE);
+	cr_assert_eq(cfg->timeout_ms, CONFIG_MAX_TIMEOUT_MS);
+	cr_assert_eq(cfg->max_body, CONFIG_MAX_BODY);
+	cr_assert_eq(cfg->drain_ms, CONFIG_MAX_TIMEOUT_MS);
+	cr_assert_eq(config_hook_timeout(cfg, "h"), 1);
+	config_free(cfg);
+
+	cfg = parse_ok("{" REQ ", \"workers\": 1, \"queue\": 1, \"timeout_ms\": 1, "
+		       "\"max_body\": 2, \"drain_ms\": 0}");
+	cr_assert_eq(cfg->workers, 1);
+	cr_assert_eq(cfg->queue, 1);
+	cr_assert_eq(cfg->timeout_ms, 1);
+	cr_assert_eq(cfg->max_body, 2);
+	cr_assert_eq(cfg->drain_ms, 0);
+	config_free(cfg);
+
+	/* 1024 workers: the default queue is capped by CONFIG_MAX_QUEUE only
+	 * beyond 15625 workers, so here it is the plain product */
+	cfg = parse_ok("{" REQ ", \"workers\": 1024}");
+	cr_assert_eq(cfg->queue, 65536);
+	config_free(cfg);
+}
+
+Test(config, unknown_top_level_key_is_an_error)
+{
+	expect_error("{" REQ ", \"lisen\": \"127.0.0.1:1\"}", "lisen", "unknown key");
+	expect_error("{\"workerz\": 4, " REQ "}", "workerz", "unknown key");
+}
+
+Test(config, unknown_key_inside_a_hook_names_the_hook)
+{
+	expect_error("{" REQ ", \"hooks\": {\"mixed\": {\"chian\": [\"a\"]}}}", "hooks.mixed.chian",
+		     "unknown key");
+	expect_error("{" REQ ", \"hooks\": {\"a\": {}, \"b\": {\"timeout\": 5}}}", "hooks.b.timeout",
+		     "unknown key");
+}
+
+struct bad_case {
+	const char *members; /* appended after REQ */
+	const char *key;
+	const char *what;
+};
+
+static void expect_errors(const struct bad_case *c, size_t n)
+{
+	char text[1024];
+
+	for (size_t i = 0; i < n; i++) {
+		snprintf(text, sizeof(text), "{" REQ ", %s}", c[i].members);
+		expect_error(text, c[i].key, c[i].what);
+	}
+}
+
+Test(config, wrong_types_name_the_key_and_the_type)
+{
+	static const struct bad_case cases[] = {
+		{"\"workers\": \"4\"", "workers", "expected an integer between 1 and 1024, got a string"},
+		{"\"queue\": true", "queue", "got a boolean"},
+		{"\"timeout_ms\": null", "timeout_ms", "got null"},
+		{"\"max_body\": [1]", "max_body", "got an array"},
+		{"\"drain_ms\": {}", "drain_ms", "got an object"},
+		{"\"runtime_dir\": 5", "runtime_dir", "expected a string, got a number"},
+		{"\"log_level\": 3", "log_level", "\"error\", \"warn\", \"info\", \"debug\""},
+		{"\"log_level\": \"verbose\"", "log_level", "\"debug\""},
+		{"\"hooks\": []", "hooks", "expected an object"},
+		{"\"hooks\": {\"h\": 5}", "hooks.h", "expected an object, got a number"},
+		{"\"hooks\": {\"h\": {\"timeout_ms\": \"5\"}}", "hooks.h.timeout_ms",
+		 "expected an integer between 1 and 3600000, got a string"},
+		{"\"plugins\": \"tag\"", "plugins", "expected an object"},
+		{"\"runtime_dir\": \"\"", "runtime_dir", "must not be empty"},
+	};
+
+	expect_errors(cases, sizeof(cases) / sizeof(cases[0]));
+	/* the required keys themselves */
+	expect_error("{\"listen\": 8080, \"plugin_dir\": \"/p\"}", "listen",
+		     "expected a string, got a number");
+	expect_error("{\"listen\": \"127.0.0.1:1\", \"plugin_dir\": [\"/p\"]}", "plugin_dir",
+		     "expected a string, got an array");
+	expect_error("{\"listen\": \"127.0.0.1:1\", \"plugin_dir\": \"\"}", "plugin_dir",
+		     "must not be empty");
+}
+
+Test(config, out_of_range_integers_are_refused)
+{
+	static const struct bad_case cases[] = {
+		{"\"workers\": 0", "workers", "between 1 and 1024, got 0"},
+		{"\"workers\": 1025", "workers", "got 1025"},
+		{"\"workers\": -1", "workers", "got -1"},
+		{"\"queue\": 0", "queue", "between 1 and 1000000"},
+		{"\"queue\": 1000001", "queue", "got 1000001"},
+		{"\"timeout_ms\": 0", "timeout_ms", "between 1 and 3600000"},
+		{"\"timeout_ms\": 3600001", "timeout_ms", "got 3600001"},
+		{"\"max_body\": 1", "max_body", "between 2 and 1073741824"},
+		{"\"max_body\": 1073741825", "max_body", "got 1073741825"},
+		{"\"drain_ms\": -1", "drain_ms", "between 0 and 3600000"},
+		{"\"drain_ms\": 1e300", "drain_ms", "between 0 and 3600000"},
+		{"\"hooks\": {\"h\": {\"timeout_ms\": 0}}", "hooks.h.timeout_ms", "got 0"},
+		{"\"hooks\": {\"h\": {\"timeout_ms\": 3600001}}", "hooks.h.timeout_ms", "got 3600001"},
+	};
+
+	expect_errors(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+Test(config, non_integral_numbers_are_refused)
+{
+	static const struct bad_case cases[] = {
+		{"\"workers\": 1.5", "workers", "got 1.5"},
+		{"\"queue\": 10.25", "queue", "got 10.25"},
+		{"\"timeout_ms\": 1e-3", "timeout_ms", "got 0.001"},
+		{"\"drain_ms\": 0.5", "drain_ms", "got 0.5"},
+		{"\"hooks\": {\"h\": {\"timeout_ms\": 99.9}}", "hooks.h.timeout_ms", "got 99.9"},
+	};
+
+	expect_errors(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+Test(config, listen_forms_that_are_accepted)
+{
+	static const struct {
+		const char *listen, *host;
+		unsigned port;
+	} ok[] = {
+		{"127.0.0.1:8080", "127.0.0.1", 8080},
+		{"[::1]:80", "::1", 80},
+		{"[fe80::1%eth0]:443", "fe80::1%eth0", 443},
+		{"localhost:0", "localhost", 0},
+		{"0.0.0.0:65535", "0.0.0.0", 65535},
+	};
+	char text[256];
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct config *cfg;
+		snprintf(text, sizeof(text), "{\"listen\": \"%s\", \"plugin_dir\": \"/p\"}",
+			 ok[i].listen);
+		cfg = parse_ok(text);
+		cr_assert_str_eq(cfg->listen, ok[i].listen);
+		cr_assert_str_eq(cfg->listen_host, ok[i].host, "%s", ok[i].listen);
+		cr_assert_eq(cfg->listen_port, ok[i].port, "%s", ok[i].listen);
+		config_free(cfg);
+	}
+}
+
+Test(config, listen_forms_that_are_refused_name_the_value)
+{
+	static const char *const bad[] = {
+		"127.0.0.1",       /* no port */
+		"127.0.0.1:",      /* empty port */
+		":8080",           /* no host */
+		"127.0.0.1:70000", /* port out of range */
+		"127.0.0.1:65536",
+		"127.0.0.1:-1",
+		"127.0.0.1:80x",
+		"127.0.0.1: 80",   /* strtol would skip the blank */
+		"127.0.0.1:+80",   /* and take the sign */
+		"127.0.0.1:-0",
+		"::1:80",          /* bare IPv6 needs brackets */
+		"::1",
+		"[::1]",           /* bracketed, no port */
+		"[]:80",           /* empty bracketed host */
+		"[::1:80",         /* unclosed bracket */
+	};
+	char text[256], what[128];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "{\"listen\": \"%s\", \"plugin_dir\": \"/p\"}", bad[i]);
+		snprintf(what, sizeof(what), "got \"%s\"", bad[i]);
+		expect_error(text, "listen", what);
+	}
+}
+
+Test(config, required_keys_missing)
+{
+	expect_error("{\"plugin_dir\": \"/p\"}", "listen", "missing");
+	expect_error("{\"listen\": \"127.0.0.1:1\"}", "plugin_dir", "missing");
+	expect_error("{}", "listen", "missing");
+}
+
+Test(config, chain_errors_name_the_chain_and_the_index)
+{
+	static const struct bad_case cases[] = {
+		{"\"hooks\": {\"mixed\": {\"chain\": []}}", "hooks.mixed.chain",
+		 "must name at least one plugin"},
+		{"\"hooks\": {\"mixed\": {\"chain\": \"tag\"}}", "hooks.mixed.chain",
+		 "expected an array of plugin names, got a string"},
+		{"\"hooks\": {\"mixed\": {\"chain\": {\"a\": 1}}}", "hooks.mixed.chain",
+		 "got an object"},
+		{"\"hooks\": {\"mixed\": {\"chain\": [\"tag\", \"bad name\"]}}", "hooks.mixed.chain[1]",
+		 "\"bad name\" is not a valid plugin name"},
+		{"\"hooks\": {\"mixed\": {\"chain\": [\"tag\", \"echo\", \"../x\"]}}",
+		 "hooks.mixed.chain[2]", "not a valid plugin name"},
+		{"\"hooks\": {\"mixed\": {\"chain\": [\"tag\", 5]}}", "hooks.mixed.chain[1]",
+		 "expected a string, got a number"},
+		{"\"hooks\": {\"mixed\": {\"chain\": [\"\"]}}", "hooks.mixed.chain[0]",
+		 "must not be empty"},
+		{"\"hooks\": {\"mixed\": {\"chain\": [\"tag\", "
+		 "\"a12345678901234567890123456789012345678901234567890123456789012345\"]}}",
+		 "hooks.mixed.chain[1]", "not a valid plugin name"},
+	};
+
+	expect_errors(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+Test(config, names_of_64_characters_are_valid)
+{
+	/* 64 characters: the longest valid name */
+	struct config *cfg = parse_ok(
+		"{" REQ ", \"hooks\": {\"h\": {\"chain\": "
+		"[\"a123456789012345678901234567890123456789012345678901234567890123\"]}}}");
+
+	cr_assert_eq(strlen(cfg->hooks[0].chain[0]), 64);
+	config_free(cfg);
+}
+
+Test(config, invalid_hook_and_plugin_names)
+{
+	expect_error("{" REQ ", \"hooks\": {\"bad hook\": {}}}", "hooks.bad hook",
+		     "a hook name is 1-64 characters");
+	expect_error("{" REQ ", \"hooks\": {\"\": {}}}", "hooks.", "a hook name is");
+	expect_error("{" REQ ", \"plugins\": {\"a/b\": {}}}", "plugins.a/b",
+		     "a plugin name is 1-64 characters");
+}
+
+Test(config, a_hook_defined_twice_is_an_error)
+{
+	expect_error("{" REQ ", \"hooks\": {\"a\": {}, \"b\": {}, \"a\": {\"timeout_ms\": 5}}}",
+		     "hooks.a", "defined twice");
+}
+
+Test(config, plugins_section_errors)
+{
+	expect_error("{" REQ ", \"plugins\": {\"tag\": \"sync step\"}}", "plugins.tag",
+		     "expected an object, got a string");
+	expect_error("{" REQ ", \"plugins\": {\"tag\": {}, \"echo\": [1]}}", "plugins.echo",
+		     "expected an object, got an array");
+	expect_error("{" REQ ", \"plugins\": {\"tag\": {}, \"tag\": {\"label\": \"x\"}}}",
+		     "plugins.tag", "defined twice");
+}
+
+/* cJSON keeps duplicate members; a key given twice must be an error, not a
+ * silent overwrite (before the fix: "hooks" twice overran the first hooks
+ * array and crashed; "listen"/"chain" twice leaked the first value). */
+Test(config, a_key_given_twice_is_an_error)
+{
+	expect_error("{" REQ ", \"hooks\": {\"a\": {}, \"b\": {}}, \"hooks\": {\"c\": {}}}", "hooks",
+		     "defined twice");
+	expect_error("{" REQ ", \"listen\": \"127.0.0.1:2\"}", "listen", "defined twice");
+	expect_error("{" REQ ", \"plugin_dir\": \"/q\"}", "plugin_dir", "defined twice");
+	expect_error("{" REQ ", \"workers\": 2, \"workers\": 3}", "workers", "defined twice");
+	expect_error("{" REQ ", \"plugins\": {}, \"plugins\": {}}", "plugins", "defined twice");
+	expect_error("{" REQ ", \"hooks\": {\"h\": {\"chain\": [\"a\"], \"chain\": [\"b\", \"c\"]}}}",
+		     "hooks.h.chain", "defined twice");
+	expect_error("{" REQ ", \"hooks\": {\"h\": {\"timeout_ms\": 1, \"timeout_ms\": 2}}}",
+		     "hooks.h.timeout_ms", "defined twice");
+}
+
+Test(config, malformed_json_gives_line_and_column)
+{
+	/* the error is in "oops", on line 3 (the column is cJSON's offset) */
+	expect_error("{\n  \"listen\": \"127.0.0.1:1\",\n  oops\n}", NULL, "(line 3, column ");
+	expect_error("{\"listen\": \"127.0.0.1:1\", \"plugin_dir\": \"/p\"} x", NULL,
+		     "unexpected data after the value");
+	expect_error("{\"listen\": \"\xc3\x28\"}", NULL, "UTF-8");
+	expect_error("", NULL, "empty");
+}
+
+Test(config, the_top_level_must_be_an_object)
+{
+	expect_error("[{" REQ "}]", NULL, "expected a JSON object at the top, got an array");
+	expect_error("\"listen\"", NULL, "got a string");
+	expect_error("42", NULL, "got a number");
+	expect_error("null", NULL, "got null");
+}
+
+Test(config, relative_plugin_dir_resolves_against_the_config_file)
+{
+	static const struct {
+		const char *path, *dir, *want;
+	} cases[] = {
+		{"/etc/hookd/hookd.json", "plugins", "/etc/hookd/plugins"},
+		{"/etc/hookd/hookd.json", "../lib/p", "/etc/hookd/../lib/p"},
+		{"/etc/hookd/hookd.json", "/opt/p", "/opt/p"},
+		{"conf/sub/hookd.json", "plugins", "conf/sub/plugins"},
+		{"conf/sub/hookd.json", "/abs", "/abs"},
+		{"hookd.json", "plugins", "plugins"}, /* the file is in the cwd */
+		{"/hookd.json", "plugins", "/plugins"},
+	};
+	char text[256], err[256];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct config *cfg;
+		snprintf(text, sizeof(text), "{\"listen\": \"127.0.0.1:1\", \"plugin_dir\": \"%s\"}",
+			 cases[i].dir);
+		cr_assert_eq(config_parse(text, strlen(text), cases[i].path, &cfg, err, sizeof(err)),
+			     0, "%s", err);
+		cr_assert_str_eq(cfg->plugin_dir, cases[i].want, "%s + %s", cases[i].path,
+				 cases[i].dir);
+		cr_assert_str_eq(cfg->path, cases[i].path);
+		config_free(cfg);
+	}
+}
+
+Test(config, find_hook_timeout_and_plugin_section)
+{
+	struct config *cfg = parse_ok(
+		"{" REQ ", \"timeout_ms\": 777, \"hooks\": {"
+		"\"zeta\": {\"timeout_ms\": 50}, \"mid\": {\"chain\": [\"b\", \"a\"]}, "
+		"\"alpha\": {\"timeout_ms\": 9, \"chain\": [\"x\"]}}, "
+		"\"plugins\": {\"tag\": {\"label\": \"L\", \"deep\": {\"k\": [true]}}, \"other\": {}}}");
+	const struct config_hook *h;
+	const cJSON *sec;
+
+	h = config_find_hook(cfg, "mid");
+	cr_assert_not_null(h);
+	cr_assert_str_eq(h->name, "mid");
+	cr_assert_eq(h->nchain, 2);
+	cr_assert_str_eq(h->chain[0], "b");
+	cr_assert_str_eq(h->chain[1], "a");
+	cr_assert_eq(h->timeout_ms, 0);
+	h = config_find_hook(cfg, "alpha");
+	cr_assert_not_null(h);
+	cr_assert_str_eq(h->chain[0], "x");
+	cr_assert_not_null(config_find_hook(cfg, "zeta"));
+	cr_assert_null(config_find_hook(cfg, "beta"));
+	cr_assert_null(config_find_hook(cfg, "zet"));
+	cr_assert_null(config_find_hook(cfg, ""));
+
+	cr_assert_eq(config_hook_timeout(cfg, "zeta"), 50);
+	cr_assert_eq(config_hook_timeout(cfg, "alpha"), 9);
+	cr_assert_eq(config_hook_timeout(cfg, "mid"), 777, "no own timeout: the global one");
+	cr_assert_eq(config_hook_timeout(cfg, "unknown"), 777);
+
+	sec = config_plugin_section(cfg, "tag");
+	cr_assert(cJSON_IsObject(sec));
+	cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(sec, "label")->valuestring, "L");
+	cr_assert(cJSON_IsTrue(cJSON_GetArrayItem(
+		cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(sec, "deep"), "k"),
+		0)));
+	cr_assert(cJSON_IsObject(config_plugin_section(cfg, "other")));
+	cr_assert_null(config_plugin_section(cfg, "echo"));
+	cr_assert_null(config_plugin_section(cfg, "Tag"), "names are case-sensitive");
+	config_free(cfg);
+}
+
+Test(config, the_config_keeps_no_pointer_into_the_text)
+{
+	char *text = strdup("{" REQ ", \"hooks\": {\"h\": {\"chain\": [\"p\"]}}, "
+			    "\"plugins\": {\"p\": {\"k\": \"v\"}}}");
+	struct config *cfg = parse_ok(text);
+
+	memset(text, 'x', strlen(text));
+	free(text);
+	cr_assert_str_eq(cfg->listen, "127.0.0.1:8080");
+	cr_assert_str_eq(config_find_hook(cfg, "h")->chain[0], "p");
+	cr_assert_str_eq(
+		cJSON_GetObjectItemCaseSensitive(config_plugin_section(cfg, "p"), "k")->valuestring,
+		"v");
+	config_free(cfg);
+}
+
+Test(config, text_need_not_be_nul_terminated)
+{
+	const char *src = "{" REQ "}";
+	size_t n = strlen(src);
+	char *text = malloc(n); /* exactly n bytes: ASan catches a read past them */
+	struct config *cfg;
+	char err[256];
+
+	memcpy(text, src, n);
+	cr_assert_eq(config_parse(text, n, CFG_PATH, &cfg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(cfg->plugin_dir, "/opt/plugins");
+	config_free(cfg);
+	free(text);
+}
+
+Test(config, a_small_error_buffer_is_truncated_not_overrun)
+{
+	char err[24];
+	struct config *cfg;
+
+	memset(err, 'Z', sizeof(err));
+	cr_assert_eq(config_parse("{}", 2, CFG_PATH, &cfg, err, 16), -1);
+	cr_assert_eq(err[15], '\0', "NUL-terminated within errlen");
+	cr_assert_eq(strlen(err), 15);
+	cr_assert_eq(strncmp(err, CFG_PATH, 15), 0);
+	cr_assert_eq(err[16], 'Z', "nothing written past errlen");
+}
+
+Test(config, load_reads_the_file_and_resolves_against_its_directory)
+{
+	char dir[256], sub[300], path[400], err[512];
+	struct config *cfg;
+
+	u_tmpdir(dir, sizeof(dir));
+	snprintf(sub, sizeof(sub), "%s/etc", dir);
+	cr_assert_eq(mkdir(sub, 0700), 0);
+	snprintf(path, sizeof(path), "%s/hookd.json", sub);
+	u_write_file(path, "{\n  \"listen\": \"[::1]:8080\",\n  \"plugin_dir\": \"../plugins\",\n"
+			   "  \"hooks\": {\"h\": {\"timeout_ms\": 3}}\n}\n");
+	cr_assert_eq(config_load(path, &cfg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(cfg->path, path);
+	cr_assert_str_eq(cfg->listen_host, "::1");
+	cr_assert_eq(cfg->listen_port, 8080);
+	{
+		char want[400];
+		snprintf(want, sizeof(want), "%s/../plugins", sub);
+		cr_assert_str_eq(cfg->plugin_dir, want);
+	}
+	cr_assert_eq(config_hook_timeout(cfg, "h"), 3);
+	config_free(cfg);
+
+	/* errors in a loaded file name it, with line and column */
+	u_write_file(path, "{\n  \"listen\": \"127.0.0.1:1\",\n  \"plugin_dir\": \"p\",\n"
+			   "  \"hooks\": {\"h\": {\"chain\": [\"ok\", \"not ok\"]}}\n}\n");
+	cr_assert_eq(config_load(path, &cfg, err, sizeof(err)), -1);
+	cr_assert_null(cfg);
+	cr_assert_eq(strncmp(err, path, strlen(path)), 0, "%s", err);
+	cr_assert_not_null(strstr(err, "hooks.h.chain[1]"), "%s", err);
+	u_write_file(path, "{\n\n   ]");
+	cr_assert_eq(config_load(path, &cfg, err, sizeof(err)), -1);
+	cr_assert_not_null(strstr(err, "line 3, column 4"), "%s", err);
+	cr_assert_eq(strncmp(err, path, strlen(path)), 0, "%s", err);
+	u_rmtree(dir);
+}
+
+Test(config, load_of_a_missing_file_names_it)
+{
+	char dir[256], path[300], err[512];
+	struct config *cfg = (struct config *)1;
+
+	u_tmpdir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/nope.json", dir);
+	cr_assert_eq(config_load(path, &cfg, err, sizeof(err)), -1);
+	cr_assert_null(cfg);
+	cr_assert_eq(strncmp(err, path, strlen(path)), 0, "%s", err);
+	cr_assert_not_null(strstr(err, "cannot open"), "%s", err);
+	cr_assert_not_null(strstr(err, "No such file"), "%s", err);
+
+	/* a directory is not a config file */
+	cr_assert_eq(config_load(dir, &cfg, err, sizeof(err)), -1);
+	cr_assert_eq(strncmp(err, dir, strlen(dir)), 0, "%s", err);
+	cr_assert_not_null(strstr(err, "not a regular file"), "%s", err);
+	u_rmtree(dir);
+}

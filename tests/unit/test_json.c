@@ -1,0 +1,884 @@
+/*
+ * json: numbers print so that they parse back to the same double (and
+ * integral ones as plain digits), UTF-8 is validated strictly, strings are
+ * escaped into valid JSON, parse errors say where, and every real webhook
+ * payload survives parse -> print -> parse value for value.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../../host/json.h"
+#include "unit.h"
+
+/* ---- numbers ------------------------------------------------------------ */
+
+static uint64_t bits_of(double d)
+{
+	uint64_t u;
+
+	memcpy(&u, &d, sizeof(u));
+	return u;
+}
+
+static double double_of(uint64_t u)
+{
+	double d;
+
+	memcpy(&d, &u, sizeof(d));
+	return d;
+}
+
+/* Format d, check the returned length, and that the text parses back to
+ * exactly d (bit for bit, so -0.0 stays -0.0). Returns the text in buf. */
+static void round_trip(double d, char *buf)
+{
+	size_t n;
+	char *end;
+	double back;
+
+	memset(buf, 0x55, 32);
+	n = json_format_number(d, buf);
+	cr_assert_lt(n, 32);
+	cr_assert_eq(strlen(buf), n, "length returned for %.17g", d);
+	back = strtod(buf, &end);
+	cr_assert_eq(*end, '\0', "\"%s\" is not all number", buf);
+	cr_assert_eq(bits_of(back), bits_of(d), "%.17g printed as \"%s\" parses back to %.17g", d, buf,
+		     back);
+}
+
+static void expect_number(double d, const char *want)
+{
+	char buf[32];
+
+	round_trip(d, buf);
+	cr_assert_str_eq(buf, want, "%.17g", d);
+}
+
+/* floor() without libm (the unit binary does not link it) */
+static bool is_integral(double d)
+{
+	if (!isfinite(d))
+		return false;
+	if (fabs(d) >= 4503599627370496.0) /* 2^52: no fraction bits left */
+		return true;
+	return d == (double)(int64_t)d;
+}
+
+static bool all_digits(const char *s)
+{
+	if (*s == '-')
+		s++;
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+Test(json_number, known_values_print_exactly_and_shortest)
+{
+	expect_number(0.0, "0");
+	expect_number(-0.0, "-0");
+	expect_number(1.0, "1");
+	expect_number(-1.0, "-1");
+	expect_number(0.1, "0.1");
+	expect_number(0.5, "0.5");
+	expect_number(-2.5, "-2.5");
+	expect_number(1.1, "1.1");
+	expect_number(139.70372892916203, "139.70372892916203");
+	expect_number(1.417566161e+09, "1417566161");
+	expect_number(788032119674292900.0, "788032119674292900");
+	expect_number(-788032119674292900.0, "-788032119674292900");
+	expect_number(820982911946154508.0, "820982911946154500");
+	expect_number(9007199254740992.0, "9007199254740992"); /* 2^53 */
+	expect_number(9007199254740993.0, "9007199254740992"); /* rounds to 2^53 */
+	expect_number(9007199254740994.0, "9007199254740994");
+	expect_number(1e20, "100000000000000000000");
+	expect_number(-1e20, "-100000000000000000000");
+	expect_number(123456789012345678901.0, "123456789012345680000");
+	expect_number(4294967296.0, "4294967296");
+	expect_number(-9223372036854775808.0, "-9223372036854776000"); /* -2^63 */
+	expect_number(0.30000000000000004, "0.30000000000000004");
+}
+
+Test(json_number, extremes_round_trip)
+{
+	static const double vals[] = {
+		1e-7, 1e-300, DBL_MAX, -DBL_MAX, DBL_MIN, -DBL_MIN, DBL_EPSILON,
+		4.9406564584124654e-324,  /* smallest denormal */
+		-4.9406564584124654e-324,
+		2.2250738585072009e-308,  /* largest denormal */
+		1.0000000000000002,       /* 1 + 1 ulp */
+		0.9999999999999999,
+		1e21, 1e22, 1e308, 1.7976931348623155e308,
+		123456.789e-20, 3.141592653589793, 2.718281828459045,
+		5e-324 * 3, 1e23, 8.98846567431158e307,
+	};
+	char buf[32];
+
+	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++)
+		round_trip(vals[i], buf);
+	/* 1e21 and above may use an exponent, but must still be exact */
+	round_trip(1e21, buf);
+	round_trip(DBL_MAX, buf);
+	cr_assert_not_null(strchr(buf, 'e'), "DBL_MAX as plain digits would be 309 characters");
+}
+
+Test(json_number, not_finite_prints_null)
+{
+	char buf[32];
+
+	cr_assert_eq(json_format_number(NAN, buf), 4);
+	cr_assert_str_eq(buf, "null");
+	cr_assert_eq(json_format_number(-NAN, buf), 4);
+	cr_assert_str_eq(buf, "null");
+	cr_assert_eq(json_format_number(INFINITY, buf), 4);
+	cr_assert_str_eq(buf, "null");
+	cr_assert_eq(json_format_number(-INFINITY, buf), 4);
+	cr_assert_str_eq(buf, "null");
+}
+
+Test(json_number, integral_values_below_1e21_are_plain_digits)
+{
+	char buf[32], want[64];
+
+	/* every power of two and of ten in range, both signs, and neighbours */
+	for (int e = 0; e < 70; e++) {
+		double p = ldexp(1.0, e);
+		double vals[] = {p, -p, p + ldexp(1.0, e > 52 ? e - 52 : 0), p * 3};
+		for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+			if (fabs(vals[i]) >= 1e21)
+				continue;
+			round_trip(vals[i], buf);
+			cr_assert(all_digits(buf), "%.17g printed as \"%s\"", vals[i], buf);
+			if (fabs(vals[i]) <= 9007199254740992.0) {
+				/* exactly representable integers print exactly */
+				snprintf(want, sizeof(want), "%.0f", vals[i]);
+				cr_assert_str_eq(buf, want);
+			}
+		}
+	}
+	for (double p = 1; p < 1e21; p *= 10) {
+		round_trip(p, buf);
+		cr_assert(all_digits(buf), "%.17g printed as \"%s\"", p, buf);
+		round_trip(-p, buf);
+		cr_assert(all_digits(buf), "%.17g printed as \"%s\"", -p, buf);
+	}
+}
+
+/* xorshift64*: a fixed seed, so every run checks the same values */
+static uint64_t rng_next(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 2685821657736338717ull;
+}
+
+Test(json_number, random_bit_patterns_round_trip_exactly)
+{
+	uint64_t seed = 0x9e3779b97f4a7c15ull;
+	char buf[32];
+	size_t finite = 0;
+
+	for (int i = 0; i < 100000; i++) {
+		double d = double_of(rng_next(&seed));
+		if (!isfinite(d)) {
+			json_format_number(d, buf);
+			cr_assert_str_eq(buf, "null");
+			continue;
+		}
+		finite++;
+		round_trip(d, buf);
+		if (is_integral(d) && fabs(d) < 1e21)
+			cr_assert(all_digits(buf), "%.17g printed as \"%s\"", d, buf);
+	}
+	cr_assert_gt(finite, 99000); /* the generator did produce doubles */
+}
+
+Test(json_number, random_decimals_and_big_integers_round_trip_exactly)
+{
+	uint64_t seed = 42;
+	char buf[32];
+
+	for (int i = 0; i < 50000; i++) {
+		uint64_t r = rng_next(&seed);
+		/* a "human" decimal as a parser makes it: up to 17 significant
+		 * digits at any scale */
+		char lit[64];
+		double d;
+		snprintf(lit, sizeof(lit), "%llue%d", (unsigned long long)(r % 100000000000000000ull),
+			 (int)(r >> 55) - 300);
+		d = strtod(lit, NULL);
+		round_trip(d, buf);
+		/* an integer between 2^53 and 1e21: digits, never an exponent */
+		d = ldexp((double)(r >> 11), (int)(rng_next(&seed) % 17)) + 9007199254740992.0;
+		cr_assert(is_integral(d));
+		if (d < 1e21) {
+			round_trip(d, buf);
+			cr_assert(all_digits(buf), "%.17g printed as \"%s\"", d, buf);
+		}
+	}
+}
+
+/* ---- UTF-8 -------------------------------------------------------------- */
+
+static bool utf8(const char *s, size_t n, size_t *bad)
+{
+	/* an exact-size copy: a read past n is an ASan report */
+	char *copy = calloc(1, n ? n : 1);
+	bool ok;
+
+	memcpy(copy, s, n);
+	ok = json_utf8_valid(copy, n, bad);
+	free(copy);
+	return ok;
+}
+
+#define VALID(lit) cr_assert(utf8(lit, sizeof(lit) - 1, NULL), "rejected: %s", #lit)
+#define INVALID_AT(lit, off)                                                                  \
+	do {                                                                                  \
+		size_t bad_ = (size_t)-1;                                                     \
+		cr_assert_not(utf8(lit, sizeof(lit) - 1, &bad_), "accepted: %s", #lit);       \
+		cr_assert_eq(bad_, (size_t)(off), "%s: bad offset %zu, expected %zu", #lit,   \
+			     bad_, (size_t)(off));                                            \
+	} while (0)
+
+Test(json_utf8, valid_sequences_are_accepted)
+{
+	VALID("");
+	VALID("plain ascii, with \x01 controls and \x7f DEL");
+	VALID("\xc2\x80");                 /* U+0080, smallest 2-byte */
+	VALID("\xc3\xa9t\xc3\xa9");        /* été */
+	VALID("\xdf\xbf");                 /* U+07FF */
+	VALID("\xe0\xa0\x80");             /* U+0800, smallest 3-byte */
+	VALID("\xe2\x82\xac");             /* € */
+	VALID("\xed\x9f\xbf");             /* U+D7FF, just below the surrogates */
+	VALID("\xee\x80\x80");             /* U+E000, just above them */
+	VALID("\xef\xbf\xbf");             /* U+FFFF */
+	VALID("\xf0\x90\x80\x80");         /* U+10000, smallest 4-byte */
+	VALID("\xf0\x9f\x98\x80");         /* 😀 */
+	VALID("\xf4\x8f\xbf\xbf");         /* U+10FFFF, the last code point */
+	VALID("\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e ok"); /* 日本語 */
+	cr_assert(utf8("a\0b", 3, NULL), "NUL is a valid code point");
+}
+
+Test(json_utf8, overlongs_surrogates_and_out_of_range_are_rejected)
+{
+	INVALID_AT("\xc0\x80", 0);         /* overlong NUL */
+	INVALID_AT("\xc1\xbf", 0);         /* overlong U+007F */
+	INVALID_AT("\xe0\x80\x80", 0);     /* overlong 3-byte */
+	INVALID_AT("\xe0\x9f\xbf", 0);     /* overlong U+07FF */
+	INVALID_AT("\xf0\x80\x80\x80", 0); /* overlong 4-byte */
+	INVALID_AT("\xf0\x8f\xbf\xbf", 0); /* overlong U+FFFF */
+	INVALID_AT("\xed\xa0\x80", 0);     /* U+D800 */
+	INVALID_AT("\xed\xbf\xbf", 0);     /* U+DFFF */
+	INVALID_AT("\xed\xa0\xbd\xed\xb8\x80", 0); /* CESU-8 pair */
+	INVALID_AT("\xf4\x90\x80\x80", 0); /* U+110000 */
+	INVALID_AT("\xf5\x80\x80\x80", 0);
+	INVALID_AT("\xf8\x88\x80\x80\x80", 0); /* old 5-byte form */
+	INVALID_AT("\xfe", 0);
+	INVALID_AT("\xff", 0);
+	INVALID_AT("\x80", 0);             /* lone continuation byte */
+	INVALID_AT("\xbf", 0);
+}
+
+Test(json_utf8, truncated_and_broken_sequences_are_rejected)
+{
+	INVALID_AT("\xc3", 0);
+	INVALID_AT("\xe2\x82", 0);
+	INVALID_AT("\xf0\x9f\x98", 0);
+	INVALID_AT("\xc3\x28", 0);         /* continuation expected, ASCII found */
+	INVALID_AT("\xe2\x28\xa1", 0);
+	INVALID_AT("\xe2\x82\x28", 0);
+	INVALID_AT("\xf0\x9f\x28\x80", 0);
+	INVALID_AT("\xc3\xc3\xa9", 0);
+	/* a valid lead byte cut off by n, though the byte after it is there */
+	{
+		size_t bad = 99;
+		cr_assert_not(json_utf8_valid("\xc3\xa9", 1, &bad));
+		cr_assert_eq(bad, 0);
+		cr_assert_not(json_utf8_valid("ab\xf0\x9f\x98\x80", 5, &bad));
+		cr_assert_eq(bad, 2);
+	}
+	cr_assert_not(json_utf8_valid("\xff", 1, NULL), "bad may be NULL");
+}
+
+Test(json_utf8, the_offset_is_the_first_invalid_byte)
+{
+	INVALID_AT("abc\xc3\x28", 3);
+	INVALID_AT("\xc3\xa9\xff", 2);
+	INVALID_AT("\xe2\x82\xac\xf0\x9f\x98\x80x\xed\xa0\x80", 8);
+	/* ASCII runs around the 8-byte fast path, at every alignment */
+	for (size_t pre = 0; pre < 40; pre++) {
+		char buf[64];
+		size_t bad = 0;
+		memset(buf, 'a', pre);
+		buf[pre] = (char)0x80;
+		memcpy(buf + pre + 1, "tail after it", 13);
+		cr_assert_not(utf8(buf, pre + 14, &bad), "prefix %zu", pre);
+		cr_assert_eq(bad, pre, "prefix %zu: offset %zu", pre, bad);
+		memcpy(buf + pre, "\xc3\xa9", 2);
+		cr_assert(utf8(buf, pre + 2, NULL), "prefix %zu", pre);
+	}
+}
+
+/* ---- printing ----------------------------------------------------------- */
+
+/* json_print of item, NUL-terminated (caller frees). */
+static char *print(const cJSON *item)
+{
+	char *s = json_print_string(item);
+
+	cr_assert_not_null(s, "json_print_string failed");
+	return s;
+}
+
+static void expect_string_prints(const char *value, const char *want)
+{
+	cJSON *s = cJSON_CreateString(value);
+	char *got = print(s);
+
+	cr_assert_str_eq(got, want);
+	free(got);
+	cJSON_Delete(s);
+}
+
+Test(json_print, control_characters_quotes_and_backslash_are_escaped)
+{
+	expect_string_prints("", "\"\"");
+	expect_string_prints("\x01", "\"\\u0001\"");
+	expect_string_prints("a\x1f" "b", "\"a\\u001fb\"");
+	expect_string_prints("\x1b[0m", "\"\\u001b[0m\"");
+	expect_string_prints("\b\f\n\r\t", "\"\\b\\f\\n\\r\\t\"");
+	expect_string_prints("say \"hi\"", "\"say \\\"hi\\\"\"");
+	expect_string_prints("C:\\dir\\", "\"C:\\\\dir\\\\\"");
+	expect_string_prints("a/b", "\"a/b\"");      /* no need to escape '/' */
+	expect_string_prints("\x7f", "\"\x7f\"");     /* DEL is not a control character in JSON */
+	expect_string_prints(" ~", "\" ~\"");
+}
+
+Test(json_print, valid_utf8_is_kept_as_is)
+{
+	expect_string_prints("\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf",
+			     "\"\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf\"");
+}
+
+Test(json_print, invalid_utf8_in_strings_becomes_replacement_characters)
+{
+	expect_string_prints("a\xff" "b", "\"a\\ufffdb\"");
+	expect_string_prints("\xc3\x28", "\"\\ufffd(\"");
+	expect_string_prints("x\xe2\x82", "\"x\\ufffd\\ufffd\"");
+	expect_string_prints("\xc0\x80", "\"\\ufffd\\ufffd\"");
+	expect_string_prints("\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"");
+	expect_string_prints("\xf4\x90\x80\x80!", "\"\\ufffd\\ufffd\\ufffd\\ufffd!\"");
+	/* valid sequences around an invalid byte survive */
+	expect_string_prints("\xc3\xa9\x80\xc3\xa9", "\"\xc3\xa9\\ufffd\xc3\xa9\"");
+	/* worst case: every byte replaced (6 bytes each) */
+	{
+		char in[257];
+		struct jbuf b = {0};
+		cJSON *s;
+		memset(in, 0xff, 256);
+		in[256] = '\0';
+		s = cJSON_CreateString(in);
+		cr_assert_eq(json_print(s, &b), 0);
+		cr_assert_eq(b.len, 256 * 6 + 2);
+		cr_assert(json_utf8_valid(b.data, b.len, NULL));
+		jbuf_free(&b);
+		cJSON_Delete(s);
+	}
+}
+
+Test(json_print, output_is_always_valid_utf8_and_parses_back)
+{
+	/* every single byte value, alone and between ASCII */
+	for (int c = 1; c < 256; c++) {
+		char in[4] = {'a', (char)c, 'z', '\0'};
+		cJSON *s = cJSON_CreateString(in), *back;
+		char *out = print(s);
+		char err[128];
+		cr_assert(json_utf8_valid(out, strlen(out), NULL), "byte 0x%02x: %s", c, out);
+		cr_assert_eq(json_parse(out, strlen(out), &back, err, sizeof(err)), 0,
+			     "byte 0x%02x: %s: %s", c, out, err);
+		cr_assert(cJSON_IsString(back));
+		if (c < 0x80)
+			cr_assert_str_eq(back->valuestring, in, "byte 0x%02x", c);
+		else
+			cr_assert_str_eq(back->valuestring, "a\xef\xbf\xbdz", "byte 0x%02x", c);
+		cJSON_Delete(back);
+		free(out);
+		cJSON_Delete(s);
+	}
+}
+
+Test(json_print, nested_structures_print_compactly)
+{
+	const char *text = "{ \"a\" : [ 1 , 2.5 , \"x\" , true , false , null , { } , [ ] ] ,\n"
+			   "  \"b\" : { \"c\" : [ [ [ -0.0 ] ] ] , \"d\" : 1e2 } , \"\" : \"\" }";
+	cJSON *root;
+	char err[128], *out;
+
+	cr_assert_eq(json_parse(text, strlen(text), &root, err, sizeof(err)), 0, "%s", err);
+	out = print(root);
+	cr_assert_str_eq(out, "{\"a\":[1,2.5,\"x\",true,false,null,{},[]],"
+			      "\"b\":{\"c\":[[[-0]]],\"d\":100},\"\":\"\"}");
+	free(out);
+	cJSON_Delete(root);
+}
+
+Test(json_print, object_keys_are_escaped_like_strings)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *out;
+
+	cJSON_AddNumberToObject(o, "k\"\n\x01\xc3\xa9", 1);
+	cJSON_AddNullToObject(o, "bad\xff");
+	cJSON_AddTrueToObject(o, "back\\slash");
+	out = print(o);
+	cr_assert_str_eq(out, "{\"k\\\"\\n\\u0001\xc3\xa9\":1,\"bad\\ufffd\":null,"
+			      "\"back\\\\slash\":true}");
+	free(out);
+	cJSON_Delete(o);
+}
+
+Test(json_print, duplicate_members_and_order_are_kept)
+{
+	const char *text = "{\"b\":1,\"a\":2,\"b\":3}";
+	cJSON *root;
+	char err[64], *out;
+
+	cr_assert_eq(json_parse(text, strlen(text), &root, err, sizeof(err)), 0);
+	out = print(root);
+	cr_assert_str_eq(out, text);
+	free(out);
+	cJSON_Delete(root);
+}
+
+Test(json_print, numbers_inside_trees_print_exactly)
+{
+	const char *text = "[788032119674292900,139.70372892916203,1.417566161e+09,0.1,1e-7,"
+			   "-0,1e21,5e-324,1.7976931348623157e308]";
+	cJSON *root;
+	char err[64], *out;
+
+	cr_assert_eq(json_parse(text, strlen(text), &root, err, sizeof(err)), 0);
+	out = print(root);
+	cr_assert_str_eq(out, "[788032119674292900,139.70372892916203,1417566161,0.1,1e-07,-0,"
+			      "1e+21,4.94065645841247e-324,1.7976931348623157e+308]");
+	free(out);
+	cJSON_Delete(root);
+}
+
+Test(json_print, appends_to_the_buffer_and_restores_it_on_failure)
+{
+	struct jbuf b = {0};
+	cJSON *ok = cJSON_CreateArray(), *bad = cJSON_CreateObject(), *inv = cJSON_CreateNull();
+
+	cr_assert_eq(jbuf_append(&b, "xx", 2), 0);
+	cJSON_AddItemToArray(ok, cJSON_CreateNumber(7));
+	cr_assert_eq(json_print(ok, &b), 0);
+	cr_assert_eq(b.len, 5);
+	cr_assert_eq(memcmp(b.data, "xx[7]", 5), 0);
+
+	/* an invalid item deep inside: -EINVAL, and nothing of it is left */
+	inv->type = cJSON_Invalid;
+	cJSON_AddItemToObject(bad, "fine", cJSON_CreateString("long enough to be written"));
+	cJSON_AddItemToObject(bad, "broken", inv);
+	cr_assert_eq(json_print(bad, &b), -EINVAL);
+	cr_assert_eq(b.len, 5);
+	cr_assert_eq(json_print(NULL, &b), -EINVAL);
+	cr_assert_eq(b.len, 5);
+	cr_assert_null(json_print_string(bad));
+	jbuf_free(&b);
+	cr_assert_null(b.data);
+	cr_assert_eq(b.len, 0);
+	cr_assert_eq(b.cap, 0);
+	cJSON_Delete(ok);
+	cJSON_Delete(bad);
+}
+
+Test(json_print, raw_items_print_verbatim_and_a_string_without_value_fails)
+{
+	cJSON *a = cJSON_CreateArray(), *s = cJSON_CreateString("x");
+	struct jbuf b = {0};
+	char *out;
+
+	cJSON_AddItemToArray(a, cJSON_CreateRaw("{\"pre\":1}"));
+	out = print(a);
+	cr_assert_str_eq(out, "[{\"pre\":1}]");
+	free(out);
+	free(s->valuestring);
+	s->valuestring = NULL;
+	cr_assert_eq(json_print(s, &b), -EINVAL);
+	cr_assert_eq(b.len, 0);
+	jbuf_free(&b);
+	cJSON_Delete(s);
+	cJSON_Delete(a);
+}
+
+static cJSON *nest(int depth)
+{
+	cJSON *root = cJSON_CreateArray(), *cur = root;
+
+	for (int i = 1; i < depth; i++) {
+		cJSON *n = cJSON_CreateArray();
+		cJSON_AddItemToArray(cur, n);
+		cur = n;
+	}
+	return root;
+}
+
+Test(json_print, nesting_deeper_than_10000_is_refused_not_a_crash)
+{
+	cJSON *ok = nest(10000), *deep = nest(10002);
+	struct jbuf b = {0};
+
+	cr_assert_eq(json_print(ok, &b), 0);
+	cr_assert_eq(b.len, 20000);
+	b.len = 0;
+	cr_assert_eq(json_print(deep, &b), -EINVAL);
+	cr_assert_eq(b.len, 0);
+	jbuf_free(&b);
+	cJSON_Delete(ok);
+	cJSON_Delete(deep);
+}
+
+Test(json_buf, reserve_grows_and_refuses_overflow)
+{
+	struct jbuf b = {0};
+
+	cr_assert_eq(jbuf_reserve(&b, 1), 0);
+	cr_assert_geq(b.cap, 1);
+	for (int i = 0; i < 10000; i++)
+		cr_assert_eq(jbuf_append(&b, "0123456789", 10), 0);
+	cr_assert_eq(b.len, 100000);
+	cr_assert_geq(b.cap, 100000);
+	cr_assert_eq(memcmp(b.data + 99990, "0123456789", 10), 0);
+	cr_assert_eq(jbuf_reserve(&b, SIZE_MAX), -ENOMEM);
+	cr_assert_eq(jbuf_reserve(&b, SIZE_MAX - b.len + 1), -ENOMEM);
+	cr_assert_eq(b.len, 100000, "a failed reserve changes nothing");
+	jbuf_free(&b);
+}
+
+/* ---- parsing ------------------------------------------------------------ */
+
+/* json_parse on an exact-size copy of text (no NUL after it). Returns rc. */
+static int parse(const char *text, size_t n, cJSON **out, char *err, size_t errlen)
+{
+	char *copy = calloc(1, n ? n : 1);
+	int rc;
+
+	memcpy(copy, text, n);
+	*out = (cJSON *)1;
+	rc = json_parse(copy, n, out, err, errlen);
+	free(copy);
+	if (rc < 0)
+		cr_assert_null(*out, "*out must be NULL on failure");
+	return rc;
+}
+
+static void expect_parse_error(const char *text, size_t n, const char *what1, const char *what2)
+{
+	cJSON *out;
+	char err[256] = "";
+
+	cr_assert_eq(parse(text, n, &out, err, sizeof(err)), -EINVAL, "accepted: %.*s", (int)n,
+		     text);
+	cr_assert_not_null(strstr(err, what1), "\"%s\" lacks \"%s\"", err, what1);
+	if (what2)
+		cr_assert_not_null(strstr(err, what2), "\"%s\" lacks \"%s\"", err, what2);
+}
+
+Test(json_parse, valid_documents_parse_without_a_terminator)
+{
+	static const char *const ok[] = {
+		"{}", "[]", "0", "-1.5e3", "\"s\"", "true", "false", "null", "[1,2,3]",
+		" \n\t{\"a\":{\"b\":[null]}}\r\n ", "\"\\u00e9\\ud83d\\ude00\"", "123",
+	};
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		cJSON *out;
+		char err[128];
+		cr_assert_eq(parse(ok[i], strlen(ok[i]), &out, err, sizeof(err)), 0, "%s: %s", ok[i],
+			     err);
+		cr_assert_not_null(out);
+		cJSON_Delete(out);
+	}
+}
+
+Test(json_parse, escapes_decode_to_utf8)
+{
+	const char *text = "\"\\u00e9\\ud83d\\ude00\\n\\\"\\/\"";
+	cJSON *out;
+	char err[128];
+
+	cr_assert_eq(parse(text, strlen(text), &out, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(out->valuestring, "\xc3\xa9\xf0\x9f\x98\x80\n\"/");
+	cJSON_Delete(out);
+	/* a lone surrogate escape cannot become UTF-8 */
+	expect_parse_error("\"\\ud800\"", 8, "invalid JSON", NULL);
+	expect_parse_error("\"\\udc00x\"", 9, "invalid JSON", NULL);
+}
+
+Test(json_parse, empty_input_is_an_error)
+{
+	expect_parse_error("", 0, "empty", NULL);
+	expect_parse_error("   \n ", 5, "invalid JSON", NULL);
+}
+
+Test(json_parse, trailing_data_is_an_error)
+{
+	expect_parse_error("{} {}", 5, "unexpected data after the value", "byte 3");
+	expect_parse_error("[1]\n\n  x", 8, "after the value", "line 3, column 3");
+	expect_parse_error("{}\0", 3, "after the value", "byte 2");
+	expect_parse_error("1 2", 3, "after the value", "byte 2");
+}
+
+Test(json_parse, invalid_utf8_names_the_byte_line_and_column)
+{
+	expect_parse_error("\"\xc3\x28\"", 4, "UTF-8", "byte 1 (line 1, column 2)");
+	expect_parse_error("{\n\"a\":\"\xff\"}", 10, "UTF-8", "byte 7 (line 2, column 6)");
+	/* invalid UTF-8 anywhere, even where the JSON is broken anyway */
+	expect_parse_error("[1,\n\xed\xa0\x80]", 8, "UTF-8", "byte 4 (line 2, column 1)");
+	/* overlong encodings of a quote are not quotes */
+	expect_parse_error("\"a\xc0\xa2", 4, "UTF-8", "byte 2");
+}
+
+Test(json_parse, syntax_errors_name_line_and_column)
+{
+	expect_parse_error("{\"a\":\n  tru}", 12, "invalid JSON", "line 2, column 3");
+	expect_parse_error("[1,\n2,\n\n   ?]", 13, "line 4, column 4", "byte 11");
+	expect_parse_error("{\"a\" 1}", 7, "invalid JSON", "line 1");
+	expect_parse_error("[1,2", 4, "invalid JSON", "line 1");
+	expect_parse_error("\"abc", 4, "invalid JSON", "line 1");
+	expect_parse_error("-", 1, "invalid JSON", NULL);
+	expect_parse_error("nul", 3, "invalid JSON", NULL);
+}
+
+Test(json_parse, errors_fit_a_small_buffer)
+{
+	char err[24];
+	cJSON *out;
+
+	memset(err, 'Z', sizeof(err));
+	cr_assert_eq(json_parse("\xff", 1, &out, err, 10), -EINVAL);
+	cr_assert_eq(strlen(err), 9);
+	cr_assert_eq(err[10], 'Z');
+}
+
+Test(json_parse, deep_nesting_fails_cleanly)
+{
+	size_t n = 200000;
+	char *text = malloc(n);
+
+	memset(text, '[', n / 2);
+	memset(text + n / 2, ']', n / 2);
+	expect_parse_error(text, n, "invalid JSON", NULL);
+	free(text);
+}
+
+Test(json_parse, big_integers_become_the_nearest_double)
+{
+	const char *text = "[820982911946154508, 788032119674292900, 9007199254740993]";
+	cJSON *out;
+	char err[64];
+
+	cr_assert_eq(parse(text, strlen(text), &out, err, sizeof(err)), 0);
+	cr_assert_eq(cJSON_GetArrayItem(out, 0)->valuedouble, 820982911946154508.0);
+	cr_assert_eq(cJSON_GetArrayItem(out, 1)->valuedouble, 788032119674292900.0);
+	cr_assert_eq(cJSON_GetArrayItem(out, 2)->valuedouble, 9007199254740992.0);
+	cJSON_Delete(out);
+}
+
+/* ---- the webhook corpus ------------------------------------------------- */
+
+/* a and b are the same JSON value: same types, same member names in the
+ * same order, bit-identical numbers (cJSON_Compare allows a tolerance). */
+static void same_tree(const cJSON *a, const cJSON *b, const char *file, const char *where)
+{
+	char sub[512];
+
+	cr_assert_eq(a->type & 0xff, b->type & 0xff, "%s: %s: type %d vs %d", file, where,
+		     a->type & 0xff, b->type & 0xff);
+	switch (a->type & 0xff) {
+	case cJSON_Number:
+		cr_assert_eq(bits_of(a->valuedouble), bits_of(b->valuedouble),
+			     "%s: %s: %.17g vs %.17g", file, where, a->valuedouble, b->valuedouble);
+		break;
+	case cJSON_String:
+		cr_assert_str_eq(a->valuestring, b->valuestring, "%s: %s", file, where);
+		break;
+	case cJSON_Array:
+	case cJSON_Object: {
+		const cJSON *x = a->child, *y = b->child;
+		size_t i = 0;
+		for (; x && y; x = x->next, y = y->next, i++) {
+			if (x->string || y->string) {
+				cr_assert(x->string && y->string, "%s: %s: member name", file, where);
+				cr_assert_str_eq(x->string, y->string, "%s: %s[%zu]", file, where, i);
+				snprintf(sub, sizeof(sub), "%.400s.%.80s", where, x->string);
+			} else {
+				snprintf(sub, sizeof(sub), "%.400s[%zu]", where, i);
+			}
+			same_tree(x, y, file, sub);
+		}
+		cr_assert(!x && !y, "%s: %s: different number of members", file, where);
+		break;
+	}
+	default: /* true, false, null: the type says it all */
+		break;
+	}
+}
+
+/* Every number of the tree prints as it must: integral ones below 1e21 as
+ * plain digits, all of them exactly. Returns how many there were. */
+static size_t check_numbers(const cJSON *t, const char *file)
+{
+	size_t n = 0;
+	char buf[32];
+
+	if (cJSON_IsNumber(t)) {
+		double d = t->valuedouble;
+		round_trip(d, buf);
+		if (is_integral(d) && fabs(d) < 1e21)
+			cr_assert(all_digits(buf), "%s: %.17g printed as \"%s\"", file, d, buf);
+		return 1;
+	}
+	for (const cJSON *c = t->child; c; c = c->next)
+		n += check_numbers(c, file);
+	return n;
+}
+
+static const char *payload_dir(bool *overridden)
+{
+	const char *d = getenv("HOOKD_PAYLOADS");
+
+	*overridden = d && *d;
+	return *overridden ? d : "../shared/payloads";
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+Test(json_corpus, every_payload_survives_parse_print_parse_exactly, .timeout = 120)
+{
+	bool overridden;
+	const char *dir = payload_dir(&overridden);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char *names[512];
+	size_t n = 0, big_ints = 0, numbers = 0;
+
+	cr_assert_not_null(d, "payload directory %s: %s (set HOOKD_PAYLOADS)", dir, strerror(errno));
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		if (l > 5 && strcmp(de->d_name + l - 5, ".json") == 0) {
+			cr_assert_lt(n, sizeof(names) / sizeof(names[0]));
+			names[n++] = strdup(de->d_name);
+		}
+	}
+	closedir(d);
+	cr_assert_gt(n, 0, "no *.json in %s", dir);
+	if (!overridden)
+		cr_assert_eq(n, 74, "the corpus README lists 74 payloads, found %zu", n);
+	qsort(names, n, sizeof(names[0]), cmp_name);
+
+	for (size_t i = 0; i < n; i++) {
+		char path[1024], err[256];
+		struct jbuf b1 = {0}, b2 = {0};
+		cJSON *t1, *t2, *t3;
+		size_t len;
+		char *text;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		text = u_read_file(path, &len);
+		cr_assert_not_null(text, "%s: %s", path, strerror(errno));
+		cr_assert_eq(json_parse(text, len, &t1, err, sizeof(err)), 0, "%s: %s", names[i], err);
+		cr_assert_eq(json_print(t1, &b1), 0, "%s", names[i]);
+		cr_assert(json_utf8_valid(b1.data, b1.len, NULL), "%s: printed invalid UTF-8",
+			  names[i]);
+		/* cJSON itself reads our output back: another parser than json_parse */
+		t2 = cJSON_ParseWithLength(b1.data, b1.len);
+		cr_assert_not_null(t2, "%s: cJSON cannot parse what json_print wrote", names[i]);
+		same_tree(t1, t2, names[i], "$");
+		/* and printing is a fixed point: print(parse(print(x))) == print(x) */
+		cr_assert_eq(json_parse(b1.data, b1.len, &t3, err, sizeof(err)), 0, "%s: %s",
+			     names[i], err);
+		cr_assert_eq(json_print(t3, &b2), 0);
+		cr_assert_eq(b1.len, b2.len, "%s: second print differs", names[i]);
+		cr_assert_eq(memcmp(b1.data, b2.data, b1.len), 0, "%s: second print differs",
+			     names[i]);
+		numbers += check_numbers(t1, names[i]);
+		/* json_print writes no NUL: search the bytes */
+		if (memmem(b1.data, b1.len, "\"id\":820982911946154500,", 24))
+			big_ints++;
+		cJSON_Delete(t1);
+		cJSON_Delete(t2);
+		cJSON_Delete(t3);
+		jbuf_free(&b1);
+		jbuf_free(&b2);
+		free(text);
+		free(names[i]);
+	}
+	cr_assert_gt(numbers, 0, "the corpus has numbers");
+	if (!overridden)
+		cr_assert_gt(big_ints, 0, "shopify-orders_create-1's id printed as plain digits");
+}
+
+Test(json_corpus, known_traits_of_the_corpus)
+{
+	bool overridden;
+	const char *dir = payload_dir(&overridden);
+	char path[1024], err[256], *text, *out;
+	size_t len;
+	cJSON *t;
+
+	if (overridden)
+		cr_skip_test("HOOKD_PAYLOADS points elsewhere: the named files may not exist");
+	/* dockerhub writes Unix times as 1.417566161e+09: they come back as integers */
+	snprintf(path, sizeof(path), "%s/dockerhub-push-1.json", dir);
+	text = u_read_file(path, &len);
+	cr_assert_not_null(text, "%s", path);
+	cr_assert_eq(json_parse(text, len, &t, err, sizeof(err)), 0, "%s", err);
+	out = print(t);
+	cr_assert_not_null(strstr(out, "\"pushed_at\":1417566161"), "%.300s", out);
+	cr_assert_not_null(strstr(out, "\\t"), "the \\u0009 of the input comes back as \\t");
+	free(out);
+	cJSON_Delete(t);
+	free(text);
+
+	/* emoji and CJK survive byte for byte */
+	snprintf(path, sizeof(path), "%s/twitter-search_api_response-1.json", dir);
+	text = u_read_file(path, &len);
+	cr_assert_not_null(text, "%s", path);
+	cr_assert_eq(json_parse(text, len, &t, err, sizeof(err)), 0, "%s", err);
+	out = print(t);
+	cr_assert_not_null(strstr(out, "\xe3\x80\x90"), "CJK bracket U+3010 kept raw");
+	cr_assert_not_null(strstr(out, "\xf0\x9f"), "an astral-plane character kept raw");
+	free(out);
+	cJSON_Delete(t);
+	free(text);
+
+	/* the duplicate member of gitlab-build-1 is printed twice */
+	snprintf(path, sizeof(path), "%s/gitlab-build-1.json", dir);
+	text = u_read_file(path, &len);
+	cr_assert_not_null(text, "%s", path);
+	cr_assert_eq(json_parse(text, len, &t, err, sizeof(err)), 0, "%s", err);
+	out = print(t);
+	cr_assert_eq(u_count_str(out, "\"git_ssh_url\":"), 2);
+	free(out);
+	cJSON_Delete(t);
+	free(text);
+}

@@ -1,0 +1,469 @@
+/*
+ * pool: jobs run on workers, results come back through the sink on the
+ * draining thread, in order, with one wake-up per burst; the queue bound is
+ * exact; destroy runs what was queued; workers block every signal.
+ *
+ * Every test is deterministic: jobs that must stay queued sit behind a
+ * "blocker" job that waits on a gate the test opens; nothing depends on
+ * timing (the Criterion timeouts only turn a hang into a failure).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
+#include <time.h>
+
+#include "../../host/pool.h"
+
+#define MAXJ 512
+
+struct tjob {
+	struct pool_job job; /* first: a pool_job * is a tjob * */
+	int id;
+	bool block;           /* wait on the gate in run() */
+	pthread_t run_thread, done_thread;
+	bool ran, done;
+	sigset_t mask;        /* the worker's signal mask, seen from run() */
+};
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool gate_open;
+	int started;          /* blocker jobs inside run() */
+	int run_order[MAXJ], nrun;
+	int done_order[MAXJ], ndone;
+	struct pool_sink sink;
+	sem_t wake;           /* one post per notify */
+	atomic_int notifies;
+	atomic_int notify_saw_unlocked; /* notify ran while the sink's mutex was free */
+} T;
+
+static void notify(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&T.notifies, 1);
+	/* trylock from inside notify: EBUSY if the poster still holds the
+	 * sink's mutex (a drain cannot take the job yet) */
+	if (pthread_mutex_trylock(&T.sink.mu) == 0) {
+		atomic_fetch_add(&T.notify_saw_unlocked, 1);
+		pthread_mutex_unlock(&T.sink.mu);
+	}
+	sem_post(&T.wake);
+}
+
+static void setup(void)
+{
+	memset(&T, 0, sizeof(T));
+	pthread_mutex_init(&T.mu, NULL);
+	pthread_cond_init(&T.cv, NULL);
+	sem_init(&T.wake, 0, 0);
+	cr_assert_eq(pool_sink_init(&T.sink, notify, NULL), 0);
+}
+
+static void teardown(void)
+{
+	pool_sink_destroy(&T.sink);
+	sem_destroy(&T.wake);
+	pthread_cond_destroy(&T.cv);
+	pthread_mutex_destroy(&T.mu);
+}
+
+TestSuite(pool, .init = setup, .fini = teardown, .timeout = 60);
+
+static void job_run(struct pool_job *j)
+{
+	struct tjob *t = (struct tjob *)j;
+
+	t->run_thread = pthread_self();
+	pthread_sigmask(SIG_BLOCK, NULL, &t->mask);
+	pthread_mutex_lock(&T.mu);
+	if (t->block) {
+		T.started++;
+		pthread_cond_broadcast(&T.cv);
+		while (!T.gate_open)
+			pthread_cond_wait(&T.cv, &T.mu);
+	}
+	T.run_order[T.nrun++] = t->id;
+	t->ran = true;
+	pthread_mutex_unlock(&T.mu);
+}
+
+static void job_done(struct pool_job *j)
+{
+	struct tjob *t = (struct tjob *)j;
+
+	t->done_thread = pthread_self();
+	t->done = true;
+	pthread_mutex_lock(&T.mu);
+	T.done_order[T.ndone++] = t->id;
+	pthread_mutex_unlock(&T.mu);
+}
+
+static void job_init(struct tjob *t, int id, bool block)
+{
+	memset(t, 0, sizeof(*t));
+	t->id = id;
+	t->block = block;
+	t->job.run = job_run;
+	t->job.done = job_done;
+	t->job.sink = &T.sink;
+}
+
+static void wait_started(int n)
+{
+	pthread_mutex_lock(&T.mu);
+	while (T.started < n)
+		pthread_cond_wait(&T.cv, &T.mu);
+	pthread_mutex_unlock(&T.mu);
+}
+
+static void open_gate(void)
+{
+	pthread_mutex_lock(&T.mu);
+	T.gate_open = true;
+	pthread_cond_broadcast(&T.cv);
+	pthread_mutex_unlock(&T.mu);
+}
+
+static int ndone(void)
+{
+	int n;
+
+	pthread_mutex_lock(&T.mu);
+	n = T.ndone;
+	pthread_mutex_unlock(&T.mu);
+	return n;
+}
+
+/* Consumer loop: sleep until notified, drain, until n jobs are done. */
+static void drain_until(int n)
+{
+	while (ndone() < n) {
+		sem_wait(&T.wake);
+		pool_sink_drain(&T.sink);
+	}
+}
+
+static void *drainer_main(void *arg)
+{
+	drain_until(*(int *)arg);
+	return NULL;
+}
+
+Test(pool, jobs_run_on_workers_and_done_runs_on_the_draining_thread)
+{
+	static struct tjob jobs[20];
+	struct pool *p;
+	pthread_t drainer;
+	int n = 20;
+
+	cr_assert_eq(pool_create(3, 64, &p), 0);
+	for (int i = 0; i < n; i++) {
+		job_init(&jobs[i], i, false);
+		cr_assert_eq(pool_submit(p, &jobs[i].job), 0);
+	}
+	/* a result was delivered, but done() waits for a drain */
+	sem_wait(&T.wake);
+	cr_assert_eq(ndone(), 0, "done() ran before anyone drained the sink");
+	sem_post(&T.wake);
+
+	cr_assert_eq(pthread_create(&drainer, NULL, drainer_main, &n), 0);
+	cr_assert_eq(pthread_join(drainer, NULL), 0);
+	for (int i = 0; i < n; i++) {
+		cr_assert(jobs[i].ran && jobs[i].done, "job %d", i);
+		cr_assert_not(pthread_equal(jobs[i].run_thread, pthread_self()),
+			      "job %d ran on the submitting thread", i);
+		cr_assert_not(pthread_equal(jobs[i].run_thread, drainer), "job %d", i);
+		cr_assert(pthread_equal(jobs[i].done_thread, drainer),
+			  "done() of job %d ran off the draining thread", i);
+	}
+	pool_destroy(p);
+	cr_assert_eq(pool_sink_drain(&T.sink), 0, "nothing left over");
+}
+
+Test(pool, one_worker_runs_jobs_in_fifo_order_and_done_keeps_it)
+{
+	static struct tjob blocker, jobs[100];
+	struct pool *p;
+
+	cr_assert_eq(pool_create(1, 100, &p), 0);
+	job_init(&blocker, -1, true);
+	cr_assert_eq(pool_submit(p, &blocker.job), 0);
+	wait_started(1); /* everything below is queued before anything runs */
+	for (int i = 0; i < 100; i++) {
+		job_init(&jobs[i], i, false);
+		cr_assert_eq(pool_submit(p, &jobs[i].job), 0);
+	}
+	open_gate();
+	drain_until(101);
+	cr_assert_eq(T.nrun, 101);
+	cr_assert_eq(T.run_order[0], -1);
+	cr_assert_eq(T.done_order[0], -1);
+	for (int i = 0; i < 100; i++) {
+		cr_assert_eq(T.run_order[i + 1], i, "run #%d was job %d", i + 1, T.run_order[i + 1]);
+		cr_assert_eq(T.done_order[i + 1], i, "done #%d was job %d", i + 1,
+			     T.done_order[i + 1]);
+	}
+	pool_destroy(p);
+}
+
+Test(pool, the_queue_refuses_exactly_when_queue_max_jobs_wait)
+{
+	static struct tjob b1, b2, jobs[4];
+	struct pool *p;
+	unsigned queued, running, threads;
+
+	cr_assert_eq(pool_create(2, 3, &p), 0);
+	job_init(&b1, 100, true);
+	job_init(&b2, 101, true);
+	cr_assert_eq(pool_submit(p, &b1.job), 0);
+	cr_assert_eq(pool_submit(p, &b2.job), 0);
+	wait_started(2); /* both workers busy: the queue is empty */
+	pool_stats(p, &queued, &running, &threads);
+	cr_assert_eq(queued, 0);
+	cr_assert_eq(running, 2);
+	cr_assert_eq(threads, 2);
+
+	for (int i = 0; i < 4; i++)
+		job_init(&jobs[i], i, false);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(pool_submit(p, &jobs[i].job), 0, "job %d of queue_max 3", i);
+	pool_stats(p, &queued, &running, NULL);
+	cr_assert_eq(queued, 3);
+	cr_assert_eq(running, 2, "running jobs do not count against the queue");
+	cr_assert_eq(pool_submit(p, &jobs[3].job), -EAGAIN);
+	cr_assert_eq(pool_submit(p, &jobs[3].job), -EAGAIN, "still full");
+	pool_stats(p, &queued, NULL, NULL);
+	cr_assert_eq(queued, 3, "a refused job is not queued");
+
+	open_gate();
+	drain_until(5);
+	cr_assert_not(jobs[3].ran, "the refused job was not taken");
+	cr_assert_not(jobs[3].done);
+	/* room again */
+	cr_assert_eq(pool_submit(p, &jobs[3].job), 0);
+	drain_until(6);
+	cr_assert(jobs[3].ran && jobs[3].done);
+	pool_stats(p, &queued, &running, NULL);
+	cr_assert_eq(queued, 0);
+	pool_destroy(p);
+}
+
+Test(pool, notify_once_per_empty_to_non_empty_transition)
+{
+	static struct tjob jobs[8];
+
+	for (int i = 0; i < 8; i++)
+		job_init(&jobs[i], i, false);
+	/* posts straight to the sink, as an async completion does */
+	for (int i = 0; i < 5; i++)
+		pool_sink_post(&T.sink, &jobs[i].job);
+	cr_assert_eq(atomic_load(&T.notifies), 1, "five posts, one burst");
+	cr_assert_eq(ndone(), 0);
+	cr_assert_eq(pool_sink_drain(&T.sink), 5);
+	cr_assert_eq(atomic_load(&T.notifies), 1);
+	cr_assert_eq(pool_sink_drain(&T.sink), 0, "drained: nothing to run");
+	pool_sink_post(&T.sink, &jobs[5].job);
+	cr_assert_eq(atomic_load(&T.notifies), 2, "empty again: the next post notifies");
+	pool_sink_post(&T.sink, &jobs[6].job);
+	pool_sink_post(&T.sink, &jobs[7].job);
+	cr_assert_eq(atomic_load(&T.notifies), 2);
+	cr_assert_eq(pool_sink_drain(&T.sink), 3);
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(T.done_order[i], i);
+	for (int i = 0; i < 8; i++)
+		cr_assert_not(jobs[i].ran, "post only: run() is the pool's, not the sink's");
+}
+
+Test(pool, a_burst_of_results_from_workers_notifies_once)
+{
+	static struct tjob blocker, jobs[5];
+	struct pool *p;
+
+	cr_assert_eq(pool_create(1, 8, &p), 0);
+	job_init(&blocker, -1, true);
+	cr_assert_eq(pool_submit(p, &blocker.job), 0);
+	wait_started(1);
+	for (int i = 0; i < 5; i++) {
+		job_init(&jobs[i], i, false);
+		cr_assert_eq(pool_submit(p, &jobs[i].job), 0);
+	}
+	open_gate();
+	pool_destroy(p); /* joins the worker: all six results are posted */
+	cr_assert_eq(atomic_load(&T.notifies), 1, "six results, nobody drained: one wake-up");
+	cr_assert_eq(ndone(), 0);
+	cr_assert_eq(pool_sink_drain(&T.sink), 6);
+}
+
+/* The consumer may free the sink as soon as a drain has run the job's
+ * done(): so notify() must have run before a drain can see the job, i.e.
+ * while the poster still holds the sink's mutex. */
+Test(pool, notify_runs_before_a_drain_can_take_the_job)
+{
+	static struct tjob jobs[3];
+	struct pool *p;
+
+	job_init(&jobs[0], 0, false);
+	pool_sink_post(&T.sink, &jobs[0].job);
+	cr_assert_eq(atomic_load(&T.notifies), 1);
+	cr_assert_eq(atomic_load(&T.notify_saw_unlocked), 0,
+		     "notify ran after the sink's mutex was released");
+	cr_assert_eq(pool_sink_drain(&T.sink), 1);
+
+	cr_assert_eq(pool_create(2, 4, &p), 0);
+	for (int i = 1; i < 3; i++) {
+		job_init(&jobs[i], i, false);
+		cr_assert_eq(pool_submit(p, &jobs[i].job), 0);
+	}
+	pool_destroy(p);
+	cr_assert_geq(atomic_load(&T.notifies), 2);
+	cr_assert_eq(atomic_load(&T.notify_saw_unlocked), 0,
+		     "a worker notified after releasing the sink's mutex");
+	cr_assert_eq(pool_sink_drain(&T.sink), 2);
+}
+
+struct destroyer {
+	struct pool *p;
+};
+
+static void *destroyer_main(void *arg)
+{
+	pool_destroy(((struct destroyer *)arg)->p);
+	return NULL;
+}
+
+#define NPROBES 4096
+
+Test(pool, destroy_runs_every_queued_job_and_refuses_new_ones_meanwhile)
+{
+	static struct tjob blocker, jobs[20], probes[NPROBES];
+	struct destroyer d;
+	pthread_t th;
+	int nprobes = 0, rc;
+
+	cr_assert_eq(pool_create(1, NPROBES + 64, &d.p), 0);
+	job_init(&blocker, -1, true);
+	cr_assert_eq(pool_submit(d.p, &blocker.job), 0);
+	wait_started(1);
+	for (int i = 0; i < 20; i++) {
+		job_init(&jobs[i], i, false);
+		cr_assert_eq(pool_submit(d.p, &jobs[i].job), 0);
+	}
+	/* destroy on another thread: it blocks joining the gated worker, so
+	 * the pool stays alive and we can watch it refuse work */
+	cr_assert_eq(pthread_create(&th, NULL, destroyer_main, &d), 0);
+	for (;;) {
+		cr_assert_lt(nprobes, NPROBES, "pool_destroy never started refusing jobs");
+		job_init(&probes[nprobes], 1000 + nprobes, false);
+		rc = pool_submit(d.p, &probes[nprobes].job);
+		if (rc != 0)
+			break;
+		nprobes++; /* accepted before destroy began: it will run too */
+		nanosleep(&(struct timespec){0, 1000000}, NULL);
+	}
+	cr_assert_eq(rc, -ESHUTDOWN);
+	open_gate();
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	/* destroy returned: every job it had accepted has run and was posted */
+	cr_assert_eq(T.nrun, 21 + nprobes);
+	for (int i = 0; i < 20; i++)
+		cr_assert(jobs[i].ran, "queued job %d did not run", i);
+	cr_assert_not(probes[nprobes].ran, "the refused job ran");
+	cr_assert_eq(pool_sink_drain(&T.sink), (size_t)(21 + nprobes));
+	for (int i = 0; i < 20; i++)
+		cr_assert(jobs[i].done);
+}
+
+Test(pool, workers_block_every_signal_and_the_creator_keeps_its_mask)
+{
+	static struct tjob jobs[4];
+	sigset_t before, after;
+	struct pool *p;
+
+	pthread_sigmask(SIG_BLOCK, NULL, &before);
+	cr_assert_eq(sigismember(&before, SIGTERM), 0, "test precondition: SIGTERM unblocked");
+	cr_assert_eq(pool_create(2, 8, &p), 0);
+	pthread_sigmask(SIG_BLOCK, NULL, &after);
+	for (int s = 1; s < NSIG; s++)
+		cr_assert_eq(sigismember(&after, s), sigismember(&before, s),
+			     "pool_create changed the caller's mask for signal %d", s);
+	for (int i = 0; i < 4; i++) {
+		job_init(&jobs[i], i, false);
+		cr_assert_eq(pool_submit(p, &jobs[i].job), 0);
+	}
+	pool_destroy(p);
+	cr_assert_eq(pool_sink_drain(&T.sink), 4);
+	for (int i = 0; i < 4; i++) {
+		/* 32 and 33 are glibc's own (thread cancellation, setxid): it
+		 * never lets them be blocked, so they are not checked */
+		for (int s = 1; s < 32; s++) {
+			if (s == SIGKILL || s == SIGSTOP)
+				continue; /* cannot be blocked */
+			cr_assert_eq(sigismember(&jobs[i].mask, s), 1,
+				     "signal %d (%s) not blocked in a worker", s, strsignal(s));
+		}
+		for (int s = SIGRTMIN; s <= SIGRTMAX; s++)
+			cr_assert_eq(sigismember(&jobs[i].mask, s), 1, "real-time signal %d", s);
+	}
+}
+
+Test(pool, jobs_without_run_are_delivered_too)
+{
+	static struct tjob j;
+	struct pool *p;
+
+	job_init(&j, 7, false);
+	j.job.run = NULL;
+	cr_assert_eq(pool_create(1, 1, &p), 0);
+	cr_assert_eq(pool_submit(p, &j.job), 0);
+	pool_destroy(p);
+	cr_assert_not(j.ran);
+	cr_assert_eq(pool_sink_drain(&T.sink), 1);
+	cr_assert(j.done);
+}
+
+Test(pool, create_refuses_zero_threads_or_queue)
+{
+	struct pool *p = (struct pool *)1;
+
+	cr_assert_eq(pool_create(0, 8, &p), -EINVAL);
+	cr_assert_null(p);
+	p = (struct pool *)1;
+	cr_assert_eq(pool_create(2, 0, &p), -EINVAL);
+	cr_assert_null(p);
+	pool_destroy(NULL); /* a no-op */
+}
+
+Test(pool, stats_count_running_and_queued_jobs)
+{
+	static struct tjob b[3], q[2];
+	unsigned queued, running, threads;
+	struct pool *p;
+
+	cr_assert_eq(pool_create(3, 5, &p), 0);
+	pool_stats(p, &queued, &running, &threads);
+	cr_assert_eq(queued, 0);
+	cr_assert_eq(running, 0);
+	cr_assert_eq(threads, 3);
+	for (int i = 0; i < 3; i++) {
+		job_init(&b[i], i, true);
+		cr_assert_eq(pool_submit(p, &b[i].job), 0);
+	}
+	wait_started(3);
+	for (int i = 0; i < 2; i++) {
+		job_init(&q[i], 10 + i, false);
+		cr_assert_eq(pool_submit(p, &q[i].job), 0);
+	}
+	pool_stats(p, &queued, &running, NULL);
+	cr_assert_eq(queued, 2);
+	cr_assert_eq(running, 3);
+	pool_stats(p, NULL, NULL, NULL); /* every out-parameter is optional */
+	open_gate();
+	pool_destroy(p);
+	cr_assert_eq(pool_sink_drain(&T.sink), 5);
+}
