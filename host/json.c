@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -259,6 +260,10 @@ static int print_value(const cJSON *item, struct jbuf *out, int depth)
 	case cJSON_True:
 		return jbuf_append(out, "true", 4);
 	case cJSON_Number:
+		/* an integer parsed from more digits than a double holds keeps its
+		 * text, printed as long as the value was not changed since */
+		if (item->valuestring && strtod(item->valuestring, NULL) == item->valuedouble)
+			return jbuf_append(out, item->valuestring, strlen(item->valuestring));
 		return jbuf_append(out, num, json_format_number(item->valuedouble, num));
 	case cJSON_String:
 		if (!item->valuestring)
@@ -334,43 +339,470 @@ static void line_col(const char *s, size_t off, size_t *line, size_t *col)
 	*col = c;
 }
 
+/*
+ * The parser: strict RFC 8259, recursive descent, building cJSON nodes the
+ * way cJSON itself allocates them (malloc/calloc, cJSON's default hooks), so
+ * cJSON_Delete and every cJSON function work on the result. Compared with
+ * cJSON_Parse it keeps no global state (cJSON writes a global error
+ * pointer on every parse), validates UTF-8 and control characters inside
+ * strings as it goes, refuses what RFC 8259 refuses (01, 1., .5, 1.e5,
+ * raw tabs in strings), refuses values cJSON would silently change (1e999
+ * becomes infinity and prints as null; "\u0000" truncates a C string), and
+ * reports where and why it stopped.
+ */
+struct jparse {
+	const char *s, *end, *p;
+	const char *why; /* what went wrong at p */
+	int depth;
+};
+
+#define JSON_MAX_DEPTH CJSON_NESTING_LIMIT
+
+static void skip_ws(struct jparse *j)
+{
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t'))
+		j->p++;
+}
+
+static cJSON *new_node(int type)
+{
+	cJSON *n = calloc(1, sizeof(*n));
+
+	if (n)
+		n->type = type;
+	return n;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static bool read_hex4(struct jparse *j, const char *q, unsigned *out)
+{
+	unsigned v = 0;
+
+	if (j->end - q < 4)
+		return false;
+	for (int i = 0; i < 4; i++) {
+		int h = hexval(q[i]);
+		if (h < 0)
+			return false;
+		v = v << 4 | (unsigned)h;
+	}
+	*out = v;
+	return true;
+}
+
+static size_t put_utf8(char *o, unsigned cp)
+{
+	if (cp < 0x80) {
+		o[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		o[0] = (char)(0xc0 | cp >> 6);
+		o[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		o[0] = (char)(0xe0 | cp >> 12);
+		o[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+		o[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	o[0] = (char)(0xf0 | cp >> 18);
+	o[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+	o[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+	o[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+/* Parse a string at j->p (on the opening quote) into a new NUL-terminated
+ * buffer. */
+static char *parse_string(struct jparse *j)
+{
+	const unsigned char *q = (const unsigned char *)j->p + 1, *e = (const unsigned char *)j->end;
+	const unsigned char *start = q;
+	bool escapes = false;
+	char *out, *o;
+
+	/* pass 1: find the end, validate; escapes are decoded in pass 2 */
+	for (;;) {
+		while (q < e && *q >= 0x20 && *q != '"' && *q != '\\' && *q < 0x80)
+			q++;
+		if (q >= e) {
+			j->p = (const char *)q;
+			j->why = "unterminated string";
+			return NULL;
+		}
+		if (*q == '"')
+			break;
+		if (*q == '\\') {
+			escapes = true;
+			if (q + 1 >= e) {
+				j->p = (const char *)q;
+				j->why = "unterminated string";
+				return NULL;
+			}
+			q += q[1] == 'u' ? 6 : 2;
+			if (q > e) {
+				j->p = (const char *)e;
+				j->why = "unterminated string";
+				return NULL;
+			}
+			continue;
+		}
+		if (*q < 0x20) {
+			j->p = (const char *)q;
+			j->why = "control character in a string (escape it)";
+			return NULL;
+		}
+		size_t l = utf8_seq_len(q, (size_t)(e - q));
+		if (!l) {
+			j->p = (const char *)q;
+			j->why = "invalid UTF-8";
+			return NULL;
+		}
+		q += l;
+	}
+	out = malloc((size_t)(q - start) + 1);
+	if (!out) {
+		j->why = "out of memory";
+		return NULL;
+	}
+	if (!escapes) {
+		memcpy(out, start, (size_t)(q - start));
+		out[q - start] = '\0';
+		j->p = (const char *)q + 1;
+		return out;
+	}
+	/* pass 2: decode (the output is never longer than the input) */
+	o = out;
+	const unsigned char *r;
+	for (r = start; r < q;) {
+		if (*r != '\\') {
+			*o++ = (char)*r++;
+			continue;
+		}
+		switch (r[1]) {
+		case '"': *o++ = '"'; break;
+		case '\\': *o++ = '\\'; break;
+		case '/': *o++ = '/'; break;
+		case 'b': *o++ = '\b'; break;
+		case 'f': *o++ = '\f'; break;
+		case 'n': *o++ = '\n'; break;
+		case 'r': *o++ = '\r'; break;
+		case 't': *o++ = '\t'; break;
+		case 'u': {
+			unsigned cp, lo;
+			if (!read_hex4(j, (const char *)r + 2, &cp))
+				goto bad_escape;
+			if (cp >= 0xd800 && cp <= 0xdbff) {
+				/* a high surrogate must be followed by \uDC00-\uDFFF */
+				if (r + 12 > q || r[6] != '\\' || r[7] != 'u' ||
+				    !read_hex4(j, (const char *)r + 8, &lo) || lo < 0xdc00 || lo > 0xdfff)
+					goto bad_surrogate;
+				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+				r += 6;
+			} else if (cp >= 0xdc00 && cp <= 0xdfff) {
+				goto bad_surrogate;
+			} else if (cp == 0) {
+				j->p = (const char *)r;
+				j->why = "\\u0000 in a string is not supported";
+				free(out);
+				return NULL;
+			}
+			o += put_utf8(o, cp);
+			r += 6;
+			continue;
+		}
+		default:
+			goto bad_escape;
+		}
+		r += 2;
+	}
+	*o = '\0';
+	j->p = (const char *)q + 1;
+	return out;
+bad_escape:
+	j->why = "invalid escape in a string";
+	goto fail_at;
+bad_surrogate:
+	j->why = "unpaired UTF-16 surrogate in a \\u escape";
+fail_at:
+	j->p = (const char *)r; /* report at the escape */
+	free(out);
+	return NULL;
+}
+
+/* Integers with more digits than this may not survive a double: keep
+ * their text (see json.h). */
+#define JSON_EXACT_DIGITS 15
+
+static cJSON *parse_number(struct jparse *j)
+{
+	const char *q = j->p, *e = j->end, *start = q;
+	bool integral = true;
+	int digits = 0;
+	int64_t iv = 0;
+	char buf[64], *tmp = NULL;
+	double d;
+	cJSON *n;
+
+	if (q < e && *q == '-')
+		q++;
+	if (q >= e || *q < '0' || *q > '9') {
+		j->p = q;
+		j->why = "invalid number";
+		return NULL;
+	}
+	if (*q == '0') {
+		q++;
+		if (q < e && *q >= '0' && *q <= '9') {
+			j->p = q;
+			j->why = "leading zero in a number";
+			return NULL;
+		}
+		digits = 1;
+	} else {
+		while (q < e && *q >= '0' && *q <= '9') {
+			if (digits < 18)
+				iv = iv * 10 + (*q - '0');
+			digits++;
+			q++;
+		}
+	}
+	if (q < e && *q == '.') {
+		integral = false;
+		q++;
+		if (q >= e || *q < '0' || *q > '9') {
+			j->p = q;
+			j->why = "a digit must follow the decimal point";
+			return NULL;
+		}
+		while (q < e && *q >= '0' && *q <= '9')
+			q++;
+	}
+	if (q < e && (*q == 'e' || *q == 'E')) {
+		integral = false;
+		q++;
+		if (q < e && (*q == '+' || *q == '-'))
+			q++;
+		if (q >= e || *q < '0' || *q > '9') {
+			j->p = q;
+			j->why = "a digit must follow the exponent";
+			return NULL;
+		}
+		while (q < e && *q >= '0' && *q <= '9')
+			q++;
+	}
+	if (integral && digits <= JSON_EXACT_DIGITS) {
+		d = (double)(*start == '-' ? -iv : iv); /* exact */
+		if (d == 0 && *start == '-')
+			d = -0.0;
+	} else {
+		size_t len = (size_t)(q - start);
+		char *text = len < sizeof(buf) ? buf : (tmp = malloc(len + 1));
+		if (!text) {
+			j->why = "out of memory";
+			return NULL;
+		}
+		memcpy(text, start, len);
+		text[len] = '\0';
+		d = strtod(text, NULL);
+		free(tmp);
+		if (!isfinite(d)) {
+			j->p = start;
+			j->why = "number out of range";
+			return NULL;
+		}
+	}
+	if (!(n = new_node(cJSON_Number))) {
+		j->why = "out of memory";
+		return NULL;
+	}
+	n->valuedouble = d;
+	n->valueint = d >= INT_MAX ? INT_MAX : d <= (double)INT_MIN ? INT_MIN : (int)d;
+	if (integral && digits > JSON_EXACT_DIGITS &&
+	    !(n->valuestring = strndup(start, (size_t)(q - start)))) {
+		cJSON_Delete(n);
+		j->why = "out of memory";
+		return NULL;
+	}
+	j->p = q;
+	return n;
+}
+
+static cJSON *parse_value(struct jparse *j);
+
+static bool literal(struct jparse *j, const char *word, size_t len)
+{
+	if ((size_t)(j->end - j->p) < len || memcmp(j->p, word, len) != 0) {
+		j->why = "invalid literal (expected true, false or null)";
+		return false;
+	}
+	j->p += len;
+	return true;
+}
+
+/* Array or object at j->p ('[' or '{'). */
+static cJSON *parse_container(struct jparse *j)
+{
+	bool obj = *j->p == '{';
+	char close = obj ? '}' : ']';
+	cJSON *c, *last = NULL;
+
+	if (++j->depth > JSON_MAX_DEPTH) {
+		j->why = "nesting deeper than 1000 levels";
+		return NULL;
+	}
+	if (!(c = new_node(obj ? cJSON_Object : cJSON_Array))) {
+		j->why = "out of memory";
+		return NULL;
+	}
+	j->p++;
+	skip_ws(j);
+	if (j->p < j->end && *j->p == close) {
+		j->p++;
+		j->depth--;
+		return c;
+	}
+	for (;;) {
+		char *key = NULL;
+		cJSON *v;
+
+		if (obj) {
+			skip_ws(j);
+			if (j->p >= j->end || *j->p != '"') {
+				j->why = "expected a member name in quotes";
+				goto fail;
+			}
+			if (!(key = parse_string(j)))
+				goto fail;
+			skip_ws(j);
+			if (j->p >= j->end || *j->p != ':') {
+				free(key);
+				j->why = "expected ':' after a member name";
+				goto fail;
+			}
+			j->p++;
+		}
+		if (!(v = parse_value(j))) {
+			free(key);
+			goto fail;
+		}
+		v->string = key;
+		if (last) {
+			last->next = v;
+			v->prev = last;
+		} else {
+			c->child = v;
+		}
+		c->child->prev = v; /* cJSON keeps the tail in child->prev */
+		last = v;
+		skip_ws(j);
+		if (j->p < j->end && *j->p == ',') {
+			j->p++;
+			continue;
+		}
+		if (j->p < j->end && *j->p == close) {
+			j->p++;
+			j->depth--;
+			return c;
+		}
+		j->why = obj ? "expected ',' or '}'" : "expected ',' or ']'";
+		goto fail;
+	}
+fail:
+	cJSON_Delete(c);
+	return NULL;
+}
+
+static cJSON *parse_value(struct jparse *j)
+{
+	cJSON *n;
+	char *str;
+
+	skip_ws(j);
+	if (j->p >= j->end) {
+		j->why = "unexpected end of input: expected a value";
+		return NULL;
+	}
+	switch (*j->p) {
+	case '{':
+	case '[':
+		return parse_container(j);
+	case '"':
+		if (!(str = parse_string(j)))
+			return NULL;
+		if (!(n = new_node(cJSON_String))) {
+			free(str);
+			j->why = "out of memory";
+			return NULL;
+		}
+		n->valuestring = str;
+		return n;
+	case 't':
+		return literal(j, "true", 4) ? new_node(cJSON_True) : NULL;
+	case 'f':
+		return literal(j, "false", 5) ? new_node(cJSON_False) : NULL;
+	case 'n':
+		return literal(j, "null", 4) ? new_node(cJSON_NULL) : NULL;
+	default:
+		if (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'))
+			return parse_number(j);
+		j->why = "expected a value";
+		return NULL;
+	}
+}
+
 int json_parse(const char *s, size_t n, cJSON **out, char *err, size_t errlen)
 {
-	const char *end = NULL;
-	size_t bad, line, col, off;
+	struct jparse j = {s, s + n, s, NULL, 0};
+	size_t line, col, off;
 	cJSON *root;
 
 	*out = NULL;
-	if (n == 0) {
+	if (n >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0)
+		j.p += 3; /* a UTF-8 byte order mark: tolerated, as RFC 8259 allows */
+	skip_ws(&j);
+	if (j.p >= j.end) {
 		snprintf(err, errlen, "empty body: expected a JSON value");
 		return -EINVAL;
 	}
-	if (!json_utf8_valid(s, n, &bad)) {
-		line_col(s, bad, &line, &col);
-		snprintf(err, errlen, "invalid UTF-8 at byte %zu (line %zu, column %zu)", bad, line,
-			 col);
-		return -EINVAL;
+	root = parse_value(&j);
+	if (root) {
+		skip_ws(&j);
+		if (j.p < j.end) {
+			cJSON_Delete(root);
+			root = NULL;
+			j.why = "unexpected data after the value";
+		}
 	}
-	root = cJSON_ParseWithLengthOpts(s, n, &end, 0);
 	if (!root) {
-		off = end && end >= s && end <= s + n ? (size_t)(end - s) : 0;
+		off = (size_t)(j.p - s);
+		if (off > n)
+			off = n;
 		line_col(s, off, &line, &col);
-		if (off >= n)
+		if (off < n && (unsigned char)s[off] >= 0x80 &&
+		    !utf8_seq_len((const unsigned char *)s + off, n - off))
+			j.why = "invalid UTF-8"; /* say so even where JSON was broken anyway */
+		if (strcmp(j.why, "invalid UTF-8") == 0)
+			snprintf(err, errlen, "invalid UTF-8 at byte %zu (line %zu, column %zu)", off,
+				 line, col);
+		else if (off >= n)
 			snprintf(err, errlen, "invalid JSON: unexpected end of input at byte %zu "
-				 "(line %zu, column %zu)", off, line, col);
+				 "(line %zu, column %zu): %s", off, line, col, j.why);
 		else
-			snprintf(err, errlen, "invalid JSON at byte %zu (line %zu, column %zu)",
-				 off, line, col);
-		return -EINVAL;
-	}
-	off = (size_t)(end - s);
-	while (off < n && (s[off] == ' ' || s[off] == '\t' || s[off] == '\n' || s[off] == '\r'))
-		off++;
-	if (off < n) {
-		cJSON_Delete(root);
-		line_col(s, off, &line, &col);
-		snprintf(err, errlen, "invalid JSON: unexpected data after the value at byte %zu "
-			 "(line %zu, column %zu)", off, line, col);
+			snprintf(err, errlen, "invalid JSON at byte %zu (line %zu, column %zu): %s", off,
+				 line, col, j.why);
 		return -EINVAL;
 	}
 	*out = root;

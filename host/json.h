@@ -1,16 +1,23 @@
 /*
  * json -- parse request bodies and print JSON replies, exactly.
  *
- * cJSON parses; this module adds what a relay of other people's payloads
- * needs around it: UTF-8 validation (RFC 8259), an error that says where the
- * input went wrong, and a printer whose numbers parse back to the same double
- * (cJSON's own printer rounds to 15 digits and prints large integers in
- * exponent form). Integral values print as integers (up to 1e21), others as
- * the shortest of %.15g/%.16g/%.17g that round-trips. Invalid UTF-8 in a
- * string (a plugin's bug) prints as U+FFFD so that the reply stays valid.
+ * Trees are cJSON's (the SDK's currency), but parsing and printing are our
+ * own, because a relay of other people's payloads needs what cJSON lacks:
+ *  - a strict RFC 8259 parser (cJSON takes 01, 1., raw tabs in strings)
+ *    that validates UTF-8, refuses what it cannot represent instead of
+ *    changing it (1e999, "\u0000"), says where and why input went wrong,
+ *    and keeps no global state (cJSON_Parse writes a global error pointer);
+ *  - a printer whose numbers parse back to the same double (cJSON's rounds
+ *    to 15 digits and prints large integers in exponent form): integral
+ *    values as plain digits (up to 1e21), others as the shortest of
+ *    %.15g/%.16g/%.17g that round-trips;
+ *  - integers written with more than 15 digits keep their original text in
+ *    the node's valuestring and print back byte for byte unless a plugin
+ *    changed the value (an id like 820982911946154508 survives a relay);
+ *  - invalid UTF-8 in a string (a plugin's bug) prints as U+FFFD so that
+ *    the reply stays valid JSON.
  *
- * All functions are thread-safe: no globals (cJSON's error pointer is not
- * used).
+ * All functions are thread-safe.
  */
 #ifndef HOOKD_JSON_H
 #define HOOKD_JSON_H

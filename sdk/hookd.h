@@ -15,8 +15,12 @@
  *
  * JSON values are cJSON trees (Debian package libcjson-dev). Ownership of
  * every tree that crosses the boundary is stated at each function below.
- * The host prints numbers so that they parse back to the same double;
- * integers beyond 2^53 can only come back as the nearest double.
+ * The host prints numbers so that they parse back to the same double. An
+ * integer written with more than 15 digits keeps its original text in the
+ * number node's valuestring and is printed back digit for digit unless its
+ * value changes (cJSON_SetNumberValue); valuedouble holds the nearest
+ * double. So never test `valuestring != NULL` to mean "is a string": use
+ * cJSON_IsString.
  *
  * Threads:
  *   - SYNC plugins: call_sync runs on a worker thread of the host's pool,
