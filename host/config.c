@@ -18,6 +18,7 @@
 
 #include "json.h"
 #include "log.h"
+#include "name.h"
 
 #define CONFIG_MAX_FILE (16u * 1024u * 1024u)
 
@@ -93,19 +94,6 @@ static int get_string(const cJSON *v, const char *key, char **out, struct verr *
 	return 0;
 }
 
-/* Hook and plugin names: 1..64 of [A-Za-z0-9_.-]. */
-static bool valid_name(const char *s)
-{
-	size_t n = 0;
-
-	for (; s[n]; n++) {
-		char c = s[n];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '_' || c == '-' || c == '.'))
-			return false;
-	}
-	return n >= 1 && n <= 64;
-}
 
 /* cJSON keeps every member of an object, duplicates included (RFC 8259
  * leaves them to the parser). A key seen earlier in the same object is an
@@ -192,7 +180,7 @@ static int parse_hook(struct config_hook *h, const cJSON *v, struct verr *e)
 	uint64_t u;
 
 	snprintf(key, sizeof(key), "hooks.%s", v->string);
-	if (!valid_name(v->string)) {
+	if (!name_valid(v->string)) {
 		verr_set(e, key, "a hook name is 1-64 characters of A-Z a-z 0-9 _ . -");
 		return -1;
 	}
@@ -243,7 +231,7 @@ static int parse_hook(struct config_hook *h, const cJSON *v, struct verr *e)
 				}
 				i++;
 				h->nchain = i;
-				if (!valid_name(p->valuestring)) {
+				if (!name_valid(p->valuestring)) {
 					verr_set(e, ikey, "\"%s\" is not a valid plugin name",
 						 p->valuestring);
 					return -1;
@@ -364,7 +352,7 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 			{
 				char pk[256];
 				snprintf(pk, sizeof(pk), "plugins.%s", p->string);
-				if (!valid_name(p->string)) {
+				if (!name_valid(p->string)) {
 					verr_set(e, pk, "a plugin name is 1-64 characters of "
 						 "A-Z a-z 0-9 _ . -");
 					return -1;

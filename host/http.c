@@ -28,6 +28,7 @@
 #include <event2/util.h>
 
 #include "json.h"
+#include "name.h"
 
 #define HTTP_MAX_HEADERS (64 * 1024)
 #define HTTP_IO_TIMEOUT_S 60
@@ -194,18 +195,6 @@ static void watch_peer_close(struct http_server *srv, struct http_call *hc)
 	}
 }
 
-static bool valid_hook_name(const char *s)
-{
-	size_t n = 0;
-
-	for (; s[n]; n++) {
-		char c = s[n];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '_' || c == '-' || c == '.'))
-			return false;
-	}
-	return n >= 1 && n <= 64;
-}
 
 /* Count the request headers called `name`. */
 static int header_count(struct evkeyvalq *headers, const char *name)
@@ -351,7 +340,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (strncmp(path, "/hooks/", 7) == 0) {
-		if (!valid_hook_name(path + 7)) {
+		if (!name_valid(path + 7)) {
 			reply_error(srv, req, 404, NULL, "unknown hook \"%.80s\"", path + 7);
 			return;
 		}

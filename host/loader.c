@@ -7,6 +7,7 @@
  * plugin's own `size` bytes), validation, name uniqueness, init.
  */
 #include "loader.h"
+#include "name.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -168,20 +169,6 @@ static int add_plugin(struct loader_result *r, struct plugin *p)
 	return 0;
 }
 
-static bool valid_name(const char *s)
-{
-	size_t n = 0;
-
-	for (; s[n]; n++) {
-		char c = s[n];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '_' || c == '-' || c == '.'))
-			return false;
-		if (n >= 64)
-			return false;
-	}
-	return n >= 1;
-}
 
 /* Copy the open file `src` to a new file at `dst`. */
 static int copy_file(int src, off_t size, const char *dst, char *reason)
@@ -251,7 +238,7 @@ static int read_descriptor(struct plugin *p, const void *sym, char *reason)
 		set_reason(reason, "descriptor has an empty name");
 		return -1;
 	}
-	if (!valid_name(d->name)) {
+	if (!name_valid(d->name)) {
 		set_reason(reason, "invalid plugin name \"%.80s\": use 1-64 of A-Z a-z 0-9 _ . -",
 			   d->name);
 		return -1;
@@ -282,7 +269,7 @@ static int read_descriptor(struct plugin *p, const void *sym, char *reason)
 				   LOADER_MAX_HOOKS);
 			return -1;
 		}
-		if (!valid_name(d->hooks[i])) {
+		if (!name_valid(d->hooks[i])) {
 			set_reason(reason, "plugin %s: invalid hook name \"%.80s\"", d->name,
 				   d->hooks[i]);
 			return -1;
