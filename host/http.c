@@ -46,6 +46,8 @@ struct http_server {
 	uint16_t port;
 	bool stopping;
 	unsigned unsent; /* replies handed to evhttp and not yet written out */
+	void (*flushed)(void *arg); /* unsent dropped to 0 */
+	void *flushed_arg;
 };
 
 /* One hook call waiting for its answer. */
@@ -70,8 +72,8 @@ static void on_reply_sent(struct evhttp_request *req, void *arg)
 	struct http_server *srv = arg;
 
 	(void)req;
-	if (srv->unsent)
-		srv->unsent--;
+	if (srv->unsent && --srv->unsent == 0 && srv->flushed)
+		srv->flushed(srv->flushed_arg);
 }
 
 /* Send `body` (printed here) with `status`. */
@@ -435,6 +437,12 @@ void http_server_stop_accepting(struct http_server *srv)
 		srv->bound = NULL;
 	}
 	srv->stopping = true;
+}
+
+void http_server_set_flushed_cb(struct http_server *srv, void (*cb)(void *arg), void *arg)
+{
+	srv->flushed = cb;
+	srv->flushed_arg = arg;
 }
 
 unsigned http_server_unsent(const struct http_server *srv)

@@ -59,6 +59,10 @@ void http_server_stop_accepting(struct http_server *srv);
  * whose connection failed is never counted down). */
 unsigned http_server_unsent(const struct http_server *srv);
 
+/* Run cb(arg) whenever the last unsent reply has been written out (a
+ * draining owner waits for it). */
+void http_server_set_flushed_cb(struct http_server *srv, void (*cb)(void *arg), void *arg);
+
 /* Close every connection and free the server. No call may be pending. */
 void http_server_free(struct http_server *srv);
 

@@ -413,10 +413,22 @@ static bool is_plugin_file(const char *name)
 	return name[0] != '.' && n > 3 && strcmp(name + n - 3, ".so") == 0;
 }
 
-/* Decide what serves `file` in the new generation. Returns -1 only when
- * out of memory. */
+/*
+ * Names are settled in three passes, so that what serves now keeps its name
+ * against a newcomer (a file dropped in that claims a loaded plugin's name is
+ * the one refused, never the running plugin):
+ *   0: unchanged files of the previous generation (reused as they are),
+ *   1: changed files of the previous generation (or their last good version),
+ *   2: new files, in file-name order.
+ */
+enum { PASS_UNCHANGED, PASS_CHANGED, PASS_NEW, PASSES };
+
+/* Decide what serves `file` in the new generation, if `file` belongs to
+ * `pass`. Returns 1 when dealt with, 0 when it belongs to another pass, -1
+ * when out of memory. */
 static int scan_one(struct loader *ld, const struct config *cfg, struct plugin *const *prev,
-		    size_t nprev, uint64_t generation, const char *file, struct loader_result *r)
+		    size_t nprev, uint64_t generation, const char *file, int pass,
+		    struct loader_result *r)
 {
 	char path[4096], reason[LOADER_REASON_MAX], full[LOADER_REASON_MAX + 128];
 	struct plugin *old = NULL, *p = NULL;
@@ -431,6 +443,18 @@ static int scan_one(struct loader *ld, const struct config *cfg, struct plugin *
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0 && errno == ELOOP)
 		fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a symlink is fine */
+	{
+		bool regular = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+		int mine = regular && old && same_file(old, &st) && same_config(old, cfg)
+				   ? PASS_UNCHANGED
+			   : old ? PASS_CHANGED
+				 : PASS_NEW;
+		if (mine != pass) {
+			if (fd >= 0)
+				close(fd);
+			return 0;
+		}
+	}
 	if (fd < 0) {
 		set_reason(reason, "cannot open: %s", strerror(errno));
 	} else if (fstat(fd, &st) < 0) {
@@ -458,7 +482,7 @@ static int scan_one(struct loader *ld, const struct config *cfg, struct plugin *
 	if (fd >= 0)
 		close(fd);
 	if (p)
-		return add_plugin(r, p) < 0 ? (plugin_release(p), -1) : 0;
+		return add_plugin(r, p) < 0 ? (plugin_release(p), -1) : 1;
 
 	/* rejected: keep the last good version of the same file, if any */
 	if (old && !name_taken(r, old->desc.name)) {
@@ -470,10 +494,21 @@ static int scan_one(struct loader *ld, const struct config *cfg, struct plugin *
 			plugin_release(old);
 			return -1;
 		}
-		return add_reject(r, file, full);
+		return add_reject(r, file, full) < 0 ? -1 : 1;
 	}
 	log_error(ld->log, "plugin file %s rejected: %s", path, reason);
-	return add_reject(r, file, reason);
+	return add_reject(r, file, reason) < 0 ? -1 : 1;
+}
+
+static int cmp_plugin_file(const void *a, const void *b)
+{
+	return strcmp((*(struct plugin *const *)a)->file, (*(struct plugin *const *)b)->file);
+}
+
+static int cmp_reject_file(const void *a, const void *b)
+{
+	return strcmp(((const struct loader_reject *)a)->file,
+		      ((const struct loader_reject *)b)->file);
 }
 
 int loader_scan(struct loader *ld, const struct config *cfg, struct plugin *const *prev,
@@ -513,9 +548,15 @@ int loader_scan(struct loader *ld, const struct config *cfg, struct plugin *cons
 	}
 	if (n > 1) /* qsort(NULL, 0) is undefined behaviour */
 		qsort(names, n, sizeof(*names), cmp_str);
-	for (size_t i = 0; i < n; i++)
-		if (scan_one(ld, cfg, prev, nprev, generation, names[i], out) < 0)
-			goto oom;
+	for (int pass = 0; pass < PASSES; pass++)
+		for (size_t i = 0; i < n; i++)
+			if (scan_one(ld, cfg, prev, nprev, generation, names[i], pass, out) < 0)
+				goto oom;
+	/* chains without a config are in file-name order */
+	if (out->nplugins > 1)
+		qsort(out->plugins, out->nplugins, sizeof(*out->plugins), cmp_plugin_file);
+	if (out->nrejects > 1)
+		qsort(out->rejects, out->nrejects, sizeof(*out->rejects), cmp_reject_file);
 	rc = 0;
 	goto out;
 oom:

@@ -124,10 +124,15 @@ static void reload(struct daemon *d)
 	if (cfg->workers != d->boot->workers || cfg->queue != d->boot->queue)
 		log_warn(&d->log, "reload: workers/queue changed to %u/%u: takes effect at restart; "
 			 "still %u/%u", cfg->workers, cfg->queue, d->boot->workers, d->boot->queue);
-	atomic_store(&d->log.level, cfg->log_level);
-	http_server_set_max_body(d->http, cfg->max_body);
-	if (load_generation(d, cfg, err, sizeof(err)) < 0)
+	/* applied only with the generation: a failed reload changes nothing */
+	int level = cfg->log_level;
+	size_t max_body = cfg->max_body;
+	if (load_generation(d, cfg, err, sizeof(err)) < 0) {
 		log_error(&d->log, "reload failed: %s; still serving generation %llu", err, keep);
+		return;
+	}
+	atomic_store(&d->log.level, level);
+	http_server_set_max_body(d->http, max_body);
 }
 
 static void finish_loop_if_done(struct daemon *d)
@@ -206,6 +211,7 @@ static void shutdown_begin(struct daemon *d, int sig)
 	log_info(&d->log, "%s: shutting down; %u call(s) in flight, waiting up to %u ms",
 		 strsignal(sig), st.pending, drain_ms);
 	dispatch_set_watch(d->env, on_watch, d);
+	http_server_set_flushed_cb(d->http, on_watch, d);
 	struct timeval tv = {drain_ms / 1000, (drain_ms % 1000) * 1000};
 	event_add(d->drain_timer, &tv);
 	finish_loop_if_done(d);

@@ -503,3 +503,182 @@ void hd_load_stop(struct hd_load *l, struct hd_load_result *res)
 	pthread_mutex_destroy(&l->mu);
 	free(l);
 }
+
+/* ---- calls in flight, exit without a signal, the binary's CLI -------- */
+
+struct hd_bg {
+	struct hd *d;
+	char *path;
+	char *body;
+	pthread_t tid;
+	struct hd_resp r;
+	double done_ms;
+	int done;
+};
+
+static void *bg_main(void *arg)
+{
+	struct hd_bg *b = arg;
+
+	hd_request(b->d, "POST", b->path, b->body, strlen(b->body), &b->r);
+	b->done_ms = hd_now_ms();
+	__atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+struct hd_bg *hd_bg_post(struct hd *d, const char *path, const char *body)
+{
+	struct hd_bg *b = calloc(1, sizeof(*b));
+
+	cr_assert_not_null(b);
+	b->d = d;
+	b->path = strdup(path);
+	b->body = strdup(body);
+	cr_assert(b->path && b->body);
+	cr_assert_eq(pthread_create(&b->tid, NULL, bg_main, b), 0);
+	return b;
+}
+
+bool hd_bg_done(struct hd_bg *b)
+{
+	return __atomic_load_n(&b->done, __ATOMIC_ACQUIRE) != 0;
+}
+
+void hd_bg_wait(struct hd_bg *b, struct hd_resp *r, double *done_ms)
+{
+	pthread_join(b->tid, NULL);
+	*r = b->r;
+	if (done_ms)
+		*done_ms = b->done_ms;
+	free(b->path);
+	free(b->body);
+	free(b);
+}
+
+bool hd_wait_exit(struct hd *d, int timeout_ms)
+{
+	double end = hd_now_ms() + (double)timeout_ms * hd_scale();
+	int status;
+
+	if (d->stopped)
+		return true;
+	for (;;) {
+		pid_t r = waitpid(d->pid, &status, WNOHANG);
+		if (r == d->pid)
+			break;
+		if (hd_now_ms() > end)
+			return false;
+		hd_sleep_ms(5);
+	}
+	d->stopped = true;
+	d->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	return true;
+}
+
+int hd_run_hookd(const char *const *args, char **out, char **err)
+{
+	char bin[512], fo[] = "/tmp/hookd-cli-out-XXXXXX", fe[] = "/tmp/hookd-cli-err-XXXXXX";
+	const char *argv[32];
+	int o = mkstemp(fo), e = mkstemp(fe), status = 0;
+	size_t n = 0;
+	pid_t pid;
+
+	cr_assert(o >= 0 && e >= 0);
+	hd_build_path("hookd", bin, sizeof(bin));
+	argv[n++] = bin;
+	for (size_t i = 0; args && args[i]; i++) {
+		cr_assert_lt(n, sizeof(argv) / sizeof(argv[0]) - 1);
+		argv[n++] = args[i];
+	}
+	argv[n] = NULL;
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		dup2(o, 1);
+		dup2(e, 2);
+		if (hd_scale() > 1)
+			setenv("TSAN_OPTIONS", "halt_on_error=1:exitcode=66", 1);
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	close(o);
+	close(e);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (out)
+		*out = hd_read_file(fo, NULL);
+	if (err)
+		*err = hd_read_file(fe, NULL);
+	if (out && !*out)
+		*out = strdup("");
+	if (err && !*err)
+		*err = strdup("");
+	unlink(fo);
+	unlink(fe);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* ---- concurrent requests (added for test_payloads / test_isolation) -- */
+
+double hd_post_many(struct hd *d, const char *const *paths, const char *const *bodies,
+		    const size_t *lens, size_t n, struct hd_resp *out, double *wait_ms)
+{
+	CURLM *m = curl_multi_init();
+	CURL **e = calloc(n ? n : 1, sizeof(*e));
+	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+	int running = 0;
+	double t0;
+
+	h = curl_slist_append(h, "Expect:");
+	cr_assert_not_null(m);
+	cr_assert_not_null(e);
+	for (size_t i = 0; i < n; i++) {
+		memset(&out[i], 0, sizeof(out[i]));
+		e[i] = curl_easy_init();
+		cr_assert_not_null(e[i]);
+		setup_easy(e[i], d, "POST", paths[i], bodies[i], lens[i], &out[i], h);
+		curl_easy_setopt(e[i], CURLOPT_PRIVATE, (char *)NULL + i);
+		cr_assert_eq(curl_multi_add_handle(m, e[i]), CURLM_OK);
+	}
+	t0 = hd_now_ms();
+	do {
+		CURLMsg *msg;
+		int left;
+		cr_assert_eq(curl_multi_perform(m, &running), CURLM_OK);
+		while ((msg = curl_multi_info_read(m, &left))) {
+			char *priv = NULL;
+			size_t i;
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+			i = (size_t)(priv - (char *)NULL);
+			if (msg->data.result == CURLE_OK) {
+				curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE,
+						  &out[i].status);
+				curl_easy_getinfo(msg->easy_handle, CURLINFO_TOTAL_TIME,
+						  &out[i].seconds);
+			}
+			if (wait_ms) {
+				curl_off_t pre = 0, first = 0;
+				curl_easy_getinfo(msg->easy_handle, CURLINFO_PRETRANSFER_TIME_T,
+						  &pre);
+				curl_easy_getinfo(msg->easy_handle, CURLINFO_STARTTRANSFER_TIME_T,
+						  &first);
+				wait_ms[i] = (double)(first - pre) / 1000.0;
+			}
+		}
+		if (running)
+			curl_multi_poll(m, NULL, 0, 1000, NULL);
+	} while (running);
+	t0 = hd_now_ms() - t0;
+	for (size_t i = 0; i < n; i++) {
+		curl_multi_remove_handle(m, e[i]);
+		curl_easy_cleanup(e[i]);
+		if (!out[i].body)
+			out[i].body = strdup("");
+	}
+	curl_multi_cleanup(m);
+	curl_slist_free_all(h);
+	free(e);
+	return t0;
+}

@@ -107,4 +107,40 @@ char *hd_read_file(const char *path, size_t *len);
 double hd_now_ms(void);
 void hd_sleep_ms(int ms);
 
+/* ---- concurrent requests (added for test_payloads / test_isolation) -- */
+
+/* POST bodies[i] (lens[i] bytes) to paths[i] for i < n, all at once: one
+ * connection each, driven by one curl multi handle in the calling thread.
+ * Fills out[i] (status 0: transport error; free each with hd_resp_free)
+ * and, unless wait_ms is NULL, wait_ms[i]: the ms from the moment call i
+ * was sent (its connection established) to the first byte of its answer,
+ * i.e. the server's time without the time to connect. Returns the wall
+ * time in ms from the first connect to the last answer. */
+double hd_post_many(struct hd *d, const char *const *paths, const char *const *bodies,
+		    const size_t *lens, size_t n, struct hd_resp *out, double *wait_ms);
+
+/* ---- calls in flight, exit without a signal, the binary's CLI -------- */
+/* (added for tests/integration/test_reload.c and test_shutdown.c) */
+
+/* One POST running in a thread of its own, for a call that must be in
+ * flight while the test sends a signal. */
+struct hd_bg;
+struct hd_bg *hd_bg_post(struct hd *d, const char *path, const char *body);
+/* True once the reply (or a transport error) came back. */
+bool hd_bg_done(struct hd_bg *b);
+/* Join the thread, hand over the response (hd_resp_free it) and the
+ * monotonic time (hd_now_ms) at which it was complete; frees b. */
+void hd_bg_wait(struct hd_bg *b, struct hd_resp *r, double *done_ms);
+
+/* Wait up to timeout_ms (scaled) for the daemon to exit by itself (no
+ * signal is sent) and record its exit status like hd_stop. Returns false on
+ * timeout (the daemon is still running). Call hd_stop afterwards for the
+ * sanitizer check and the cleanup. */
+bool hd_wait_exit(struct hd *d, int timeout_ms);
+
+/* Run $HOOKD_BUILD/hookd with `args` (NULL-terminated, argv[0] excluded),
+ * wait for it; *out and *err receive its stdout and stderr (malloc'ed,
+ * may be NULL to discard). Returns the exit code, or 128+signal. */
+int hd_run_hookd(const char *const *args, char **out, char **err);
+
 #endif
