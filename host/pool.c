@@ -154,7 +154,10 @@ int pool_submit(struct pool *p, struct pool_job *job)
 	pthread_mutex_lock(&p->mu);
 	if (p->stopping) {
 		rc = -ESHUTDOWN;
-	} else if (p->queued >= p->queue_max) {
+	} else if (p->queued >= p->queue_max + (p->nthreads - p->running)) {
+		/* `queue` bounds the jobs waiting for a worker: a job an idle
+		 * worker is about to take (it has not woken up yet) is not
+		 * waiting, so idle workers add room */
 		rc = -EAGAIN;
 	} else {
 		if (p->tail)

@@ -50,8 +50,9 @@ size_t pool_sink_drain(struct pool_sink *s);
  * Returns 0 and *out, or a negative errno. */
 int pool_create(unsigned threads, unsigned queue_max, struct pool **out);
 
-/* Queue `job` (job->sink must be set). Returns 0; -EAGAIN when the queue
- * is full (the job is not taken: retry later or refuse); -ESHUTDOWN once
+/* Queue `job` (job->sink must be set). Returns 0; -EAGAIN when queue_max
+ * jobs already wait for a worker beyond those the idle workers are about to
+ * take (the job is not taken: retry later or refuse); -ESHUTDOWN once
  * pool_destroy began. On success the job belongs to the pool until its
  * done() runs on the sink's thread. Any thread. */
 int pool_submit(struct pool *p, struct pool_job *job);

@@ -246,17 +246,10 @@ Test(isolation, queued_sync_call_times_out_in_the_queue_and_never_runs, .timeout
 	cr_assert_eq(hd_stop(&d), 0);
 }
 
-/* BUG: the pool counts a job handed to an idle worker as waiting until
- * that worker wakes up (host/pool.c, pool_submit: `queued >= queue_max`
- * with no regard for idle workers). Requests that arrive together are
- * submitted in one loop iteration, before any worker has dequeued, so with
- * "workers": 2, "queue": 2 four simultaneous sync calls see 1 or 2 of them
- * refused with 503 (24 rounds of 30 with four raw sockets sending at once),
- * although the README promises room for `queue` calls waiting *for a
- * worker*: two run, two wait, none is refused. Fix: refuse only when
- * queued >= queue_max + idle workers (nthreads - running). */
-Test(isolation, calls_within_workers_plus_queue_are_all_accepted, .timeout = 60,
-     .disabled = true)
+/* "queue" bounds the calls waiting *for a worker*: with "workers": 2,
+ * "queue": 2, four calls arriving together (submitted in one loop pass,
+ * before any worker woke up) are all accepted: two run, two wait. */
+Test(isolation, calls_within_workers_plus_queue_are_all_accepted, .timeout = 60)
 {
 	enum { N = 4, ROUNDS = 10 };
 	const char *paths[N], *bodies[N];
