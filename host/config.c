@@ -258,6 +258,7 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 	}
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	cfg->workers = ncpu > 0 ? (unsigned)ncpu : 1;
+	cfg->reactors = 1;
 	cfg->timeout_ms = 10000;
 	cfg->max_body = 1024 * 1024;
 	cfg->drain_ms = 10000;
@@ -286,6 +287,10 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 		} else if (strcmp(key, "runtime_dir") == 0) {
 			if (get_string(k, key, &cfg->runtime_dir, e) < 0)
 				return -1;
+		} else if (strcmp(key, "reactors") == 0) {
+			if (get_uint(k, key, 1, CONFIG_MAX_REACTORS, &u, e) < 0)
+				return -1;
+			cfg->reactors = (unsigned)u;
 		} else if (strcmp(key, "workers") == 0) {
 			if (get_uint(k, key, 1, CONFIG_MAX_WORKERS, &u, e) < 0)
 				return -1;
@@ -374,8 +379,8 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 			}
 		} else {
 			verr_set(e, key, "unknown key (expected one of listen, plugin_dir, "
-				 "runtime_dir, workers, queue, timeout_ms, max_body, drain_ms, "
-				 "log_level, hooks, plugins)");
+				 "runtime_dir, reactors, workers, queue, timeout_ms, max_body, "
+				 "drain_ms, log_level, hooks, plugins)");
 			return -1;
 		}
 	}

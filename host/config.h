@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #define CONFIG_MAX_WORKERS 1024
+#define CONFIG_MAX_REACTORS 64
 #define CONFIG_MAX_QUEUE 1000000
 #define CONFIG_MAX_TIMEOUT_MS 3600000u
 #define CONFIG_MAX_BODY (1024u * 1024u * 1024u)
@@ -35,6 +36,7 @@ struct config {
 	uint16_t listen_port;
 	char *plugin_dir;   /* resolved against the config file's directory */
 	char *runtime_dir;  /* where private plugin copies live; NULL: $TMPDIR or /tmp */
+	unsigned reactors;  /* event-loop threads sharing the port (default 1) */
 	unsigned workers;   /* pool threads (default: online CPUs) */
 	unsigned queue;     /* pool queue bound (default: 64 x workers) */
 	uint32_t timeout_ms; /* default call deadline */

@@ -29,12 +29,6 @@ bool dispatch_on_loop(const struct dispatch_env *env)
 	return pthread_equal(pthread_self(), env->loop_thread);
 }
 
-static void notify_watch(struct dispatch_env *env)
-{
-	if (env->watch)
-		env->watch(env->watch_arg);
-}
-
 /* ---- calls ---------------------------------------------------------- */
 
 static void call_ref(struct dispatch_call *c)
@@ -51,8 +45,7 @@ static void call_unref(struct dispatch_call *c)
 	cJSON_Delete(c->value);
 	generation_release(c->gen);
 	free(c);
-	env->live--;
-	notify_watch(env);
+	atomic_fetch_sub_explicit(&env->live, 1, memory_order_relaxed);
 }
 
 /* Answer the call once: tell the transport (unless aborted) and drop the
@@ -77,11 +70,11 @@ static void answer(struct dispatch_call *c, struct dispatch_reply *r)
 	if (c->next)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
-	env->pending--;
+	atomic_fetch_sub_explicit(&env->pending, 1, memory_order_relaxed);
 	if (r->status == 200)
-		env->answered_ok++;
+		atomic_fetch_add_explicit(&env->answered_ok, 1, memory_order_relaxed);
 	else
-		env->answered_err++;
+		atomic_fetch_add_explicit(&env->answered_err, 1, memory_order_relaxed);
 	if (c->out) {
 		*c->out = NULL;
 		c->out = NULL;
@@ -91,7 +84,6 @@ static void answer(struct dispatch_call *c, struct dispatch_reply *r)
 		c->done(c->done_arg, r);
 	else
 		cJSON_Delete(r->output);
-	notify_watch(env);
 	call_unref(c);
 }
 
@@ -377,9 +369,9 @@ void dispatch_call_start(struct dispatch_env *env, const char *hook, cJSON *inpu
 	if (env->calls)
 		env->calls->prev = c;
 	env->calls = c;
-	env->pending++;
-	env->live++;
-	env->started++;
+	atomic_fetch_add_explicit(&env->pending, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&env->live, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&env->started, 1, memory_order_relaxed);
 
 	c->gen = registry_acquire(env->reg);
 	if (!c->gen) {
@@ -482,17 +474,18 @@ void dispatch_env_free(struct dispatch_env *env)
 	free(env);
 }
 
-void dispatch_set_watch(struct dispatch_env *env, void (*cb)(void *arg), void *arg)
+void dispatch_post(struct dispatch_env *env, struct pool_job *job)
 {
-	env->watch = cb;
-	env->watch_arg = arg;
+	job->run = NULL;
+	job->sink = &env->sink;
+	pool_sink_post(&env->sink, job);
 }
 
 void dispatch_stats(const struct dispatch_env *env, struct dispatch_stats *st)
 {
-	st->pending = env->pending;
-	st->live = env->live;
-	st->started = env->started;
-	st->answered_ok = env->answered_ok;
-	st->answered_err = env->answered_err;
+	st->pending = atomic_load_explicit(&env->pending, memory_order_relaxed);
+	st->live = atomic_load_explicit(&env->live, memory_order_relaxed);
+	st->started = atomic_load_explicit(&env->started, memory_order_relaxed);
+	st->answered_ok = atomic_load_explicit(&env->answered_ok, memory_order_relaxed);
+	st->answered_err = atomic_load_explicit(&env->answered_err, memory_order_relaxed);
 }

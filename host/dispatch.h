@@ -76,10 +76,12 @@ void dispatch_call_abort(struct dispatch_call *call);
 /* Answer every pending call with `status` and `msg` (shutdown). */
 void dispatch_cancel_all(struct dispatch_env *env, int status, const char *msg);
 
-/* Run `cb(arg)` on the loop whenever a call is answered or freed (so that
- * a draining owner can re-check the stats). NULL to stop. */
-void dispatch_set_watch(struct dispatch_env *env, void (*cb)(void *arg), void *arg);
+/* Run job->done on this env's loop thread, soon (the same wake-up that
+ * brings worker results back). Any thread; job is owned by the loop until
+ * done runs. */
+void dispatch_post(struct dispatch_env *env, struct pool_job *job);
 
+/* Counters, readable from any thread. */
 void dispatch_stats(const struct dispatch_env *env, struct dispatch_stats *st);
 
 #endif

@@ -34,10 +34,9 @@ struct dispatch_env {
 	int wake_fd;                  /* eventfd behind the sink's notify */
 	struct event wake_ev;
 	struct dispatch_call *calls;  /* unanswered calls, doubly linked */
-	unsigned pending, live;
-	uint64_t started, answered_ok, answered_err;
-	void (*watch)(void *arg);
-	void *watch_arg;
+	/* written by the loop thread only; read by any (GET /health, drain) */
+	atomic_uint pending, live;
+	atomic_ullong started, answered_ok, answered_err;
 };
 
 struct dispatch_call {

@@ -12,11 +12,14 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,25 +51,39 @@ struct fetch_engine {
 	unsigned nidle;
 	struct fsock *socks;
 	uint64_t rng;
-	struct fetch_stats st;
+	/* counters: written by the owner thread (waiting: by any), read by any */
+	atomic_uint alive, running, waiting;
+	atomic_ullong started, finished;
+	/* slots other loops granted to this loop's waiting transfers */
+	pthread_mutex_t gmu;
+	struct fetch_xfer *granted, *granted_tail;
+	int wake_fd;                 /* eventfd: "you have granted transfers" */
+	struct event wake_ev;
 };
 
+/*
+ * A limiter is shared by every loop (one per plugin): its counters and its
+ * FIFO of waiting transfers are under `mu`. A transfer is only ever
+ * launched, stopped or freed by its own loop's thread; when capacity frees
+ * on another loop and the next in line belongs elsewhere, that loop takes
+ * the slot on the transfer's behalf ("granted"), queues it on the owner's
+ * engine and wakes it. Lock order: limiter mu, then engine gmu.
+ */
 struct fetch_limiter {
+	pthread_mutex_t mu;
 	struct fetch_limits lim;
-	unsigned active;           /* transfers holding a slot */
+	unsigned active;           /* slots held or granted */
 	double tokens;
 	int64_t last_ns;
 	struct fetch_xfer *head, *tail; /* waiting, in arrival order */
-	struct fetch_engine *fe;   /* the loop its refill timer runs on */
-	struct event refill;
-	bool refill_ready;
+	unsigned nwaiting;
 };
 
 struct fetch_xfer {
 	struct fetch_engine *fe;
 	struct fetch_limiter *lim;
 	enum xstate state;
-	bool holds_slot, too_large;
+	bool holds_slot, too_large, granted, wait_armed;
 	CURL *easy;
 	struct curl_slist *headers;
 	char *url, *method;
@@ -75,8 +92,9 @@ struct fetch_xfer {
 	struct fetch_opts opt;
 	fetch_done_fn done;
 	void *arg;
-	struct event ev;           /* backoff timer, or the deferred finish */
+	struct event ev;           /* backoff, deferred finish, or the wait for a token */
 	struct fetch_xfer *prev, *next; /* limiter queue */
+	struct fetch_xfer *gnext;  /* engine's granted list, or a local launch list */
 	unsigned attempts;
 	CURLcode code;
 	struct jbuf rbody;         /* response body */
@@ -163,6 +181,7 @@ int fetch_limiter_create(const struct fetch_limits *lim, struct fetch_limiter **
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
+	pthread_mutex_init(&l->mu, NULL);
 	l->lim = *lim;
 	l->tokens = lim->burst;
 	l->last_ns = now_ns();
@@ -174,8 +193,7 @@ void fetch_limiter_free(struct fetch_limiter *l)
 {
 	if (!l)
 		return;
-	if (l->refill_ready)
-		event_del(&l->refill);
+	pthread_mutex_destroy(&l->mu);
 	free(l);
 }
 
@@ -189,7 +207,7 @@ static void limiter_refill(struct fetch_limiter *l, int64_t now)
 	l->last_ns = now;
 }
 
-/* Take a slot (and a token) if the limits allow one more now. */
+/* Under mu: take a slot (and a token) if the limits allow one more now. */
 static bool limiter_take(struct fetch_limiter *l)
 {
 	limiter_refill(l, now_ns());
@@ -205,11 +223,45 @@ static bool limiter_take(struct fetch_limiter *l)
 
 static void x_launch(struct fetch_xfer *x);
 
-static void on_refill(evutil_socket_t fd, short what, void *arg);
+/* A list of transfers to launch once the limiter's lock is released. */
+struct launch_list {
+	struct fetch_xfer *head, *tail;
+};
 
-/* Start waiting transfers while the limits allow; if only the bucket
- * holds them back, wake up when the next token is due. */
-static void limiter_pump(struct fetch_limiter *l)
+static void launch_add(struct launch_list *ll, struct fetch_xfer *x)
+{
+	x->gnext = NULL;
+	if (ll->tail)
+		ll->tail->gnext = x;
+	else
+		ll->head = x;
+	ll->tail = x;
+}
+
+static void launch_all(struct launch_list *ll)
+{
+	struct fetch_xfer *x, *next;
+
+	for (x = ll->head; x; x = next) {
+		next = x->gnext;
+		x_launch(x);
+	}
+}
+
+static void engine_wake(struct fetch_engine *fe)
+{
+	uint64_t one = 1;
+	ssize_t r;
+
+	do
+		r = write(fe->wake_fd, &one, sizeof(one));
+	while (r < 0 && errno == EINTR);
+}
+
+/* Under l->mu: hand free capacity to the waiting transfers in order. Those
+ * of `me` go to `mine` (launch them after unlocking); the others get their
+ * slot granted and their loop woken. */
+static void pump_locked(struct fetch_limiter *l, struct fetch_engine *me, struct launch_list *mine)
 {
 	struct fetch_xfer *x;
 
@@ -220,36 +272,108 @@ static void limiter_pump(struct fetch_limiter *l)
 		else
 			l->tail = NULL;
 		x->prev = x->next = NULL;
-		x->fe->st.waiting--;
+		l->nwaiting--;
+		atomic_fetch_sub(&x->fe->waiting, 1);
 		x->holds_slot = true;
-		x_launch(x);
-	}
-	if (l->head && l->lim.rate > 0 && l->tokens < 1.0 &&
-	    !(l->lim.concurrency && l->active >= l->lim.concurrency)) {
-		double wait_s = (1.0 - l->tokens) / l->lim.rate;
-		struct timeval tv = {(time_t)wait_s, (suseconds_t)((wait_s - floor(wait_s)) * 1e6) + 1};
-		if (!l->refill_ready) {
-			evtimer_assign(&l->refill, l->fe->base, on_refill, l);
-			l->refill_ready = true;
+		if (x->fe == me) {
+			launch_add(mine, x);
+			continue;
 		}
-		evtimer_add(&l->refill, &tv);
+		struct fetch_engine *owner = x->fe;
+		bool was_empty;
+		x->granted = true;
+		x->gnext = NULL;
+		pthread_mutex_lock(&owner->gmu);
+		was_empty = !owner->granted;
+		if (owner->granted_tail)
+			owner->granted_tail->gnext = x;
+		else
+			owner->granted = x;
+		owner->granted_tail = x;
+		pthread_mutex_unlock(&owner->gmu);
+		if (was_empty)
+			engine_wake(owner);
 	}
 }
 
-static void on_refill(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	limiter_pump(arg);
-}
-
+/* Owner thread: the slot x held is free again. */
 static void limiter_release(struct fetch_xfer *x)
 {
+	struct fetch_limiter *l = x->lim;
+	struct launch_list mine = {0};
+
 	if (!x->holds_slot)
 		return;
 	x->holds_slot = false;
-	x->lim->active--;
-	limiter_pump(x->lim);
+	pthread_mutex_lock(&l->mu);
+	l->active--;
+	pump_locked(l, x->fe, &mine);
+	pthread_mutex_unlock(&l->mu);
+	launch_all(&mine);
+}
+
+static void on_token_wait(evutil_socket_t fd, short what, void *arg);
+
+/* Owner thread, x waiting on a rate limit: look again when a token for it
+ * should be there (`ahead` transfers are in line before it). */
+static void arm_token_wait(struct fetch_xfer *x, double ahead, double tokens)
+{
+	const struct fetch_limiter *l = x->lim;
+	double wait_s = (ahead + 1.0 - tokens) / l->lim.rate;
+	struct timeval tv;
+
+	if (wait_s < 0.001)
+		wait_s = 0.001;
+	tv.tv_sec = (time_t)wait_s;
+	tv.tv_usec = (suseconds_t)((wait_s - floor(wait_s)) * 1e6) + 1;
+	if (!x->wait_armed)
+		evtimer_assign(&x->ev, x->fe->base, on_token_wait, x);
+	x->wait_armed = true;
+	evtimer_add(&x->ev, &tv);
+}
+
+static void on_token_wait(evutil_socket_t fd, short what, void *arg)
+{
+	struct fetch_xfer *x = arg;
+	struct fetch_limiter *l = x->lim;
+	struct launch_list mine = {0};
+	bool still_waiting;
+	double tokens = 0;
+
+	(void)fd;
+	(void)what;
+	x->wait_armed = false;
+	pthread_mutex_lock(&l->mu);
+	pump_locked(l, x->fe, &mine);
+	still_waiting = x->state == X_WAITING && !x->holds_slot;
+	tokens = l->tokens;
+	pthread_mutex_unlock(&l->mu);
+	if (still_waiting)
+		arm_token_wait(x, 0, tokens);
+	launch_all(&mine); /* may launch x itself */
+}
+
+/* Owner thread: another loop granted slots to our waiting transfers. */
+static void on_engine_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct fetch_engine *fe = arg;
+	struct fetch_xfer *x, *next;
+	uint64_t n;
+	ssize_t r;
+
+	(void)what;
+	do
+		r = read(fd, &n, sizeof(n));
+	while (r < 0 && errno == EINTR);
+	pthread_mutex_lock(&fe->gmu);
+	x = fe->granted;
+	fe->granted = fe->granted_tail = NULL;
+	pthread_mutex_unlock(&fe->gmu);
+	for (; x; x = next) {
+		next = x->gnext;
+		x->granted = false;
+		x_launch(x);
+	}
 }
 
 /* ---- transfers -------------------------------------------------------- */
@@ -325,7 +449,7 @@ static void x_free(struct fetch_xfer *x)
 	jbuf_free(&x->rhead);
 	free(x->hdrs);
 	free(x);
-	fe->st.alive--;
+	atomic_fetch_sub_explicit(&fe->alive, 1, memory_order_relaxed);
 }
 
 static void x_finish(struct fetch_xfer *x);
@@ -478,7 +602,7 @@ static void x_attempt_done(struct fetch_xfer *x, CURLcode code)
 	struct fetch_engine *fe = x->fe;
 
 	curl_multi_remove_handle(fe->multi, x->easy);
-	fe->st.running--;
+	atomic_fetch_sub_explicit(&fe->running, 1, memory_order_relaxed);
 	x->code = code;
 	x_collect(x);
 	if (x->lim)
@@ -541,6 +665,11 @@ static void x_launch(struct fetch_xfer *x)
 	long timeout_ms = (long)x->opt.timeout_ms;
 	CURL *e;
 
+	if (x->wait_armed) {
+		event_del(&x->ev);
+		x->wait_armed = false;
+	}
+
 	/* The call's deadline is enforced by the call itself, which cancels
 	 * its transfers when it passes; a curl timeout set to the same instant
 	 * would race it and turn the 504 into a plugin-visible error. */
@@ -592,20 +721,22 @@ static void x_launch(struct fetch_xfer *x)
 		return;
 	}
 	x->state = X_RUNNING;
-	fe->st.running++;
+	atomic_fetch_add_explicit(&fe->running, 1, memory_order_relaxed);
 }
 
 static void x_admit(struct fetch_xfer *x)
 {
 	struct fetch_limiter *l = x->lim;
+	double ahead, tokens;
+	bool rate;
 
 	if (!l) {
 		x_launch(x);
 		return;
 	}
-	if (!l->fe)
-		l->fe = x->fe;
+	pthread_mutex_lock(&l->mu);
 	if (!l->head && limiter_take(l)) {
+		pthread_mutex_unlock(&l->mu);
 		x->holds_slot = true;
 		x_launch(x);
 		return;
@@ -619,8 +750,13 @@ static void x_admit(struct fetch_xfer *x)
 	else
 		l->head = x;
 	l->tail = x;
-	x->fe->st.waiting++;
-	limiter_pump(l);
+	ahead = l->nwaiting++;
+	atomic_fetch_add(&x->fe->waiting, 1);
+	tokens = l->tokens;
+	rate = l->lim.rate > 0;
+	pthread_mutex_unlock(&l->mu);
+	if (rate)
+		arm_token_wait(x, ahead, tokens);
 }
 
 static void x_finish(struct fetch_xfer *x)
@@ -629,7 +765,7 @@ static void x_finish(struct fetch_xfer *x)
 	const char *p;
 
 	x->state = X_DONE;
-	x->fe->st.finished++;
+	atomic_fetch_add_explicit(&x->fe->finished, 1, memory_order_relaxed);
 	if (jbuf_reserve(&x->rbody, 1) == 0)
 		x->rbody.data[x->rbody.len] = '\0';
 	r->body = x->rbody.data ? x->rbody.data : "";
@@ -669,8 +805,8 @@ struct fetch_xfer *fetch_start(struct fetch_engine *fe, struct fetch_limiter *li
 		*err = HOOKD_ENOMEM;
 		return NULL;
 	}
-	fe->st.alive++;
-	fe->st.started++;
+	atomic_fetch_add_explicit(&fe->alive, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&fe->started, 1, memory_order_relaxed);
 	x->fe = fe;
 	x->lim = lim;
 	x->done = done;
@@ -750,21 +886,51 @@ void fetch_cancel(struct fetch_xfer *x)
 	case X_RUNNING:
 		/* curl closes the connection of a transfer removed mid-way */
 		curl_multi_remove_handle(fe->multi, x->easy);
-		fe->st.running--;
+		atomic_fetch_sub_explicit(&fe->running, 1, memory_order_relaxed);
 		if (x->lim)
 			limiter_release(x);
 		break;
 	case X_WAITING: {
 		struct fetch_limiter *l = x->lim;
-		if (x->prev)
-			x->prev->next = x->next;
-		else
-			l->head = x->next;
-		if (x->next)
-			x->next->prev = x->prev;
-		else
-			l->tail = x->prev;
-		fe->st.waiting--;
+		struct launch_list mine = {0};
+		if (x->wait_armed) {
+			event_del(&x->ev);
+			x->wait_armed = false;
+		}
+		pthread_mutex_lock(&l->mu);
+		if (x->granted) {
+			/* another loop gave it a slot: it sits in our granted list */
+			struct fetch_xfer **pp;
+			pthread_mutex_lock(&fe->gmu);
+			for (pp = &fe->granted; *pp && *pp != x; pp = &(*pp)->gnext)
+				;
+			if (*pp) {
+				*pp = x->gnext;
+				if (fe->granted_tail == x) {
+					fe->granted_tail = NULL;
+					for (struct fetch_xfer *t = fe->granted; t; t = t->gnext)
+						fe->granted_tail = t;
+				}
+			}
+			pthread_mutex_unlock(&fe->gmu);
+			x->granted = false;
+			x->holds_slot = false;
+			l->active--;
+			pump_locked(l, fe, &mine);
+		} else {
+			if (x->prev)
+				x->prev->next = x->next;
+			else
+				l->head = x->next;
+			if (x->next)
+				x->next->prev = x->prev;
+			else
+				l->tail = x->prev;
+			l->nwaiting--;
+			atomic_fetch_sub(&fe->waiting, 1);
+		}
+		pthread_mutex_unlock(&l->mu);
+		launch_all(&mine);
 		break;
 	}
 	case X_BACKOFF:
@@ -895,6 +1061,17 @@ int fetch_engine_create(struct event_base *base, const struct log *log, struct f
 		free(fe);
 		return -ENOMEM;
 	}
+	pthread_mutex_init(&fe->gmu, NULL);
+	fe->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (fe->wake_fd < 0) {
+		int rc = -errno;
+		curl_multi_cleanup(fe->multi);
+		pthread_mutex_destroy(&fe->gmu);
+		free(fe);
+		return rc;
+	}
+	event_assign(&fe->wake_ev, base, fe->wake_fd, EV_READ | EV_PERSIST, on_engine_wake, fe);
+	event_add(&fe->wake_ev, NULL);
 	evtimer_assign(&fe->timer, base, on_timeout, fe);
 	curl_multi_setopt(fe->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
 	curl_multi_setopt(fe->multi, CURLMOPT_SOCKETDATA, fe);
@@ -910,12 +1087,16 @@ void fetch_engine_free(struct fetch_engine *fe)
 {
 	if (!fe)
 		return;
-	if (fe->st.alive)
-		log_warn(fe->log, "fetch: %u transfer(s) still alive at shutdown", fe->st.alive);
+	if (atomic_load(&fe->alive))
+		log_warn(fe->log, "fetch: %u transfer(s) still alive at shutdown",
+			 atomic_load(&fe->alive));
 	curl_multi_cleanup(fe->multi); /* closes cached connections */
 	while (fe->socks)
 		fsock_free(fe, fe->socks);
 	evtimer_del(&fe->timer);
+	event_del(&fe->wake_ev);
+	close(fe->wake_fd);
+	pthread_mutex_destroy(&fe->gmu);
 	while (fe->nidle)
 		curl_easy_cleanup(fe->idle[--fe->nidle]);
 	free(fe);
@@ -923,5 +1104,10 @@ void fetch_engine_free(struct fetch_engine *fe)
 
 void fetch_engine_stats(const struct fetch_engine *fe, struct fetch_stats *st)
 {
-	*st = fe->st;
+	/* relaxed: counters for GET /health, read from any loop */
+	st->alive = atomic_load_explicit(&fe->alive, memory_order_relaxed);
+	st->running = atomic_load_explicit(&fe->running, memory_order_relaxed);
+	st->waiting = atomic_load_explicit(&fe->waiting, memory_order_relaxed);
+	st->started = atomic_load_explicit(&fe->started, memory_order_relaxed);
+	st->finished = atomic_load_explicit(&fe->finished, memory_order_relaxed);
 }

@@ -10,6 +10,8 @@
 #include "http.h"
 
 #include <errno.h>
+#include <netdb.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <sys/queue.h>
 
 #include <event2/keyvalq_struct.h>
@@ -32,6 +35,8 @@
 
 #define HTTP_MAX_HEADERS (64 * 1024)
 #define HTTP_IO_TIMEOUT_S 60
+#define HTTP_BACKLOG 4096        /* the kernel caps it at somaxconn */
+#define HTTP_ACCEPT_PAUSE_MS 100 /* after EMFILE */
 
 struct http_server {
 	struct event_base *base;
@@ -39,15 +44,14 @@ struct http_server {
 	struct evhttp_bound_socket *bound;
 	struct dispatch_env *env;
 	struct registry *reg;
-	struct pool *pool;
-	struct fetch_engine *fetch;
 	const struct log *log;
+	void (*health)(void *arg, cJSON *out);
+	void *health_arg;
 	size_t max_body;
 	uint16_t port;
 	bool stopping;
-	unsigned unsent; /* replies handed to evhttp and not yet written out */
-	void (*flushed)(void *arg); /* unsent dropped to 0 */
-	void *flushed_arg;
+	atomic_uint unsent;   /* replies handed to evhttp, not yet written out */
+	struct event *resume; /* re-enables accepting after EMFILE */
 };
 
 /* One hook call waiting for its answer. */
@@ -72,8 +76,7 @@ static void on_reply_sent(struct evhttp_request *req, void *arg)
 	struct http_server *srv = arg;
 
 	(void)req;
-	if (srv->unsent && --srv->unsent == 0 && srv->flushed)
-		srv->flushed(srv->flushed_arg);
+	atomic_fetch_sub_explicit(&srv->unsent, 1, memory_order_relaxed);
 }
 
 /* Send `body` (printed here) with `status`. */
@@ -107,7 +110,7 @@ static void reply(struct http_server *srv, struct evhttp_request *req, int statu
 	} else if (evbuffer_add_reference(out, b.data, b.len, free_buffer, NULL) < 0) {
 		jbuf_free(&b);
 	}
-	srv->unsent++;
+	atomic_fetch_add_explicit(&srv->unsent, 1, memory_order_relaxed);
 	evhttp_request_set_on_complete_cb(req, on_reply_sent, srv);
 	evhttp_send_reply(req, status, NULL, NULL);
 }
@@ -278,31 +281,14 @@ static void handle_plugins(struct http_server *srv, struct evhttp_request *req)
 static void handle_health(struct http_server *srv, struct evhttp_request *req)
 {
 	struct generation *g = registry_acquire(srv->reg);
-	struct dispatch_stats ds;
-	unsigned queued = 0, running = 0, threads = 0;
 	cJSON *o = cJSON_CreateObject();
 
-	dispatch_stats(srv->env, &ds);
-	pool_stats(srv->pool, &queued, &running, &threads);
 	if (o) {
 		cJSON_AddStringToObject(o, "status", srv->stopping ? "stopping" : "ok");
 		cJSON_AddNumberToObject(o, "generation", g ? (double)g->id : 0);
 		cJSON_AddNumberToObject(o, "plugins", g ? (double)g->lr.nplugins : 0);
-		cJSON_AddNumberToObject(o, "calls_in_flight", ds.pending);
-		cJSON_AddNumberToObject(o, "calls_started", (double)ds.started);
-		cJSON_AddNumberToObject(o, "calls_ok", (double)ds.answered_ok);
-		cJSON_AddNumberToObject(o, "calls_failed", (double)ds.answered_err);
-		cJSON_AddNumberToObject(o, "workers", threads);
-		cJSON_AddNumberToObject(o, "workers_busy", running);
-		cJSON_AddNumberToObject(o, "queue", queued);
-		if (srv->fetch) {
-			struct fetch_stats fs;
-			fetch_engine_stats(srv->fetch, &fs);
-			cJSON_AddNumberToObject(o, "fetch_alive", fs.alive);
-			cJSON_AddNumberToObject(o, "fetch_running", fs.running);
-			cJSON_AddNumberToObject(o, "fetch_waiting", fs.waiting);
-			cJSON_AddNumberToObject(o, "fetch_started", (double)fs.started);
-		}
+		if (srv->health)
+			srv->health(srv->health_arg, o);
 	}
 	generation_release(g);
 	reply(srv, req, 200, o, 0);
@@ -366,6 +352,75 @@ static void on_request(struct evhttp_request *req, void *arg)
 		    "GET /plugins, GET /health)", path);
 }
 
+/* The server of this loop thread. libevent 2.1 calls a listener's error
+ * callback with the evhttp's pointer (the listener's cbarg) and gives no
+ * way back to ours; there is exactly one server per loop thread. */
+static _Thread_local struct http_server *thread_server;
+
+/* accept() failed: out of descriptors (or memory) would make libevent's
+ * listener spin at 100 % CPU retrying (PITFALLS); pause it instead. */
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+	struct http_server *srv = thread_server;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	if (!srv || srv->http != arg)
+		return;
+	struct timeval tv = {0, HTTP_ACCEPT_PAUSE_MS * 1000};
+
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		log_warn(srv->log, "accept: %s: not accepting for %d ms", strerror(err),
+			 HTTP_ACCEPT_PAUSE_MS);
+		evconnlistener_disable(lev);
+		evtimer_add(srv->resume, &tv);
+		return;
+	}
+	log_warn(srv->log, "accept: %s", strerror(err));
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	if (srv->bound)
+		evconnlistener_enable(evhttp_bound_socket_get_listener(srv->bound));
+}
+
+/* A listener on host:port; SO_REUSEPORT when several loops share it. */
+static struct evconnlistener *listen_on(struct event_base *base, const struct http_options *opt,
+					char *err, size_t errlen)
+{
+	struct addrinfo hints = {0}, *ai = NULL, *a;
+	struct evconnlistener *lev = NULL;
+	char port[8];
+	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
+			 (opt->reuse_port ? LEV_OPT_REUSEABLE_PORT : 0);
+	int rc, saved = 0;
+
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	snprintf(port, sizeof(port), "%u", opt->port);
+	if ((rc = getaddrinfo(opt->host, port, &hints, &ai)) != 0) {
+		snprintf(err, errlen, "cannot listen on %s:%u: %s", opt->host, opt->port,
+			 gai_strerror(rc));
+		return NULL;
+	}
+	for (a = ai; a && !lev; a = a->ai_next) {
+		lev = evconnlistener_new_bind(base, NULL, NULL, flags, HTTP_BACKLOG, a->ai_addr,
+					      (int)a->ai_addrlen);
+		if (!lev)
+			saved = errno;
+	}
+	freeaddrinfo(ai);
+	if (!lev)
+		snprintf(err, errlen, "cannot listen on %s:%u: %s", opt->host, opt->port,
+			 strerror(saved));
+	return lev;
+}
+
 int http_server_create(struct event_base *base, const struct http_options *opt,
 		       const struct http_deps *deps, struct http_server **out, char *err,
 		       size_t errlen)
@@ -373,10 +428,14 @@ int http_server_create(struct event_base *base, const struct http_options *opt,
 	struct http_server *srv = calloc(1, sizeof(*srv));
 	struct sockaddr_storage ss;
 	ev_socklen_t sl = sizeof(ss);
+	struct evconnlistener *lev;
 	evutil_socket_t fd;
 
 	*out = NULL;
-	if (!srv || !(srv->http = evhttp_new(base))) {
+	if (!srv || !(srv->http = evhttp_new(base)) ||
+	    !(srv->resume = evtimer_new(base, on_resume, srv))) {
+		if (srv && srv->http)
+			evhttp_free(srv->http);
 		free(srv);
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -384,9 +443,9 @@ int http_server_create(struct event_base *base, const struct http_options *opt,
 	srv->base = base;
 	srv->env = deps->env;
 	srv->reg = deps->reg;
-	srv->pool = deps->pool;
-	srv->fetch = deps->fetch;
 	srv->log = deps->log;
+	srv->health = deps->health;
+	srv->health_arg = deps->health_arg;
 	srv->max_body = opt->max_body;
 	evhttp_set_gencb(srv->http, on_request, srv);
 	evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
@@ -400,14 +459,16 @@ int http_server_create(struct event_base *base, const struct http_options *opt,
 	 * client sees the answer instead of a reset */
 	evhttp_set_flags(srv->http, EVHTTP_SERVER_LINGERING_CLOSE);
 
-	srv->bound = evhttp_bind_socket_with_handle(srv->http, opt->host, opt->port);
+	if (!(lev = listen_on(base, opt, err, errlen)))
+		goto fail;
+	evconnlistener_set_error_cb(lev, on_accept_error);
+	srv->bound = evhttp_bind_listener(srv->http, lev);
 	if (!srv->bound) {
-		snprintf(err, errlen, "cannot listen on %s:%u: %s", opt->host, opt->port,
-			 strerror(errno));
-		evhttp_free(srv->http);
-		free(srv);
-		return -1;
+		evconnlistener_free(lev);
+		snprintf(err, errlen, "cannot listen on %s:%u: out of memory", opt->host, opt->port);
+		goto fail;
 	}
+	thread_server = srv;
 	fd = evhttp_bound_socket_get_fd(srv->bound);
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
 		if (ss.ss_family == AF_INET)
@@ -417,6 +478,11 @@ int http_server_create(struct event_base *base, const struct http_options *opt,
 	}
 	*out = srv;
 	return 0;
+fail:
+	event_free(srv->resume);
+	evhttp_free(srv->http);
+	free(srv);
+	return -1;
 }
 
 uint16_t http_server_port(const struct http_server *srv)
@@ -432,6 +498,7 @@ void http_server_set_max_body(struct http_server *srv, size_t max_body)
 
 void http_server_stop_accepting(struct http_server *srv)
 {
+	evtimer_del(srv->resume);
 	if (srv->bound) {
 		evhttp_del_accept_socket(srv->http, srv->bound);
 		srv->bound = NULL;
@@ -439,21 +506,18 @@ void http_server_stop_accepting(struct http_server *srv)
 	srv->stopping = true;
 }
 
-void http_server_set_flushed_cb(struct http_server *srv, void (*cb)(void *arg), void *arg)
-{
-	srv->flushed = cb;
-	srv->flushed_arg = arg;
-}
-
 unsigned http_server_unsent(const struct http_server *srv)
 {
-	return srv->unsent;
+	return atomic_load_explicit(&srv->unsent, memory_order_relaxed);
 }
 
 void http_server_free(struct http_server *srv)
 {
 	if (!srv)
 		return;
+	if (thread_server == srv)
+		thread_server = NULL;
+	event_free(srv->resume);
 	evhttp_free(srv->http);
 	free(srv);
 }

@@ -11,15 +11,14 @@
 #ifndef HOOKD_HTTP_H
 #define HOOKD_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <event2/event.h>
 
 #include "dispatch.h"
-#include "fetch.h"
 #include "log.h"
-#include "pool.h"
 #include "registry.h"
 
 struct http_server;
@@ -28,15 +27,17 @@ struct http_options {
 	const char *host;  /* address to bind ("0.0.0.0", "::1", "localhost") */
 	uint16_t port;     /* 0: an ephemeral port */
 	size_t max_body;   /* request body limit */
+	bool reuse_port;   /* SO_REUSEPORT: several loops accept on one port */
 };
 
 /* What the transport talks to (all borrowed; they outlive the server). */
 struct http_deps {
 	struct dispatch_env *env;   /* runs the hook calls */
 	struct registry *reg;       /* for GET /plugins */
-	struct pool *pool;          /* counters for GET /health */
-	struct fetch_engine *fetch; /* counters for GET /health */
 	const struct log *log;
+	/* adds the daemon's counters to GET /health's object (any loop) */
+	void (*health)(void *arg, cJSON *out);
+	void *health_arg;
 };
 
 /* Bind and start serving on `base`. Returns 0 and *out, or -1 with a
@@ -56,12 +57,8 @@ void http_server_set_max_body(struct http_server *srv, size_t max_body);
 void http_server_stop_accepting(struct http_server *srv);
 
 /* Replies not yet written out to their clients (an estimate: a reply
- * whose connection failed is never counted down). */
+ * whose connection failed is never counted down). Any thread. */
 unsigned http_server_unsent(const struct http_server *srv);
-
-/* Run cb(arg) whenever the last unsent reply has been written out (a
- * draining owner waits for it). */
-void http_server_set_flushed_cb(struct http_server *srv, void (*cb)(void *arg), void *arg);
 
 /* Close every connection and free the server. No call may be pending. */
 void http_server_free(struct http_server *srv);

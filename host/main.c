@@ -1,17 +1,20 @@
 /*
  * main -- command line, start-up and shutdown order, signals.
  *
- * Start: config, loader (private dir), worker pool, event base, first
- * generation, dispatcher, HTTP listener, signal events. Signals arrive as
- * libevent events on the loop thread (workers block them all), so no work
+ * Start: config, libcurl, loader (private dir), worker pool, registry with
+ * the first generation, then `reactors` event loops sharing the port
+ * (reactor 0 on this thread), then signal events. Signals arrive as
+ * libevent events on reactor 0 (every other thread blocks them), so no work
  * ever happens in a raw handler:
  *   SIGHUP           re-read the config, rescan the plugin folder, swap in
  *                    the new generation (or keep the old one, logged).
- *   SIGTERM, SIGINT  stop accepting, let calls in flight finish up to
- *                    drain_ms, answer the rest 503, unload every plugin,
- *                    exit 0. A second signal skips the wait.
+ *   SIGTERM, SIGINT  every reactor stops accepting; calls in flight finish
+ *                    up to drain_ms, the rest are answered 503; replies are
+ *                    written out; every plugin is unloaded; exit 0. A second
+ *                    signal skips the wait.
  * Everything the daemon owns lives in `struct daemon`, on main's stack.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -21,41 +24,47 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/types.h>
-#include <dirent.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
 
 #include "config.h"
-#include "dispatch.h"
-#include "fetch.h"
-#include "http.h"
 #include "loader.h"
 #include "log.h"
 #include "pool.h"
+#include "reactor.h"
 #include "registry.h"
 #include "version.h"
 
 #define SHUTDOWN_FLUSH_MS 2000 /* after the drain: time left to write replies out */
+#define SHUTDOWN_POLL_MS 10    /* how often reactor 0 looks at the others while draining */
+
+enum phase { RUNNING, DRAINING, CANCELLED, EXITING };
 
 struct daemon {
 	struct log log;
 	const char *config_path;
-	struct config *boot;     /* settings that need a restart: listen, workers, queue */
-	struct event_base *base;
+	struct config *boot;     /* settings that need a restart: listen, reactors, workers, queue */
+	struct event_base *base; /* reactor 0's */
 	struct pool *pool;
 	struct loader *loader;
 	struct registry reg;
-	bool reg_ready;
-	struct fetch_engine *fetch;
-	bool curl_ready;
-	struct dispatch_env *env;
-	struct http_server *http;
-	struct event *sig_hup, *sig_term, *sig_int, *drain_timer, *flush_timer;
+	bool reg_ready, curl_ready;
+	struct reactor_shared shared;
+	struct reactor **reactors;
+	/* reactors[0..nreactors) are serving; a reactor serves GET /health
+	 * before main has started the next one, hence the atomic publication */
+	atomic_uint nreactors;
+	struct event *sig_hup, *sig_term, *sig_int, *drain_timer, *flush_timer, *poll_timer;
 	uint64_t next_gen;
-	int stopping;            /* 0 running, 1 draining, 2 flushing replies */
+	enum phase phase;
 };
+
+static unsigned reactor_count(struct daemon *d)
+{
+	return atomic_load_explicit(&d->nreactors, memory_order_acquire);
+}
 
 static void usage(FILE *f)
 {
@@ -118,9 +127,10 @@ static void reload(struct daemon *d)
 		log_error(&d->log, "reload failed: %s; still serving generation %llu", err, keep);
 		return;
 	}
-	if (strcmp(cfg->listen, d->boot->listen) != 0)
-		log_warn(&d->log, "reload: listen changed to %s: takes effect at restart; still "
-			 "listening on %s", cfg->listen, d->boot->listen);
+	if (strcmp(cfg->listen, d->boot->listen) != 0 || cfg->reactors != d->boot->reactors)
+		log_warn(&d->log, "reload: listen/reactors changed to %s/%u: takes effect at "
+			 "restart; still %s/%u", cfg->listen, cfg->reactors, d->boot->listen,
+			 d->boot->reactors);
 	if (cfg->workers != d->boot->workers || cfg->queue != d->boot->queue)
 		log_warn(&d->log, "reload: workers/queue changed to %u/%u: takes effect at restart; "
 			 "still %u/%u", cfg->workers, cfg->queue, d->boot->workers, d->boot->queue);
@@ -132,89 +142,156 @@ static void reload(struct daemon *d)
 		return;
 	}
 	atomic_store(&d->log.level, level);
-	http_server_set_max_body(d->http, max_body);
+	for (unsigned i = 0; i < reactor_count(d); i++)
+		reactor_set_max_body(d->reactors[i], max_body);
 }
 
-static void finish_loop_if_done(struct daemon *d)
+/* Sum of every reactor's counters. Any thread. */
+static void totals(struct daemon *d, struct reactor_counters *t)
 {
-	struct dispatch_stats st;
+	unsigned n = reactor_count(d);
 
-	if (!d->stopping)
-		return;
-	dispatch_stats(d->env, &st);
-	if (st.pending || st.live)
-		return;
-	if (d->stopping == 1) {
-		/* every call answered and released: let the replies go out */
-		d->stopping = 2;
-		event_del(d->drain_timer);
+	memset(t, 0, sizeof(*t));
+	for (unsigned i = 0; i < n; i++) {
+		struct reactor_counters c;
+		reactor_counters(d->reactors[i], &c);
+		t->pending += c.pending;
+		t->live += c.live;
+		t->unsent += c.unsent;
+		t->calls.started += c.calls.started;
+		t->calls.answered_ok += c.calls.answered_ok;
+		t->calls.answered_err += c.calls.answered_err;
+		t->fetch.alive += c.fetch.alive;
+		t->fetch.running += c.fetch.running;
+		t->fetch.waiting += c.fetch.waiting;
+		t->fetch.started += c.fetch.started;
+	}
+}
+
+/* GET /health's counters, on whichever reactor serves it. */
+static void health(void *arg, cJSON *o)
+{
+	struct daemon *d = arg;
+	struct reactor_counters t;
+	unsigned queued = 0, running = 0, threads = 0;
+
+	unsigned n = reactor_count(d);
+
+	totals(d, &t);
+	pool_stats(d->pool, &queued, &running, &threads);
+	cJSON_AddNumberToObject(o, "reactors", n);
+	cJSON_AddNumberToObject(o, "calls_in_flight", t.pending);
+	cJSON_AddNumberToObject(o, "calls_started", (double)t.calls.started);
+	cJSON_AddNumberToObject(o, "calls_ok", (double)t.calls.answered_ok);
+	cJSON_AddNumberToObject(o, "calls_failed", (double)t.calls.answered_err);
+	cJSON_AddNumberToObject(o, "workers", threads);
+	cJSON_AddNumberToObject(o, "workers_busy", running);
+	cJSON_AddNumberToObject(o, "queue", queued);
+	cJSON_AddNumberToObject(o, "fetch_alive", t.fetch.alive);
+	cJSON_AddNumberToObject(o, "fetch_running", t.fetch.running);
+	cJSON_AddNumberToObject(o, "fetch_waiting", t.fetch.waiting);
+	cJSON_AddNumberToObject(o, "fetch_started", (double)t.fetch.started);
+	cJSON *per = cJSON_AddArrayToObject(o, "calls_per_reactor");
+	for (unsigned i = 0; per && i < n; i++) {
+		struct reactor_counters c;
+		reactor_counters(d->reactors[i], &c);
+		cJSON_AddItemToArray(per, cJSON_CreateNumber((double)c.calls.started));
+	}
+}
+
+static void send_all(struct daemon *d, enum reactor_cmd cmd)
+{
+	for (unsigned i = 0; i < reactor_count(d); i++)
+		reactor_send(d->reactors[i], cmd);
+}
+
+static void exit_all(struct daemon *d)
+{
+	d->phase = EXITING;
+	event_del(d->poll_timer);
+	event_del(d->drain_timer);
+	event_del(d->flush_timer);
+	for (unsigned i = 1; i < reactor_count(d); i++)
+		reactor_send(d->reactors[i], REACTOR_EXIT);
+	event_base_loopexit(d->base, NULL);
+}
+
+/* While draining: are all calls answered and released, all replies out? */
+static void on_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct reactor_counters t;
+
+	(void)fd;
+	(void)what;
+	totals(d, &t);
+	if (t.pending || t.live) {
+		if (d->phase != CANCELLED || t.pending)
+			return;
+		/* cancelled, and plugins still hold calls (a sync plugin still
+		 * running, an async one not finishing): the flush bound decides */
+	}
+	if (!t.unsent && !t.live)
+		exit_all(d);
+	else if (!event_pending(d->flush_timer, EV_TIMEOUT, NULL)) {
 		struct timeval tv = {SHUTDOWN_FLUSH_MS / 1000, (SHUTDOWN_FLUSH_MS % 1000) * 1000};
 		event_add(d->flush_timer, &tv);
 	}
-	if (http_server_unsent(d->http) == 0)
-		event_base_loopexit(d->base, NULL);
-}
-
-static void on_watch(void *arg)
-{
-	finish_loop_if_done(arg);
 }
 
 static void on_drain_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
-	struct dispatch_stats st;
+	struct reactor_counters t;
 
 	(void)fd;
 	(void)what;
-	dispatch_stats(d->env, &st);
-	log_warn(&d->log, "drain deadline passed with %u call(s) unanswered: answering 503",
-		 st.pending);
-	dispatch_cancel_all(d->env, 503, "server shutting down");
-	dispatch_stats(d->env, &st);
-	if (st.live) {
-		/* plugins still hold steps (a sync plugin still running, an async one
-		 * that has not finished its cancelled call): stop waiting for them */
-		log_warn(&d->log, "%u call(s) still held by plugins; their code stays loaded",
-			 st.live);
-		d->stopping = 2;
-		struct timeval tv = {SHUTDOWN_FLUSH_MS / 1000, (SHUTDOWN_FLUSH_MS % 1000) * 1000};
-		event_add(d->flush_timer, &tv);
-	}
-	finish_loop_if_done(d);
+	totals(d, &t);
+	if (t.pending)
+		log_warn(&d->log, "drain deadline passed with %u call(s) unanswered: answering 503",
+			 t.pending);
+	d->phase = CANCELLED;
+	send_all(d, REACTOR_CANCEL);
 }
 
 static void on_flush_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
+	struct reactor_counters t;
 
 	(void)fd;
 	(void)what;
-	event_base_loopexit(d->base, NULL);
+	totals(d, &t);
+	if (t.live)
+		log_warn(&d->log, "%u call(s) still held by plugins; their code stays loaded",
+			 t.live);
+	exit_all(d);
 }
 
 static void shutdown_begin(struct daemon *d, int sig)
 {
 	struct generation *g = registry_acquire(&d->reg);
 	uint32_t drain_ms = g ? g->cfg->drain_ms : d->boot->drain_ms;
-	struct dispatch_stats st;
+	struct reactor_counters t;
+	struct timeval poll = {0, SHUTDOWN_POLL_MS * 1000};
 
 	generation_release(g);
-	if (d->stopping) {
-		log_warn(&d->log, "%s again: not waiting any longer", strsignal(sig));
-		on_drain_deadline(-1, 0, d);
+	if (d->phase != RUNNING) {
+		if (d->phase == DRAINING) {
+			log_warn(&d->log, "%s again: not waiting any longer", strsignal(sig));
+			event_del(d->drain_timer);
+			on_drain_deadline(-1, 0, d);
+		}
 		return;
 	}
-	d->stopping = 1;
-	http_server_stop_accepting(d->http);
-	dispatch_stats(d->env, &st);
+	d->phase = DRAINING;
+	send_all(d, REACTOR_DRAIN);
+	totals(d, &t);
 	log_info(&d->log, "%s: shutting down; %u call(s) in flight, waiting up to %u ms",
-		 strsignal(sig), st.pending, drain_ms);
-	dispatch_set_watch(d->env, on_watch, d);
-	http_server_set_flushed_cb(d->http, on_watch, d);
+		 strsignal(sig), t.pending, drain_ms);
 	struct timeval tv = {drain_ms / 1000, (drain_ms % 1000) * 1000};
 	event_add(d->drain_timer, &tv);
-	finish_loop_if_done(d);
+	event_add(d->poll_timer, &poll);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -223,7 +300,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	if (sig == SIGHUP) {
-		if (!d->stopping)
+		if (d->phase == RUNNING)
 			reload(d);
 		return;
 	}
@@ -275,8 +352,9 @@ static int check_config(const char *path)
 	}
 	closedir(dir);
 	printf("hookd: %s: configuration OK (listen %s, plugin_dir %s with %zu plugin file(s), "
-	       "%u workers, queue %u, %zu hook setting(s))\n",
-	       path, cfg->listen, cfg->plugin_dir, n, cfg->workers, cfg->queue, cfg->nhooks);
+	       "%u reactor(s), %u workers, queue %u, %zu hook setting(s))\n",
+	       path, cfg->listen, cfg->plugin_dir, n, cfg->reactors, cfg->workers, cfg->queue,
+	       cfg->nhooks);
 	config_free(cfg);
 	return 0;
 }
@@ -287,27 +365,32 @@ static int check_config(const char *path)
  * without running destructors. */
 static bool teardown(struct daemon *d)
 {
-	struct dispatch_stats st = {0};
+	struct reactor_counters t = {0};
 
-	if (d->env)
-		dispatch_stats(d->env, &st);
-	if (d->http)
-		http_server_free(d->http);
-	if (st.live) {
+	if (d->reactors) {
+		for (unsigned i = 1; i < reactor_count(d); i++)
+			reactor_send(d->reactors[i], REACTOR_EXIT);
+		for (unsigned i = 0; i < reactor_count(d); i++)
+			reactor_join(d->reactors[i]);
+		for (unsigned i = 0; i < reactor_count(d); i++)
+			reactor_close(d->reactors[i]);
+		totals(d, &t);
+	}
+	if (t.live) {
 		/* a plugin is still running code for a call: never unmap it, and
 		 * never join a worker that may not come back */
 		if (d->reg_ready)
 			registry_swap(&d->reg, NULL);
-		log_warn(&d->log, "exiting with %u call(s) still held by plugins", st.live);
+		log_warn(&d->log, "exiting with %u call(s) still held by plugins", t.live);
 		return false;
 	}
 	if (d->pool)
-		pool_destroy(d->pool);
-	if (d->env)
-		dispatch_env_free(d->env);
+		pool_destroy(d->pool); /* no worker posts to a reactor after this */
+	for (unsigned i = 0; d->reactors && i < reactor_count(d); i++)
+		reactor_free(d->reactors[i]);
+	free(d->reactors);
 	if (d->reg_ready)
 		registry_destroy(&d->reg); /* last generation: fini every plugin */
-	fetch_engine_free(d->fetch);
 	if (d->curl_ready)
 		curl_global_cleanup();
 	loader_destroy(d->loader);
@@ -321,10 +404,40 @@ static bool teardown(struct daemon *d)
 		event_free(d->drain_timer);
 	if (d->flush_timer)
 		event_free(d->flush_timer);
+	if (d->poll_timer)
+		event_free(d->poll_timer);
 	if (d->base)
 		event_base_free(d->base);
 	config_free(d->boot);
 	return true;
+}
+
+static int start_reactors(struct daemon *d, char *err, size_t errlen)
+{
+	uint16_t port = d->boot->listen_port;
+
+	d->shared = (struct reactor_shared){
+		.pool = d->pool,
+		.reg = &d->reg,
+		.log = &d->log,
+		.host = d->boot->listen_host,
+		.max_body = d->boot->max_body,
+		.reuse_port = d->boot->reactors > 1,
+		.health = health,
+		.health_arg = d,
+	};
+	d->reactors = calloc(d->boot->reactors, sizeof(*d->reactors));
+	if (!d->reactors) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (unsigned i = 0; i < d->boot->reactors; i++) {
+		if (reactor_create(i, &d->shared, d->base, port, &d->reactors[i], err, errlen) < 0)
+			return -1;
+		atomic_store_explicit(&d->nreactors, i + 1, memory_order_release);
+		port = reactor_port(d->reactors[0]); /* the others join the first one's port */
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -361,6 +474,7 @@ int main(int argc, char **argv)
 	}
 	atomic_store(&d.log.level, d.boot->log_level);
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit(&d);
 	/* once, before any thread exists (libcurl's global init is not
 	 * thread-safe); sync plugins rely on it too */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -368,7 +482,6 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	d.curl_ready = true;
-	raise_fd_limit(&d);
 	if (config_load(config_path, &cfg, err, sizeof(err)) < 0) {
 		log_error(&d.log, "%s", err);
 		goto out;
@@ -398,23 +511,11 @@ int main(int argc, char **argv)
 		config_free(cfg);
 		goto out;
 	}
-	if (fetch_engine_create(d.base, &d.log, &d.fetch) < 0) {
-		log_error(&d.log, "cannot create the outbound HTTP engine");
-		config_free(cfg);
-		goto out;
-	}
-	if (dispatch_env_create(d.base, d.pool, &d.reg, d.fetch, &d.log, &d.env) < 0) {
-		log_error(&d.log, "cannot create the dispatcher");
-		config_free(cfg);
-		goto out;
-	}
 	if (load_generation(&d, cfg, err, sizeof(err)) < 0) {
 		log_error(&d.log, "%s", err);
 		goto out;
 	}
-	struct http_options ho = {d.boot->listen_host, d.boot->listen_port, d.boot->max_body};
-	struct http_deps hd = {d.env, &d.reg, d.pool, d.fetch, &d.log};
-	if (http_server_create(d.base, &ho, &hd, &d.http, err, sizeof(err)) < 0) {
+	if (start_reactors(&d, err, sizeof(err)) < 0) {
 		log_error(&d.log, "%s", err);
 		goto out;
 	}
@@ -423,16 +524,18 @@ int main(int argc, char **argv)
 	d.sig_int = evsignal_new(d.base, SIGINT, on_signal, &d);
 	d.drain_timer = evtimer_new(d.base, on_drain_deadline, &d);
 	d.flush_timer = evtimer_new(d.base, on_flush_deadline, &d);
+	d.poll_timer = event_new(d.base, -1, EV_PERSIST, on_poll, &d);
 	if (!d.sig_hup || !d.sig_term || !d.sig_int || !d.drain_timer || !d.flush_timer ||
-	    evsignal_add(d.sig_hup, NULL) < 0 || evsignal_add(d.sig_term, NULL) < 0 ||
-	    evsignal_add(d.sig_int, NULL) < 0) {
+	    !d.poll_timer || evsignal_add(d.sig_hup, NULL) < 0 ||
+	    evsignal_add(d.sig_term, NULL) < 0 || evsignal_add(d.sig_int, NULL) < 0) {
 		log_error(&d.log, "cannot install signal handlers");
 		goto out;
 	}
-	log_info(&d.log, "hookd %s listening on %s%s%s:%u (pid %ld, %u workers, queue %u)",
-		 HOOKD_VERSION, strchr(d.boot->listen_host, ':') ? "[" : "", d.boot->listen_host,
-		 strchr(d.boot->listen_host, ':') ? "]" : "", http_server_port(d.http),
-		 (long)getpid(), d.boot->workers, d.boot->queue);
+	log_info(&d.log, "hookd %s listening on %s%s%s:%u (pid %ld, %u reactor(s), %u workers, "
+		 "queue %u)", HOOKD_VERSION, strchr(d.boot->listen_host, ':') ? "[" : "",
+		 d.boot->listen_host, strchr(d.boot->listen_host, ':') ? "]" : "",
+		 reactor_port(d.reactors[0]), (long)getpid(), reactor_count(&d), d.boot->workers,
+		 d.boot->queue);
 	if (event_base_dispatch(d.base) < 0) {
 		log_error(&d.log, "event loop failed");
 		goto out;

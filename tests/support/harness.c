@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -103,9 +104,15 @@ void hd_write_config(struct hd *d, const char *members)
 	snprintf(tmp, sizeof(tmp), "%s.tmp", d->config);
 	f = fopen(tmp, "w");
 	cr_assert_not_null(f);
+	/* HOOKD_REACTORS=N runs every daemon with N event loops (the suite runs
+	 * with 1 and with 2), unless the test sets "reactors" itself */
+	const char *nr = getenv("HOOKD_REACTORS");
+	char reactors[64] = "";
+	if (nr && *nr && !(members && strstr(members, "\"reactors\"")))
+		snprintf(reactors, sizeof(reactors), ",\n  \"reactors\": %d", atoi(nr));
 	fprintf(f, "{\n  \"listen\": \"127.0.0.1:0\",\n  \"plugin_dir\": \"plugins\",\n"
-		   "  \"runtime_dir\": \"%s/run\"%s%s\n}\n",
-		d->dir, members && *members ? ",\n  " : "", members ? members : "");
+		   "  \"runtime_dir\": \"%s/run\"%s%s%s\n}\n",
+		d->dir, reactors, members && *members ? ",\n  " : "", members ? members : "");
 	fclose(f);
 	cr_assert_eq(rename(tmp, d->config), 0);
 }
@@ -198,6 +205,8 @@ bool hd_launch(struct hd *d, int timeout_ms)
 	d->pid = fork();
 	cr_assert_geq(d->pid, 0);
 	if (d->pid == 0) {
+		/* a test that dies (failed assertion, timeout) takes its daemon along */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd < 0)
 			_exit(127);
