@@ -124,8 +124,10 @@ TEST_ENV := HOOKD_BUILD=$(BUILD) \
 unit: deps-test all fixtures $(BUILD)/tests/unit
 	$(TEST_ENV) $(BUILD)/tests/unit $(CRITERION_FLAGS)
 
+# The integration suite runs twice: one event loop, then two sharing the port.
 integration: deps-test all fixtures $(BUILD)/tests/integration $(BUILD)/tests/upstream
-	$(TEST_ENV) $(BUILD)/tests/integration $(CRITERION_FLAGS)
+	$(TEST_ENV) HOOKD_REACTORS=1 $(BUILD)/tests/integration $(CRITERION_FLAGS)
+	$(TEST_ENV) HOOKD_REACTORS=2 $(BUILD)/tests/integration $(CRITERION_FLAGS)
 
 test: unit integration
 
@@ -141,7 +143,8 @@ tsan: deps-test
 	$(MAKE) SANITIZER=thread BUILD=build/tsan all fixtures build/tsan/tests/pool_stress
 	TSAN_OPTIONS=halt_on_error=1:exitcode=66 build/tsan/tests/pool_stress
 	$(MAKE) BUILD=build build/tests/integration build/tests/upstream
-	HOOKD_BUILD=build/tsan HOOKD_TSAN=1 build/tests/integration $(CRITERION_FLAGS)
+	HOOKD_BUILD=build/tsan HOOKD_TSAN=1 HOOKD_REACTORS=1 build/tests/integration $(CRITERION_FLAGS)
+	HOOKD_BUILD=build/tsan HOOKD_TSAN=1 HOOKD_REACTORS=2 build/tests/integration $(CRITERION_FLAGS)
 
 # the pool under TSan, driven by a plain program (see tests/tsan/)
 $(BUILD)/tests/pool_stress: $(BUILD)/obj/tests/tsan/pool_stress.o $(BUILD)/obj/host/pool.o
