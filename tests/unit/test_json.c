@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "../../host/json.h"
@@ -764,7 +765,13 @@ static const char *payload_dir(bool *overridden)
 	const char *d = getenv("HOOKD_PAYLOADS");
 
 	*overridden = d && *d;
-	return *overridden ? d : "../shared/payloads";
+	if (*overridden)
+		return d;
+	/* the corpus sits beside the project (../shared); a clone elsewhere
+	 * finds the workplace's copy */
+	return access("../shared/payloads", R_OK) == 0 || access("/work/shared/payloads", R_OK) != 0
+		       ? "../shared/payloads"
+		       : "/work/shared/payloads";
 }
 
 static int cmp_name(const void *a, const void *b)
