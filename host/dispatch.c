@@ -474,6 +474,11 @@ void dispatch_env_free(struct dispatch_env *env)
 	free(env);
 }
 
+bool dispatch_is_loop_thread(const struct dispatch_env *env)
+{
+	return dispatch_on_loop(env);
+}
+
 void dispatch_post(struct dispatch_env *env, struct pool_job *job)
 {
 	job->run = NULL;

@@ -81,6 +81,9 @@ void dispatch_cancel_all(struct dispatch_env *env, int status, const char *msg);
  * done runs. */
 void dispatch_post(struct dispatch_env *env, struct pool_job *job);
 
+/* True on this env's loop thread. */
+bool dispatch_is_loop_thread(const struct dispatch_env *env);
+
 /* Counters, readable from any thread. */
 void dispatch_stats(const struct dispatch_env *env, struct dispatch_stats *st);
 

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -39,6 +40,7 @@
 
 #define SHUTDOWN_FLUSH_MS 2000 /* after the drain: time left to write replies out */
 #define SHUTDOWN_POLL_MS 10    /* how often reactor 0 looks at the others while draining */
+#define SHUTDOWN_ACCEPT_WAIT_MS 1000 /* for the other loops to close their listeners */
 
 enum phase { RUNNING, DRAINING, CANCELLED, EXITING };
 
@@ -286,6 +288,17 @@ static void shutdown_begin(struct daemon *d, int sig)
 	}
 	d->phase = DRAINING;
 	send_all(d, REACTOR_DRAIN);
+	/* every loop closes its own listener: wait (briefly, bounded) until
+	 * they all did, so that "shutting down" means no new connection */
+	for (int waited = 0; waited < SHUTDOWN_ACCEPT_WAIT_MS; waited++) {
+		bool all = true;
+		for (unsigned i = 0; i < reactor_count(d); i++)
+			all = all && !reactor_accepting(d->reactors[i]);
+		if (all)
+			break;
+		struct timespec ms = {0, 1000000};
+		nanosleep(&ms, NULL);
+	}
 	totals(d, &t);
 	log_info(&d->log, "%s: shutting down; %u call(s) in flight, waiting up to %u ms",
 		 strsignal(sig), t.pending, drain_ms);

@@ -37,6 +37,7 @@ struct reactor {
 	uint16_t port;
 	atomic_size_t max_body;
 	struct reactor_msg msgs[REACTOR_CMDS];
+	atomic_bool accepting;   /* false once REACTOR_DRAIN ran */
 	/* threaded start-up */
 	pthread_t thread;
 	bool threaded;
@@ -46,15 +47,12 @@ struct reactor {
 	char err[512];
 };
 
-static void on_msg(struct pool_job *job)
+static void run_cmd(struct reactor *r, enum reactor_cmd cmd)
 {
-	struct reactor_msg *m = (struct reactor_msg *)job;
-	struct reactor *r = m->r;
-
-	atomic_store(&m->queued, false);
-	switch (m->cmd) {
+	switch (cmd) {
 	case REACTOR_DRAIN:
 		http_server_stop_accepting(r->http);
+		atomic_store(&r->accepting, false);
 		break;
 	case REACTOR_CANCEL:
 		dispatch_cancel_all(r->env, 503, "server shutting down");
@@ -70,10 +68,22 @@ static void on_msg(struct pool_job *job)
 	}
 }
 
+static void on_msg(struct pool_job *job)
+{
+	struct reactor_msg *m = (struct reactor_msg *)job;
+
+	atomic_store(&m->queued, false);
+	run_cmd(m->r, m->cmd);
+}
+
 void reactor_send(struct reactor *r, enum reactor_cmd cmd)
 {
 	struct reactor_msg *m = &r->msgs[cmd];
 
+	if (dispatch_is_loop_thread(r->env)) {
+		run_cmd(r, cmd); /* our own loop: now */
+		return;
+	}
 	if (atomic_exchange(&m->queued, true))
 		return; /* already on its way */
 	m->job.done = on_msg;
@@ -150,6 +160,7 @@ int reactor_create(unsigned id, const struct reactor_shared *sh, struct event_ba
 	r->sh = sh;
 	r->port = port;
 	atomic_init(&r->max_body, sh->max_body);
+	atomic_init(&r->accepting, true);
 	for (int i = 0; i < REACTOR_CMDS; i++) {
 		r->msgs[i].r = r;
 		r->msgs[i].cmd = (enum reactor_cmd)i;
@@ -192,6 +203,11 @@ int reactor_create(unsigned id, const struct reactor_shared *sh, struct event_ba
 	}
 	*out = r;
 	return 0;
+}
+
+bool reactor_accepting(const struct reactor *r)
+{
+	return atomic_load(&r->accepting);
 }
 
 uint16_t reactor_port(const struct reactor *r)

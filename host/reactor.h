@@ -65,9 +65,13 @@ int reactor_create(unsigned id, const struct reactor_shared *sh, struct event_ba
 
 uint16_t reactor_port(const struct reactor *r);
 
-/* Ask the reactor to run `cmd` on its own thread, soon. Any thread;
- * several sends of one command before it runs count as one. */
+/* Have the reactor run `cmd` on its own thread: now when called from that
+ * thread, else soon. Any thread; several sends of one command before it
+ * runs count as one. */
 void reactor_send(struct reactor *r, enum reactor_cmd cmd);
+
+/* False once the reactor ran REACTOR_DRAIN (its listener is closed). */
+bool reactor_accepting(const struct reactor *r);
 
 /* Set the body limit (applied on the reactor's thread). Any thread. */
 void reactor_set_max_body(struct reactor *r, size_t max_body);
