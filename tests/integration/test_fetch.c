@@ -312,26 +312,41 @@ Test(fetch, a_thousand_calls_leak_nothing, .timeout = 120)
 	hd_start(&d, "", net);
 	snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%u/delay/0\",\"count\":4}",
 		 upstream_port(u));
-	hd_post(&d, "/hooks/fanout", body, &r);
-	hd_resp_free(&r);
-	before = count_fds(d.pid);
-	struct hd_load *l = hd_load_start(&d, "/hooks/fanout", body, 4);
-	for (int i = 0; i < 250; i++) {
-		hd_post(&d, "/hooks/fanout", body, &r);
-		cr_assert_eq(r.status, 200, "%s", r.body);
-		hd_resp_free(&r);
+	/* 1000 calls (4000 upstream requests), ten at a time, after a warm-up
+	 * round that fills the upstream connection cache (40 connections) */
+	enum { BATCH = 10 };
+	const char *paths[BATCH], *bodies[BATCH];
+	size_t lens[BATCH];
+	struct hd_resp out[BATCH];
+	for (int i = 0; i < BATCH; i++) {
+		paths[i] = "/hooks/fanout";
+		bodies[i] = body;
+		lens[i] = strlen(body);
 	}
-	struct hd_load_result lr;
-	hd_load_stop(l, &lr);
-	cr_assert_eq(lr.failed, 0);
-	cr_assert_geq(lr.ok + 250, 1000 / hd_scale());
+	for (int round = -10; round < 1000 / BATCH; round++) {
+		if (round == 0) {
+			hd_sleep_ms(100); /* let the server close the warm-up's client sockets */
+			before = count_fds(d.pid);
+		}
+		hd_post_many(&d, paths, bodies, lens, BATCH, out, NULL);
+		for (int i = 0; i < BATCH; i++) {
+			cr_assert_eq(out[i].status, 200, "call %d: %s", round * BATCH + i, out[i].body);
+			hd_resp_free(&out[i]);
+		}
+	}
 	hd_get(&d, "/health", &r);
+	cr_assert(strstr(r.body, "\"calls_ok\":1100"), "%s", r.body);
 	cr_assert(strstr(r.body, "\"fetch_alive\":0"), "%s", r.body);
 	cr_assert(strstr(r.body, "\"fetch_running\":0"), "%s", r.body);
 	hd_resp_free(&r);
+	hd_sleep_ms(100);
 	after = count_fds(d.pid);
-	/* idle upstream connections are cached (a few per concurrent client) */
-	cr_assert_leq(after, before + 24, "fds %d -> %d", before, after);
+	/* no descriptor more than after the warm-up: cached connections are
+	 * reused, nothing leaks per call (with several loops, each has its own
+	 * cache of up to 40, which the warm-up may not have filled yet) */
+	const char *nr = getenv("HOOKD_REACTORS");
+	int loops = nr && atoi(nr) > 1 ? atoi(nr) : 1;
+	cr_assert_leq(after, before + 2 + 40 * (loops - 1), "fds %d -> %d", before, after);
 	/* under ASan, LeakSanitizer makes a leak a non-zero exit */
 	cr_assert_eq(hd_stop(&d), 0);
 	upstream_stop(u);
