@@ -1,0 +1,422 @@
+#!/usr/bin/env bash
+# bench/run.sh -- hookd's benchmark (`make bench`; not part of the tests).
+#
+# Starts, on loopback only, hookd, the bare evhttp+cJSON reference
+# (bench/ref), the FastAPI/uvicorn peer (bench/peer_fastapi.py) and the test
+# upstream (fan-out), drives each with wrk using the same request, and prints
+# one table of requests/s, p50/p99, errors and ratios to the references
+# measured in this same run. Then bench/callgrind.sh (instructions per call)
+# unless SKIP_CALLGRIND=1. See bench/README.md for how to read it.
+#
+# Knobs (environment):
+#   QUICK=1           3 rounds of 1 s per row (fan-out: 3 s), ~2 minutes in all
+#   ROUNDS=N          interleaved rounds per scenario (default 5; QUICK: 3)
+#   DURATION=S        seconds per round and row (default 3; QUICK: 1)
+#   FANOUT_DURATION=S seconds per fan-out round (default 5; QUICK: 3): a
+#                     100 ms call is cut off at the end of a run, so short
+#                     runs understate calls/s (by up to 0.1 s / S)
+#   WARMUP=S          warm-up seconds per server and scenario (default 1)
+#   WORKERS=N         workers of the main hookd (echo, mixed, large, fan-out, reload rows;
+#                     default 2, hookd's own default on this machine)
+#   CPU_N=N           rounds of the cpu hook per call (default 700000, ~1 ms)
+#   SKIP_CALLGRIND=1  skip the instruction counts
+#   SKIP_PEER=1       skip the FastAPI peer
+#   KEEP=1            keep the temp dir (configs, server logs, every wrk output)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/lib.sh"
+
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+	ROUNDS=${ROUNDS:-3}
+	DURATION=${DURATION:-1}
+	FANOUT_DURATION=${FANOUT_DURATION:-3}
+else
+	ROUNDS=${ROUNDS:-5}
+	DURATION=${DURATION:-3}
+	FANOUT_DURATION=${FANOUT_DURATION:-5}
+fi
+WARMUP=${WARMUP:-1}
+WORKERS=${WORKERS:-2}
+CPU_N=${CPU_N:-700000}
+CONNS=64
+# The cpu rows use fewer connections: with 64 a call would wait behind 63
+# others (64 ms at 1 ms each, ~5 s in the Python peer, whose calls would not
+# finish within a round) and only the queue would be measured. 8 keeps 2
+# workers busy.
+CPU_CONNS=8
+FANOUT_CONNS=100
+FANOUT_COUNT=10
+FANOUT_DELAY_MS=100
+WRK_TIMEOUT=10s
+PAYLOAD=${PAYLOAD:-}
+if [ -z "$PAYLOAD" ]; then
+	for p in "$ROOT/../shared/payloads/github-push-1.json" /work/shared/payloads/github-push-1.json; do
+		[ -r "$p" ] && { PAYLOAD=$p; break; }
+	done
+fi
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/hookd-bench.XXXXXX")
+LOGS=$TMP/logs
+RESULTS=$TMP/results.tsv
+NOTES=$TMP/notes.txt
+mkdir -p "$LOGS"
+: >"$RESULTS"
+: >"$NOTES"
+HUP_PID=
+
+cleanup() {
+	local rc=$?
+	[ -n "$HUP_PID" ] && kill "$HUP_PID" 2>/dev/null
+	stop_all
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "bench: logs kept in $TMP" >&2
+	else
+		rm -rf "$TMP"
+	fi
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+note() { echo "$*" | tee -a "$NOTES" >&2; }
+
+# --- build what the bench needs beyond `make all` ---------------------------
+make -s -C "$ROOT/bench" BUILD="$BUILD" >/dev/null
+# the test upstream (the fan-out's target) is built by the top Makefile's own rule
+REL_BUILD=${BUILD#"$ROOT"/}
+make -s -C "$ROOT" BUILD="$REL_BUILD" "$REL_BUILD/tests/upstream" >/dev/null
+for b in "$BUILD/hookd" "$BUILD/bench/ref" "$BUILD/tests/upstream" "$BUILD/plugins/cpu.so"; do
+	[ -x "$b" ] || [ -f "$b" ] || { echo "bench: missing $b (run make all)" >&2; exit 1; }
+done
+command -v wrk >/dev/null || { echo "bench: wrk is not installed (scripts/deps.sh bench)" >&2; exit 1; }
+
+# every connection is a descriptor: the upstream holds ~1000 at once
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+setup_pinning
+
+# --- request bodies ----------------------------------------------------------
+SMALL=$TMP/small.json
+printf '%s' '{"id":"evt_1042","type":"order.paid","order":7,"amount":1999,"currency":"EUR","ok":true,"tags":["a","b"]}' >"$SMALL"
+CPUBODY=$TMP/cpu.json
+printf '{"n":%s}' "$CPU_N" >"$CPUBODY"
+LARGE=
+if [ -n "$PAYLOAD" ]; then
+	LARGE=$TMP/large.json
+	# minified (real deliveries are compact); Python keeps integers exact
+	"$PY" -c 'import json,sys; sys.stdout.write(json.dumps(json.load(open(sys.argv[1])), separators=(",",":"), ensure_ascii=False))' \
+		"$PAYLOAD" >"$LARGE"
+else
+	note "note: no github-push-1.json found (../shared/payloads); large-payload rows skipped (set PAYLOAD=FILE)"
+fi
+
+# --- servers -------------------------------------------------------------------
+start_ref() {
+	start_bg "$LOGS/ref.log" "${PIN_SRV[@]}" "$BUILD/bench/ref" 0
+	REF_PID=$BG_PID
+	REF_PORT=$(wait_listen "$LOGS/ref.log" "$REF_PID")
+}
+
+# start_hookd NAME WORKERS PIN... -- sets H_PID, H_PORT, H_LOG
+start_hookd() {
+	local name=$1 workers=$2
+	shift 2
+	hookd_setup "$TMP/$name" "$workers"
+	H_LOG=$LOGS/$name.log
+	start_bg "$H_LOG" "$@" "$BUILD/hookd" -c "$TMP/$name/hookd.json"
+	H_PID=$BG_PID
+	H_PORT=$(wait_listen "$H_LOG" "$H_PID")
+}
+
+# stop_hookd PID LOG NAME -- SIGTERM; hookd must exit 0 (recorded if not)
+stop_hookd() {
+	local pid=$1 log=$2 name=$3 rc=0
+	stop_pid "$pid" TERM || rc=$?
+	if [ "$rc" != 0 ]; then
+		note "PROBLEM: hookd ($name) exited with status $rc after SIGTERM; last log lines:"
+		tail -n 20 "$log" | sed 's/^/  | /' | tee -a "$NOTES" >&2
+	fi
+	local bad
+	bad=$(grep -c -E ' (error|warn) ' "$log" || true)
+	if [ "$bad" -gt 0 ]; then
+		note "PROBLEM: hookd ($name) logged $bad error/warn line(s), e.g.:"
+		grep -E ' (error|warn) ' "$log" | head -n 5 | sed 's/^/  | /' | tee -a "$NOTES" >&2
+	fi
+}
+
+PEER=1
+if [ "${SKIP_PEER:-0}" = 1 ]; then
+	PEER=0
+	note "note: FastAPI peer skipped (SKIP_PEER=1)"
+elif ! "$PY" -c 'import fastapi, uvicorn' 2>/dev/null; then
+	PEER=0
+	note "note: FastAPI peer skipped: $PY cannot import fastapi and uvicorn (scripts/deps.sh bench)"
+fi
+start_peer() {
+	PEER_PORT=$(free_port)
+	PYTHONDONTWRITEBYTECODE=1 start_bg "$LOGS/fastapi.log" "${PIN_SRV[@]}" "$PY" -m uvicorn --app-dir "$ROOT/bench" \
+		peer_fastapi:app --host 127.0.0.1 --port "$PEER_PORT" --no-access-log --log-level warning
+	PEER_PID=$BG_PID
+	wait_http "$PEER_PORT" "$PEER_PID" 30 || { echo "bench: the FastAPI peer did not start:" >&2;
+		cat "$LOGS/fastapi.log" >&2; exit 1; }
+}
+
+# --- rows and scenarios ------------------------------------------------------
+# The machine is noisy (other tenants share its 2 CPUs; a server's req/s can
+# move by 2x between two back-to-back runs), so a scenario runs its servers
+# in ROUNDS interleaved rounds (ref, hookd, peer, ref, hookd, peer, ...)
+# and the table reports the median round per server: a disturbance hits
+# every server of the scenario alike instead of one of them.
+
+# prime PORT PATH BODY N -- N calls at once with curl --parallel, each
+# waited for. The fan-out rows run it before each round: when wrk stops, the
+# calls in flight are cancelled (their clients left) and hookd closes their
+# ~1000 upstream transfers and connections, as it must; the next round
+# would then open ~1000 connections at once against the upstream's listen
+# backlog of 128 (libevent's evhttp_bind_socket), and every SYN dropped
+# there costs 1 s (TCP's initial retransmission timeout): the p99 would
+# measure that backlog. Calls that complete leave their connections in the
+# pool for the measured round.
+prime() {
+	local port=$1 path=$2 body=$3 n=$4 i urls=() codes
+	for ((i = 0; i < n; i++)); do urls+=(-o /dev/null "http://127.0.0.1:$port$path"); done
+	codes=$(curl -s -m 30 -Z --parallel-max "$n" --parallel-immediate -H 'Content-Type: application/json' \
+		--data-binary @"$body" -w '%{http_code}\n' "${urls[@]}" 2>/dev/null | sort | uniq -c | tr -s ' \n' ' ')
+	case "$codes" in
+	" $n 200 ") ;;
+	*) note "priming $path on port $port: $n calls answered:$codes(expected $n x 200)" ;;
+	esac
+}
+
+# measure SCENARIO SERVER PID PORT PATH BODY CONNS NOTE FLAGS ROUND -- one wrk
+# run; FLAGS (comma-separated): "check" counts 200 bodies containing
+# "error" (fan-out), "prime" runs prime() first, "dur=S" sets the run's
+# length, "hup" sends hookd a SIGHUP every 100 ms during the run. Appends to
+# $RESULTS: scenario server round req/s p50_us p99_us errors bad_bodies
+# cpu_us_per_call ctxsw_per_call mean_latency_us note -- cpu and ctxsw from
+# the server's /proc counters (all threads) around the run.
+measure() {
+	local scen=$1 srv=$2 spid=$3 port=$4 path=$5 body=$6 conns=$7 rnote=$8 flags=$9 round=${10} out line check=
+	local url="http://127.0.0.1:$port$path" hup='' dur=$DURATION
+	out="$LOGS/$(echo "$scen-$srv-$round" | tr -c 'A-Za-z0-9_.-' '_').txt"
+	[[ $flags =~ dur=([0-9]+) ]] && dur=${BASH_REMATCH[1]}
+	case "$flags" in *check*) check='"error"' ;; esac
+	case "$flags" in *prime*) prime "$port" "$path" "$body" "$conns"; quiesce "${SERVER_PIDS[@]}" ;; esac
+	case "$flags" in
+	*hup*)
+		# a background loop on CPU 1 with wrk, bounded by the run's length
+		(
+			if [ ${#PIN_LOAD[@]} -gt 0 ]; then taskset -cp 1 "$BASHPID" >/dev/null 2>&1 || true; fi
+			end=$((SECONDS + dur))
+			while [ $SECONDS -lt $end ] && kill -HUP "$HOOKD_PID" 2>/dev/null; do
+				sleep 0.1
+			done
+		) &
+		hup=$!
+		HUP_PID=$hup
+		;;
+	esac
+	local u0 u1
+	u0=$(proc_usage "$spid")
+	CHECK_BODY=$check BODY_FILE=$body "${PIN_LOAD[@]}" wrk -t1 -c"$conns" -d"${dur}s" \
+		--timeout "$WRK_TIMEOUT" --latency -s "$ROOT/bench/post.lua" "$url" >"$out" 2>&1 || true
+	u1=$(proc_usage "$spid")
+	if [ -n "$hup" ]; then
+		wait "$hup" 2>/dev/null || true
+		HUP_PID=
+	fi
+	line=$(grep '^BENCH ' "$out" || true)
+	if [ -z "$line" ]; then
+		note "PROBLEM: wrk gave no result for $scen / $srv (round $round); its output:"
+		sed 's/^/  | /' "$out" | tee -a "$NOTES" >&2
+		printf '%s\t%s\t%s\t0\t0\t0\t-1\t0\t0\t0\t0\t%s\n' "$scen" "$srv" "$round" "wrk failed" >>"$RESULTS"
+		return 0
+	fi
+	# requests duration_us p50_us p99_us status connect read write timeout bad_body mean_us
+	set -- $(echo "$line" | sed 's/[a-z_0-9]*=//g; s/^BENCH //')
+	local rps errors cpu sw
+	rps=$(awk -v n="$1" -v d="$2" 'BEGIN { printf "%.1f", n / (d / 1e6) }')
+	errors=$(($5 + $6 + $7 + $8 + $9 + ${10}))
+	read -r cpu sw <<<"$(echo "$u0 $u1" | awk -v n="$1" -v hz="$(getconf CLK_TCK)" \
+		'{ if (n > 0) printf "%.1f %.2f", ($3 - $1) / hz * 1e6 / n, ($4 - $2) / n; else print "0 0" }')"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$srv" "$round" "$rps" "$3" "$4" \
+		"$errors" "${10}" "$cpu" "$sw" "${11}" "$rnote" >>"$RESULTS"
+	if [ "$errors" != 0 ]; then
+		note "errors in $scen / $srv (round $round): status>=400 $5, connect $6, read $7, write $8," \
+			"timeout $9, bodies with \"error\" ${10} (wrk output kept with KEEP=1: $(basename "$out"))"
+	fi
+	printf '  %-17s %-10s round %s %9s req/s  p50 %7.2f ms  p99 %8.2f ms  errors %s  cpu %s us/call  %s ctxsw/call\n' \
+		"$scen" "$srv" "$round" "$rps" "$(awk -v v="$3" 'BEGIN{print v/1000}')" \
+		"$(awk -v v="$4" 'BEGIN{print v/1000}')" "$errors" "$cpu" "$sw" >&2
+}
+
+# scenario NAME SPEC... -- SPEC is "server|pid|port|path|body|conns|note|flags";
+# a warm-up per server, then ROUNDS interleaved rounds of every server.
+scenario() {
+	local scen=$1 spec r srv spid port path body conns rnote flags
+	shift
+	echo "$scen" >&2
+	for spec in "$@"; do
+		IFS='|' read -r srv spid port path body conns rnote flags <<<"$spec"
+		case "$flags" in *hup*) continue ;; esac # same server as its no-HUP row
+		if [ "$WARMUP" != 0 ]; then
+			BODY_FILE=$body "${PIN_LOAD[@]}" wrk -t1 -c"$conns" -d"${WARMUP}s" --timeout "$WRK_TIMEOUT" \
+				-s "$ROOT/bench/post.lua" "http://127.0.0.1:$port$path" >/dev/null 2>&1 || true
+			quiesce "${SERVER_PIDS[@]}"
+		fi
+	done
+	for ((r = 1; r <= ROUNDS; r++)); do
+		for spec in "$@"; do
+			IFS='|' read -r srv spid port path body conns rnote flags <<<"$spec"
+			measure "$scen" "$srv" "$spid" "$port" "$path" "$body" "$conns" "$rnote" "$flags" "$r"
+			quiesce "${SERVER_PIDS[@]}"
+		done
+	done
+}
+
+alive() { # alive PID NAME -- record a server that died during a row
+	if ! kill -0 "$1" 2>/dev/null; then
+		note "PROBLEM: $2 (pid $1) is no longer running"
+		return 1
+	fi
+}
+
+# a sanity check: one call, its answer must contain a string
+check_answer() { # check_answer NAME PORT PATH BODYFILE EXPECT_SUBSTRING
+	local got
+	got=$(curl -s -m 10 -XPOST -H 'Content-Type: application/json' --data-binary @"$4" \
+		"http://127.0.0.1:$2$3" || true)
+	case "$got" in
+	*"$5"*) ;;
+	*) note "PROBLEM: $1 $3 answered '${got:0:200}' (expected '$5')" ;;
+	esac
+}
+
+echo "hookd benchmark: $(nproc) CPU(s), $PINNING; $ROUNDS rounds of ${DURATION} s per row," \
+	"${WARMUP} s warm-up; wrk -t1 -c$CONNS; hookd workers=$WORKERS" >&2
+
+start_ref
+start_hookd hookd "$WORKERS" "${PIN_SRV[@]}"
+HOOKD_PID=$H_PID HOOKD_PORT=$H_PORT HOOKD_LOG=$H_LOG
+[ "$PEER" = 1 ] && start_peer
+# The upstream stands for remote services: it must not take CPU 0 from the
+# server under test, so it shares CPU 1 with wrk (which needs little at the
+# fan-out's ~1000 calls/s). Its ~10k answers/s take about a quarter of a
+# core; unpinned, the scheduler would put part of that on CPU 0, and the row
+# would measure the upstream along with the server.
+start_bg "$LOGS/upstream.log" "${PIN_LOAD[@]}" "$BUILD/tests/upstream" 0
+UP_PID=$BG_PID
+UP_PORT=$(wait_listen "$LOGS/upstream.log" "$UP_PID")
+
+FANBODY=$TMP/fanout.json
+printf '{"url":"http://127.0.0.1:%s/delay/%s","count":%s}' "$UP_PORT" "$FANOUT_DELAY_MS" "$FANOUT_COUNT" >"$FANBODY"
+
+# same answers everywhere before timing anything
+EXPECT_HASH=$(curl -s -m 10 -XPOST --data-binary @"$CPUBODY" "http://127.0.0.1:$REF_PORT/hooks/cpu" |
+	sed -n 's/.*"hash":"\([0-9a-f]*\)".*/\1/p')
+for s in "hookd $HOOKD_PORT" ${PEER_PORT:+"fastapi $PEER_PORT"}; do
+	set -- $s
+	[ "$1" = fastapi ] && [ "$PEER" != 1 ] && continue
+	check_answer "$1" "$2" /hooks/echo "$SMALL" '"evt_1042"'
+	check_answer "$1" "$2" /hooks/echo_async "$SMALL" '"evt_1042"'
+	check_answer "$1" "$2" /hooks/mixed "$SMALL" '"trace":["sync step","async step"]'
+	check_answer "$1" "$2" /hooks/fanout "$FANBODY" '"status":200'
+done
+check_answer ref "$REF_PORT" /hooks/echo "$SMALL" '"evt_1042"'
+
+# --- scenarios ---------------------------------------------------------------
+# The cpu rows need their own hookd instances (1 and 2 workers), started
+# now so that they can be interleaved with the others.
+start_hookd hookd-w1 1 "${PIN_SRV[@]}"
+W1_PID=$H_PID W1_PORT=$H_PORT W1_LOG=$H_LOG
+# two workers get both CPUs (pinned to CPU 0 they could not scale); wrk
+# stays on CPU 1, where it needs little at this rate
+start_hookd hookd-w2 2 "${PIN_BOTH[@]}"
+W2_PID=$H_PID W2_PORT=$H_PORT W2_LOG=$H_LOG
+check_answer hookd-w1 "$W1_PORT" /hooks/cpu "$CPUBODY" "\"hash\":\"$EXPECT_HASH\""
+check_answer hookd-w2 "$W2_PORT" /hooks/cpu "$CPUBODY" "\"hash\":\"$EXPECT_HASH\""
+if [ "$PEER" = 1 ]; then
+	check_answer fastapi "$PEER_PORT" /hooks/cpu "$CPUBODY" "\"hash\":\"$EXPECT_HASH\""
+fi
+SERVER_PIDS=("$REF_PID" "$HOOKD_PID" "$W1_PID" "$W2_PID" "$UP_PID" ${PEER_PID:+"$PEER_PID"})
+
+# with_peer SPEC... -- S=(SPEC... plus, when the peer runs, the last SPEC
+# given for it: "fastapi|...")
+with_peer() {
+	S=()
+	local spec
+	for spec in "$@"; do
+		case "$spec" in
+		fastapi\|*) [ "$PEER" = 1 ] && S+=("$spec") ;;
+		*) S+=("$spec") ;;
+		esac
+	done
+	return 0
+}
+
+with_peer "ref|$REF_PID|$REF_PORT|/hooks/echo|$SMALL|$CONNS||" \
+	"hookd|$HOOKD_PID|$HOOKD_PORT|/hooks/echo_async|$SMALL|$CONNS||" \
+	"fastapi|${PEER_PID:-}|${PEER_PORT:-}|/hooks/echo_async|$SMALL|$CONNS|async def|"
+scenario "echo_async" "${S[@]}"
+
+with_peer "ref|$REF_PID|$REF_PORT|/hooks/echo|$SMALL|$CONNS|no pool|" \
+	"hookd|$HOOKD_PID|$HOOKD_PORT|/hooks/echo|$SMALL|$CONNS|workers=$WORKERS|" \
+	"fastapi|${PEER_PID:-}|${PEER_PORT:-}|/hooks/echo|$SMALL|$CONNS|plain def|"
+scenario "echo (sync)" "${S[@]}"
+
+with_peer "ref|$REF_PID|$REF_PORT|/hooks/echo|$SMALL|$CONNS|1 parse+print|" \
+	"hookd|$HOOKD_PID|$HOOKD_PORT|/hooks/mixed|$SMALL|$CONNS|tag>tag_async>echo|" \
+	"fastapi|${PEER_PID:-}|${PEER_PORT:-}|/hooks/mixed|$SMALL|$CONNS||"
+scenario "mixed 3-step" "${S[@]}"
+
+if [ -n "$LARGE" ]; then
+	LSIZE="$(wc -c <"$LARGE") B github-push-1"
+	with_peer "ref|$REF_PID|$REF_PORT|/hooks/echo|$LARGE|$CONNS|$LSIZE|" \
+		"hookd|$HOOKD_PID|$HOOKD_PORT|/hooks/echo_async|$LARGE|$CONNS|$LSIZE|" \
+		"fastapi|${PEER_PID:-}|${PEER_PORT:-}|/hooks/echo_async|$LARGE|$CONNS|$LSIZE|"
+	scenario "large echo_async" "${S[@]}"
+fi
+
+with_peer "ref|$REF_PID|$REF_PORT|/hooks/cpu|$CPUBODY|$CPU_CONNS|inline, CPU 0|" \
+	"hookd w=1|$W1_PID|$W1_PORT|/hooks/cpu|$CPUBODY|$CPU_CONNS|CPU 0|" \
+	"hookd w=2|$W2_PID|$W2_PORT|/hooks/cpu|$CPUBODY|$CPU_CONNS|CPUs 0,1|" \
+	"fastapi|${PEER_PID:-}|${PEER_PORT:-}|/hooks/cpu|$CPUBODY|$CPU_CONNS|pure Python, CPU 0|"
+scenario "cpu" "${S[@]}"
+
+with_peer "hookd|$HOOKD_PID|$HOOKD_PORT|/hooks/fanout|$FANBODY|$FANOUT_CONNS||check,prime,dur=$FANOUT_DURATION" \
+	"fastapi|${PEER_PID:-}|${PEER_PORT:-}|/hooks/fanout|$FANBODY|$FANOUT_CONNS|asyncio streams|check,prime,dur=$FANOUT_DURATION"
+scenario "fanout" "${S[@]}"
+alive "$UP_PID" upstream || true
+
+HUPS_BEFORE=$(grep -c 'SIGHUP: reloading' "$HOOKD_LOG" || true)
+scenario "reload" \
+	"no HUP|$HOOKD_PID|$HOOKD_PORT|/hooks/echo_async|$SMALL|$CONNS||" \
+	"HUP/100ms|$HOOKD_PID|$HOOKD_PORT|/hooks/echo_async|$SMALL|$CONNS||hup"
+sleep 0.3
+HUPS=$(( $(grep -c 'SIGHUP: reloading' "$HOOKD_LOG" || true) - HUPS_BEFORE ))
+GENS=$(( $(grep -c 'info generation [0-9]*:' "$HOOKD_LOG" || true) - 1 ))
+for p in "$HOOKD_PID hookd" "$W1_PID hookd-w1" "$W2_PID hookd-w2" "$REF_PID ref" "$UP_PID upstream"; do
+	alive $p || true
+done
+check_answer hookd "$HOOKD_PORT" /hooks/echo_async "$SMALL" '"evt_1042"'
+
+# --- stop everything measured, hookd first (it must exit 0) -------------------
+stop_hookd "$HOOKD_PID" "$HOOKD_LOG" "main"
+stop_hookd "$W1_PID" "$W1_LOG" "workers=1"
+stop_hookd "$W2_PID" "$W2_LOG" "workers=2"
+
+# --- the table ---------------------------------------------------------------
+"$PY" "$ROOT/bench/table.py" "$RESULTS" "$HUPS" "$GENS" "$FANOUT_CONNS" "$FANOUT_DELAY_MS" \
+	"$(nproc) CPU(s), $PINNING; median of $ROUNDS interleaved rounds of ${DURATION} s per row (fan-out ${FANOUT_DURATION} s); wrk -t1 -c$CONNS (cpu -c$CPU_CONNS, fan-out -c$FANOUT_CONNS); hookd workers=$WORKERS; cpu n=$CPU_N"
+if [ -s "$NOTES" ]; then
+	echo
+	echo "Notes and problems seen during the run:"
+	sed 's/^/  /' "$NOTES"
+fi
+stop_all
+
+if [ "${SKIP_CALLGRIND:-0}" != 1 ]; then
+	echo
+	QUICK=$QUICK WORKERS=$WORKERS "$ROOT/bench/callgrind.sh" "$SMALL" ${LARGE:+"$LARGE"}
+fi

@@ -1,0 +1,167 @@
+"""table.py -- prints bench/run.sh's results table and the issue targets.
+
+    table.py RESULTS.tsv HUPS GENERATIONS FANOUT_CONNS FANOUT_DELAY_MS "SETUP LINE"
+
+RESULTS.tsv: scenario, server, round, req/s, p50 us, p99 us, errors, bad
+bodies, server CPU us per call, context switches per call, note -- one line
+per wrk run, written by run.sh. A row of the table is the median round of a
+server (by req/s; its p50/p99 are that round's), errors are summed over all
+rounds, "spread" is (max - min) / median of the rounds' req/s, and the CPU
+and context-switch figures are medians over the rounds. Every ratio is
+between two rows of this same run.
+"""
+
+import statistics
+import sys
+
+path, hups, gens, fconns, fdelay, setup = sys.argv[1:7]
+hups, gens, fconns, fdelay = int(hups), int(gens), int(fconns), float(fdelay)
+ideal = fconns / (fdelay / 1000.0)  # calls/s if every call took exactly the upstream delay
+
+runs = {}
+order = []
+with open(path) as f:
+    for line in f:
+        scen, srv, rnd, rps, p50, p99, err, bad, cpu, sw, mean, note = (
+            line.rstrip("\n").split("\t") + [""])[:12]
+        key = (scen, srv)
+        if key not in runs:
+            runs[key] = []
+            order.append(key)
+        runs[key].append(dict(rps=float(rps), p50=int(p50) / 1000.0, p99=int(p99) / 1000.0,
+                              err=int(err), bad=int(bad), cpu=float(cpu), sw=float(sw),
+                              mean=int(mean) / 1000.0,
+                              note=note))
+
+rows = []
+for key in order:
+    rr = sorted(runs[key], key=lambda r: r["rps"])
+    med = rr[(len(rr) - 1) // 2]  # the lower median: a real round, not an average
+    mid = statistics.median(r["rps"] for r in rr)
+    failed = any(r["err"] < 0 for r in rr)
+    rows.append(dict(scen=key[0], srv=key[1], rps=mid, p50=med["p50"], p99=med["p99"],
+                     rounds=[r["rps"] for r in runs[key]],
+                     err=-1 if failed else sum(r["err"] for r in rr),
+                     bad=sum(r["bad"] for r in rr), note=med["note"], n=len(rr),
+                     spread=(rr[-1]["rps"] - rr[0]["rps"]) / mid if mid > 0 else 0.0,
+                     p99max=max(r["p99"] for r in rr), mean=med["mean"],
+                     cpu=statistics.median(r["cpu"] for r in rr),
+                     sw=statistics.median(r["sw"] for r in rr)))
+
+
+def find(scen, srv):
+    for r in rows:
+        if r["scen"] == scen and r["srv"] == srv:
+            return r
+    return None
+
+
+def ratio(a, b):
+    """Median of the per-round ratios: round r of every server of a scenario
+    ran back to back, so a disturbance of the machine hits both sides of a
+    ratio alike; the ratio of the two medians could pair a calm round with a
+    disturbed one."""
+    if not a or not b:
+        return None
+    pairs = [x / y for x, y in zip(a["rounds"], b["rounds"]) if x > 0 and y > 0]
+    return statistics.median(pairs) if pairs else None
+
+
+def fmt(x, suffix="x", digits=2):
+    return "%.*f%s" % (digits, x, suffix) if x is not None else "-"
+
+
+hdr = ("scenario", "server", "req/s", "spread", "p50 ms", "p99 ms", "errors", "x ref", "x fastapi",
+       "cpu us/call", "ctxsw/call", "note")
+out = []
+for r in rows:
+    ref = find(r["scen"], "ref")
+    peer = find(r["scen"], "fastapi")
+    note = r["note"]
+    x_ref = ratio(r, ref)
+    if r["scen"] == "fanout":
+        # wrk counts finished calls only: the call each connection had in
+        # flight at the end is lost. conns / mean latency (Little's law) is
+        # the steady-state rate without that cut.
+        little = fconns / (r["mean"] / 1000.0) if r["mean"] > 0 else 0
+        note = ("%.1f %% of ideal %d calls/s (steady state %d/mean latency: %.1f %%)"
+                % (100 * r["rps"] / ideal, ideal, fconns, 100 * little / ideal)
+                + ("; " + note if note else ""))
+    if r["scen"] == "reload" and r["srv"] != "no HUP":
+        kept = ratio(r, find("reload", "no HUP"))
+        note = "kept %s of no-HUP req/s; %d SIGHUPs, %d new generations" % (
+            fmt(kept and kept * 100, " %"), hups, gens)
+    if r["scen"] == "cpu" and r["srv"] == "hookd w=2":
+        note += "; %s of w=1" % fmt(ratio(r, find("cpu", "hookd w=1")))
+    out.append((r["scen"], r["srv"], "%.0f" % r["rps"], "%.0f %%" % (100 * r["spread"]),
+                "%.2f" % r["p50"], "%.2f" % r["p99"],
+                str(r["err"]) if r["err"] >= 0 else "wrk failed",
+                fmt(x_ref), fmt(ratio(r, peer)) if r["srv"] != "fastapi" else "1.00x" if peer else "-",
+                "%.1f" % r["cpu"], "%.2f" % r["sw"] if r["sw"] >= 0 else "-", note))
+
+widths = [max(len(str(x[i])) for x in out + [hdr]) for i in range(len(hdr))]
+
+
+def line(cells):
+    return "  ".join(str(c).rjust(w) if 2 <= i <= 10 else str(c).ljust(w)
+                     for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+
+print()
+print("hookd benchmark -- " + setup)
+print("req/s, p50, p99: the median round; spread: (max - min) / median req/s over the rounds;"
+      " errors: status >= 400 + socket errors (+ fan-out answers carrying an \"error\"),"
+      " all rounds")
+print("x ref: req/s / the bare evhttp+cJSON server's (bench/ref) in the same scenario;"
+      " x fastapi: / the FastAPI peer's; both the median of the per-round ratios")
+print("cpu us/call, ctxsw/call: the server process's CPU time (user+system, all threads) and"
+      " context switches during a round / calls answered (median round)")
+print()
+print(line(hdr))
+print(line(["-" * w for w in widths]))
+prev = None
+for cells in out:
+    if prev is not None and cells[0] != prev:
+        print()
+    prev = cells[0]
+    print(line(cells))
+
+# --- the targets of issues 3 and 4, from this run -------------------------
+print()
+print("Targets (issues 3 and 4), this run:")
+
+
+def target(label, ok, value):
+    state = "-" if ok is None else ("met" if ok else "MISSED")
+    print("  %-66s %-7s %s" % (label, state, value))
+
+
+def chk(x, pred):
+    return None if x is None else pred(x)
+
+
+ea, es = find("echo_async", "hookd"), find("echo (sync)", "hookd")
+x = ratio(ea, find("echo_async", "ref"))
+target("async echo >= 90 % of the reference's req/s", chk(x, lambda v: v >= 0.90), fmt(x, digits=3))
+x = ratio(es, find("echo (sync)", "ref"))
+target("sync echo (pool) >= 75 % of the reference's req/s", chk(x, lambda v: v >= 0.75), fmt(x, digits=3))
+x = ratio(ea, find("echo_async", "fastapi"))
+target("async echo >= 10x the FastAPI peer (async def)", chk(x, lambda v: v >= 10), fmt(x))
+x = ratio(es, find("echo (sync)", "fastapi"))
+target("sync echo >= 10x the FastAPI peer (plain def)", chk(x, lambda v: v >= 10), fmt(x))
+fo = find("fanout", "hookd")
+if fo:
+    share = fo["rps"] / ideal
+    target("fan-out >= 95 %% of ideal (%d calls/s), p99 < 150 ms, 0 errors" % ideal,
+           share >= 0.95 and fo["p99"] < 150 and fo["err"] == 0,
+           "%.1f %%, p99 %.1f ms (worst round %.1f), %d errors"
+           % (100 * share, fo["p99"], fo["p99max"], fo["err"]))
+rl = find("reload", "HUP/100ms")
+if rl:
+    kept = ratio(rl, find("reload", "no HUP"))
+    target("reload every 100 ms: 0 failed calls, req/s within 10 %",
+           rl["err"] == 0 and kept is not None and kept >= 0.90 and hups > 0 and gens > 0,
+           "%d failed, kept %s, %d SIGHUPs" % (rl["err"], fmt(kept and kept * 100, " %"), hups))
+w1, w2 = find("cpu", "hookd w=1"), find("cpu", "hookd w=2")
+x = ratio(w2, w1)
+target("cpu hook: 2 workers on 2 CPUs vs 1 worker (no target; ~2x ideal)", None, fmt(x))
