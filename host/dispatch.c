@@ -420,9 +420,14 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 	ssize_t r;
 
 	(void)what;
-	do
-		r = read(fd, &n, sizeof(n));
-	while (r < 0 && errno == EINTR);
+	/* Edge-triggered: every write to an eventfd is a new edge, so the
+	 * counter need not be read back to 0 each time (a syscall per wake-up
+	 * saved); reading it now and then keeps it far from its 2^64 limit. */
+	if ((++env->wakes & 4095) == 0) {
+		do
+			r = read(fd, &n, sizeof(n));
+		while (r < 0 && errno == EINTR);
+	}
 	pool_sink_drain(&env->sink);
 }
 
@@ -452,7 +457,7 @@ int dispatch_env_create(struct event_base *base, struct pool *pool, struct regis
 		free(env);
 		return rc;
 	}
-	event_assign(&env->wake_ev, base, env->wake_fd, EV_READ | EV_PERSIST, on_wake, env);
+	event_assign(&env->wake_ev, base, env->wake_fd, EV_READ | EV_PERSIST | EV_ET, on_wake, env);
 	if (event_add(&env->wake_ev, NULL) < 0) {
 		pool_sink_destroy(&env->sink);
 		close(env->wake_fd);

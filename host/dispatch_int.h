@@ -32,6 +32,7 @@ struct dispatch_env {
 	pthread_t loop_thread;
 	struct pool_sink sink;        /* worker results, off-loop completions */
 	int wake_fd;                  /* eventfd behind the sink's notify */
+	unsigned wakes;
 	struct event wake_ev;
 	struct dispatch_call *calls;  /* unanswered calls, doubly linked */
 	/* written by the loop thread only; read by any (GET /health, drain) */

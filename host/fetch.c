@@ -27,7 +27,7 @@
 
 #include "json.h"
 
-#define FETCH_IDLE_EASY 64      /* easy handles kept for reuse */
+#define FETCH_IDLE_EASY 1024    /* easy handles kept for reuse (a fan-out runs hundreds) */
 #define FETCH_MAX_REDIRECTS 5L
 #define FETCH_DEFAULT_RETRY_BASE_MS 100u
 #define FETCH_DEFAULT_RETRY_CAP_MS 2000u
@@ -53,11 +53,13 @@ struct fetch_engine {
 	uint64_t rng;
 	/* counters: written by the owner thread (waiting: by any), read by any */
 	atomic_uint alive, running, waiting;
+	struct curl_slist *no_expect; /* the headers of a request without its own */
 	atomic_ullong started, finished;
 	/* slots other loops granted to this loop's waiting transfers */
 	pthread_mutex_t gmu;
 	struct fetch_xfer *granted, *granted_tail;
 	int wake_fd;                 /* eventfd: "you have granted transfers" */
+	unsigned wakes;
 	struct event wake_ev;
 };
 
@@ -362,9 +364,12 @@ static void on_engine_wake(evutil_socket_t fd, short what, void *arg)
 	ssize_t r;
 
 	(void)what;
-	do
-		r = read(fd, &n, sizeof(n));
-	while (r < 0 && errno == EINTR);
+	/* edge-triggered, as the dispatcher's wake-up: read now and then only */
+	if ((++fe->wakes & 4095) == 0) {
+		do
+			r = read(fd, &n, sizeof(n));
+		while (r < 0 && errno == EINTR);
+	}
 	pthread_mutex_lock(&fe->gmu);
 	x = fe->granted;
 	fe->granted = fe->granted_tail = NULL;
@@ -707,7 +712,7 @@ static void x_launch(struct fetch_xfer *x)
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers ? x->headers : fe->no_expect);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "hookd");
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->opt.max_response);
@@ -835,7 +840,7 @@ struct fetch_xfer *fetch_start(struct fetch_engine *fe, struct fetch_limiter *li
 		x->body_len = req->body_len;
 	}
 	/* no "Expect: 100-continue" round trip before a body */
-	if (!(x->headers = curl_slist_append(NULL, "Expect:")))
+	if (req->nheaders && !(x->headers = curl_slist_append(NULL, "Expect:")))
 		goto oom;
 	for (size_t i = 0; i < req->nheaders; i++) {
 		const hookd_header *h = &req->headers[i];
@@ -1057,7 +1062,10 @@ int fetch_engine_create(struct event_base *base, const struct log *log, struct f
 	if (!fe->rng)
 		fe->rng = 88172645463325252ull;
 	fe->multi = curl_multi_init();
-	if (!fe->multi) {
+	fe->no_expect = curl_slist_append(NULL, "Expect:");
+	if (!fe->multi || !fe->no_expect) {
+		curl_multi_cleanup(fe->multi);
+		curl_slist_free_all(fe->no_expect);
 		free(fe);
 		return -ENOMEM;
 	}
@@ -1070,7 +1078,8 @@ int fetch_engine_create(struct event_base *base, const struct log *log, struct f
 		free(fe);
 		return rc;
 	}
-	event_assign(&fe->wake_ev, base, fe->wake_fd, EV_READ | EV_PERSIST, on_engine_wake, fe);
+	event_assign(&fe->wake_ev, base, fe->wake_fd, EV_READ | EV_PERSIST | EV_ET, on_engine_wake,
+		     fe);
 	event_add(&fe->wake_ev, NULL);
 	evtimer_assign(&fe->timer, base, on_timeout, fe);
 	curl_multi_setopt(fe->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
@@ -1099,6 +1108,7 @@ void fetch_engine_free(struct fetch_engine *fe)
 	pthread_mutex_destroy(&fe->gmu);
 	while (fe->nidle)
 		curl_easy_cleanup(fe->idle[--fe->nidle]);
+	curl_slist_free_all(fe->no_expect);
 	free(fe);
 }
 

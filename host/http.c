@@ -37,6 +37,7 @@
 #define HTTP_IO_TIMEOUT_S 60
 #define HTTP_BACKLOG 4096        /* the kernel caps it at somaxconn */
 #define HTTP_ACCEPT_PAUSE_MS 100 /* after EMFILE */
+#define HTTP_WATCH_AFTER_MS 100  /* calls in flight longer than this watch their client */
 
 struct http_server {
 	struct event_base *base;
@@ -52,6 +53,10 @@ struct http_server {
 	bool stopping;
 	atomic_uint unsent;   /* replies handed to evhttp, not yet written out */
 	struct event *resume; /* re-enables accepting after EMFILE */
+	/* calls in flight whose client is not watched yet, oldest first, and
+	 * the sweep that starts watching those older than HTTP_WATCH_AFTER_MS */
+	struct http_call *unwatched_head, *unwatched_tail;
+	struct event *sweep;
 };
 
 /* One hook call waiting for its answer. */
@@ -60,7 +65,10 @@ struct http_call {
 	struct evhttp_request *req;
 	struct dispatch_call *call; /* NULL once answered */
 	struct event *closed;       /* peer-close watch while the reply is deferred */
+	struct timeval started;     /* the loop's cached time when it was accepted */
 	bool starting, answered;    /* done may run inside dispatch_call_start */
+	bool unwatched;             /* on srv's list of calls not watched yet */
+	struct http_call *prev, *next;
 };
 
 static void free_buffer(const void *data, size_t len, void *arg)
@@ -136,6 +144,8 @@ reply_error(struct http_server *srv, struct evhttp_request *req, int status, con
 	cJSON_Delete(o);
 }
 
+static void unwatched_remove(struct http_server *srv, struct http_call *hc);
+
 static void on_call_done(void *arg, struct dispatch_reply *r)
 {
 	struct http_call *hc = arg;
@@ -160,6 +170,7 @@ static void on_call_done(void *arg, struct dispatch_reply *r)
 	if (hc->closed)
 		event_free(hc->closed);
 	hc->closed = NULL;
+	unwatched_remove(srv, hc);
 	hc->answered = true;
 	if (!hc->starting)
 		free(hc);
@@ -183,6 +194,22 @@ static void on_client_closed(evutil_socket_t fd, short what, void *arg)
 	free(hc);
 	if (evcon)
 		evhttp_connection_free(evcon);
+}
+
+static void unwatched_remove(struct http_server *srv, struct http_call *hc)
+{
+	if (!hc->unwatched)
+		return;
+	if (hc->prev)
+		hc->prev->next = hc->next;
+	else
+		srv->unwatched_head = hc->next;
+	if (hc->next)
+		hc->next->prev = hc->prev;
+	else
+		srv->unwatched_tail = hc->prev;
+	hc->prev = hc->next = NULL;
+	hc->unwatched = false;
 }
 
 static void watch_peer_close(struct http_server *srv, struct http_call *hc)
@@ -248,15 +275,56 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 		reply_error(srv, req, 500, name, "out of memory");
 		return;
 	}
+	struct timeval now;
+	event_base_gettimeofday_cached(srv->base, &now);
 	hc->srv = srv;
 	hc->req = req;
 	hc->starting = true;
 	dispatch_call_start(srv->env, name, input, on_call_done, hc, &hc->call);
 	hc->starting = false;
-	if (hc->answered)
+	if (hc->answered) {
 		free(hc); /* answered inline (async chain, or an immediate error) */
+		return;
+	}
+	/* Watching the client costs two epoll_ctl calls; most calls end long
+	 * before a client could matter, so only those still in flight after
+	 * HTTP_WATCH_AFTER_MS are watched (the sweep below). */
+	hc->started = now;
+	hc->unwatched = true;
+	hc->prev = srv->unwatched_tail;
+	if (srv->unwatched_tail)
+		srv->unwatched_tail->next = hc;
 	else
+		srv->unwatched_head = hc;
+	srv->unwatched_tail = hc;
+	if (!evtimer_pending(srv->sweep, NULL)) {
+		struct timeval tv = {0, HTTP_WATCH_AFTER_MS * 1000};
+		evtimer_add(srv->sweep, &tv);
+	}
+}
+
+/* Start watching the clients of calls in flight for longer than
+ * HTTP_WATCH_AFTER_MS; come back while any call is left unwatched. */
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_server *srv = arg;
+	struct timeval now, age;
+	struct http_call *hc;
+
+	(void)fd;
+	(void)what;
+	event_base_gettimeofday_cached(srv->base, &now);
+	while ((hc = srv->unwatched_head)) {
+		evutil_timersub(&now, &hc->started, &age);
+		if (age.tv_sec == 0 && age.tv_usec < HTTP_WATCH_AFTER_MS * 1000)
+			break;
+		unwatched_remove(srv, hc);
 		watch_peer_close(srv, hc);
+	}
+	if (srv->unwatched_head) {
+		struct timeval tv = {0, HTTP_WATCH_AFTER_MS * 1000};
+		evtimer_add(srv->sweep, &tv);
+	}
 }
 
 static void handle_plugins(struct http_server *srv, struct evhttp_request *req)
@@ -433,7 +501,10 @@ int http_server_create(struct event_base *base, const struct http_options *opt,
 
 	*out = NULL;
 	if (!srv || !(srv->http = evhttp_new(base)) ||
-	    !(srv->resume = evtimer_new(base, on_resume, srv))) {
+	    !(srv->resume = evtimer_new(base, on_resume, srv)) ||
+	    !(srv->sweep = evtimer_new(base, on_sweep, srv))) {
+		if (srv && srv->resume)
+			event_free(srv->resume);
 		if (srv && srv->http)
 			evhttp_free(srv->http);
 		free(srv);
@@ -479,6 +550,7 @@ int http_server_create(struct event_base *base, const struct http_options *opt,
 	*out = srv;
 	return 0;
 fail:
+	event_free(srv->sweep);
 	event_free(srv->resume);
 	evhttp_free(srv->http);
 	free(srv);
@@ -517,6 +589,7 @@ void http_server_free(struct http_server *srv)
 		return;
 	if (thread_server == srv)
 		thread_server = NULL;
+	event_free(srv->sweep);
 	event_free(srv->resume);
 	evhttp_free(srv->http);
 	free(srv);

@@ -1,21 +1,27 @@
 /*
- * pool -- see pool.h. One mutex guards the queue; idle workers sleep on a
- * condition variable. Invariants: `queued` == length of the list, and is
- * never above `queue_max`; after `stopping` is set no job is accepted, but
- * every job already accepted still runs.
+ * pool -- see pool.h. One mutex guards the queue; idle workers park on a
+ * semaphore (cheaper than a condition variable, see worker_main), and a
+ * submit wakes one only when one is parked and not already owed a wake-up.
+ * Invariants: `queued` == length of the list, and is never above
+ * `queue_max` plus the idle workers; after `stopping` is set no job is
+ * accepted, but every job already accepted still runs.
  */
 #include "pool.h"
 
 #include <errno.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
 struct pool {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	sem_t park;        /* idle workers sleep here; one post per wake-up owed */
 	struct pool_job *head, *tail;
 	unsigned queued, queue_max, running;
+	unsigned sleeping; /* parked workers not yet owed a wake-up */
 	bool stopping;
 	unsigned nthreads;
 	pthread_t *threads;
@@ -27,6 +33,7 @@ int pool_sink_init(struct pool_sink *s, void (*notify)(void *arg), void *arg)
 
 	if (rc)
 		return -rc;
+	atomic_init(&s->posting, 0);
 	s->head = s->tail = NULL;
 	s->notify = notify;
 	s->arg = arg;
@@ -35,6 +42,9 @@ int pool_sink_init(struct pool_sink *s, void (*notify)(void *arg), void *arg)
 
 void pool_sink_destroy(struct pool_sink *s)
 {
+	/* a poster may still be between its unlock and its notify */
+	while (atomic_load_explicit(&s->posting, memory_order_acquire))
+		sched_yield();
 	pthread_mutex_destroy(&s->mu);
 }
 
@@ -42,6 +52,11 @@ void pool_sink_post(struct pool_sink *s, struct pool_job *job)
 {
 	bool was_empty;
 
+	/* Once `mu` is released a drain may take the job, run its done() and
+	 * let the sink's owner free it while we still notify -- a plugin thread
+	 * finishing the last async call races the loop's shutdown exactly so.
+	 * pool_sink_destroy waits for `posting` to drop to 0 first. */
+	atomic_fetch_add_explicit(&s->posting, 1, memory_order_acquire);
 	job->next = NULL;
 	pthread_mutex_lock(&s->mu);
 	was_empty = s->head == NULL;
@@ -50,15 +65,13 @@ void pool_sink_post(struct pool_sink *s, struct pool_job *job)
 	else
 		s->head = job;
 	s->tail = job;
+	pthread_mutex_unlock(&s->mu);
 	/* Only the first result of a burst wakes the consumer: it drains the
-	 * whole list, so later posts before it runs ride along. Notify before
-	 * unlocking: once `mu` is released a drain may take the job, run its
-	 * done() and free the sink (and notify's arg) while we would still be
-	 * reading s->notify -- a plugin thread finishing the last async call
-	 * races the loop's shutdown exactly so. Hence notify must not take `mu`. */
+	 * whole list, so later posts before it runs ride along. Notify after
+	 * unlocking: the consumer wakes at once and would block on `mu`. */
 	if (was_empty)
 		s->notify(s->arg);
-	pthread_mutex_unlock(&s->mu);
+	atomic_fetch_sub_explicit(&s->posting, 1, memory_order_release);
 }
 
 size_t pool_sink_drain(struct pool_sink *s)
@@ -85,8 +98,16 @@ static void *worker_main(void *arg)
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
-		while (!p->head && !p->stopping)
-			pthread_cond_wait(&p->cv, &p->mu);
+		while (!p->head && !p->stopping) {
+			/* park: a semaphore rather than a condition variable, whose
+			 * wait hands the mutex back marked contended (a futex call on
+			 * every unlock after it) */
+			p->sleeping++;
+			pthread_mutex_unlock(&p->mu);
+			while (sem_wait(&p->park) < 0 && errno == EINTR)
+				;
+			pthread_mutex_lock(&p->mu);
+		}
 		if (!p->head)
 			break; /* stopping and nothing left */
 		job = p->head;
@@ -126,7 +147,7 @@ int pool_create(unsigned threads, unsigned queue_max, struct pool **out)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->cv, NULL);
+	sem_init(&p->park, 0, 0);
 	p->queue_max = queue_max;
 
 	/* Workers inherit the creator's mask: block everything while they
@@ -148,6 +169,7 @@ int pool_create(unsigned threads, unsigned queue_max, struct pool **out)
 
 int pool_submit(struct pool *p, struct pool_job *job)
 {
+	bool wake = false;
 	int rc = 0;
 
 	job->next = NULL;
@@ -166,9 +188,16 @@ int pool_submit(struct pool *p, struct pool_job *job)
 			p->head = job;
 		p->tail = job;
 		p->queued++;
-		pthread_cond_signal(&p->cv);
+		if (p->sleeping) {
+			p->sleeping--; /* that worker is ours to wake */
+			wake = true;
+		}
 	}
 	pthread_mutex_unlock(&p->mu);
+	/* after unlocking: a worker woken under the lock would block on it at
+	 * once; and no wake-up at all when nobody sleeps */
+	if (wake)
+		sem_post(&p->park);
 	return rc;
 }
 
@@ -178,11 +207,14 @@ void pool_destroy(struct pool *p)
 		return;
 	pthread_mutex_lock(&p->mu);
 	p->stopping = true;
-	pthread_cond_broadcast(&p->cv);
+	while (p->sleeping) {
+		p->sleeping--;
+		sem_post(&p->park);
+	}
 	pthread_mutex_unlock(&p->mu);
 	for (unsigned i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
-	pthread_cond_destroy(&p->cv);
+	sem_destroy(&p->park);
 	pthread_mutex_destroy(&p->mu);
 	free(p->threads);
 	free(p);

@@ -15,6 +15,7 @@
 #define HOOKD_POOL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 struct pool;
@@ -30,6 +31,7 @@ struct pool_job {
 struct pool_sink {
 	pthread_mutex_t mu;
 	struct pool_job *head, *tail;
+	atomic_uint posting;       /* posts in progress (see pool_sink_destroy) */
 	void (*notify)(void *arg); /* any thread; must not block or take `mu` */
 	void *arg;
 };
@@ -37,7 +39,7 @@ struct pool_sink {
 /* Initialise a sink whose `notify(arg)` wakes its consumer. Returns 0 or a
  * negative errno. */
 int pool_sink_init(struct pool_sink *s, void (*notify)(void *arg), void *arg);
-/* Destroy a drained sink. */
+/* Destroy a drained sink (waits for a post still notifying). */
 void pool_sink_destroy(struct pool_sink *s);
 /* Hand `job` to its sink's consumer (job->done runs there). Any thread;
  * the job is owned by the consumer from now on. */

@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
+#include <unistd.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -40,19 +41,12 @@ static struct {
 	struct pool_sink sink;
 	sem_t wake;           /* one post per notify */
 	atomic_int notifies;
-	atomic_int notify_saw_unlocked; /* notify ran while the sink's mutex was free */
 } T;
 
 static void notify(void *arg)
 {
 	(void)arg;
 	atomic_fetch_add(&T.notifies, 1);
-	/* trylock from inside notify: EBUSY if the poster still holds the
-	 * sink's mutex (a drain cannot take the job yet) */
-	if (pthread_mutex_trylock(&T.sink.mu) == 0) {
-		atomic_fetch_add(&T.notify_saw_unlocked, 1);
-		pthread_mutex_unlock(&T.sink.mu);
-	}
 	sem_post(&T.wake);
 }
 
@@ -301,30 +295,77 @@ Test(pool, a_burst_of_results_from_workers_notifies_once)
 }
 
 /* The consumer may free the sink as soon as a drain has run the job's
- * done(): so notify() must have run before a drain can see the job, i.e.
- * while the poster still holds the sink's mutex. */
-Test(pool, notify_runs_before_a_drain_can_take_the_job)
+ * done(), while the poster is still between its unlock and its notify (a
+ * plugin thread finishing the last call as the loop shuts down):
+ * pool_sink_destroy waits for that poster. The notify here blocks until
+ * the test lets it go. */
+struct slow_sink {
+	struct pool_sink sink;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool in_notify, release, destroyed;
+};
+
+static void slow_notify(void *arg)
 {
-	static struct tjob jobs[3];
-	struct pool *p;
+	struct slow_sink *ss = arg;
 
-	job_init(&jobs[0], 0, false);
-	pool_sink_post(&T.sink, &jobs[0].job);
-	cr_assert_eq(atomic_load(&T.notifies), 1);
-	cr_assert_eq(atomic_load(&T.notify_saw_unlocked), 0,
-		     "notify ran after the sink's mutex was released");
-	cr_assert_eq(pool_sink_drain(&T.sink), 1);
+	pthread_mutex_lock(&ss->mu);
+	ss->in_notify = true;
+	pthread_cond_broadcast(&ss->cv);
+	while (!ss->release)
+		pthread_cond_wait(&ss->cv, &ss->mu);
+	pthread_mutex_unlock(&ss->mu);
+}
 
-	cr_assert_eq(pool_create(2, 4, &p), 0);
-	for (int i = 1; i < 3; i++) {
-		job_init(&jobs[i], i, false);
-		cr_assert_eq(pool_submit(p, &jobs[i].job), 0);
-	}
-	pool_destroy(p);
-	cr_assert_geq(atomic_load(&T.notifies), 2);
-	cr_assert_eq(atomic_load(&T.notify_saw_unlocked), 0,
-		     "a worker notified after releasing the sink's mutex");
-	cr_assert_eq(pool_sink_drain(&T.sink), 2);
+static void *slow_poster(void *arg)
+{
+	static struct tjob job;
+	struct slow_sink *ss = arg;
+
+	job_init(&job, 0, false);
+	pool_sink_post(&ss->sink, &job.job);
+	return NULL;
+}
+
+static void *slow_destroyer(void *arg)
+{
+	struct slow_sink *ss = arg;
+
+	pool_sink_destroy(&ss->sink);
+	pthread_mutex_lock(&ss->mu);
+	ss->destroyed = true;
+	pthread_mutex_unlock(&ss->mu);
+	return NULL;
+}
+
+Test(pool, sink_destroy_waits_for_a_poster_still_notifying)
+{
+	static struct slow_sink ss;
+	pthread_t poster, destroyer;
+	bool destroyed;
+
+	pthread_mutex_init(&ss.mu, NULL);
+	pthread_cond_init(&ss.cv, NULL);
+	cr_assert_eq(pool_sink_init(&ss.sink, slow_notify, &ss), 0);
+	pthread_create(&poster, NULL, slow_poster, &ss);
+	pthread_mutex_lock(&ss.mu);
+	while (!ss.in_notify)
+		pthread_cond_wait(&ss.cv, &ss.mu);
+	pthread_mutex_unlock(&ss.mu);
+	/* the job is already drainable: the poster unlocked before notifying */
+	cr_assert_eq(pool_sink_drain(&ss.sink), 1);
+	pthread_create(&destroyer, NULL, slow_destroyer, &ss);
+	usleep(50 * 1000);
+	pthread_mutex_lock(&ss.mu);
+	destroyed = ss.destroyed;
+	ss.release = true;
+	pthread_cond_broadcast(&ss.cv);
+	pthread_mutex_unlock(&ss.mu);
+	cr_assert_not(destroyed, "the sink was destroyed under a poster still notifying");
+	pthread_join(poster, NULL);
+	pthread_join(destroyer, NULL);
+	cr_assert(ss.destroyed);
 }
 
 struct destroyer {
