@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <event2/thread.h>
 #include <event2/util.h>
 
@@ -213,8 +215,17 @@ struct upstream *upstream_start(uint16_t port)
 	u->http = evhttp_new(u->base);
 	evhttp_set_gencb(u->http, on_request, u);
 	evhttp_set_timeout(u->http, 120);
-	bs = evhttp_bind_socket_with_handle(u->http, "127.0.0.1", port);
+	/* evhttp_bind_socket listens with a backlog of 128: a fan-out of 1000
+	 * connections at once would overflow it (SYN retransmits, 1 s stalls) */
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	struct evconnlistener *lev = evconnlistener_new_bind(
+		u->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+		4096, (struct sockaddr *)&sin, sizeof(sin));
+	bs = lev ? evhttp_bind_listener(u->http, lev) : NULL;
 	if (!bs) {
+		if (lev)
+			evconnlistener_free(lev);
 		evhttp_free(u->http);
 		event_base_free(u->base);
 		free(u);
