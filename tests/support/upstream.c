@@ -114,7 +114,10 @@ static void hold(struct upstream *u, struct evhttp_request *req, long ms)
 	h->timer = evtimer_new(u->base, on_delay, h);
 	h->closed = event_new(u->base, fd, EV_CLOSED, on_closed, h);
 	event_add(h->closed, NULL);
-	evtimer_add(h->timer, &tv);
+	/* one queue per distinct delay instead of the timer heap: a fan-out
+	 * holds a thousand of the same delay at once */
+	const struct timeval *ctv = event_base_init_common_timeout(u->base, &tv);
+	evtimer_add(h->timer, ctv ? ctv : &tv);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
