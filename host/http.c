@@ -35,7 +35,10 @@
 
 #define HTTP_MAX_HEADERS (64 * 1024)
 #define HTTP_IO_TIMEOUT_S 60
-#define HTTP_BACKLOG 4096        /* the kernel caps it at somaxconn */
+/* evhttp_bind_socket listens with 128: a burst of 200 connections overflowed
+ * it and the clients waited ~1 s for a SYN retransmit. The kernel caps this
+ * at net.core.somaxconn. */
+#define HTTP_BACKLOG 4096
 #define HTTP_ACCEPT_PAUSE_MS 100 /* after EMFILE */
 #define HTTP_WATCH_AFTER_MS 100  /* calls in flight longer than this watch their client */
 
