@@ -4,6 +4,7 @@
  * can delay, fail, reset and count concurrent requests.
  */
 #include <criterion/criterion.h>
+#include <curl/curl.h>
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <pthread.h>
@@ -471,4 +472,42 @@ Test(fetch, cancel_during_dns_does_not_wait_for_it, .timeout = 60)
 	cr_assert_eq(r.status, 504, "deadline first: %s", r.body);
 	hd_resp_free(&r);
 	cr_assert_eq(hd_stop(&d), 0);
+}
+
+/* A client that hangs up cancels its call's outbound requests too: the
+ * upstream sees its connections closed long before its 3 s answers. */
+Test(fetch, client_gone_stops_the_transfers, .timeout = 30)
+{
+	struct upstream *u = upstream_start(0);
+	struct upstream_stats st;
+	struct hd d;
+	struct hd_resp r;
+	char body[256], url[128];
+	CURL *c;
+
+	hd_start(&d, "", net);
+	snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%u/delay/3000\",\"count\":4}",
+		 upstream_port(u));
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/hooks/fanout", d.port);
+	c = curl_easy_init();
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 300L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	cr_assert_eq(curl_easy_perform(c), CURLE_OPERATION_TIMEDOUT);
+	curl_easy_cleanup(c);
+	double end = hd_now_ms() + 2000.0 * hd_scale();
+	do {
+		upstream_stats(u, &st);
+		if (st.closed_early == 4)
+			break;
+		hd_sleep_ms(10);
+	} while (hd_now_ms() < end);
+	cr_assert_eq(st.closed_early, 4, "the upstream saw %ld of 4 closed", st.closed_early);
+	hd_get(&d, "/health", &r);
+	cr_assert(strstr(r.body, "\"fetch_alive\":0"), "%s", r.body);
+	cr_assert(strstr(r.body, "\"calls_in_flight\":0"), "%s", r.body);
+	hd_resp_free(&r);
+	cr_assert_eq(hd_stop(&d), 0);
+	upstream_stop(u);
 }
