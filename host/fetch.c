@@ -434,7 +434,7 @@ static void easy_put(struct fetch_engine *fe, CURL *e)
 	if (!e)
 		return;
 	if (fe->nidle < FETCH_IDLE_EASY) {
-		curl_easy_reset(e);
+		/* not reset here: x_launch resets it before every use anyway */
 		fe->idle[fe->nidle++] = e;
 	} else {
 		curl_easy_cleanup(e);
