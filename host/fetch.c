@@ -141,7 +141,7 @@ int fetch_limits_parse(const cJSON *section, struct fetch_limits *out, char *err
 				goto bad;
 			out->concurrency = (unsigned)v;
 		} else if (strcmp(k->string, "rate") == 0) {
-			if (!num || v < 0 || v > 1e6)
+			if (!num || v < 0 || v > 1e6 || (v > 0 && v < 0.01))
 				goto bad;
 			out->rate = v;
 		} else if (strcmp(k->string, "burst") == 0) {
@@ -162,7 +162,7 @@ bad:
 		snprintf(err, errlen, "fetch.%s: %s", k->string,
 			 strcmp(k->string, "concurrency") == 0 ? "expected an integer 0-100000 "
 								 "(0: unlimited)"
-			 : strcmp(k->string, "rate") == 0 ? "expected requests per second, 0-1000000 "
+			 : strcmp(k->string, "rate") == 0 ? "expected requests per second, 0.01-1000000 "
 							    "(0: unlimited)"
 			 : strcmp(k->string, "burst") == 0 ? "expected a number 1-1000000"
 							     : "expected bytes, 1-1073741824");
@@ -349,8 +349,11 @@ static void on_token_wait(evutil_socket_t fd, short what, void *arg)
 	pump_locked(l, x->fe, &mine);
 	still_waiting = x->state == X_WAITING && !x->holds_slot;
 	tokens = l->tokens;
+	/* look again only while tokens hold it back; when the concurrency bound
+	 * does, the next release pumps the queue */
+	bool full = l->lim.concurrency && l->active >= l->lim.concurrency;
 	pthread_mutex_unlock(&l->mu);
-	if (still_waiting)
+	if (still_waiting && !full)
 		arm_token_wait(x, 0, tokens);
 	launch_all(&mine); /* may launch x itself */
 }
@@ -771,10 +774,19 @@ static void x_finish(struct fetch_xfer *x)
 
 	x->state = X_DONE;
 	atomic_fetch_add_explicit(&x->fe->finished, 1, memory_order_relaxed);
-	if (jbuf_reserve(&x->rbody, 1) == 0)
+	if (jbuf_reserve(&x->rbody, 1) == 0) {
 		x->rbody.data[x->rbody.len] = '\0';
-	r->body = x->rbody.data ? x->rbody.data : "";
-	r->body_len = x->rbody.data ? x->rbody.len : 0;
+		r->body = x->rbody.data;
+		r->body_len = x->rbody.len;
+	} else {
+		/* the body must be NUL-terminated (SDK): no room for it, no body */
+		r->body = "";
+		r->body_len = 0;
+		if (r->error == HOOKD_OK) {
+			r->error = HOOKD_EFETCH;
+			snprintf(x->msg, sizeof(x->msg), "out of memory");
+		}
+	}
 	r->error_message = x->msg;
 	r->url = x->url;
 	r->headers = NULL;

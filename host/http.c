@@ -81,12 +81,26 @@ static void free_buffer(const void *data, size_t len, void *arg)
 	free((void *)data);
 }
 
-/* The reply was written out (not called when the connection failed). */
+/* The reply was written out (evhttp does not call this when the connection
+ * fails first: on_reply_lost counts those). */
 static void on_reply_sent(struct evhttp_request *req, void *arg)
 {
 	struct http_server *srv = arg;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 
-	(void)req;
+	if (evcon)
+		evhttp_connection_set_closecb(evcon, NULL, NULL);
+	atomic_fetch_sub_explicit(&srv->unsent, 1, memory_order_relaxed);
+}
+
+/* The connection went away with its reply not written out. A connection
+ * carries one reply at a time, so its close callback is armed only while a
+ * reply is pending. */
+static void on_reply_lost(struct evhttp_connection *evcon, void *arg)
+{
+	struct http_server *srv = arg;
+
+	evhttp_connection_set_closecb(evcon, NULL, NULL);
 	atomic_fetch_sub_explicit(&srv->unsent, 1, memory_order_relaxed);
 }
 
@@ -99,12 +113,21 @@ static void reply(struct http_server *srv, struct evhttp_request *req, int statu
 	struct jbuf b = {0};
 	char num[32];
 
-	if (json_print(body, &b) < 0 || jbuf_append(&b, "\n", 1) < 0) {
-		log_error(srv->log, "cannot print a reply (status %d): out of memory", status);
+	int prc = json_print(body, &b);
+	if (prc < 0 || jbuf_append(&b, "\n", 1) < 0) {
+		/* -EINVAL: a plugin's output tree cJSON cannot represent as JSON
+		 * (an object member without a name, an invalid item type) */
+		static const char oom[] = "{\"error\":\"out of memory\",\"status\":500}\n";
+		static const char bad[] = "{\"error\":\"the output is not a valid JSON tree "
+					  "(a plugin bug)\",\"status\":500}\n";
+		log_error(srv->log, "cannot print a reply (status %d): %s", status,
+			  prc == -EINVAL ? "not a valid JSON tree" : "out of memory");
 		jbuf_free(&b);
 		status = 500;
-		static const char oom[] = "{\"error\":\"out of memory\"}\n";
-		jbuf_append(&b, oom, sizeof(oom) - 1);
+		if (prc == -EINVAL)
+			jbuf_append(&b, bad, sizeof(bad) - 1);
+		else
+			jbuf_append(&b, oom, sizeof(oom) - 1);
 	}
 	evhttp_add_header(h, "Content-Type", "application/json");
 	snprintf(num, sizeof(num), "%zu", b.len);
@@ -123,6 +146,9 @@ static void reply(struct http_server *srv, struct evhttp_request *req, int statu
 	}
 	atomic_fetch_add_explicit(&srv->unsent, 1, memory_order_relaxed);
 	evhttp_request_set_on_complete_cb(req, on_reply_sent, srv);
+	if (evhttp_request_get_connection(req))
+		evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_reply_lost,
+					      srv);
 	evhttp_send_reply(req, status, NULL, NULL);
 }
 

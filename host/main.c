@@ -183,6 +183,9 @@ static void health(void *arg, cJSON *o)
 	pool_stats(d->pool, &queued, &running, &threads);
 	cJSON_AddNumberToObject(o, "reactors", n);
 	cJSON_AddNumberToObject(o, "calls_in_flight", t.pending);
+	/* answered, but a plugin has not finished its part yet (a cancelled
+	 * async call it has not released): each keeps its generation loaded */
+	cJSON_AddNumberToObject(o, "calls_held", t.live > t.pending ? t.live - t.pending : 0);
 	cJSON_AddNumberToObject(o, "calls_started", (double)t.calls.started);
 	cJSON_AddNumberToObject(o, "calls_ok", (double)t.calls.answered_ok);
 	cJSON_AddNumberToObject(o, "calls_failed", (double)t.calls.answered_err);
@@ -395,6 +398,8 @@ static bool teardown(struct daemon *d)
 		if (d->reg_ready)
 			registry_swap(&d->reg, NULL);
 		log_warn(&d->log, "exiting with %u call(s) still held by plugins", t.live);
+		loader_destroy(d->loader); /* the private copies: unlinking mapped files is safe */
+		d->loader = NULL;
 		return false;
 	}
 	if (d->pool)

@@ -17,9 +17,9 @@ static void on_done(const hookd_ctx *ctx, hookd_call *call, const hookd_response
 	cJSON *out;
 
 	(void)arg;
-	if (r->error == HOOKD_ECANCELED)
-		return; /* the host answered already and released nothing of ours */
 	if (r->error) {
+		/* HOOKD_ECANCELED too: the client has its answer already, but the
+		 * call is ours until we finish it (a no-op now that releases it) */
 		hookd_fail(ctx, call, r->error == HOOKD_ETIMEDOUT ? 504 : 502, "GET %s: %s", r->url,
 			   r->error_message);
 		return;

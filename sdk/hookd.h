@@ -27,10 +27,13 @@
  *     possibly several at once on different threads. It may block.
  *   - ASYNC plugins: call_async and every callback the host makes for them
  *     (timers, cancel) run on an event-loop thread. They must never block.
- *   - init and fini run on an event-loop thread, never concurrently with each
- *     other for the same plugin; fini runs after every call has ended. A
+ *   - init and fini run on an event-loop thread, never concurrently for the
+ *     same loaded copy; fini runs after every call of that copy has ended. A
  *     plugin that started threads of its own must stop them in fini: its code
- *     is unmapped right after fini returns.
+ *     is unmapped right after fini returns. On a reload the new copy's init
+ *     may run while the old copy still serves calls or runs its fini on
+ *     another thread: process-wide resources (ports, lock files) must allow
+ *     two copies at once.
  *
  * ABI rules: HOOKD_ABI_MAJOR must match the host's exactly; a plugin built
  * against an older HOOKD_ABI_MINOR loads in a newer host, a newer one is
@@ -133,7 +136,8 @@ typedef void (*hookd_async_fn)(const hookd_ctx *ctx, hookd_call *call, cJSON *in
 /* Timer callback, on the loop thread. status is HOOKD_OK when the timer
  * expired, HOOKD_ECANCELED when the call was cancelled or finished first
  * (the timer then fires early so that `arg` can be released). Every timer
- * that was not stopped calls back exactly once. */
+ * that was not stopped calls back exactly once. As with fetch callbacks, a
+ * cancelled call not finished yet must still be finished. */
 typedef void (*hookd_timer_fn)(const hookd_ctx *ctx, hookd_call *call, int status, void *arg);
 
 /* Cancel callback, on the loop thread: the host gave up on the call
@@ -192,7 +196,10 @@ typedef struct hookd_response {
 
 /* Loop thread. Called exactly once per successful fetch(): with the
  * result, or with error HOOKD_ECANCELED when the call ended first (the
- * transfer was stopped and freed; release `arg`). */
+ * transfer was stopped and freed; release `arg`). On HOOKD_ECANCELED the
+ * call is still yours to finish unless you finished it already: call
+ * fail() or complete() (a no-op that releases it), or the call and its
+ * generation's code stay loaded. api->cancelled(call) tells the two apart. */
 typedef void (*hookd_fetch_fn)(const hookd_ctx *ctx, hookd_call *call,
 			       const hookd_response *resp, void *arg);
 
@@ -227,9 +234,10 @@ struct hookd_host_api {
 		__attribute__((format(printf, 3, 4)));
 
 	/* ASYNC only: finish the call with `output`, whose ownership passes to
-	 * the host in every case (freed if the call was cancelled). May be the
-	 * input tree itself. From any thread; off the loop thread the result is
-	 * handed to the loop. Same return values as fail(). */
+	 * the host (freed if the call was cancelled) -- except on HOOKD_EALREADY
+	 * (finished twice: a bug), when nothing is taken. May be the input tree
+	 * itself. From any thread; off the loop thread the result is handed to
+	 * the loop. Same return values as fail(). */
 	int (*complete)(hookd_call *call, cJSON *output);
 
 	/* Milliseconds left before the call's deadline (<= 0: passed). Any

@@ -511,3 +511,35 @@ Test(fetch, client_gone_stops_the_transfers, .timeout = 30)
 	cr_assert_eq(hd_stop(&d), 0);
 	upstream_stop(u);
 }
+
+/* Calls whose requests were cancelled (deadline) are finished by the
+ * plugin on HOOKD_ECANCELED, so none stays held: the generation can be
+ * unloaded and shutdown does not wait for them. */
+Test(fetch, cancelled_calls_are_released, .timeout = 30)
+{
+	struct upstream *u = upstream_start(0);
+	struct hd d;
+	struct hd_resp r;
+	char body[256];
+
+	hd_start(&d, "\"hooks\": {\"fetch\": {\"timeout_ms\": 100}}", net);
+	snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%u/delay/2000\"}", upstream_port(u));
+	for (int i = 0; i < 5; i++) {
+		hd_post(&d, "/hooks/fetch", body, &r);
+		cr_assert_eq(r.status, 504, "%s", r.body);
+		hd_resp_free(&r);
+	}
+	double end = hd_now_ms() + 2000.0 * hd_scale();
+	bool released = false;
+	do {
+		hd_get(&d, "/health", &r);
+		released = strstr(r.body, "\"calls_held\":0") != NULL;
+		hd_resp_free(&r);
+		if (!released)
+			hd_sleep_ms(10);
+	} while (!released && hd_now_ms() < end);
+	cr_assert(released, "cancelled fetch calls are still held by the plugin");
+	cr_assert_eq(hd_stop(&d), 0);
+	cr_assert_eq(hd_log_count(&d, "still held by plugins"), 0);
+	upstream_stop(u);
+}

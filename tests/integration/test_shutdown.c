@@ -646,3 +646,36 @@ Test(cli, help_version_and_usage_errors, .timeout = 30)
 	free(out);
 	free(err);
 }
+
+/* A reply whose connection was reset before it could be written is not
+ * waited for at shutdown: the daemon counts it gone with its connection
+ * (evhttp never reports such a reply as sent). */
+Test(shutdown, a_reply_lost_with_its_connection_does_not_delay_the_exit, .timeout = 60)
+{
+	static struct hd d;
+	static const char *const plugins[] = {"echo", "sleep", NULL};
+	struct linger lg = {1, 0};
+	char req[256];
+	int fd, n;
+	double t_sig;
+
+	start(&d, "", plugins);
+	n = snprintf(req, sizeof(req),
+		     "POST /hooks/sleep HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{\"ms\": 60}");
+	/* calls in flight, not watched yet (that starts at 100 ms), whose
+	 * clients reset their connections at 0, 20 and 50 ms */
+	for (int i = 0; i < 3; i++) {
+		fd = connect_fd(&d);
+		cr_assert_eq(write(fd, req, (size_t)n), n);
+		hd_sleep_ms(i * 20 + (i == 2) * 10);
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		close(fd); /* RST: the reply cannot be written */
+	}
+	hd_sleep_ms(300 * hd_scale()); /* the calls ended, their replies were lost */
+	t_sig = hd_now_ms();
+	hd_signal(&d, SIGTERM);
+	cr_assert(hd_wait_exit(&d, 20000));
+	cr_assert_lt(hd_now_ms() - t_sig, 1000.0 * hd_scale(),
+		     "exit took %.0f ms (the flush bound is 2000 ms)", hd_now_ms() - t_sig);
+	expect_clean_exit(&d, plugins);
+}
