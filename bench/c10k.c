@@ -1,16 +1,27 @@
 /*
  * c10k -- hold N connections open at once, each with one call in flight.
  *
- *   c10k PORT N PATH BODY [HOLD_MS]
+ *   c10k PORT N PATH BODY [HOLD_MS [RATE]]
  *
  * Opens N keep-alive connections to 127.0.0.1:PORT (non-blocking, one
  * epoll), sends one POST PATH with BODY on each as soon as it connects,
  * then reads every answer. With PATH /hooks/delay and BODY {"ms": 1000},
  * that is N calls in flight on the server at the same moment. After the
  * answers, the connections stay open for HOLD_MS (idle keep-alive) before
- * the client closes them. Prints one line of key=value results:
- *   connected answered ok failed max_ms p50_ms p99_ms
- * and exits 0 when every call was answered 200.
+ * the client closes them.
+ *
+ * RATE (connections per second, default 0) paces the opening: 0 opens all
+ * N at once. At once, N connects reach the kernel in well under 100 ms;
+ * beyond the listen backlog (somaxconn, 4096 on Debian 12) the SYNs are
+ * dropped and retried after 1 s (TCP's initial RTO), then after longer
+ * back-offs, so the calls no longer overlap and some take seconds. With RATE 20000, 10000 calls
+ * are all started within 0.5 s, all in flight during a 1 s delay.
+ *
+ * Latencies run from the connect() call to the whole answer, so a dropped
+ * SYN shows. Prints one line of key=value results:
+ *   connected answered ok failed max_ms p50_ms p99_ms open_ms connect_max_ms
+ * (open_ms: from the first connect() to the last; connect_max_ms: the
+ * slowest handshake) and exits 0 when every call was answered 200.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,7 +43,7 @@ struct conn {
 	size_t sent;
 	char in[1024];
 	size_t have;
-	double t0, ms;
+	double t0, ms; /* t0: connect() called */
 	int status;
 };
 
@@ -77,14 +88,16 @@ int main(int argc, char **argv)
 	struct conn *cs;
 	char req[1024];
 	int n, ep, reqlen, hold_ms, connected = 0, done = 0, ok = 0, failed = 0;
-	double *lat, deadline;
+	double *lat, deadline, start, rate, last_open = 0, connect_max = 0;
+	int opened = 0;
 
 	if (argc < 5) {
-		fprintf(stderr, "usage: c10k PORT N PATH BODY [HOLD_MS]\n");
+		fprintf(stderr, "usage: c10k PORT N PATH BODY [HOLD_MS [RATE]]\n");
 		return 2;
 	}
 	n = atoi(argv[2]);
 	hold_ms = argc > 5 ? atoi(argv[5]) : 0;
+	rate = argc > 6 ? atof(argv[6]) : 0;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
@@ -97,33 +110,39 @@ int main(int argc, char **argv)
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	cs = calloc((size_t)n, sizeof(*cs));
 	lat = calloc((size_t)n, sizeof(*lat));
+	for (int i = 0; i < n; i++)
+		cs[i].fd = -1;
 	ep = epoll_create1(0);
-	for (int i = 0; i < n; i++) {
-		struct conn *c = &cs[i];
-		c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-		if (c->fd < 0) {
-			fprintf(stderr, "c10k: socket %d: %s\n", i, strerror(errno));
-			c->state = -1;
-			failed++;
-			done++;
-			continue;
-		}
-		if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
-			c->state = -1;
-			failed++;
-			done++;
-			continue;
-		}
-		ev.events = EPOLLOUT | EPOLLIN;
-		ev.data.u32 = (uint32_t)i;
-		epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
-	}
-	deadline = now_ms() + 120000;
+	start = now_ms();
+	deadline = start + 120000;
 	while (done < n && now_ms() < deadline) {
-		int k = epoll_wait(ep, evs, 256, 1000);
+		/* open what the pace allows by now (everything when RATE is 0) */
+		int want = rate > 0 ? (int)((now_ms() - start) * rate / 1000.0) + 1 : n;
+		for (; opened < want && opened < n; opened++) {
+			struct conn *c = &cs[opened];
+			c->t0 = last_open = now_ms();
+			c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+			if (c->fd < 0) {
+				fprintf(stderr, "c10k: socket %d: %s\n", opened, strerror(errno));
+				c->state = -1;
+				failed++;
+				done++;
+				continue;
+			}
+			if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
+				c->state = -1;
+				failed++;
+				done++;
+				continue;
+			}
+			ev.events = EPOLLOUT | EPOLLIN;
+			ev.data.u32 = (uint32_t)opened;
+			epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+		}
+		int k = epoll_wait(ep, evs, 256, opened < n ? 1 : 1000);
 		for (int e = 0; e < k; e++) {
 			struct conn *c = &cs[evs[e].data.u32];
-			if (c->state == 0 && (evs[e].events & EPOLLOUT)) {
+			if (c->state == 0 && (evs[e].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
 				int err = 0;
 				socklen_t el = sizeof(err);
 				getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
@@ -135,7 +154,8 @@ int main(int argc, char **argv)
 					continue;
 				}
 				connected++;
-				c->t0 = now_ms();
+				if (now_ms() - c->t0 > connect_max)
+					connect_max = now_ms() - c->t0;
 				ssize_t w = write(c->fd, req, (size_t)reqlen); /* small: fits the buffer */
 				if (w != reqlen) {
 					c->state = -1;
@@ -182,9 +202,10 @@ int main(int argc, char **argv)
 		if (cs[i].state == 2)
 			lat[m++] = cs[i].ms;
 	qsort(lat, (size_t)m, sizeof(*lat), cmp_double);
-	printf("connected=%d answered=%d ok=%d failed=%d max_ms=%.0f p50_ms=%.0f p99_ms=%.0f\n",
+	printf("connected=%d answered=%d ok=%d failed=%d max_ms=%.0f p50_ms=%.0f p99_ms=%.0f "
+	       "open_ms=%.0f connect_max_ms=%.0f\n",
 	       connected, m, ok, failed + (n - done), m ? lat[m - 1] : 0, m ? lat[m / 2] : 0,
-	       m ? lat[(int)(m * 0.99)] : 0);
+	       m ? lat[(int)(m * 0.99)] : 0, last_open - start, connect_max);
 	for (int i = 0; i < n; i++)
 		if (cs[i].fd >= 0)
 			close(cs[i].fd);

@@ -85,18 +85,20 @@ free_port() {
 	"$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# hookd_setup DIR WORKERS -- a config and a private plugin folder in DIR
-# (copies, so a rebuild of build/plugins during the run changes nothing).
+# hookd_setup DIR WORKERS [REACTORS] -- a config and a private plugin folder
+# in DIR (copies, so a rebuild of build/plugins during the run changes
+# nothing). REACTORS: event loops sharing the port (default 1).
 hookd_setup() {
-	local dir=$1 workers=$2 p
+	local dir=$1 workers=$2 reactors=${3:-1} p
 	mkdir -p "$dir/plugins"
-	for p in echo echo_async tag tag_async cpu fanout; do
+	for p in echo echo_async tag tag_async cpu fanout delay; do
 		install -m 755 "$BUILD/plugins/$p.so" "$dir/plugins/$p.so"
 	done
 	cat >"$dir/hookd.json" <<EOF
 {
   "listen": "127.0.0.1:0",
   "plugin_dir": "plugins",
+  "reactors": $reactors,
   "workers": $workers,
   "queue": 4096,
   "timeout_ms": 60000,
@@ -164,4 +166,34 @@ proc_usage() {
 	sw=$(cat /proc/"$pid"/task/*/status 2>/dev/null |
 		awk '/^(voluntary|nonvoluntary)_ctxt_switches:/ { s += $2 } END { print s + 0 }')
 	echo "${ticks:-0} ${sw:-0}"
+}
+
+# sample_proc PID PORT OUT STOP -- every 100 ms until the file STOP exists
+# (or PID exits): the process's VmRSS (kB), its open descriptors and, from
+# GET /health on PORT, hookd's calls_in_flight; then writes
+# "PEAK_RSS_KB PEAK_FDS PEAK_IN_FLIGHT SAMPLES" to OUT. Shell builtins but
+# for the sleep (one fork per sample): /proc is read with `read`, /health
+# through bash's /dev/tcp, so the sampler's own cost stays small next to the
+# server's.
+sample_proc() {
+	local pid=$1 port=$2 out=$3 stop=$4 rss=0 fds=0 fl=0 n=0 k v rest body f=
+	local -a fdl
+	while [ ! -e "$stop" ] && kill -0 "$pid" 2>/dev/null; do
+		while read -r k v rest; do
+			[ "$k" = VmRSS: ] && { [ "$v" -gt "$rss" ] && rss=$v; break; }
+		done <"/proc/$pid/status"
+		fdl=(/proc/"$pid"/fd/*)
+		[ ${#fdl[@]} -gt "$fds" ] && fds=${#fdl[@]}
+		if { exec {f}<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null; then
+			body=
+			printf 'GET /health HTTP/1.0\r\n\r\n' >&"$f" 2>/dev/null &&
+				IFS= read -r -t 1 -d '' -u "$f" body 2>/dev/null || true # (EOF: status 1)
+			exec {f}>&-
+			[[ $body =~ \"calls_in_flight\":([0-9]+) ]] && [ "${BASH_REMATCH[1]}" -gt "$fl" ] &&
+				fl=${BASH_REMATCH[1]}
+		fi
+		n=$((n + 1))
+		sleep 0.1
+	done
+	echo "$rss $fds $fl $n" >"$out"
 }

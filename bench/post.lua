@@ -1,5 +1,6 @@
 -- post.lua -- wrk script for every row of bench/run.sh: POSTs the file named
--- by $BODY_FILE as application/json to the URL's path, and prints one
+-- by $BODY_FILE as application/json to the URL's path (with METHOD=GET: a
+-- plain GET, no body; the "upstream direct" rows), and prints one
 -- machine-readable line at the end:
 --   BENCH requests=N duration_us=N p50_us=N p99_us=N status=N connect=N read=N write=N timeout=N bad_body=N mean_us=N
 -- status = responses with a status >= 400 (wrk's count of non-2xx/3xx).
@@ -7,11 +8,15 @@
 -- for that string ("error": a sub-request failed inside a 200 answer) and
 -- the matches are counted in bad_body. Off by default: a Lua response()
 -- callback slows wrk down.
-local f = assert(io.open(assert(os.getenv("BODY_FILE"), "BODY_FILE not set"), "rb"))
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "application/json"
+if os.getenv("METHOD") == "GET" then
+	wrk.method = "GET"
+else
+	local f = assert(io.open(assert(os.getenv("BODY_FILE"), "BODY_FILE not set"), "rb"))
+	wrk.method = "POST"
+	wrk.body = f:read("*a")
+	f:close()
+	wrk.headers["Content-Type"] = "application/json"
+end
 
 local threads = {}
 function setup(thread)

@@ -5,11 +5,13 @@
 # (bench/ref), the FastAPI/uvicorn peer (bench/peer_fastapi.py) and the test
 # upstream (fan-out), drives each with wrk using the same request, and prints
 # one table of requests/s, p50/p99, errors and ratios to the references
-# measured in this same run. Then bench/callgrind.sh (instructions per call)
-# unless SKIP_CALLGRIND=1. See bench/README.md for how to read it.
+# measured in this same run; then the c10k rows (bench/c10k: 10,000
+# connections, each with a 1 s delay call in flight, hookd's RSS sampled).
+# Then bench/callgrind.sh (instructions per call) unless SKIP_CALLGRIND=1.
+# See bench/README.md for how to read it.
 #
 # Knobs (environment):
-#   QUICK=1           3 rounds of 1 s per row (fan-out: 3 s), ~2 minutes in all
+#   QUICK=1           3 rounds of 1 s per row (fan-out: 3 s), ~3 minutes in all
 #   ROUNDS=N          interleaved rounds per scenario (default 5; QUICK: 3)
 #   DURATION=S        seconds per round and row (default 3; QUICK: 1)
 #   FANOUT_DURATION=S seconds per fan-out round (default 5; QUICK: 3): a
@@ -21,6 +23,12 @@
 #   CPU_N=N           rounds of the cpu hook per call (default 700000, ~1 ms)
 #   SKIP_CALLGRIND=1  skip the instruction counts
 #   SKIP_PEER=1       skip the FastAPI peer
+#   SKIP_C10K=1       skip the c10k rows
+#   C10K_N=N          connections (and calls) of the c10k rows (default 10000)
+#   C10K_RATE=R       connections opened per second in the paced c10k rows
+#                     (default 20000: 10,000 in 0.5 s)
+#   C10K_HOLD_MS=MS   how long the c10k client keeps its connections open,
+#                     idle, after the answers (default 2000)
 #   KEEP=1            keep the temp dir (configs, server logs, every wrk output)
 set -euo pipefail
 
@@ -49,6 +57,11 @@ CPU_CONNS=8
 FANOUT_CONNS=100
 FANOUT_COUNT=10
 FANOUT_DELAY_MS=100
+# the upstream alone at the fan-out's concurrency: 100 calls x 10 requests
+UP_CONNS=$((FANOUT_CONNS * FANOUT_COUNT))
+C10K_N=${C10K_N:-10000}
+C10K_RATE=${C10K_RATE:-20000}
+C10K_HOLD_MS=${C10K_HOLD_MS:-2000}
 WRK_TIMEOUT=10s
 PAYLOAD=${PAYLOAD:-}
 if [ -z "$PAYLOAD" ]; then
@@ -61,14 +74,18 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/hookd-bench.XXXXXX")
 LOGS=$TMP/logs
 RESULTS=$TMP/results.tsv
 NOTES=$TMP/notes.txt
+C10K=$TMP/c10k.txt
 mkdir -p "$LOGS"
 : >"$RESULTS"
 : >"$NOTES"
+: >"$C10K"
 HUP_PID=
+SAMPLER_PID=
 
 cleanup() {
 	local rc=$?
 	[ -n "$HUP_PID" ] && kill "$HUP_PID" 2>/dev/null
+	[ -n "$SAMPLER_PID" ] && kill "$SAMPLER_PID" 2>/dev/null
 	stop_all
 	if [ "${KEEP:-0}" = 1 ]; then
 		echo "bench: logs kept in $TMP" >&2
@@ -87,7 +104,8 @@ make -s -C "$ROOT/bench" BUILD="$BUILD" >/dev/null
 # the test upstream (the fan-out's target) is built by the top Makefile's own rule
 REL_BUILD=${BUILD#"$ROOT"/}
 make -s -C "$ROOT" BUILD="$REL_BUILD" "$REL_BUILD/tests/upstream" >/dev/null
-for b in "$BUILD/hookd" "$BUILD/bench/ref" "$BUILD/tests/upstream" "$BUILD/plugins/cpu.so"; do
+for b in "$BUILD/hookd" "$BUILD/bench/ref" "$BUILD/bench/c10k" "$BUILD/tests/upstream" "$BUILD/plugins/cpu.so" \
+	"$BUILD/plugins/delay.so"; do
 	[ -x "$b" ] || [ -f "$b" ] || { echo "bench: missing $b (run make all)" >&2; exit 1; }
 done
 command -v wrk >/dev/null || { echo "bench: wrk is not installed (scripts/deps.sh bench)" >&2; exit 1; }
@@ -118,11 +136,12 @@ start_ref() {
 	REF_PORT=$(wait_listen "$LOGS/ref.log" "$REF_PID")
 }
 
-# start_hookd NAME WORKERS PIN... -- sets H_PID, H_PORT, H_LOG
+# start_hookd NAME WORKERS PIN... -- sets H_PID, H_PORT, H_LOG; REACTORS=N
+# in the environment: N event loops (default 1)
 start_hookd() {
 	local name=$1 workers=$2
 	shift 2
-	hookd_setup "$TMP/$name" "$workers"
+	hookd_setup "$TMP/$name" "$workers" "${REACTORS:-1}"
 	H_LOG=$LOGS/$name.log
 	start_bg "$H_LOG" "$@" "$BUILD/hookd" -c "$TMP/$name/hookd.json"
 	H_PID=$BG_PID
@@ -189,16 +208,40 @@ prime() {
 	esac
 }
 
+# wrk_flags FLAGS -- from a row's FLAGS, sets WRK_T (wrk's threads: "t=N",
+# default 1), WRK_PIN (a command prefix: wrk on CPU 1 by default, "wrkpin=0"
+# on CPU 0, "wrkpin=any" unpinned), WRK_METHOD ("get": GET without a body)
+# and WRK_SCEN (the row's scenario when "scen=NAME" overrides the
+# scenario's: rows of another scenario interleaved with this one's rounds).
+wrk_flags() {
+	local flags=$1
+	WRK_T=1 WRK_METHOD=POST WRK_SCEN=
+	WRK_PIN=("${PIN_LOAD[@]}")
+	[[ $flags =~ (^|,)t=([0-9]+) ]] && WRK_T=${BASH_REMATCH[2]}
+	if [ ${#PIN_LOAD[@]} -gt 0 ]; then
+		case "$flags" in
+		*wrkpin=any*) WRK_PIN=() ;;
+		*wrkpin=0*) WRK_PIN=("${PIN_SRV[@]}") ;;
+		esac
+	fi
+	[[ $flags =~ (^|,)get(,|$) ]] && WRK_METHOD=GET
+	[[ $flags =~ (^|,)scen=([^,]+) ]] && WRK_SCEN=${BASH_REMATCH[2]}
+	return 0
+}
+
 # measure SCENARIO SERVER PID PORT PATH BODY CONNS NOTE FLAGS ROUND -- one wrk
 # run; FLAGS (comma-separated): "check" counts 200 bodies containing
 # "error" (fan-out), "prime" runs prime() first, "dur=S" sets the run's
-# length, "hup" sends hookd a SIGHUP every 100 ms during the run. Appends to
+# length, "hup" sends hookd a SIGHUP every 100 ms during the run; and those of
+# wrk_flags (threads, pinning, GET, scenario). Appends to
 # $RESULTS: scenario server round req/s p50_us p99_us errors bad_bodies
 # cpu_us_per_call ctxsw_per_call mean_latency_us note -- cpu and ctxsw from
 # the server's /proc counters (all threads) around the run.
 measure() {
 	local scen=$1 srv=$2 spid=$3 port=$4 path=$5 body=$6 conns=$7 rnote=$8 flags=$9 round=${10} out line check=
 	local url="http://127.0.0.1:$port$path" hup='' dur=$DURATION
+	wrk_flags "$flags"
+	[ -n "$WRK_SCEN" ] && scen=$WRK_SCEN
 	out="$LOGS/$(echo "$scen-$srv-$round" | tr -c 'A-Za-z0-9_.-' '_').txt"
 	[[ $flags =~ dur=([0-9]+) ]] && dur=${BASH_REMATCH[1]}
 	case "$flags" in *check*) check='"error"' ;; esac
@@ -219,7 +262,7 @@ measure() {
 	esac
 	local u0 u1
 	u0=$(proc_usage "$spid")
-	CHECK_BODY=$check BODY_FILE=$body "${PIN_LOAD[@]}" wrk -t1 -c"$conns" -d"${dur}s" \
+	METHOD=$WRK_METHOD CHECK_BODY=$check BODY_FILE=$body "${WRK_PIN[@]}" wrk -t"$WRK_T" -c"$conns" -d"${dur}s" \
 		--timeout "$WRK_TIMEOUT" --latency -s "$ROOT/bench/post.lua" "$url" >"$out" 2>&1 || true
 	u1=$(proc_usage "$spid")
 	if [ -n "$hup" ]; then
@@ -252,16 +295,18 @@ measure() {
 }
 
 # scenario NAME SPEC... -- SPEC is "server|pid|port|path|body|conns|note|flags";
-# a warm-up per server, then ROUNDS interleaved rounds of every server.
+# a warm-up per server (not for "hup" and "nowarm" rows), then ROUNDS
+# interleaved rounds of every server.
 scenario() {
 	local scen=$1 spec r srv spid port path body conns rnote flags
 	shift
-	echo "$scen" >&2
+	echo "$scen (at ${SECONDS} s)" >&2
 	for spec in "$@"; do
 		IFS='|' read -r srv spid port path body conns rnote flags <<<"$spec"
-		case "$flags" in *hup*) continue ;; esac # same server as its no-HUP row
+		case "$flags" in *hup* | *nowarm*) continue ;; esac # same server as its no-HUP row; no warm-up wanted
 		if [ "$WARMUP" != 0 ]; then
-			BODY_FILE=$body "${PIN_LOAD[@]}" wrk -t1 -c"$conns" -d"${WARMUP}s" --timeout "$WRK_TIMEOUT" \
+			wrk_flags "$flags"
+			METHOD=$WRK_METHOD BODY_FILE=$body "${WRK_PIN[@]}" wrk -t"$WRK_T" -c"$conns" -d"${WARMUP}s" --timeout "$WRK_TIMEOUT" \
 				-s "$ROOT/bench/post.lua" "http://127.0.0.1:$port$path" >/dev/null 2>&1 || true
 			quiesce "${SERVER_PIDS[@]}"
 		fi
@@ -339,7 +384,22 @@ check_answer hookd-w2 "$W2_PORT" /hooks/cpu "$CPUBODY" "\"hash\":\"$EXPECT_HASH\
 if [ "$PEER" = 1 ]; then
 	check_answer fastapi "$PEER_PORT" /hooks/cpu "$CPUBODY" "\"hash\":\"$EXPECT_HASH\""
 fi
-SERVER_PIDS=("$REF_PID" "$HOOKD_PID" "$W1_PID" "$W2_PID" "$UP_PID" ${PEER_PID:+"$PEER_PID"})
+# The reactors rows: 1 and 2 event loops, both unpinned (so is wrk, -t2):
+# the issue's "2 reactors on 2 cores (load generator unpinned)".
+REACTORS=1 start_hookd hookd-r1 "$WORKERS"
+R1_PID=$H_PID R1_PORT=$H_PORT R1_LOG=$H_LOG
+REACTORS=2 start_hookd hookd-r2 "$WORKERS"
+R2_PID=$H_PID R2_PORT=$H_PORT R2_LOG=$H_LOG
+for s in "hookd-r1 $R1_PORT" "hookd-r2 $R2_PORT"; do
+	set -- $s
+	check_answer "$1" "$2" /hooks/echo "$SMALL" '"evt_1042"'
+	check_answer "$1" "$2" /hooks/echo_async "$SMALL" '"evt_1042"'
+done
+case "$(curl -s -m 10 "http://127.0.0.1:$R2_PORT/health")" in
+*'"reactors":2'*) ;;
+*) note "PROBLEM: hookd-r2's /health does not report \"reactors\":2" ;;
+esac
+SERVER_PIDS=("$REF_PID" "$HOOKD_PID" "$W1_PID" "$W2_PID" "$R1_PID" "$R2_PID" "$UP_PID" ${PEER_PID:+"$PEER_PID"})
 
 # with_peer SPEC... -- S=(SPEC... plus, when the peer runs, the last SPEC
 # given for it: "fastapi|...")
@@ -384,8 +444,40 @@ with_peer "ref|$REF_PID|$REF_PORT|/hooks/cpu|$CPUBODY|$CPU_CONNS|inline, CPU 0|"
 	"fastapi|${PEER_PID:-}|${PEER_PORT:-}|/hooks/cpu|$CPUBODY|$CPU_CONNS|pure Python, CPU 0|"
 scenario "cpu" "${S[@]}"
 
+# per_reactor PORT -- hookd's calls_per_reactor from GET /health, "a b ..."
+per_reactor() {
+	curl -s -m 10 "http://127.0.0.1:$1/health" |
+		sed -n 's/.*"calls_per_reactor":\[\([0-9,]*\)\].*/\1/p' | tr ',' ' '
+}
+# reactor_shares BEFORE AFTER -- each reactor's share of the calls in between, "51/49"
+reactor_shares() {
+	awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, " "); split(b, y, " "); t = 0
+		for (i = 1; i <= n; i++) { d[i] = y[i] - x[i]; t += d[i] }
+		for (i = 1; i <= n; i++) printf "%s%.0f", (i > 1 ? "/" : ""), (t > 0 ? 100 * d[i] / t : 0) }'
+}
+RSPLIT0=$(per_reactor "$R2_PORT")
+scenario "reactors: async" \
+	"hookd r=1|$R1_PID|$R1_PORT|/hooks/echo_async|$SMALL|$CONNS|unpinned, wrk -t2 unpinned|t=2,wrkpin=any" \
+	"hookd r=2|$R2_PID|$R2_PORT|/hooks/echo_async|$SMALL|$CONNS|unpinned, wrk -t2 unpinned|t=2,wrkpin=any"
+RSPLIT1=$(per_reactor "$R2_PORT")
+scenario "reactors: sync" \
+	"hookd r=1|$R1_PID|$R1_PORT|/hooks/echo|$SMALL|$CONNS|workers=$WORKERS; unpinned, wrk -t2 unpinned|t=2,wrkpin=any" \
+	"hookd r=2|$R2_PID|$R2_PORT|/hooks/echo|$SMALL|$CONNS|workers=$WORKERS; unpinned, wrk -t2 unpinned|t=2,wrkpin=any"
+RSPLIT2=$(per_reactor "$R2_PORT")
+SPLIT_ASYNC=$(reactor_shares "$RSPLIT0" "$RSPLIT1")
+SPLIT_SYNC=$(reactor_shares "$RSPLIT1" "$RSPLIT2")
+
+# The upstream alone at the fan-out's concurrency (UP_CONNS = 1000
+# connections on /delay/100, GET as the fan-out's sub-requests), in the
+# fan-out's rounds: as pinned there (upstream and wrk share CPU 1), and with
+# wrk on the other CPU. Shows how much of the fan-out's gap to its ideal is
+# the upstream's own. No warm-up of their own: the fan-out's rounds warm the
+# upstream.
+UPS="/delay/$FANOUT_DELAY_MS|$SMALL|$UP_CONNS"
 with_peer "hookd|$HOOKD_PID|$HOOKD_PORT|/hooks/fanout|$FANBODY|$FANOUT_CONNS||check,prime,dur=$FANOUT_DURATION" \
-	"fastapi|${PEER_PID:-}|${PEER_PORT:-}|/hooks/fanout|$FANBODY|$FANOUT_CONNS|asyncio streams|check,prime,dur=$FANOUT_DURATION"
+	"fastapi|${PEER_PID:-}|${PEER_PORT:-}|/hooks/fanout|$FANBODY|$FANOUT_CONNS|asyncio streams|check,prime,dur=$FANOUT_DURATION" \
+	"upstream, wrk CPU 1|$UP_PID|$UP_PORT|$UPS|wrk on the upstream's CPU, as in the fan-out|get,nowarm,dur=$FANOUT_DURATION,scen=upstream direct" \
+	"upstream, wrk CPU 0|$UP_PID|$UP_PORT|$UPS|wrk on the other CPU|get,nowarm,dur=$FANOUT_DURATION,wrkpin=0,scen=upstream direct"
 scenario "fanout" "${S[@]}"
 alive "$UP_PID" upstream || true
 
@@ -396,7 +488,8 @@ scenario "reload" \
 sleep 0.3
 HUPS=$(( $(grep -c 'SIGHUP: reloading' "$HOOKD_LOG" || true) - HUPS_BEFORE ))
 GENS=$(( $(grep -c 'info generation [0-9]*:' "$HOOKD_LOG" || true) - 1 ))
-for p in "$HOOKD_PID hookd" "$W1_PID hookd-w1" "$W2_PID hookd-w2" "$REF_PID ref" "$UP_PID upstream"; do
+for p in "$HOOKD_PID hookd" "$W1_PID hookd-w1" "$W2_PID hookd-w2" "$R1_PID hookd-r1" "$R2_PID hookd-r2" \
+	"$REF_PID ref" "$UP_PID upstream"; do
 	alive $p || true
 done
 check_answer hookd "$HOOKD_PORT" /hooks/echo_async "$SMALL" '"evt_1042"'
@@ -405,10 +498,109 @@ check_answer hookd "$HOOKD_PORT" /hooks/echo_async "$SMALL" '"evt_1042"'
 stop_hookd "$HOOKD_PID" "$HOOKD_LOG" "main"
 stop_hookd "$W1_PID" "$W1_LOG" "workers=1"
 stop_hookd "$W2_PID" "$W2_LOG" "workers=2"
+stop_hookd "$R1_PID" "$R1_LOG" "reactors=1"
+stop_hookd "$R2_PID" "$R2_LOG" "reactors=2"
+
+# --- c10k: N connections, each with a 1 s delay call in flight -----------------
+# A dedicated hookd per row (the delay plugin; 2 workers, idle). bench/c10k
+# opens C10K_N connections, sends one POST /hooks/delay {"ms": 1000} on each,
+# reads every answer, keeps the connections open C10K_HOLD_MS, idle, then
+# closes them; meanwhile sample_proc reads hookd's VmRSS, its descriptors and
+# its calls_in_flight (GET /health) every 100 ms.
+
+# tcpext NAME... -- TcpExt counters of /proc/net/netstat (this network
+# namespace, so other tenants' connections count too)
+tcpext() {
+	awk -v want="$*" '/^TcpExt:/ { if (!h) { for (i = 2; i <= NF; i++) ix[$i] = i; h = 1; next }
+		n = split(want, w, " "); for (j = 1; j <= n; j++) printf "%s%s", (j > 1 ? " " : ""), $(ix[w[j]]) + 0; print "" }' \
+		/proc/net/netstat 2>/dev/null || echo "0 0"
+}
+status_kb() { # status_kb PID FIELD -- e.g. VmRSS, in kB
+	awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
+}
+
+# c10k_row REACTORS RATE pinned|unpinned -- one row into $C10K (key=value)
+c10k_row() {
+	local reactors=$1 rate=$2 mode=$3 name="c10k-r$1-${2}" srvpin=() clipin=() pid port out
+	local rss0 fds0 net0 net1 hwm line samp fdl stop peak fdmax flmax nsamp
+	if [ "$mode" = pinned ]; then
+		srvpin=("${PIN_SRV[@]}")
+		clipin=("${PIN_LOAD[@]}")
+	fi
+	hookd_setup "$TMP/$name" 2 "$reactors"
+	start_bg "$LOGS/$name.log" "${srvpin[@]}" "$BUILD/hookd" -c "$TMP/$name/hookd.json"
+	pid=$BG_PID
+	port=$(wait_listen "$LOGS/$name.log" "$pid")
+	check_answer "$name" "$port" /hooks/delay "$DELAY0" '"ms":0'
+	sleep 0.2
+	rss0=$(status_kb "$pid" VmRSS)
+	fdl=(/proc/"$pid"/fd/*)
+	fds0=${#fdl[@]}
+	samp=$TMP/$name.sample stop=$TMP/$name.stop
+	sample_proc "$pid" "$port" "$samp" "$stop" &
+	SAMPLER_PID=$!
+	net0=$(tcpext ListenOverflows TCPSynRetrans)
+	out=$LOGS/$name.txt
+	"${clipin[@]}" "$BUILD/bench/c10k" "$port" "$C10K_N" /hooks/delay '{"ms": 1000}' "$C10K_HOLD_MS" "$rate" \
+		>"$out" 2>&1 || true
+	net1=$(tcpext ListenOverflows TCPSynRetrans)
+	touch "$stop"
+	wait "$SAMPLER_PID" 2>/dev/null || true
+	SAMPLER_PID=
+	hwm=$(status_kb "$pid" VmHWM)
+	line=$(grep '^connected=' "$out" || true)
+	if [ -z "$line" ]; then
+		note "PROBLEM: c10k gave no result (reactors $reactors, rate $rate); its output:"
+		sed 's/^/  | /' "$out" | tee -a "$NOTES" >&2
+		line="connected=0 answered=0 ok=0 failed=$C10K_N"
+	fi
+	alive "$pid" "hookd ($name)" || true
+	stop_hookd "$pid" "$LOGS/$name.log" "$name"
+	set -- $net0 $net1
+	read -r peak fdmax flmax nsamp <"$samp" 2>/dev/null || { peak=0 fdmax=0 flmax=0 nsamp=0; }
+	echo "reactors=$reactors rate=$rate pinning=$mode n=$C10K_N $line rss0_kb=$rss0 peak_kb=$peak" \
+		"hwm_kb=$hwm fds0=$fds0 fds_peak=$fdmax inflight_peak=$flmax samples=$nsamp" \
+		"overflows=$(($3 - $1)) synretrans=$(($4 - $2))" >>"$C10K"
+	echo "  c10k reactors=$reactors rate=$rate ($mode): $line; peak RSS $((peak / 1024)) MB," \
+		"in flight at most $flmax, listen overflows $(($3 - $1))" >&2
+}
+
+if [ "${SKIP_C10K:-0}" = 1 ]; then
+	note "note: c10k rows skipped (SKIP_C10K=1)"
+else
+	echo "c10k (at ${SECONDS} s)" >&2
+	DELAY0=$TMP/delay0.json
+	printf '{"ms":0}' >"$DELAY0"
+	# every connection is a descriptor on both sides (soft limits raised to the
+	# hard one above, by run.sh for hookd and by c10k itself), and a local
+	# port on the client's side
+	read -r PLO PHI </proc/sys/net/ipv4/ip_local_port_range
+	HARD=$(ulimit -Hn)
+	C10K_LIMITS="open files $HARD (hard), local ports $PLO-$PHI"
+	if [ "$HARD" != unlimited ] && [ "$HARD" -lt $((C10K_N + 64)) ]; then
+		note "PROBLEM: c10k: the open-file hard limit ($HARD) is below $C10K_N + 64: N lowered to $((HARD - 64))"
+		C10K_N=$((HARD - 64))
+	fi
+	if [ $((PHI - PLO + 1)) -lt $((C10K_N + 1000)) ]; then
+		note "PROBLEM: c10k: $((PHI - PLO + 1)) local ports ($PLO-$PHI) for $C10K_N connections: N lowered"
+		C10K_N=$((PHI - PLO + 1 - 1000))
+	fi
+	# reactors 1: hookd on CPU 0, the client on CPU 1, as the wrk rows;
+	# reactors 2: both unpinned, as the reactors rows. Each: all N connects
+	# at once (rate 0: the client's first form), then paced at C10K_RATE/s
+	# (QUICK: not for reactors 2, whose two accept queues take the burst)
+	C10K_ROWS=("1 0 pinned" "1 $C10K_RATE pinned" "2 0 unpinned")
+	[ "$QUICK" = 1 ] || C10K_ROWS+=("2 $C10K_RATE unpinned")
+	for rr in "${C10K_ROWS[@]}"; do
+		c10k_row $rr
+	done
+fi
 
 # --- the table ---------------------------------------------------------------
 "$PY" "$ROOT/bench/table.py" "$RESULTS" "$HUPS" "$GENS" "$FANOUT_CONNS" "$FANOUT_DELAY_MS" \
-	"$(nproc) CPU(s), $PINNING; median of $ROUNDS interleaved rounds of ${DURATION} s per row (fan-out ${FANOUT_DURATION} s); wrk -t1 -c$CONNS (cpu -c$CPU_CONNS, fan-out -c$FANOUT_CONNS); hookd workers=$WORKERS; cpu n=$CPU_N"
+	"$(nproc) CPU(s), $PINNING (except where said); median of $ROUNDS interleaved rounds of ${DURATION} s per row (fan-out and upstream direct ${FANOUT_DURATION} s); wrk -t1 -c$CONNS (cpu -c$CPU_CONNS, fan-out -c$FANOUT_CONNS, upstream direct -c$UP_CONNS, reactors -t2 -c$CONNS); hookd workers=$WORKERS; cpu n=$CPU_N" \
+	"c10k=$C10K" "up_conns=$UP_CONNS" "split_async=${SPLIT_ASYNC:-}" "split_sync=${SPLIT_SYNC:-}" \
+	"c10k_limits=${C10K_LIMITS:-}" "c10k_hold_ms=$C10K_HOLD_MS"
 if [ -s "$NOTES" ]; then
 	echo
 	echo "Notes and problems seen during the run:"

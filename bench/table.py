@@ -1,6 +1,11 @@
 """table.py -- prints bench/run.sh's results table and the issue targets.
 
-    table.py RESULTS.tsv HUPS GENERATIONS FANOUT_CONNS FANOUT_DELAY_MS "SETUP LINE"
+    table.py RESULTS.tsv HUPS GENERATIONS FANOUT_CONNS FANOUT_DELAY_MS "SETUP LINE" [KEY=VALUE...]
+
+KEY=VALUE (all optional): c10k=FILE (the c10k rows, one line of key=value
+pairs each, written by run.sh's c10k_row), up_conns=N (connections of the
+"upstream direct" rows), split_async=A/B and split_sync=A/B (the 2-reactor
+hookd's calls per reactor, %), c10k_limits=TEXT, c10k_hold_ms=MS.
 
 RESULTS.tsv: scenario, server, round, req/s, p50 us, p99 us, errors, bad
 bodies, server CPU us per call, context switches per call, note -- one line
@@ -17,6 +22,9 @@ import sys
 path, hups, gens, fconns, fdelay, setup = sys.argv[1:7]
 hups, gens, fconns, fdelay = int(hups), int(gens), int(fconns), float(fdelay)
 ideal = fconns / (fdelay / 1000.0)  # calls/s if every call took exactly the upstream delay
+opt = dict(a.split("=", 1) for a in sys.argv[7:] if "=" in a)
+up_conns = int(opt.get("up_conns") or 0)
+up_ideal = up_conns / (fdelay / 1000.0)  # requests/s of the upstream alone at that concurrency
 
 runs = {}
 order = []
@@ -87,6 +95,16 @@ for r in rows:
         note = ("%.1f %% of ideal %d calls/s (steady state %d/mean latency: %.1f %%)"
                 % (100 * r["rps"] / ideal, ideal, fconns, 100 * little / ideal)
                 + ("; " + note if note else ""))
+    if r["scen"] == "upstream direct" and up_ideal > 0:
+        little = up_conns / (r["mean"] / 1000.0) if r["mean"] > 0 else 0
+        note = ("%.1f %% of its ideal %d req/s (steady state %d/mean latency: %.1f %%)"
+                % (100 * r["rps"] / up_ideal, up_ideal, up_conns, 100 * little / up_ideal)
+                + ("; " + note if note else ""))
+    if r["scen"].startswith("reactors") and r["srv"] == "hookd r=2":
+        note += "; %s of r=1" % fmt(ratio(r, find(r["scen"], "hookd r=1")))
+        split = opt.get("split_async" if r["scen"] == "reactors: async" else "split_sync")
+        if split:
+            note += "; calls per reactor %s %%" % split
     if r["scen"] == "reload" and r["srv"] != "no HUP":
         kept = ratio(r, find("reload", "no HUP"))
         note = "kept %s of no-HUP req/s; %d SIGHUPs, %d new generations" % (
@@ -126,6 +144,66 @@ for cells in out:
     prev = cells[0]
     print(line(cells))
 
+# --- c10k: one line of key=value pairs per row ------------------------------
+c10k = []
+if opt.get("c10k"):
+    try:
+        with open(opt["c10k"]) as f:
+            for ln in f:
+                kv = dict(x.split("=", 1) for x in ln.split() if "=" in x)
+                if kv:
+                    c10k.append(kv)
+    except OSError:
+        pass
+
+
+def num(kv, k):
+    try:
+        return float(kv.get(k, 0))
+    except ValueError:
+        return 0.0
+
+
+if c10k:
+    n0 = int(num(c10k[0], "n"))
+    print()
+    print("c10k -- bench/c10k: %d keep-alive connections, one POST /hooks/delay {\"ms\": 1000} each,"
+          " every answer read, then the connections held open, idle, %s ms;"
+          " a dedicated hookd (workers 2); %s" % (n0, opt.get("c10k_hold_ms", "?"),
+                                                   opt.get("c10k_limits", "")))
+    print("connects: all at once, or paced (per second); latencies from connect() to the whole answer;"
+          " in flight: hookd's calls_in_flight (GET /health), the peak of 100 ms samples")
+    print("peak RSS: hookd's VmRSS, the peak of 100 ms samples; VmHWM: the kernel's high-water mark;"
+          " per conn: (peak RSS - RSS before) / connections; overflows: the netns' listen-queue"
+          " overflows (SYNs dropped, retried after 1 s and longer back-offs)")
+    print()
+    chdr = ("hookd", "connects", "conns", "answered 200", "in flight", "p50 ms", "p99 ms", "max ms",
+            "connect max ms", "peak RSS MB", "VmHWM MB", "per conn KB", "overflows")
+    crows = []
+    for kv in c10k:
+        rate = int(num(kv, "rate"))
+        n = num(kv, "n")
+        pin = ("CPU 0, c10k on CPU 1" if kv.get("pinning") == "pinned" else "unpinned")
+        crows.append(("reactors=%s (%s)" % (kv.get("reactors", "?"), pin),
+                      "at once" if rate == 0 else "%d/s (%.2f s)" % (rate, n / rate),
+                      "%d" % num(kv, "connected"), "%d" % num(kv, "ok"),
+                      "%d" % num(kv, "inflight_peak"),
+                      "%d" % num(kv, "p50_ms"), "%d" % num(kv, "p99_ms"), "%d" % num(kv, "max_ms"),
+                      "%d" % num(kv, "connect_max_ms"),
+                      "%.1f" % (num(kv, "peak_kb") / 1024), "%.1f" % (num(kv, "hwm_kb") / 1024),
+                      "%.1f" % ((num(kv, "peak_kb") - num(kv, "rss0_kb")) / n if n else 0),
+                      "%d" % num(kv, "overflows")))
+    cw = [max(len(str(x[i])) for x in crows + [chdr]) for i in range(len(chdr))]
+
+    def cline(cells):
+        return "  ".join(str(c).rjust(w) if i >= 2 else str(c).ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, cw))).rstrip()
+
+    print(cline(chdr))
+    print(cline(["-" * w for w in cw]))
+    for cells in crows:
+        print(cline(cells))
+
 # --- the targets of issues 3 and 4, from this run -------------------------
 print()
 print("Targets (issues 3 and 4), this run:")
@@ -156,12 +234,66 @@ if fo:
            share >= 0.95 and fo["p99"] < 150 and fo["err"] == 0,
            "%.1f %%, p99 %.1f ms (worst round %.1f), %d errors"
            % (100 * share, fo["p99"], fo["p99max"], fo["err"]))
+ups = [r for r in rows if r["scen"] == "upstream direct"]
+if ups and up_ideal > 0:
+    target("  context: upstream alone, -c%d GET /delay/%d (ideal %d/s)"
+           % (up_conns, fdelay, up_ideal), None,
+           "; ".join("%s: %.1f %%, p50 %.1f, p99 %.1f ms" % (
+               r["srv"].replace("upstream, ", ""), 100 * r["rps"] / up_ideal, r["p50"], r["p99"])
+               for r in ups))
 rl = find("reload", "HUP/100ms")
 if rl:
     kept = ratio(rl, find("reload", "no HUP"))
     target("reload every 100 ms: 0 failed calls, req/s within 10 %",
            rl["err"] == 0 and kept is not None and kept >= 0.90 and hups > 0 and gens > 0,
            "%d failed, kept %s, %d SIGHUPs" % (rl["err"], fmt(kept and kept * 100, " %"), hups))
+ra1, ra2 = find("reactors: async", "hookd r=1"), find("reactors: async", "hookd r=2")
+if ra1 and ra2:
+    x = ratio(ra2, ra1)
+    target("2 reactors on 2 cores vs 1 (async echo, unpinned): more req/s", chk(x, lambda v: v > 1.0),
+           "%s (r=1 %.0f, r=2 %.0f req/s)" % (fmt(x, digits=3), ra1["rps"], ra2["rps"]))
+rs1, rs2 = find("reactors: sync", "hookd r=1"), find("reactors: sync", "hookd r=2")
+if rs1 and rs2:
+    x = ratio(rs2, rs1)
+    target("  sync echo, 2 workers, 2 reactors vs 1 (no target)", None,
+           "%s (r=1 %.0f, r=2 %.0f req/s)" % (fmt(x, digits=3), rs1["rps"], rs2["rps"]))
+
+
+def c10k_find(reactors, paced):
+    for kv in c10k:
+        if kv.get("reactors") == str(reactors) and (num(kv, "rate") > 0) == paced:
+            return kv
+    return None
+
+
+def c10k_ok(kv, need_all_in_flight):
+    n = int(num(kv, "n"))
+    # the higher of the sampled peak and the kernel's high-water mark
+    return (n >= 10000 and int(num(kv, "ok")) == n
+            and max(num(kv, "peak_kb"), num(kv, "hwm_kb")) / 1024 < 200
+            and (not need_all_in_flight or int(num(kv, "inflight_peak")) >= n))
+
+
+def c10k_value(kv):
+    return ("%d/%d answered 200, peak RSS %.1f MB (VmHWM %.1f), %d in flight at most, p99 %d ms"
+            % (num(kv, "ok"), num(kv, "n"), num(kv, "peak_kb") / 1024, num(kv, "hwm_kb") / 1024,
+               num(kv, "inflight_peak"), num(kv, "p99_ms")))
+
+
+cb, cp = c10k_find(1, False), c10k_find(1, True)
+if cb:
+    target("c10k: 10,000 conns, a 1 s call on each: all 200, RSS < 200 MB", c10k_ok(cb, False),
+           "connects at once: " + c10k_value(cb))
+if cp:
+    rate = num(cp, "rate")
+    target("  the same with all 10,000 in flight at once (paced %d conn/s)" % rate, c10k_ok(cp, True),
+           c10k_value(cp))
+cb2, cp2 = c10k_find(2, False), c10k_find(2, True)
+for kv, paced in ((cb2, False), (cp2, True)):
+    if kv:
+        target("  the same with 2 reactors (%s)" % ("paced %d conn/s, all in flight" % num(kv, "rate")
+                                                  if paced else "at once"),
+               c10k_ok(kv, paced), c10k_value(kv))
 w1, w2 = find("cpu", "hookd w=1"), find("cpu", "hookd w=2")
 x = ratio(w2, w1)
 target("cpu hook: 2 workers on 2 CPUs vs 1 worker (no target; ~2x ideal)", None, fmt(x))
