@@ -11,12 +11,13 @@
 # See bench/README.md for how to read it.
 #
 # Knobs (environment):
-#   QUICK=1           3 rounds of 1 s per row (fan-out: 3 s), ~3 minutes in all
+#   QUICK=1           3 rounds of 1 s per row (fan-out: one of 10 s), ~3 minutes in all
 #   ROUNDS=N          interleaved rounds per scenario (default 5; QUICK: 3)
 #   DURATION=S        seconds per round and row (default 3; QUICK: 1)
-#   FANOUT_DURATION=S seconds per fan-out round (default 5; QUICK: 3): a
+#   FANOUT_DURATION=S seconds per fan-out round (default 15; QUICK: 10): a
 #                     100 ms call is cut off at the end of a run, so short
-#                     runs understate calls/s (by up to 0.1 s / S)
+#                     runs understate calls/s (by up to 0.1 s / S: 2 % at 5 s)
+#   FANOUT_ROUNDS=N   rounds of the fan-out rows (default 3; QUICK: 1)
 #   WARMUP=S          warm-up seconds per server and scenario (default 1)
 #   WORKERS=N         workers of the main hookd (echo, mixed, large, fan-out, reload rows;
 #                     default 2, hookd's own default on this machine)
@@ -39,11 +40,13 @@ QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
 	ROUNDS=${ROUNDS:-3}
 	DURATION=${DURATION:-1}
-	FANOUT_DURATION=${FANOUT_DURATION:-3}
+	FANOUT_DURATION=${FANOUT_DURATION:-10}
+	FANOUT_ROUNDS=${FANOUT_ROUNDS:-1}
 else
 	ROUNDS=${ROUNDS:-5}
 	DURATION=${DURATION:-3}
-	FANOUT_DURATION=${FANOUT_DURATION:-5}
+	FANOUT_DURATION=${FANOUT_DURATION:-15}
+	FANOUT_ROUNDS=${FANOUT_ROUNDS:-3}
 fi
 WARMUP=${WARMUP:-1}
 WORKERS=${WORKERS:-2}
@@ -478,7 +481,12 @@ with_peer "hookd|$HOOKD_PID|$HOOKD_PORT|/hooks/fanout|$FANBODY|$FANOUT_CONNS||ch
 	"fastapi|${PEER_PID:-}|${PEER_PORT:-}|/hooks/fanout|$FANBODY|$FANOUT_CONNS|asyncio streams|check,prime,dur=$FANOUT_DURATION" \
 	"upstream, wrk CPU 1|$UP_PID|$UP_PORT|$UPS|wrk on the upstream's CPU, as in the fan-out|get,nowarm,dur=$FANOUT_DURATION,scen=upstream direct" \
 	"upstream, wrk CPU 0|$UP_PID|$UP_PORT|$UPS|wrk on the other CPU|get,nowarm,dur=$FANOUT_DURATION,wrkpin=0,scen=upstream direct"
+# fewer, longer rounds: wrk cuts the last 100 ms call of every connection
+# off at the end of a run (calls/s understated by up to 0.1 s / duration)
+SAVED_ROUNDS=$ROUNDS
+ROUNDS=$FANOUT_ROUNDS
 scenario "fanout" "${S[@]}"
+ROUNDS=$SAVED_ROUNDS
 alive "$UP_PID" upstream || true
 
 HUPS_BEFORE=$(grep -c 'SIGHUP: reloading' "$HOOKD_LOG" || true)
@@ -598,7 +606,7 @@ fi
 
 # --- the table ---------------------------------------------------------------
 "$PY" "$ROOT/bench/table.py" "$RESULTS" "$HUPS" "$GENS" "$FANOUT_CONNS" "$FANOUT_DELAY_MS" \
-	"$(nproc) CPU(s), $PINNING (except where said); median of $ROUNDS interleaved rounds of ${DURATION} s per row (fan-out and upstream direct ${FANOUT_DURATION} s); wrk -t1 -c$CONNS (cpu -c$CPU_CONNS, fan-out -c$FANOUT_CONNS, upstream direct -c$UP_CONNS, reactors -t2 -c$CONNS); hookd workers=$WORKERS; cpu n=$CPU_N" \
+	"$(nproc) CPU(s), $PINNING (except where said); median of $ROUNDS interleaved rounds of ${DURATION} s per row (fan-out and upstream direct: $FANOUT_ROUNDS of ${FANOUT_DURATION} s); wrk -t1 -c$CONNS (cpu -c$CPU_CONNS, fan-out -c$FANOUT_CONNS, upstream direct -c$UP_CONNS, reactors -t2 -c$CONNS); hookd workers=$WORKERS; cpu n=$CPU_N" \
 	"c10k=$C10K" "up_conns=$UP_CONNS" "split_async=${SPLIT_ASYNC:-}" "split_sync=${SPLIT_SYNC:-}" \
 	"c10k_limits=${C10K_LIMITS:-}" "c10k_hold_ms=$C10K_HOLD_MS"
 if [ -s "$NOTES" ]; then
