@@ -63,13 +63,7 @@ static void answer(struct dispatch_call *c, struct dispatch_reply *r)
 		event_del(&c->deadline);
 		c->deadline_armed = false;
 	}
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		env->calls = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	c->prev = c->next = NULL;
+	TAILQ_REMOVE(&env->calls, c, link);
 	atomic_fetch_sub_explicit(&env->pending, 1, memory_order_relaxed);
 	if (r->status == 200)
 		atomic_fetch_add_explicit(&env->answered_ok, 1, memory_order_relaxed);
@@ -164,7 +158,9 @@ static void step_settle(struct hookd_call *s)
 void dispatch_step_cancel_pending(struct hookd_call *s)
 {
 	hostapi_cancel_fetches(s);
-	for (struct hookd_timer *t = s->timers; t; t = t->next) {
+	struct hookd_timer *t;
+
+	TAILQ_FOREACH(t, &s->timers, link) {
 		if (t->status == HOOKD_ECANCELED)
 			continue; /* already on its way */
 		t->status = HOOKD_ECANCELED;
@@ -232,6 +228,8 @@ static struct hookd_call *step_new(struct dispatch_call *c, struct plugin *p)
 	s->plugin = p;
 	s->deadline_ns = c->deadline_ns;
 	s->refs = 1;
+	TAILQ_INIT(&s->timers);
+	TAILQ_INIT(&s->fetches);
 	atomic_init(&s->cancelled, 0);
 	atomic_init(&s->finished, 0);
 	call_ref(c);
@@ -340,8 +338,8 @@ void dispatch_call_abort(struct dispatch_call *c)
 
 void dispatch_cancel_all(struct dispatch_env *env, int status, const char *msg)
 {
-	while (env->calls)
-		call_cancel(env->calls, status, msg);
+	while (!TAILQ_EMPTY(&env->calls))
+		call_cancel(TAILQ_FIRST(&env->calls), status, msg);
 }
 
 void dispatch_call_start(struct dispatch_env *env, const char *hook, cJSON *input,
@@ -365,10 +363,7 @@ void dispatch_call_start(struct dispatch_env *env, const char *hook, cJSON *inpu
 	c->done = done;
 	c->done_arg = arg;
 	c->out = out;
-	c->next = env->calls;
-	if (env->calls)
-		env->calls->prev = c;
-	env->calls = c;
+	TAILQ_INSERT_TAIL(&env->calls, c, link);
 	atomic_fetch_add_explicit(&env->pending, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&env->live, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&env->started, 1, memory_order_relaxed);
@@ -446,6 +441,7 @@ int dispatch_env_create(struct event_base *base, struct pool *pool, struct regis
 	env->fetch = fetch;
 	env->log = log;
 	env->loop_thread = pthread_self();
+	TAILQ_INIT(&env->calls);
 	env->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (env->wake_fd < 0) {
 		rc = -errno;

@@ -18,6 +18,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include <sys/queue.h>
+
 #include <event2/event_struct.h>
 
 #include "dispatch.h"
@@ -34,7 +36,7 @@ struct dispatch_env {
 	int wake_fd;                  /* eventfd behind the sink's notify */
 	unsigned wakes;
 	struct event wake_ev;
-	struct dispatch_call *calls;  /* unanswered calls, doubly linked */
+	TAILQ_HEAD(, dispatch_call) calls; /* unanswered calls */
 	/* written by the loop thread only; read by any (GET /health, drain) */
 	atomic_uint pending, live;
 	atomic_ullong started, answered_ok, answered_err;
@@ -54,7 +56,7 @@ struct dispatch_call {
 	dispatch_done_fn done;
 	void *done_arg;
 	struct dispatch_call **out;   /* caller's copy of the pointer, cleared on answer */
-	struct dispatch_call *prev, *next;
+	TAILQ_ENTRY(dispatch_call) link; /* env->calls, until answered */
 };
 
 struct hookd_call {
@@ -71,8 +73,8 @@ struct hookd_call {
 	unsigned refs;
 	hookd_cancel_fn cancel_fn;
 	void *cancel_arg;
-	struct hookd_timer *timers;   /* armed, not yet called back */
-	struct api_fetch *fetches;    /* outbound requests not yet called back */
+	TAILQ_HEAD(, hookd_timer) timers; /* armed, not yet called back */
+	TAILQ_HEAD(, api_fetch) fetches;  /* outbound requests not yet called back */
 };
 
 struct hookd_timer {
@@ -82,7 +84,7 @@ struct hookd_timer {
 	void *arg;
 	int status;                   /* what the callback will be told */
 	bool firing;
-	struct hookd_timer *prev, *next;
+	TAILQ_ENTRY(hookd_timer) link; /* the step's timers, until called back */
 };
 
 /* hostapi.c -> dispatch.c */

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/eventfd.h>
+#include <sys/queue.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,7 +39,7 @@ struct fsock {
 	struct event ev;
 	struct fetch_engine *fe;
 	curl_socket_t fd;
-	struct fsock *prev, *next;
+	TAILQ_ENTRY(fsock) link;
 };
 
 struct fetch_engine {
@@ -49,7 +50,7 @@ struct fetch_engine {
 	int still_running;
 	CURL *idle[FETCH_IDLE_EASY];
 	unsigned nidle;
-	struct fsock *socks;
+	TAILQ_HEAD(, fsock) socks;   /* every socket curl told us about */
 	uint64_t rng;
 	/* counters: written by the owner thread (waiting: by any), read by any */
 	atomic_uint alive, running, waiting;
@@ -77,7 +78,7 @@ struct fetch_limiter {
 	unsigned active;           /* slots held or granted */
 	double tokens;
 	int64_t last_ns;
-	struct fetch_xfer *head, *tail; /* waiting, in arrival order */
+	TAILQ_HEAD(, fetch_xfer) waiting; /* in arrival order */
 	unsigned nwaiting;
 };
 
@@ -95,7 +96,7 @@ struct fetch_xfer {
 	fetch_done_fn done;
 	void *arg;
 	struct event ev;           /* backoff, deferred finish, or the wait for a token */
-	struct fetch_xfer *prev, *next; /* limiter queue */
+	TAILQ_ENTRY(fetch_xfer) qlink; /* the limiter's waiting queue */
 	struct fetch_xfer *gnext;  /* engine's granted list, or a local launch list */
 	unsigned attempts;
 	CURLcode code;
@@ -184,6 +185,7 @@ int fetch_limiter_create(const struct fetch_limits *lim, struct fetch_limiter **
 	if (!l)
 		return -ENOMEM;
 	pthread_mutex_init(&l->mu, NULL);
+	TAILQ_INIT(&l->waiting);
 	l->lim = *lim;
 	l->tokens = lim->burst;
 	l->last_ns = now_ns();
@@ -267,13 +269,8 @@ static void pump_locked(struct fetch_limiter *l, struct fetch_engine *me, struct
 {
 	struct fetch_xfer *x;
 
-	while ((x = l->head) && limiter_take(l)) {
-		l->head = x->next;
-		if (l->head)
-			l->head->prev = NULL;
-		else
-			l->tail = NULL;
-		x->prev = x->next = NULL;
+	while ((x = TAILQ_FIRST(&l->waiting)) && limiter_take(l)) {
+		TAILQ_REMOVE(&l->waiting, x, qlink);
 		l->nwaiting--;
 		atomic_fetch_sub(&x->fe->waiting, 1);
 		x->holds_slot = true;
@@ -743,7 +740,7 @@ static void x_admit(struct fetch_xfer *x)
 		return;
 	}
 	pthread_mutex_lock(&l->mu);
-	if (!l->head && limiter_take(l)) {
+	if (TAILQ_EMPTY(&l->waiting) && limiter_take(l)) {
 		pthread_mutex_unlock(&l->mu);
 		x->holds_slot = true;
 		x_launch(x);
@@ -751,13 +748,7 @@ static void x_admit(struct fetch_xfer *x)
 	}
 	/* wait in line: nobody overtakes a transfer that waits */
 	x->state = X_WAITING;
-	x->prev = l->tail;
-	x->next = NULL;
-	if (l->tail)
-		l->tail->next = x;
-	else
-		l->head = x;
-	l->tail = x;
+	TAILQ_INSERT_TAIL(&l->waiting, x, qlink);
 	ahead = l->nwaiting++;
 	atomic_fetch_add(&x->fe->waiting, 1);
 	tokens = l->tokens;
@@ -935,14 +926,7 @@ void fetch_cancel(struct fetch_xfer *x)
 			l->active--;
 			pump_locked(l, fe, &mine);
 		} else {
-			if (x->prev)
-				x->prev->next = x->next;
-			else
-				l->head = x->next;
-			if (x->next)
-				x->next->prev = x->prev;
-			else
-				l->tail = x->prev;
+			TAILQ_REMOVE(&l->waiting, x, qlink);
 			l->nwaiting--;
 			atomic_fetch_sub(&fe->waiting, 1);
 		}
@@ -1016,12 +1000,7 @@ static int curl_timer_cb(CURLM *multi, long timeout_ms, void *arg)
 static void fsock_free(struct fetch_engine *fe, struct fsock *s)
 {
 	event_del(&s->ev);
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		fe->socks = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
+	TAILQ_REMOVE(&fe->socks, s, link);
 	free(s);
 }
 
@@ -1046,10 +1025,7 @@ static int curl_socket_cb(CURL *e, curl_socket_t fd, int what, void *arg, void *
 			return -1;
 		s->fe = fe;
 		s->fd = fd;
-		s->next = fe->socks;
-		if (fe->socks)
-			fe->socks->prev = s;
-		fe->socks = s;
+		TAILQ_INSERT_TAIL(&fe->socks, s, link);
 		curl_multi_assign(fe->multi, fd, s);
 	} else {
 		event_del(&s->ev);
@@ -1082,6 +1058,7 @@ int fetch_engine_create(struct event_base *base, const struct log *log, struct f
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&fe->gmu, NULL);
+	TAILQ_INIT(&fe->socks);
 	fe->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (fe->wake_fd < 0) {
 		int rc = -errno;
@@ -1112,8 +1089,8 @@ void fetch_engine_free(struct fetch_engine *fe)
 		log_warn(fe->log, "fetch: %u transfer(s) still alive at shutdown",
 			 atomic_load(&fe->alive));
 	curl_multi_cleanup(fe->multi); /* closes cached connections */
-	while (fe->socks)
-		fsock_free(fe, fe->socks);
+	while (!TAILQ_EMPTY(&fe->socks))
+		fsock_free(fe, TAILQ_FIRST(&fe->socks));
 	evtimer_del(&fe->timer);
 	event_del(&fe->wake_ev);
 	close(fe->wake_fd);

@@ -139,15 +139,7 @@ static int api_on_cancel(hookd_call *s, hookd_cancel_fn fn, void *arg)
 
 static void timer_unlink(struct hookd_timer *t)
 {
-	struct hookd_call *s = t->step;
-
-	if (t->prev)
-		t->prev->next = t->next;
-	else
-		s->timers = t->next;
-	if (t->next)
-		t->next->prev = t->prev;
-	t->prev = t->next = NULL;
+	TAILQ_REMOVE(&t->step->timers, t, link);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -187,10 +179,7 @@ static hookd_timer *api_timer_start(hookd_call *s, uint64_t ms, hookd_timer_fn f
 		free(t);
 		return NULL;
 	}
-	t->next = s->timers;
-	if (s->timers)
-		s->timers->prev = t;
-	s->timers = t;
+	TAILQ_INSERT_TAIL(&s->timers, t, link);
 	dispatch_step_ref(s);
 	return t;
 }
@@ -230,8 +219,8 @@ struct api_fetch {
 	size_t index;
 	char *url;                   /* for the ECANCELED report */
 	struct event ev;             /* deferred ECANCELED callback (alone) */
-	bool listed;
-	struct api_fetch *prev, *next;
+	bool listed;                 /* on the step's fetches */
+	TAILQ_ENTRY(api_fetch) link;
 };
 
 struct api_gather {
@@ -263,13 +252,7 @@ static void af_unlist(struct api_fetch *af)
 
 	if (!af->listed)
 		return;
-	if (af->prev)
-		af->prev->next = af->next;
-	else
-		s->fetches = af->next;
-	if (af->next)
-		af->next->prev = af->prev;
-	af->prev = af->next = NULL;
+	TAILQ_REMOVE(&s->fetches, af, link);
 	af->listed = false;
 }
 
@@ -277,10 +260,7 @@ static void af_list(struct api_fetch *af)
 {
 	struct hookd_call *s = af->step;
 
-	af->next = s->fetches;
-	if (s->fetches)
-		s->fetches->prev = af;
-	s->fetches = af;
+	TAILQ_INSERT_TAIL(&s->fetches, af, link);
 	af->listed = true;
 }
 
@@ -373,7 +353,7 @@ void hostapi_cancel_fetches(struct hookd_call *s)
 {
 	struct api_fetch *af;
 
-	while ((af = s->fetches)) {
+	while ((af = TAILQ_FIRST(&s->fetches))) {
 		if (af->g) {
 			struct api_gather *g = af->g;
 			gather_stop_kid(af);

@@ -58,7 +58,7 @@ struct http_server {
 	struct event *resume; /* re-enables accepting after EMFILE */
 	/* calls in flight whose client is not watched yet, oldest first, and
 	 * the sweep that starts watching those older than HTTP_WATCH_AFTER_MS */
-	struct http_call *unwatched_head, *unwatched_tail;
+	TAILQ_HEAD(, http_call) unwatched;
 	struct event *sweep;
 };
 
@@ -71,7 +71,7 @@ struct http_call {
 	struct timeval started;     /* the loop's cached time when it was accepted */
 	bool starting, answered;    /* done may run inside dispatch_call_start */
 	bool unwatched;             /* on srv's list of calls not watched yet */
-	struct http_call *prev, *next;
+	TAILQ_ENTRY(http_call) link;
 };
 
 static void free_buffer(const void *data, size_t len, void *arg)
@@ -229,15 +229,7 @@ static void unwatched_remove(struct http_server *srv, struct http_call *hc)
 {
 	if (!hc->unwatched)
 		return;
-	if (hc->prev)
-		hc->prev->next = hc->next;
-	else
-		srv->unwatched_head = hc->next;
-	if (hc->next)
-		hc->next->prev = hc->prev;
-	else
-		srv->unwatched_tail = hc->prev;
-	hc->prev = hc->next = NULL;
+	TAILQ_REMOVE(&srv->unwatched, hc, link);
 	hc->unwatched = false;
 }
 
@@ -320,12 +312,7 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 	 * HTTP_WATCH_AFTER_MS are watched (the sweep below). */
 	hc->started = now;
 	hc->unwatched = true;
-	hc->prev = srv->unwatched_tail;
-	if (srv->unwatched_tail)
-		srv->unwatched_tail->next = hc;
-	else
-		srv->unwatched_head = hc;
-	srv->unwatched_tail = hc;
+	TAILQ_INSERT_TAIL(&srv->unwatched, hc, link);
 	if (!evtimer_pending(srv->sweep, NULL)) {
 		struct timeval tv = {0, HTTP_WATCH_AFTER_MS * 1000};
 		evtimer_add(srv->sweep, &tv);
@@ -343,14 +330,14 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	event_base_gettimeofday_cached(srv->base, &now);
-	while ((hc = srv->unwatched_head)) {
+	while ((hc = TAILQ_FIRST(&srv->unwatched))) {
 		evutil_timersub(&now, &hc->started, &age);
 		if (age.tv_sec == 0 && age.tv_usec < HTTP_WATCH_AFTER_MS * 1000)
 			break;
 		unwatched_remove(srv, hc);
 		watch_peer_close(srv, hc);
 	}
-	if (srv->unwatched_head) {
+	if (!TAILQ_EMPTY(&srv->unwatched)) {
 		struct timeval tv = {0, HTTP_WATCH_AFTER_MS * 1000};
 		evtimer_add(srv->sweep, &tv);
 	}
@@ -541,6 +528,7 @@ int http_server_create(struct event_base *base, const struct http_options *opt,
 		return -1;
 	}
 	srv->base = base;
+	TAILQ_INIT(&srv->unwatched);
 	srv->env = deps->env;
 	srv->reg = deps->reg;
 	srv->log = deps->log;

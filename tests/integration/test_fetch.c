@@ -108,13 +108,17 @@ Test(fetch, concurrency_bound_is_never_exceeded, .timeout = 30)
 		 upstream_port(u));
 	/* two calls at once share the plugin's bound */
 	struct hd_load *l = hd_load_start(&d, "/hooks/fanout", body, 2);
-	hd_sleep_ms(600);
+	hd_sleep_ms(600 * hd_scale());
 	struct hd_load_result lr;
 	hd_load_stop(l, &lr);
 	cr_assert_eq(lr.failed, 0, "%ld %s", lr.last_bad_status, lr.last_bad_body);
 	cr_assert_gt(lr.ok, 0);
 	upstream_stats(u, &st);
-	cr_assert_eq(st.max_in_flight, 3, "bound 3, saw %ld", st.max_in_flight);
+	cr_assert_leq(st.max_in_flight, 3, "bound 3 exceeded: %ld", st.max_in_flight);
+	/* and the bound is used, not over-restricted (under TSan's slowdown a
+	 * 50 ms request may end before the third of its batch arrives) */
+	if (hd_scale() == 1)
+		cr_assert_eq(st.max_in_flight, 3, "bound 3, saw %ld", st.max_in_flight);
 	/* 12 x 50 ms three at a time: at least 4 rounds */
 	hd_post(&d, "/hooks/fanout", body, &r);
 	o = ok_json(&r);
