@@ -444,21 +444,6 @@ struct stress_thread {
 	pthread_t tid;
 };
 
-static size_t stress_body(char *p, size_t size, size_t n, void *arg)
-{
-	struct hd_resp *r = arg;
-	size_t add = size * n;
-	char *nb = realloc(r->body, r->len + add + 1);
-
-	if (!nb)
-		return 0;
-	r->body = nb;
-	memcpy(r->body + r->len, p, add);
-	r->len += add;
-	r->body[r->len] = '\0';
-	return add;
-}
-
 static void stress_wrong(struct stress *s, const char *fmt, const char *path, long status,
 			 const char *body)
 {
@@ -501,7 +486,7 @@ static void *stress_main(void *arg)
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L * hd_scale());
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, stress_body);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, hd_curl_body);
 	while (hd_now_ms() < s->end_ms) {
 		enum kind k = (enum kind)(rand_r(&t->seed) % K_COUNT);
 		struct hd_resp r = {0};
@@ -639,7 +624,7 @@ static void *leaver_main(void *arg)
 	h = curl_slist_append(h, "Expect:");
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, stress_body);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, hd_curl_body);
 	while (hd_now_ms() < l->end_ms) {
 		const char *path = paths[rand_r(&l->seed) % 5];
 		int ms = rand_r(&l->seed) % (l->leave ? 40 : 6);

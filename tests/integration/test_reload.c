@@ -26,41 +26,7 @@
 /* How long a load runs before and after the change it straddles. */
 #define LOAD_MS (100 * hd_scale())
 
-static struct hd *g_daemon; /* this test's daemon, for the teardown */
-
-/* A test that failed before hd_stop leaves its daemon running: show its log
- * (the evidence) and kill it. */
-static void teardown(void)
-{
-	if (g_daemon && g_daemon->dir[0]) {
-		char *log = hd_log_read(g_daemon);
-		cr_log_error("daemon log (%s):\n%s", g_daemon->dir, log);
-		free(log);
-		hd_kill(g_daemon);
-	}
-	g_daemon = NULL;
-}
-
-TestSuite(reload, .fini = teardown);
-
-static void start(struct hd *d, const char *members, const char *const *plugins)
-{
-	g_daemon = d;
-	hd_start(d, members, plugins);
-}
-
-static void prepare(struct hd *d, const char *members, const char *const *plugins)
-{
-	g_daemon = d;
-	hd_prepare(d, members, plugins);
-}
-
-static void launch(struct hd *d)
-{
-	if (!hd_launch(d, 10000))
-		cr_assert_fail("the daemon did not start (exit status %d)",
-			       d->stopped ? d->exit_status : -1);
-}
+TestSuite(reload, .fini = hd_suite_teardown);
 
 /* GET /plugins, parsed. */
 static cJSON *plugins_json(struct hd *d)
@@ -275,7 +241,7 @@ Test(reload, hot_add_under_load, .timeout = 60)
 	struct hd_load_result res;
 	cJSON *o;
 
-	start(&d, "", echo_only);
+	hd_start(&d, "", echo_only);
 	expect_status(&d, "/hooks/ver", "{}", 404);
 	l = hd_load_start(&d, "/hooks/echo", "{\"load\": true}", 4);
 	hd_sleep_ms(LOAD_MS); /* the load is running */
@@ -303,9 +269,9 @@ Test(reload, hot_remove_under_load, .timeout = 60)
 	struct hd_load_result res;
 	cJSON *o;
 
-	prepare(&d, "", echo_only);
+	hd_prepare(&d, "", echo_only);
 	hd_install(&d, "fixtures/ver_a.so", "ver.so");
-	launch(&d);
+	hd_launch_or_fail(&d);
 	expect_version(&d, "a");
 	l = hd_load_start(&d, "/hooks/echo", "{\"load\": true}", 4);
 	hd_sleep_ms(LOAD_MS); /* the load is running */
@@ -334,9 +300,9 @@ Test(reload, hot_replace_under_load_runs_the_new_code, .timeout = 60)
 	struct hd_load_result res;
 	cJSON *o;
 
-	prepare(&d, "", echo_only);
+	hd_prepare(&d, "", echo_only);
 	hd_install(&d, "fixtures/ver_a.so", "ver.so");
-	launch(&d);
+	hd_launch_or_fail(&d);
 	expect_version(&d, "a");
 	le = hd_load_start(&d, "/hooks/echo", "{\"load\": true}", 3);
 	lv = hd_load_start(&d, "/hooks/ver", "{\"load\": true}", 3);
@@ -376,7 +342,7 @@ Test(reload, unchanged_plugins_are_not_reloaded, .timeout = 60)
 	static struct hd d; /* static: the teardown may read it */
 	cJSON *o, *p;
 
-	start(&d, "", basic);
+	hd_start(&d, "", basic);
 	cr_assert_eq(hd_log_count(&d, " info loaded plugin "), 5);
 	for (int gen = 2; gen <= 4; gen++)
 		reload_to(&d, gen);
@@ -406,7 +372,7 @@ Test(reload, changed_plugin_config_reloads_only_that_plugin, .timeout = 60)
 	struct hd_resp r;
 	cJSON *o;
 
-	start(&d, "\"plugins\": {\"tag\": {\"label\": \"one\"}}", plugins);
+	hd_start(&d, "\"plugins\": {\"tag\": {\"label\": \"one\"}}", plugins);
 	hd_post(&d, "/hooks/tag", "{}", &r);
 	cr_assert_eq(r.status, 200);
 	cr_assert_str_eq(r.body, "{\"trace\":[\"one\"]}\n");
@@ -437,7 +403,7 @@ Test(reload, new_hook_settings_apply_without_reloading_plugins, .timeout = 60)
 	body[0] = '[';
 	body[sizeof(body) - 2] = ']';
 	body[sizeof(body) - 1] = '\0';
-	start(&d, "", plugins);
+	hd_start(&d, "", plugins);
 	expect_status(&d, "/hooks/delay", "{\"ms\": 300}", 200);
 	expect_status(&d, "/hooks/echo", body, 200);
 	hd_write_config(&d, "\"max_body\": 64, \"hooks\": {\"delay\": {\"timeout_ms\": 100}}");
@@ -474,7 +440,7 @@ Test(reload, bad_config_keeps_the_old_generation, .timeout = 60)
 	FILE *f;
 	int n = 0;
 
-	start(&d, "", echo_only);
+	hd_start(&d, "", echo_only);
 	l = hd_load_start(&d, "/hooks/echo", "{\"load\": true}", 2);
 	hd_sleep_ms(LOAD_MS); /* the load is running */
 	/* a new plugin in the folder must not come in through a failed reload */
@@ -519,7 +485,7 @@ Test(reload, unreadable_plugin_dir_keeps_the_old_generation, .timeout = 60)
 	static struct hd d; /* static: the teardown may read it */
 	char away[400];
 
-	start(&d, "", echo_only);
+	hd_start(&d, "", echo_only);
 	snprintf(away, sizeof(away), "%s.away", d.plugin_dir);
 	cr_assert_eq(rename(d.plugin_dir, away), 0);
 	hd_signal(&d, SIGHUP);
@@ -543,7 +509,7 @@ Test(reload, failed_reload_does_not_apply_half_of_the_new_config, .timeout = 60)
 	static struct hd d; /* static: the teardown may read it */
 	char away[400], body[300];
 
-	start(&d, "", echo_only);
+	hd_start(&d, "", echo_only);
 	memset(body, ' ', sizeof(body) - 1);
 	body[0] = '[';
 	body[sizeof(body) - 2] = ']';
@@ -572,9 +538,9 @@ Test(reload, broken_replacement_keeps_the_last_good_version, .timeout = 60)
 	const char *why;
 	cJSON *o;
 
-	prepare(&d, "", echo_only);
+	hd_prepare(&d, "", echo_only);
 	hd_install(&d, "fixtures/ver_a.so", "ver.so");
-	launch(&d);
+	hd_launch_or_fail(&d);
 	expect_version(&d, "a");
 	l = hd_load_start(&d, "/hooks/ver", "{\"load\": true}", 3);
 	hd_sleep_ms(LOAD_MS); /* the load is running */
@@ -644,7 +610,7 @@ Test(reload, broken_files_dropped_in_are_rejected_and_the_rest_keeps_serving, .t
 	char rel[128], file[128], path[600];
 	cJSON *o;
 
-	start(&d, "", plugins);
+	hd_start(&d, "", plugins);
 	l = hd_load_start(&d, "/hooks/echo", "{\"load\": true}", 3);
 	hd_sleep_ms(LOAD_MS); /* the load is running */
 	for (size_t i = 0; i < nbroken; i++) {
@@ -700,7 +666,7 @@ Test(reload, duplicate_name_dropped_in_does_not_evict_the_loaded_plugin, .timeou
 	const char *why;
 	cJSON *o;
 
-	start(&d, "", echo_only);
+	hd_start(&d, "", echo_only);
 	l = hd_load_start(&d, "/hooks/echo", "{\"load\": true}", 2);
 	hd_sleep_ms(LOAD_MS); /* the load is running */
 	hd_install(&d, "fixtures/dup_name.so", "dup_name.so");
@@ -727,7 +693,7 @@ Test(reload, explicit_chain_answers_503_until_its_plugin_is_added, .timeout = 60
 	cJSON *o;
 	const cJSON *h;
 
-	start(&d, "\"hooks\": {\"pipe\": {\"chain\": [\"echo\", \"ver\"]}}", echo_only);
+	hd_start(&d, "\"hooks\": {\"pipe\": {\"chain\": [\"echo\", \"ver\"]}}", echo_only);
 	hd_post(&d, "/hooks/pipe", "{\"k\": 1}", &r);
 	cr_assert_eq(r.status, 503, "%ld %s", r.status, r.body);
 	o = cJSON_Parse(r.body);
@@ -789,7 +755,7 @@ static void inflight_across_removal(const char *hook, const char *file)
 	snprintf(body, sizeof(body), "{\"ms\": %d, \"id\": \"in flight\"}", ms);
 	snprintf(path, sizeof(path), "/hooks/%s", hook);
 	snprintf(unload, sizeof(unload), "unloaded plugin %s (%s, generation 1)", hook, file);
-	start(&d, "", plugins);
+	hd_start(&d, "", plugins);
 	t0 = hd_now_ms();
 	b = hd_bg_post(&d, path, body);
 	wait_in_flight(&d, 1);
@@ -847,10 +813,10 @@ Test(reload, chain_in_flight_finishes_on_the_generation_it_started_with, .timeou
 	char body[64];
 	cJSON *o;
 
-	prepare(&d, "\"hooks\": {\"slowver\": {\"chain\": [\"delay\", \"ver\"]}}",
+	hd_prepare(&d, "\"hooks\": {\"slowver\": {\"chain\": [\"delay\", \"ver\"]}}",
 		(const char *const[]){"echo", "delay", NULL});
 	hd_install(&d, "fixtures/ver_a.so", "ver.so");
-	launch(&d);
+	hd_launch_or_fail(&d);
 	snprintf(body, sizeof(body), "{\"ms\": %d}", hd_scale() > 1 ? 3000 : 1500);
 	b = hd_bg_post(&d, "/hooks/slowver", body);
 	wait_in_flight(&d, 1);
@@ -885,9 +851,9 @@ Test(reload, plugin_with_threads_reloaded_under_load, .timeout = 120)
 	char members[96];
 	cJSON *o;
 
-	prepare(&d, "\"plugins\": {\"offloop\": {\"round\": 0}}", echo_only);
+	hd_prepare(&d, "\"plugins\": {\"offloop\": {\"round\": 0}}", echo_only);
 	hd_install(&d, "fixtures/offloop.so", "offloop.so");
-	launch(&d);
+	hd_launch_or_fail(&d);
 	l = hd_load_start(&d, "/hooks/offloop", "{\"ms\": 3}", 4);
 	hd_sleep_ms(LOAD_MS); /* the load is running */
 	for (int i = 1; i <= 20; i++) {
@@ -921,9 +887,9 @@ Test(reload, many_reloads_under_load, .timeout = 180)
 	double end;
 	int gen;
 
-	prepare(&d, "", echo_only);
+	hd_prepare(&d, "", echo_only);
 	hd_install(&d, "fixtures/ver_a.so", "ver.so");
-	launch(&d);
+	hd_launch_or_fail(&d);
 	le = hd_load_start(&d, "/hooks/echo", "{\"load\": true}", 2);
 	lv = hd_load_start(&d, "/hooks/ver", "{\"load\": true}", 2);
 	hd_sleep_ms(LOAD_MS); /* the load is running */
@@ -971,9 +937,9 @@ Test(reload, a_thousand_reloads_in_a_row_under_load, .timeout = 300)
 	struct hd_load *le, *lv;
 	struct hd_load_result res;
 
-	prepare(&d, "", echo_only);
+	hd_prepare(&d, "", echo_only);
 	hd_install(&d, "fixtures/ver_a.so", "ver.so");
-	launch(&d);
+	hd_launch_or_fail(&d);
 	le = hd_load_start(&d, "/hooks/echo", "{\"load\": true}", 2);
 	lv = hd_load_start(&d, "/hooks/ver", "{\"load\": true}", 2);
 	for (int i = 0; i < 1000; i++) {

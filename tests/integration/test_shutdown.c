@@ -29,42 +29,8 @@
  * the precise clock. */
 #define COARSE_MS 25
 
-static struct hd *g_daemon; /* this test's daemon (static storage), for the teardown */
-
-/* A test that failed before hd_stop leaves its daemon running: show its log
- * (the evidence) and kill it. */
-static void teardown(void)
-{
-	if (g_daemon && g_daemon->dir[0]) {
-		char *log = hd_log_read(g_daemon);
-		cr_log_error("daemon log (%s):\n%s", g_daemon->dir, log);
-		free(log);
-		hd_kill(g_daemon);
-	}
-	g_daemon = NULL;
-}
-
-TestSuite(shutdown, .fini = teardown);
-TestSuite(cli, .fini = teardown);
-
-static void start(struct hd *d, const char *members, const char *const *plugins)
-{
-	g_daemon = d;
-	hd_start(d, members, plugins);
-}
-
-static void prepare(struct hd *d, const char *members, const char *const *plugins)
-{
-	g_daemon = d;
-	hd_prepare(d, members, plugins);
-}
-
-static void launch(struct hd *d)
-{
-	if (!hd_launch(d, 10000))
-		cr_assert_fail("the daemon did not start (exit status %d)",
-			       d->stopped ? d->exit_status : -1);
-}
+TestSuite(shutdown, .fini = hd_suite_teardown);
+TestSuite(cli, .fini = hd_suite_teardown);
 
 /* Remove the temp dir of a daemon that was never started. */
 static void cleanup(struct hd *d)
@@ -197,7 +163,7 @@ static void drain_in_flight(int sig)
 	int ms = 500 * hd_scale();
 	double t_sig;
 
-	start(&d, "\"workers\": 4", basic);
+	hd_start(&d, "\"workers\": 4", basic);
 	for (int i = 0; i < 6; i++) {
 		snprintf(body[i], sizeof(body[i]), "{\"ms\": %d, \"id\": %d}", ms, i);
 		b[i] = hd_bg_post(&d, i < 3 ? "/hooks/sleep" : "/hooks/delay", body[i]);
@@ -242,7 +208,7 @@ Test(shutdown, sighup_while_draining_is_ignored, .timeout = 60)
 	struct hd_bg *b;
 	char body[64];
 
-	start(&d, "", plugins);
+	hd_start(&d, "", plugins);
 	snprintf(body, sizeof(body), "{\"ms\": %d}", 600 * hd_scale());
 	b = hd_bg_post(&d, "/hooks/delay", body);
 	wait_in_flight(&d, 1);
@@ -269,7 +235,7 @@ Test(shutdown, drain_deadline_answers_503_and_cancels_async_calls, .timeout = 60
 	int ms = 3000 * hd_scale();
 	double t_sig;
 
-	start(&d, "\"drain_ms\": 300", plugins);
+	hd_start(&d, "\"drain_ms\": 300", plugins);
 	snprintf(body, sizeof(body), "{\"ms\": %d}", ms);
 	for (int i = 0; i < 3; i++)
 		b[i] = hd_bg_post(&d, "/hooks/delay", body);
@@ -306,7 +272,7 @@ Test(shutdown, second_signal_skips_the_wait, .timeout = 90)
 	int ms = 5000 * hd_scale();
 	double t2;
 
-	start(&d, "\"drain_ms\": 30000", plugins);
+	hd_start(&d, "\"drain_ms\": 30000", plugins);
 	snprintf(body, sizeof(body), "{\"ms\": %d}", ms);
 	for (int i = 0; i < 2; i++)
 		b[i] = hd_bg_post(&d, "/hooks/delay", body);
@@ -339,9 +305,9 @@ Test(shutdown, hanging_async_plugin_does_not_prevent_exit, .timeout = 60)
 	struct hd_resp r;
 	struct hd_bg *b;
 
-	prepare(&d, "\"drain_ms\": 300", (const char *const[]){"echo", NULL});
+	hd_prepare(&d, "\"drain_ms\": 300", (const char *const[]){"echo", NULL});
 	hd_install(&d, "fixtures/hang_async.so", "hang_async.so");
-	launch(&d);
+	hd_launch_or_fail(&d);
 	b = hd_bg_post(&d, "/hooks/hang_async", "{}");
 	wait_in_flight(&d, 1);
 	hd_sleep_ms(50);
@@ -370,7 +336,7 @@ Test(shutdown, sync_call_past_the_drain_deadline_is_answered_503, .timeout = 60)
 	int ms = 3000 * hd_scale();
 	double t_sig, done;
 
-	start(&d, "\"drain_ms\": 300", plugins);
+	hd_start(&d, "\"drain_ms\": 300", plugins);
 	snprintf(body, sizeof(body), "{\"ms\": %d}", ms);
 	b = hd_bg_post(&d, "/hooks/sleep", body);
 	wait_in_flight(&d, 1);
@@ -395,7 +361,7 @@ Test(shutdown, idle_and_keepalive_connections_do_not_hold_the_exit, .timeout = 6
 	struct hd_bg *b;
 	int ka, idle;
 
-	start(&d, "\"drain_ms\": 20000", plugins);
+	hd_start(&d, "\"drain_ms\": 20000", plugins);
 	ka = connect_fd(&d);
 	raw_exchange(ka, "/hooks/echo", "{\"first\":1}", buf, sizeof(buf));
 	cr_assert(strncmp(buf, "HTTP/1.1 200", 12) == 0, "%s", buf);
@@ -432,7 +398,7 @@ Test(shutdown, exit_follows_the_last_reply_not_the_flush_deadline, .timeout = 60
 	char body[64];
 	double done, exited;
 
-	start(&d, "", plugins);
+	hd_start(&d, "", plugins);
 	snprintf(body, sizeof(body), "{\"ms\": %d}", 300 * hd_scale());
 	b = hd_bg_post(&d, "/hooks/delay", body);
 	wait_in_flight(&d, 1);
@@ -458,10 +424,10 @@ Test(shutdown, offloop_completions_answer_and_fini_joins_threads, .timeout = 60)
 	char body[4][64], expect[64];
 	int ms = 300 * hd_scale();
 
-	prepare(&d, "", NULL);
+	hd_prepare(&d, "", NULL);
 	hd_install(&d, "plugins/echo.so", "echo.so");
 	hd_install(&d, "fixtures/offloop.so", "offloop.so");
-	launch(&d);
+	hd_launch_or_fail(&d);
 	l = hd_load_start(&d, "/hooks/offloop", "{\"ms\": 2}", 6);
 	hd_sleep_ms(500);
 	hd_load_stop(l, &res);
@@ -503,7 +469,7 @@ Test(cli, config_test_mode_accepts_a_good_config, .timeout = 30)
 	static const char *const plugins[] = {"echo", "delay", NULL};
 	char *out, *err;
 
-	prepare(&d, "\"workers\": 3, \"hooks\": {\"pipe\": {\"chain\": [\"echo\"]}}", plugins);
+	hd_prepare(&d, "\"workers\": 3, \"hooks\": {\"pipe\": {\"chain\": [\"echo\"]}}", plugins);
 	cr_assert_eq(run((const char *const[]){"-t", "-c", d.config, NULL}, &out, &err), 0);
 	cr_assert(strstr(out, "configuration OK"), "%s", out);
 	cr_assert(strstr(out, d.config), "%s", out);
@@ -542,7 +508,7 @@ Test(cli, config_test_mode_names_the_bad_key, .timeout = 30)
 	char *out, *err;
 	FILE *f;
 
-	prepare(&d, "", NULL);
+	hd_prepare(&d, "", NULL);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		hd_write_config(&d, bad[i].members);
 		cr_assert_eq(run((const char *const[]){"-t", "-c", d.config, NULL}, &out, &err), 1,
@@ -577,7 +543,7 @@ Test(cli, config_test_mode_names_an_unreadable_plugin_dir, .timeout = 30)
 	static struct hd d;
 	char *out, *err;
 
-	prepare(&d, "", NULL);
+	hd_prepare(&d, "", NULL);
 	cr_assert_eq(rmdir(d.plugin_dir), 0);
 	cr_assert_eq(run((const char *const[]){"-t", "-c", d.config, NULL}, &out, &err), 1);
 	cr_assert(strstr(err, d.plugin_dir), "stderr does not name the folder: %s", err);
@@ -602,7 +568,7 @@ Test(cli, config_test_mode_refuses_a_key_given_twice, .timeout = 30)
 	static struct hd d;
 	char *out, *err;
 
-	prepare(&d, "\"plugin_dir\": \"elsewhere\"", NULL);
+	hd_prepare(&d, "\"plugin_dir\": \"elsewhere\"", NULL);
 	cr_assert_eq(run((const char *const[]){"-t", "-c", d.config, NULL}, &out, &err), 1);
 	cr_assert(strstr(err, "plugin_dir") && strstr(err, "defined twice"), "%s", err);
 	free(out);
@@ -659,7 +625,7 @@ Test(shutdown, a_reply_lost_with_its_connection_does_not_delay_the_exit, .timeou
 	int fd, n;
 	double t_sig;
 
-	start(&d, "", plugins);
+	hd_start(&d, "", plugins);
 	n = snprintf(req, sizeof(req),
 		     "POST /hooks/sleep HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{\"ms\": 60}");
 	/* calls in flight, not watched yet (that starts at 100 ms), whose

@@ -117,9 +117,33 @@ void hd_write_config(struct hd *d, const char *members)
 	cr_assert_eq(rename(tmp, d->config), 0);
 }
 
+/* The daemon of this test process (Criterion runs one test per process),
+ * for hd_suite_teardown. */
+static struct hd *current_daemon;
+
+void hd_suite_teardown(void)
+{
+	if (current_daemon && current_daemon->dir[0]) {
+		char *log = hd_log_read(current_daemon);
+		cr_log_error("daemon log (%s):\n%s", current_daemon->dir, log);
+		free(log);
+		hd_kill(current_daemon);
+	}
+	current_daemon = NULL;
+}
+
+void hd_launch_or_fail(struct hd *d)
+{
+	if (!hd_launch(d, 10000))
+		cr_assert_fail("the daemon did not start (exit status %d)",
+			       d->stopped ? d->exit_status : -1);
+}
+
 void hd_prepare(struct hd *d, const char *members, const char *const *plugins)
 {
 	char p[512];
+
+	current_daemon = d;
 
 	memset(d, 0, sizeof(*d));
 	d->pid = -1;
@@ -332,7 +356,7 @@ int hd_stop(struct hd *d)
 
 /* ---- HTTP ------------------------------------------------------------ */
 
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
+size_t hd_curl_body(char *p, size_t size, size_t n, void *arg)
 {
 	struct hd_resp *r = arg;
 	size_t add = size * n;
@@ -370,7 +394,7 @@ static void setup_easy(CURL *c, struct hd *d, const char *method, const char *pa
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L * hd_scale());
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, hd_curl_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);

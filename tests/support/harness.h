@@ -53,6 +53,17 @@ void hd_start(struct hd *d, const char *members, const char *const *plugins);
 void hd_prepare(struct hd *d, const char *members, const char *const *plugins);
 /* Start a prepared daemon; returns false if it exited before listening. */
 bool hd_launch(struct hd *d, int timeout_ms);
+/* The same, failing the test when it does not start. */
+void hd_launch_or_fail(struct hd *d);
+
+/* A suite's .fini: a test that failed before hd_stop leaves its daemon
+ * running; show its log (the evidence) and kill it. The daemon is the last
+ * one hd_prepare/hd_start set up in this test process, so it must have
+ * static storage (the test function has returned when .fini runs). */
+void hd_suite_teardown(void);
+
+/* CURLOPT_WRITEFUNCTION collecting a body into a struct hd_resp. */
+size_t hd_curl_body(char *p, size_t size, size_t n, void *arg);
 
 /* SIGTERM, wait for exit (SIGKILL after a long timeout). Returns the exit
  * status. Fails the test on a sanitizer report. Removes the temp dir. */
