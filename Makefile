@@ -19,14 +19,17 @@ SANITIZER ?=
 BUILD    ?= build
 
 PKGS      := libevent libcjson libcurl
-PC_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PC_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Evaluated on first use, not when the Makefile is read: on a fresh machine
+# the packages only exist once the `deps` prerequisite has installed them
+# (read at parse time, the flags were empty and the first build failed).
+PC_CFLAGS = $(eval PC_CFLAGS := $$(shell pkg-config --cflags $(PKGS)))$(PC_CFLAGS)
+PC_LIBS   = $(eval PC_LIBS := $$(shell pkg-config --libs $(PKGS)))$(PC_LIBS)
 
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
              -Wno-missing-field-initializers
 SAN       := $(if $(SANITIZER),-fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all)
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -Isdk $(WARN) $(PC_CFLAGS) $(SAN) $(CFLAGS) -MMD -MP
-PLUGIN_CFLAGS := $(filter-out -MMD -MP,$(ALL_CFLAGS)) -fPIC -fvisibility=hidden
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Isdk $(WARN) $(PC_CFLAGS) $(SAN) $(CFLAGS) -MMD -MP
+PLUGIN_CFLAGS = $(filter-out -MMD -MP,$(ALL_CFLAGS)) -fPIC -fvisibility=hidden
 PLUGIN_LDFLAGS := -shared -Wl,--no-undefined $(SAN) $(LDFLAGS)
 
 HOST_SRCS := $(wildcard host/*.c)
@@ -62,7 +65,12 @@ deps-test:
 $(BUILD)/hookd: $(HOST_OBJS)
 	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(PC_LIBS) -ldl -lpthread
 
-$(BUILD)/obj/%.o: %.c
+# order-only: under -j no compiler runs before the packages are there
+$(BUILD)/obj/%.o: %.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/tests/%.o: tests/%.c | deps-test
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
