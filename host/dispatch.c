@@ -4,11 +4,13 @@
  * run_steps() is a trampoline: a step that finishes while run_steps is on
  * the stack (an async plugin completing inside call_async) only records its
  * result, and the loop in run_steps moves on. So a chain never recurses,
- * and answer() is the only place that calls the transport back.
+ * and call_end() is the only place that calls the transport back.
  */
 #include "dispatch_int.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +33,45 @@ bool dispatch_on_loop(const struct dispatch_env *env)
 
 /* ---- calls ---------------------------------------------------------- */
 
+/* The transitions of enum call_state (see dispatch_int.h), one bit per
+ * state that may follow. */
+static const unsigned call_next[CALL_STATE_COUNT] = {
+	[CALL_NEW] = 1u << CALL_IDLE | 1u << CALL_ANSWERED,
+	[CALL_IDLE] = 1u << CALL_IN_STEP | 1u << CALL_ANSWERED | 1u << CALL_ABORTED,
+	[CALL_IN_STEP] = 1u << CALL_IDLE | 1u << CALL_ANSWERED | 1u << CALL_ABORTED,
+	[CALL_ANSWERED] = 0,
+	[CALL_ABORTED] = 0,
+};
+
+static void call_enter(struct dispatch_call *c, enum call_state to)
+{
+	assert(call_next[c->state] & (1u << to));
+	c->state = to;
+}
+
+static bool call_over(const struct dispatch_call *c)
+{
+	return c->state == CALL_ANSWERED || c->state == CALL_ABORTED;
+}
+
+static const char *const outcome_names[DISPATCH_OUTCOME_COUNT] = {
+	[DISPATCH_OK] = "ok",
+	[DISPATCH_STEP_FAILED] = "step_failed",
+	[DISPATCH_NO_OUTPUT] = "no_output",
+	[DISPATCH_NO_HOOK] = "no_hook",
+	[DISPATCH_HOOK_UNAVAILABLE] = "hook_unavailable",
+	[DISPATCH_NOT_READY] = "not_ready",
+	[DISPATCH_OVERLOADED] = "overloaded",
+	[DISPATCH_DEADLINE] = "deadline",
+	[DISPATCH_SHUTDOWN] = "shutdown",
+	[DISPATCH_NOMEM] = "nomem",
+};
+
+const char *dispatch_outcome_name(enum dispatch_outcome o)
+{
+	return (unsigned)o < DISPATCH_OUTCOME_COUNT ? outcome_names[o] : "unknown";
+}
+
 static void call_ref(struct dispatch_call *c)
 {
 	c->refs++;
@@ -48,24 +89,23 @@ static void call_unref(struct dispatch_call *c)
 	atomic_fetch_sub_explicit(&env->live, 1, memory_order_relaxed);
 }
 
-/* Answer the call once: tell the transport (unless aborted) and drop the
- * "unanswered" reference. */
-static void answer(struct dispatch_call *c, struct dispatch_reply *r)
+/* End the call once, in `final` (ANSWERED: tell the transport; ABORTED:
+ * nobody to tell), and drop the "unanswered" reference. */
+static void call_end(struct dispatch_call *c, enum call_state final, struct dispatch_result *r)
 {
 	struct dispatch_env *env = c->env;
+	bool armed = c->state != CALL_NEW;
 
-	if (c->answered) {
+	if (call_over(c)) {
 		cJSON_Delete(r->output);
 		return;
 	}
-	c->answered = true;
-	if (c->deadline_armed) {
+	call_enter(c, final);
+	if (armed)
 		event_del(&c->deadline);
-		c->deadline_armed = false;
-	}
 	TAILQ_REMOVE(&env->calls, c, link);
 	atomic_fetch_sub_explicit(&env->pending, 1, memory_order_relaxed);
-	if (r->status == 200)
+	if (r->outcome == DISPATCH_OK && final == CALL_ANSWERED)
 		atomic_fetch_add_explicit(&env->answered_ok, 1, memory_order_relaxed);
 	else
 		atomic_fetch_add_explicit(&env->answered_err, 1, memory_order_relaxed);
@@ -73,30 +113,38 @@ static void answer(struct dispatch_call *c, struct dispatch_reply *r)
 		*c->out = NULL;
 		c->out = NULL;
 	}
-	r->hook = c->hook ? c->hook->name : r->hook;
-	if (!c->aborted)
+	if (final == CALL_ANSWERED) {
+		if (c->hook)
+			r->hook = c->hook->name;
+		r->generation = c->gen ? c->gen->id : 0;
 		c->done(c->done_arg, r);
-	else
+	} else {
 		cJSON_Delete(r->output);
+	}
 	call_unref(c);
 }
 
-static void answer_error(struct dispatch_call *c, int status, const char *plugin,
-			 unsigned retry_after, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+/* End the call with an error outcome; `s` is the step to blame, or NULL. */
+static void call_fail(struct dispatch_call *c, enum call_state final, enum dispatch_outcome o,
+		      const struct hookd_call *s, const char *hook, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
 
-static void answer_error(struct dispatch_call *c, int status, const char *plugin,
-			 unsigned retry_after, const char *fmt, ...)
+static void call_fail(struct dispatch_call *c, enum call_state final, enum dispatch_outcome o,
+		      const struct hookd_call *s, const char *hook, const char *fmt, ...)
 {
-	struct dispatch_reply r = {.status = status, .plugin = plugin, .retry_after = retry_after};
+	struct dispatch_result r = {.outcome = o, .hook = hook, .step = -1};
 	char msg[512];
 	va_list ap;
 
+	if (s) {
+		r.plugin = s->plugin->desc.name;
+		r.step = (int)s->index;
+	}
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	r.error = msg;
-	answer(c, &r);
+	call_end(c, final, &r);
 }
 
 /* ---- steps ---------------------------------------------------------- */
@@ -123,35 +171,42 @@ void dispatch_step_unref(struct hookd_call *s)
 static void run_steps(struct dispatch_call *c);
 
 /* The step's result is final: hand it to the call (or drop it when the call
- * was answered already). Runs once per step, on the loop thread. */
+ * has ended already). Runs once per step, on the loop thread. */
 static void step_settle(struct hookd_call *s)
 {
 	struct dispatch_call *c = s->call;
 	cJSON *in = s->input, *out = s->output;
+	const char *name = s->plugin->desc.name;
 
 	s->input = s->output = NULL;
 	if (c->cur == s)
 		c->cur = NULL;
-	if (c->answered || s->fail_status || !out) {
+	if (call_over(c) || s->fail_status || !out) {
 		if (out != in)
 			cJSON_Delete(out);
 		c->value = in; /* freed with the call */
-		if (c->answered)
+		if (call_over(c))
 			return;
-		if (s->fail_status)
-			answer_error(c, s->fail_status, s->plugin->desc.name, 0, "%s",
-				     s->fail_msg ? s->fail_msg : "plugin failed the call");
-		else
-			answer_error(c, 500, s->plugin->desc.name, 0,
-				     "plugin %s returned no output and did not fail the call",
-				     s->plugin->desc.name);
+		if (s->fail_status) {
+			struct dispatch_result r = {.outcome = DISPATCH_STEP_FAILED,
+						    .plugin_status = s->fail_status,
+						    .error = s->fail_msg ? s->fail_msg
+									 : "plugin failed the call",
+						    .plugin = name,
+						    .step = (int)s->index};
+			call_end(c, CALL_ANSWERED, &r);
+		} else {
+			call_fail(c, CALL_ANSWERED, DISPATCH_NO_OUTPUT, s, NULL,
+				  "plugin %s returned no output and did not fail the call", name);
+		}
 		return;
 	}
 	if (out != in)
 		cJSON_Delete(in);
 	c->value = out;
 	c->step++;
-	if (!c->running)
+	call_enter(c, CALL_IDLE);
+	if (!c->walking)
 		run_steps(c);
 }
 
@@ -203,9 +258,11 @@ static void sync_run(struct pool_job *job)
 {
 	struct hookd_call *s = (struct hookd_call *)job;
 	struct plugin *p = s->plugin;
+	int queued = STEP_QUEUED;
 
-	if (atomic_load_explicit(&s->cancelled, memory_order_relaxed))
-		return; /* gave up while it waited in the queue: don't start it */
+	/* the host gave up while it waited in the queue: don't start it */
+	if (!atomic_compare_exchange_strong(&s->phase, &queued, STEP_ENTERED))
+		return;
 	s->output = p->desc.call_sync(&p->ctx, s, s->input);
 }
 
@@ -226,39 +283,46 @@ static struct hookd_call *step_new(struct dispatch_call *c, struct plugin *p)
 		return NULL;
 	s->call = c;
 	s->plugin = p;
+	s->index = c->step;
 	s->deadline_ns = c->deadline_ns;
 	s->refs = 1;
 	TAILQ_INIT(&s->timers);
 	TAILQ_INIT(&s->fetches);
 	atomic_init(&s->cancelled, 0);
+	atomic_init(&s->phase, STEP_QUEUED);
 	atomic_init(&s->finished, 0);
 	call_ref(c);
 	return s;
 }
 
+/* Walk the chain from c->step while the call is IDLE. A trampoline: an
+ * async step finished inside call_async only settles (IN_STEP -> IDLE) and
+ * this loop starts the next one, so a chain never recurses. */
 static void run_steps(struct dispatch_call *c)
 {
 	struct dispatch_env *env = c->env;
 	int rc;
 
 	call_ref(c);
-	c->running = true;
-	while (!c->answered && !c->cur) {
+	c->walking = true;
+	while (c->state == CALL_IDLE) {
 		if (c->step == c->hook->nchain) {
-			struct dispatch_reply r = {.status = 200, .output = c->value};
+			struct dispatch_result r = {.outcome = DISPATCH_OK, .output = c->value,
+						    .step = -1};
 			c->value = NULL;
-			answer(c, &r);
+			call_end(c, CALL_ANSWERED, &r);
 			break;
 		}
 		struct plugin *p = c->hook->chain[c->step];
 		struct hookd_call *s = step_new(c, p);
 		if (!s) {
-			answer_error(c, 500, p->desc.name, 0, "out of memory");
+			call_fail(c, CALL_ANSWERED, DISPATCH_NOMEM, NULL, NULL, "out of memory");
 			break;
 		}
 		s->input = c->value;
 		c->value = NULL;
 		c->cur = s;
+		call_enter(c, CALL_IN_STEP);
 		if (!plugin_is_async(p)) {
 			s->job.run = sync_run;
 			s->job.done = sync_done;
@@ -268,13 +332,13 @@ static void run_steps(struct dispatch_call *c)
 				c->cur = NULL;
 				c->value = s->input;
 				s->input = NULL;
-				dispatch_step_unref(s);
 				if (rc == -EAGAIN)
-					answer_error(c, 503, p->desc.name, 1,
-						     "worker queue full: retry later");
+					call_fail(c, CALL_ANSWERED, DISPATCH_OVERLOADED, s, NULL,
+						  "worker queue full: retry later");
 				else
-					answer_error(c, 503, p->desc.name, 0,
-						     "server shutting down");
+					call_fail(c, CALL_ANSWERED, DISPATCH_SHUTDOWN, s, NULL,
+						  "server shutting down");
+				dispatch_step_unref(s);
 			}
 			break; /* the result comes back through the sink */
 		}
@@ -282,30 +346,53 @@ static void run_steps(struct dispatch_call *c)
 		p->desc.call_async(&p->ctx, s, s->input);
 		dispatch_step_unref(s);
 	}
-	c->running = false;
+	c->walking = false;
 	call_unref(c);
 }
 
 /* ---- deadline, abort, shutdown ------------------------------------- */
 
-static void call_cancel(struct dispatch_call *c, int status, const char *msg)
+/* End the call before its chain did (deadline, shutdown, client gone) and
+ * cancel the step in flight: its plugin is told, its timers and requests
+ * call back with HOOKD_ECANCELED, and a sync step still queued never runs. */
+static void call_cancel(struct dispatch_call *c, enum call_state final, enum dispatch_outcome o)
 {
-	struct hookd_call *s = c->cur;
+	struct hookd_call *s = c->state == CALL_IN_STEP ? c->cur : NULL;
 	const char *plugin = s ? s->plugin->desc.name : NULL;
+	bool queued = false;
 
-	if (c->answered)
+	if (call_over(c))
 		return;
 	call_ref(c);
-	if (s)
-		dispatch_step_ref(s);
-	if (status == 504)
-		answer_error(c, 504, plugin, 0, "deadline of %u ms passed%s%s%s",
-			     c->hook->timeout_ms, plugin ? " (in plugin " : "", plugin ? plugin : "",
-			     plugin ? ")" : "");
-	else
-		answer_error(c, status, plugin, status == 503 ? 1 : 0, "%s", msg);
 	if (s) {
+		dispatch_step_ref(s);
 		atomic_store(&s->cancelled, 1);
+		if (!plugin_is_async(s->plugin)) {
+			int expect = STEP_QUEUED;
+			queued = atomic_compare_exchange_strong(&s->phase, &expect, STEP_SKIPPED);
+		}
+	}
+	if (final == CALL_ABORTED) {
+		struct dispatch_result r = {.outcome = o, .step = -1};
+		call_end(c, CALL_ABORTED, &r);
+	} else if (o != DISPATCH_DEADLINE) {
+		call_fail(c, final, o, s, NULL, "server shutting down");
+	} else if (!s) {
+		call_fail(c, final, o, NULL, NULL, "deadline of %u ms passed", c->hook->timeout_ms);
+	} else if (queued) {
+		struct dispatch_result r = {.outcome = o, .queued = true, .plugin = plugin,
+					    .step = (int)s->index};
+		char msg[256];
+		snprintf(msg, sizeof(msg),
+			 "deadline of %u ms passed while step %zu (plugin %s) waited for a "
+			 "worker: every worker was busy", c->hook->timeout_ms, s->index, plugin);
+		r.error = msg;
+		call_end(c, final, &r);
+	} else {
+		call_fail(c, final, o, s, NULL, "deadline of %u ms passed in plugin %s (step %zu)",
+			  c->hook->timeout_ms, plugin, s->index);
+	}
+	if (s) {
 		if (plugin_is_async(s->plugin) && !atomic_load(&s->finished)) {
 			hookd_cancel_fn fn = s->cancel_fn;
 			s->cancel_fn = NULL;
@@ -320,44 +407,39 @@ static void call_cancel(struct dispatch_call *c, int status, const char *msg)
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
-	struct dispatch_call *c = arg;
-
 	(void)fd;
 	(void)what;
-	c->deadline_armed = false;
-	call_cancel(c, 504, NULL);
+	call_cancel(arg, CALL_ANSWERED, DISPATCH_DEADLINE);
 }
 
 void dispatch_call_abort(struct dispatch_call *c)
 {
-	if (!c || c->answered)
-		return;
-	c->aborted = true;
-	call_cancel(c, 499, "client went away");
+	if (c)
+		call_cancel(c, CALL_ABORTED, DISPATCH_SHUTDOWN);
 }
 
-void dispatch_cancel_all(struct dispatch_env *env, int status, const char *msg)
+void dispatch_cancel_all(struct dispatch_env *env)
 {
 	while (!TAILQ_EMPTY(&env->calls))
-		call_cancel(TAILQ_FIRST(&env->calls), status, msg);
+		call_cancel(TAILQ_FIRST(&env->calls), CALL_ANSWERED, DISPATCH_SHUTDOWN);
 }
 
 void dispatch_call_start(struct dispatch_env *env, const char *hook, cJSON *input,
 			 dispatch_done_fn done, void *arg, struct dispatch_call **out)
 {
 	struct dispatch_call *c = calloc(1, sizeof(*c));
-	struct dispatch_reply r = {.hook = hook};
 
 	if (out)
 		*out = c;
 	if (!c) {
+		struct dispatch_result r = {.outcome = DISPATCH_NOMEM, .error = "out of memory",
+					    .hook = hook, .step = -1};
 		cJSON_Delete(input);
-		r.status = 500;
-		r.error = "out of memory";
 		done(arg, &r);
 		return;
 	}
 	c->env = env;
+	c->state = CALL_NEW;
 	c->refs = 1;
 	c->value = input;
 	c->done = done;
@@ -370,17 +452,18 @@ void dispatch_call_start(struct dispatch_env *env, const char *hook, cJSON *inpu
 
 	c->gen = registry_acquire(env->reg);
 	if (!c->gen) {
-		answer_error(c, 503, NULL, 1, "no plugins loaded yet");
+		call_fail(c, CALL_ANSWERED, DISPATCH_NOT_READY, NULL, hook, "no plugins loaded yet");
 		return;
 	}
 	c->hook = generation_find_hook(c->gen, hook);
 	if (!c->hook) {
-		answer_error(c, 404, NULL, 0, "unknown hook \"%s\"", hook);
+		call_fail(c, CALL_ANSWERED, DISPATCH_NO_HOOK, NULL, hook, "unknown hook \"%s\"",
+			  hook);
 		return;
 	}
 	if (c->hook->unavailable) {
-		answer_error(c, 503, NULL, 0, "hook %s is unavailable: %s", hook,
-			     c->hook->unavailable);
+		call_fail(c, CALL_ANSWERED, DISPATCH_HOOK_UNAVAILABLE, NULL, NULL,
+			  "hook %s is unavailable: %s", hook, c->hook->unavailable);
 		return;
 	}
 	c->deadline_ns = dispatch_now_ns() + (int64_t)c->hook->timeout_ms * 1000000;
@@ -389,9 +472,13 @@ void dispatch_call_start(struct dispatch_env *env, const char *hook, cJSON *inpu
 		/* one queue per distinct duration instead of the heap (O(1) add/del) */
 		const struct timeval *ctv = event_base_init_common_timeout(env->base, &tv);
 		event_assign(&c->deadline, env->base, -1, 0, on_deadline, c);
-		if (event_add(&c->deadline, ctv ? ctv : &tv) == 0)
-			c->deadline_armed = true;
+		if (event_add(&c->deadline, ctv ? ctv : &tv) < 0) {
+			call_fail(c, CALL_ANSWERED, DISPATCH_NOMEM, NULL, NULL,
+				  "cannot arm the call's deadline");
+			return;
+		}
 	}
+	call_enter(c, CALL_IDLE);
 	run_steps(c);
 }
 

@@ -14,6 +14,7 @@
 #ifndef HOOKD_DISPATCH_H
 #define HOOKD_DISPATCH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
@@ -28,20 +29,43 @@
 struct dispatch_env;
 struct dispatch_call;
 
-struct dispatch_reply {
-	int status;             /* 200, or the error status */
-	cJSON *output;          /* 200: the last step's output; ownership passes to
-	                         * the done callback */
+/* How a call ended. Dispatch says what happened; the transport decides what
+ * that means on its wire (http.c maps these to status codes). */
+enum dispatch_outcome {
+	DISPATCH_OK = 0,           /* output: the last step's output */
+	DISPATCH_STEP_FAILED,      /* a plugin failed its step (plugin_status) */
+	DISPATCH_NO_OUTPUT,        /* a plugin returned nothing and did not fail */
+	DISPATCH_NO_HOOK,          /* no such hook in the current generation */
+	DISPATCH_HOOK_UNAVAILABLE, /* the hook's chain cannot run (error says why) */
+	DISPATCH_NOT_READY,        /* no generation loaded yet */
+	DISPATCH_OVERLOADED,       /* the worker queue is full: retry later */
+	DISPATCH_DEADLINE,         /* the call's deadline passed */
+	DISPATCH_SHUTDOWN,         /* the host is shutting down */
+	DISPATCH_NOMEM,            /* out of memory */
+	DISPATCH_OUTCOME_COUNT
+};
+
+/* A stable lower-case name ("ok", "step_failed", ...) for logs and counters. */
+const char *dispatch_outcome_name(enum dispatch_outcome o);
+
+struct dispatch_result {
+	enum dispatch_outcome outcome;
+	int plugin_status;      /* DISPATCH_STEP_FAILED: the status the plugin asked
+	                         * for (400..599) */
+	cJSON *output;          /* DISPATCH_OK: ownership passes to the done callback */
 	const char *error;      /* otherwise: a one-line message */
 	const char *hook;       /* the hook called */
-	const char *plugin;     /* the plugin that failed or was running, or NULL */
-	unsigned retry_after;   /* seconds to suggest in Retry-After, or 0 */
+	const char *plugin;     /* the plugin that failed or held the call, or NULL */
+	uint64_t generation;    /* the generation the call ran on, 0 if none */
+	int step;               /* index in the chain of `plugin`'s step, or -1 */
+	bool queued;            /* DISPATCH_DEADLINE: the step was still waiting for
+	                         * a worker (the plugin never ran) */
 };
 
 /* Called exactly once per call unless the call was aborted; may be called
- * before dispatch_call_start returns. All pointers in `reply` except
+ * before dispatch_call_start returns. All pointers in `res` except
  * `output` are valid only during the callback. */
-typedef void (*dispatch_done_fn)(void *arg, struct dispatch_reply *reply);
+typedef void (*dispatch_done_fn)(void *arg, struct dispatch_result *res);
 
 struct dispatch_stats {
 	unsigned pending;  /* calls not yet answered */
@@ -73,8 +97,8 @@ void dispatch_call_start(struct dispatch_env *env, const char *hook, cJSON *inpu
 /* The client is gone: cancel the call; its done callback will not run. */
 void dispatch_call_abort(struct dispatch_call *call);
 
-/* Answer every pending call with `status` and `msg` (shutdown). */
-void dispatch_cancel_all(struct dispatch_env *env, int status, const char *msg);
+/* End every pending call with DISPATCH_SHUTDOWN. */
+void dispatch_cancel_all(struct dispatch_env *env);
 
 /* Run job->done on this env's loop thread, soon (the same wake-up that
  * brings worker results back). Any thread; job is owned by the loop until

@@ -42,17 +42,46 @@ struct dispatch_env {
 	atomic_ullong started, answered_ok, answered_err;
 };
 
+/*
+ * The life of a call, written once (call_enter() in dispatch.c asserts
+ * every transition against this table):
+ *
+ *   NEW ──hook found──▶ IDLE ◀──step ok── IN_STEP
+ *    │                   │ └──next step──▶ │
+ *    │                   ▼                 ▼
+ *    └──error──────▶ ANSWERED ◀── chain done, step failed, deadline, shutdown
+ *                                          │
+ *                     ABORTED ◀── client went away (no answer is sent)
+ *
+ * ANSWERED and ABORTED are final: the call is freed when the last step
+ * handle lets go (a plugin may still hold one after the answer).
+ */
+enum call_state {
+	CALL_NEW,      /* created; hook not resolved, no deadline yet */
+	CALL_IDLE,     /* between steps: the call owns `value`; deadline armed */
+	CALL_IN_STEP,  /* step `cur` holds the value; deadline armed */
+	CALL_ANSWERED, /* the done callback has run */
+	CALL_ABORTED,  /* ended without an answer (client gone) */
+	CALL_STATE_COUNT
+};
+
+/* Whether a sync step's plugin ran: the worker (QUEUED -> ENTERED) and a
+ * cancel on the loop (QUEUED -> SKIPPED) race by compare-and-swap, so "the
+ * plugin never ran" is exact, not a guess. */
+enum step_phase { STEP_QUEUED, STEP_ENTERED, STEP_SKIPPED };
+
 struct dispatch_call {
 	struct dispatch_env *env;
 	struct generation *gen;       /* pinned */
 	const struct hook_entry *hook;
+	enum call_state state;
 	size_t step;                  /* index of the step to run or running */
 	cJSON *value;                 /* owned while no step holds it */
-	struct hookd_call *cur;       /* step in flight, or NULL */
-	struct event deadline;
+	struct hookd_call *cur;       /* IN_STEP: the step in flight */
+	struct event deadline;        /* assigned on NEW -> IDLE */
 	int64_t deadline_ns;          /* CLOCK_MONOTONIC */
 	unsigned refs;
-	bool answered, aborted, deadline_armed, running;
+	bool walking;                 /* run_steps() is on the stack (trampoline) */
 	dispatch_done_fn done;
 	void *done_arg;
 	struct dispatch_call **out;   /* caller's copy of the pointer, cleared on answer */
@@ -63,12 +92,14 @@ struct hookd_call {
 	struct pool_job job;          /* sync: the pool job; async: off-loop finish */
 	struct dispatch_call *call;
 	struct plugin *plugin;
+	size_t index;                 /* position in the hook's chain */
 	cJSON *input;                 /* lent by the call */
 	cJSON *output;
 	int fail_status;              /* 0: not failed */
 	char *fail_msg;
 	int64_t deadline_ns;
 	atomic_int cancelled;         /* the host gave up on it */
+	atomic_int phase;             /* sync: enum step_phase, settled by CAS */
 	atomic_int finished;          /* the plugin finished it */
 	unsigned refs;
 	hookd_cancel_fn cancel_fn;

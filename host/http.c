@@ -175,12 +175,43 @@ reply_error(struct http_server *srv, struct evhttp_request *req, int status, con
 
 static void unwatched_remove(struct http_server *srv, struct http_call *hc);
 
-static void on_call_done(void *arg, struct dispatch_reply *r)
+/* What a call's outcome means in HTTP: the status, and the seconds to
+ * suggest in Retry-After (0: none). */
+static int outcome_status(const struct dispatch_result *r, unsigned *retry_after)
+{
+	*retry_after = 0;
+	switch (r->outcome) {
+	case DISPATCH_OK:
+		return 200;
+	case DISPATCH_STEP_FAILED:
+		return r->plugin_status >= 400 && r->plugin_status <= 599 ? r->plugin_status : 500;
+	case DISPATCH_NO_HOOK:
+		return 404;
+	case DISPATCH_HOOK_UNAVAILABLE:
+		return 503;
+	case DISPATCH_NOT_READY:
+	case DISPATCH_OVERLOADED:
+	case DISPATCH_SHUTDOWN:
+		*retry_after = 1;
+		return 503;
+	case DISPATCH_DEADLINE:
+		return 504;
+	case DISPATCH_NO_OUTPUT:
+	case DISPATCH_NOMEM:
+	case DISPATCH_OUTCOME_COUNT:
+		break;
+	}
+	return 500;
+}
+
+static void on_call_done(void *arg, struct dispatch_result *r)
 {
 	struct http_call *hc = arg;
 	struct http_server *srv = hc->srv;
+	unsigned retry_after;
+	int status = outcome_status(r, &retry_after);
 
-	if (r->status == 200) {
+	if (r->outcome == DISPATCH_OK) {
 		reply(srv, hc->req, 200, r->output, 0);
 		cJSON_Delete(r->output);
 	} else {
@@ -191,9 +222,14 @@ static void on_call_done(void *arg, struct dispatch_reply *r)
 				cJSON_AddStringToObject(o, "hook", r->hook);
 			if (r->plugin)
 				cJSON_AddStringToObject(o, "plugin", r->plugin);
-			cJSON_AddNumberToObject(o, "status", r->status);
+			if (r->step >= 0)
+				cJSON_AddNumberToObject(o, "step", r->step);
+			if (r->generation)
+				cJSON_AddNumberToObject(o, "generation", (double)r->generation);
+			cJSON_AddStringToObject(o, "outcome", dispatch_outcome_name(r->outcome));
+			cJSON_AddNumberToObject(o, "status", status);
 		}
-		reply(srv, hc->req, r->status, o, r->retry_after);
+		reply(srv, hc->req, status, o, retry_after);
 		cJSON_Delete(o);
 	}
 	if (hc->closed)
@@ -369,8 +405,8 @@ static void handle_health(struct http_server *srv, struct evhttp_request *req)
 
 	if (o) {
 		cJSON_AddStringToObject(o, "status", srv->stopping ? "stopping" : "ok");
-		cJSON_AddNumberToObject(o, "generation", g ? (double)g->id : 0);
-		cJSON_AddNumberToObject(o, "plugins", g ? (double)g->lr.nplugins : 0);
+		cJSON_AddNumberToObject(o, "generation", g ? (double)generation_id(g) : 0);
+		cJSON_AddNumberToObject(o, "plugins", g ? (double)generation_plugin_count(g) : 0);
 		if (srv->health)
 			srv->health(srv->health_arg, o);
 	}

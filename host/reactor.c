@@ -55,7 +55,7 @@ static void run_cmd(struct reactor *r, enum reactor_cmd cmd)
 		atomic_store(&r->accepting, false);
 		break;
 	case REACTOR_CANCEL:
-		dispatch_cancel_all(r->env, 503, "server shutting down");
+		dispatch_cancel_all(r->env);
 		break;
 	case REACTOR_EXIT:
 		event_base_loopexit(r->base, NULL);

@@ -209,6 +209,16 @@ static cJSON *describe_plugin(const struct plugin *p)
 	return o;
 }
 
+uint64_t generation_id(const struct generation *g)
+{
+	return g->id;
+}
+
+size_t generation_plugin_count(const struct generation *g)
+{
+	return g->lr.nplugins;
+}
+
 cJSON *generation_describe(const struct generation *g)
 {
 	cJSON *root = cJSON_CreateObject(), *arr, *hooks;

@@ -58,6 +58,12 @@ void generation_release(struct generation *g);
 /* The hook called `name`, or NULL. Borrowed from g. */
 const struct hook_entry *generation_find_hook(const struct generation *g, const char *name);
 
+/* The generation's number (1 for the first one loaded). */
+uint64_t generation_id(const struct generation *g);
+
+/* How many plugins the generation loaded. */
+size_t generation_plugin_count(const struct generation *g);
+
 /* A JSON description for GET /plugins (caller owns it), or NULL. */
 cJSON *generation_describe(const struct generation *g);
 
