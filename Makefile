@@ -173,7 +173,8 @@ install: all
 	install -m 755 $(BUILD)/hookd $(DESTDIR)$(PREFIX)/bin/hookd
 	install -m 644 sdk/hookd.h $(DESTDIR)$(PREFIX)/include/hookd.h
 	install -m 755 $(PLUGINS) $(DESTDIR)$(PREFIX)/lib/hookd/plugins/
-	sed 's|"plugin_dir": "[^"]*"|"plugin_dir": "$(PREFIX)/lib/hookd/plugins"|' etc/hookd.json \
+	sed -e 's|"plugin_dir": "[^"]*"|"plugin_dir": "$(PREFIX)/lib/hookd/plugins"|' \
+	    -e '/"state_dir":/d' etc/hookd.json \
 	    > $(DESTDIR)$(PREFIX)/share/hookd/hookd.json.example
 	sed 's|/usr/local/|$(PREFIX)/|g' etc/hookd.service > $(DESTDIR)$(PREFIX)/share/hookd/hookd.service
 

@@ -284,6 +284,16 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 				verr_set(e, key, "out of memory");
 				return -1;
 			}
+		} else if (strcmp(key, "state_dir") == 0) {
+			char *dir;
+			if (get_string(k, key, &dir, e) < 0)
+				return -1;
+			cfg->state_dir = resolve_dir(cfg->path, dir);
+			free(dir);
+			if (!cfg->state_dir) {
+				verr_set(e, key, "out of memory");
+				return -1;
+			}
 		} else if (strcmp(key, "runtime_dir") == 0) {
 			if (get_string(k, key, &cfg->runtime_dir, e) < 0)
 				return -1;
@@ -379,7 +389,7 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 			}
 		} else {
 			verr_set(e, key, "unknown key (expected one of listen, plugin_dir, "
-				 "runtime_dir, reactors, workers, queue, timeout_ms, max_body, "
+				 "runtime_dir, state_dir, reactors, workers, queue, timeout_ms, max_body, "
 				 "drain_ms, log_level, hooks, plugins)");
 			return -1;
 		}
@@ -496,6 +506,7 @@ void config_free(struct config *cfg)
 	free(cfg->listen_host);
 	free(cfg->plugin_dir);
 	free(cfg->runtime_dir);
+	free(cfg->state_dir);
 	free(cfg);
 }
 

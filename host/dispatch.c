@@ -7,6 +7,8 @@
  * and call_end() is the only place that calls the transport back.
  */
 #include "dispatch_int.h"
+#include "blame.h"
+#include "crash.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -263,7 +265,11 @@ static void sync_run(struct pool_job *job)
 	/* the host gave up while it waited in the queue: don't start it */
 	if (!atomic_compare_exchange_strong(&s->phase, &queued, STEP_ENTERED))
 		return;
+	struct blame_frame f = {p, s->call->hook->name, s->call->gen->id, "call_sync", NULL};
+	crash_thread_init(); /* once per worker: a stack overflow is reported too */
+	blame_push(&f);
 	s->output = p->desc.call_sync(&p->ctx, s, s->input);
+	blame_pop(&f);
 }
 
 /* Loop thread, through the sink. */
@@ -343,7 +349,10 @@ static void run_steps(struct dispatch_call *c)
 			break; /* the result comes back through the sink */
 		}
 		dispatch_step_ref(s); /* the plugin may finish s inside call_async */
+		struct blame_frame f = {p, c->hook->name, c->gen->id, "call_async", NULL};
+		blame_push(&f);
 		p->desc.call_async(&p->ctx, s, s->input);
+		blame_pop(&f);
 		dispatch_step_unref(s);
 	}
 	c->walking = false;
@@ -396,8 +405,13 @@ static void call_cancel(struct dispatch_call *c, enum call_state final, enum dis
 		if (plugin_is_async(s->plugin) && !atomic_load(&s->finished)) {
 			hookd_cancel_fn fn = s->cancel_fn;
 			s->cancel_fn = NULL;
-			if (fn)
+			if (fn) {
+				struct blame_frame f = {s->plugin, c->hook->name, c->gen->id,
+							"cancel callback", NULL};
+				blame_push(&f);
 				fn(&s->plugin->ctx, s, s->cancel_arg);
+				blame_pop(&f);
+			}
 			dispatch_step_cancel_pending(s);
 		}
 		dispatch_step_unref(s);

@@ -29,7 +29,15 @@ struct loader {
 	const hookd_host_api *api;
 	char *dir;    /* private copies */
 	uint64_t seq; /* copies made, for unique names */
+	loader_veto_fn veto;
+	void *veto_arg;
 };
+
+void loader_set_veto(struct loader *ld, loader_veto_fn fn, void *arg)
+{
+	ld->veto = fn;
+	ld->veto_arg = arg;
+}
 
 struct plugin *plugin_of_ctx(const hookd_ctx *ctx)
 {
@@ -471,6 +479,8 @@ static int scan_one(struct loader *ld, const struct config *cfg, struct plugin *
 			p = NULL;
 			old = NULL; /* the same file: nothing better to keep */
 		}
+	} else if (ld->veto && ld->veto(ld->veto_arg, file, &st, reason, sizeof(reason))) {
+		/* refused before any of its code runs */
 	} else {
 		p = load_fresh(ld, cfg, r, file, fd, &st, generation, reason);
 		if (p)

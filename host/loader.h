@@ -15,7 +15,9 @@
 #ifndef HOOKD_LOADER_H
 #define HOOKD_LOADER_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -41,6 +43,14 @@ struct loader_result {
  * its ctx. Returns 0 or -1 with a reason in err. */
 int loader_create(const char *parent, const struct log *log, const hookd_host_api *api,
 		  struct loader **out, char *err, size_t errlen);
+
+/* Asked before a file that is not loaded is copied and dlopen'ed: return
+ * true, with a one-line reason, to refuse it (nothing of it runs). */
+typedef bool (*loader_veto_fn)(void *arg, const char *file, const struct stat *st, char *reason,
+			       size_t len);
+
+/* Install (or clear, fn NULL) the veto; `arg` must outlive the loader. */
+void loader_set_veto(struct loader *ld, loader_veto_fn fn, void *arg);
 
 /* Remove the private directory (copies still loaded are unlinked when they
  * are unloaded) and free the loader. */

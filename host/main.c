@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +32,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "crash.h"
 #include "loader.h"
 #include "log.h"
 #include "pool.h"
@@ -43,6 +45,16 @@
 #define SHUTDOWN_ACCEPT_WAIT_MS 1000 /* for the other loops to close their listeners */
 
 enum phase { RUNNING, DRAINING, CANCELLED, EXITING };
+
+/* The crash record the last run left: its plugin file is not loaded again
+ * until the file changes (then the record is cleared). */
+struct quarantine {
+	const struct log *log;
+	const char *state_dir;
+	bool active;
+	struct crash_record rec;
+	char why[320];
+};
 
 struct daemon {
 	struct log log;
@@ -61,6 +73,7 @@ struct daemon {
 	struct event *sig_hup, *sig_term, *sig_int, *drain_timer, *flush_timer, *poll_timer;
 	uint64_t next_gen;
 	enum phase phase;
+	struct quarantine q;
 };
 
 static unsigned reactor_count(struct daemon *d)
@@ -430,6 +443,76 @@ static bool teardown(struct daemon *d)
 	return true;
 }
 
+static bool quarantine_veto(void *arg, const char *file, const struct stat *st, char *reason,
+			    size_t len)
+{
+	struct quarantine *q = arg;
+	const struct crash_record *r = &q->rec;
+	char err[512];
+
+	if (!q->active || strcmp(file, r->file) != 0)
+		return false;
+	if (st->st_dev == r->dev && st->st_ino == r->ino && st->st_size == r->size &&
+	    st->st_mtim.tv_sec == r->mtime.tv_sec && st->st_mtim.tv_nsec == r->mtime.tv_nsec) {
+		snprintf(reason, len, "quarantined: plugin %s %s; install a new version of the "
+			 "file to load it again", r->plugin, q->why);
+		return true;
+	}
+	q->active = false;
+	if (crash_record_clear(q->state_dir, err, sizeof(err)) < 0)
+		log_error(q->log, "cannot clear the crash record: %s", err);
+	else
+		log_info(q->log, "crash record cleared: %s changed since plugin %s %s", file,
+			 r->plugin, q->why);
+	return false;
+}
+
+/* Where the crash record lives: state_dir, else systemd's StateDirectory
+ * (the first of its paths). Created if missing; NULL: no record. */
+static const char *state_dir(struct daemon *d, char *buf, size_t len)
+{
+	const char *dir = d->boot->state_dir ? d->boot->state_dir : getenv("STATE_DIRECTORY");
+
+	if (!dir || !*dir)
+		return NULL;
+	snprintf(buf, len, "%.*s", (int)strcspn(dir, ":"), dir);
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
+		log_error(&d->log, "state_dir %s: %s: crashes will not be remembered", buf,
+			  strerror(errno));
+		return NULL;
+	}
+	return buf;
+}
+
+/* Install the fatal-signal handler and read the last run's crash record. */
+static int crash_setup(struct daemon *d, char *dirbuf, size_t dirlen, char *err, size_t errlen)
+{
+	const char *dir = state_dir(d, dirbuf, dirlen);
+	int rc;
+
+	if (crash_init(STDERR_FILENO, dir, err, errlen) < 0)
+		return -1;
+	d->q.log = &d->log;
+	d->q.state_dir = dir;
+	if (!dir) {
+		log_info(&d->log, "no state_dir: a plugin that crashes the host will not be "
+			 "remembered across restarts");
+		return 0;
+	}
+	rc = crash_record_load(dir, &d->q.rec, err, errlen);
+	if (rc < 0) {
+		log_error(&d->log, "ignoring the crash record: %s", err);
+		return 0;
+	}
+	if (rc == 1) {
+		d->q.active = true;
+		crash_record_describe(&d->q.rec, d->q.why, sizeof(d->q.why));
+		log_warn(&d->log, "plugin %s (file %s) %s: it will not be loaded until its file "
+			 "changes", d->q.rec.plugin, d->q.rec.file, d->q.why);
+	}
+	return 0;
+}
+
 static int start_reactors(struct daemon *d, char *err, size_t errlen)
 {
 	uint16_t port = d->boot->listen_port;
@@ -462,6 +545,7 @@ int main(int argc, char **argv)
 {
 	struct daemon d = {.next_gen = 1};
 	const char *config_path = NULL;
+	char statebuf[4096];
 	bool test_only = false;
 	struct config *cfg = NULL;
 	char err[1024];
@@ -491,6 +575,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	atomic_store(&d.log.level, d.boot->log_level);
+	if (crash_setup(&d, statebuf, sizeof(statebuf), err, sizeof(err)) < 0) {
+		log_error(&d.log, "%s", err);
+		goto out;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(&d);
 	/* once, before any thread exists (libcurl's global init is not
@@ -510,6 +598,7 @@ int main(int argc, char **argv)
 		config_free(cfg);
 		goto out;
 	}
+	loader_set_veto(d.loader, quarantine_veto, &d.q);
 	if (registry_init(&d.reg) < 0) {
 		log_error(&d.log, "cannot initialise the registry");
 		config_free(cfg);

@@ -8,6 +8,8 @@
  */
 #include "pool.h"
 
+#include "crash.h"
+
 #include <errno.h>
 #include <sched.h>
 #include <semaphore.h>
@@ -151,8 +153,9 @@ int pool_create(unsigned threads, unsigned queue_max, struct pool **out)
 	p->queue_max = queue_max;
 
 	/* Workers inherit the creator's mask: block everything while they
-	 * are created, so that signals are only ever delivered to the loop. */
-	sigfillset(&all);
+	 * are created, so that signals are only ever delivered to the loop
+	 * (all but the fatal ones, which must reach the crash handler). */
+	crash_blockable_signals(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (; p->nthreads < threads; p->nthreads++) {
 		rc = pthread_create(&p->threads[p->nthreads], NULL, worker_main, p);

@@ -9,6 +9,8 @@
  */
 #include "reactor.h"
 
+#include "crash.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -129,7 +131,10 @@ static void *thread_main(void *arg)
 {
 	struct reactor *r = arg;
 	char err[512];
-	int rc = build(r, r->port, err, sizeof(err));
+	int rc;
+
+	crash_thread_init();
+	rc = build(r, r->port, err, sizeof(err));
 
 	pthread_mutex_lock(&r->mu);
 	r->started = rc < 0 ? -1 : 1;
@@ -178,8 +183,9 @@ int reactor_create(unsigned id, const struct reactor_shared *sh, struct event_ba
 		*out = r;
 		return 0;
 	}
-	/* the loop thread blocks every signal: they belong to reactor 0 */
-	sigfillset(&all);
+	/* the loop thread blocks every signal but the fatal ones: they
+	 * belong to reactor 0 */
+	crash_blockable_signals(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	rc = pthread_create(&r->thread, NULL, thread_main, r);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
