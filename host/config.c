@@ -261,6 +261,7 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 	cfg->reactors = 1;
 	cfg->timeout_ms = 10000;
 	cfg->max_body = 1024 * 1024;
+	cfg->max_output = 16 * 1024 * 1024;
 	cfg->drain_ms = 10000;
 	cfg->log_level = LOG_INFO;
 
@@ -314,6 +315,10 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 			if (get_uint(k, key, 1, CONFIG_MAX_TIMEOUT_MS, &u, e) < 0)
 				return -1;
 			cfg->timeout_ms = (uint32_t)u;
+		} else if (strcmp(key, "max_output") == 0) {
+			if (get_uint(k, key, 2, CONFIG_MAX_OUTPUT, &u, e) < 0)
+				return -1;
+			cfg->max_output = (size_t)u;
 		} else if (strcmp(key, "max_body") == 0) {
 			if (get_uint(k, key, 2, CONFIG_MAX_BODY, &u, e) < 0)
 				return -1;
@@ -390,7 +395,7 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 		} else {
 			verr_set(e, key, "unknown key (expected one of listen, plugin_dir, "
 				 "runtime_dir, state_dir, reactors, workers, queue, timeout_ms, max_body, "
-				 "drain_ms, log_level, hooks, plugins)");
+				 "max_output, drain_ms, log_level, hooks, plugins)");
 			return -1;
 		}
 	}

@@ -21,6 +21,7 @@
 #define CONFIG_MAX_QUEUE 1000000
 #define CONFIG_MAX_TIMEOUT_MS 3600000u
 #define CONFIG_MAX_BODY (1024u * 1024u * 1024u)
+#define CONFIG_MAX_OUTPUT (1024u * 1024u * 1024u)
 
 struct config_hook {
 	char *name;
@@ -42,6 +43,7 @@ struct config {
 	unsigned queue;     /* pool queue bound (default: 64 x workers) */
 	uint32_t timeout_ms; /* default call deadline */
 	size_t max_body;    /* request body limit in bytes */
+	size_t max_output;  /* limit of a reply printed from a plugin's output */
 	uint32_t drain_ms;  /* how long shutdown waits for calls in flight */
 	int log_level;      /* enum log_level */
 	struct config_hook *hooks; /* sorted by name */

@@ -314,7 +314,12 @@ static void run_steps(struct dispatch_call *c)
 	while (c->state == CALL_IDLE) {
 		if (c->step == c->hook->nchain) {
 			struct dispatch_result r = {.outcome = DISPATCH_OK, .output = c->value,
-						    .step = -1};
+						    .step = -1,
+						    .max_output = c->gen->cfg->max_output};
+			if (c->step) {
+				r.step = (int)c->step - 1;
+				r.plugin = c->hook->chain[c->step - 1]->desc.name;
+			}
 			c->value = NULL;
 			call_end(c, CALL_ANSWERED, &r);
 			break;

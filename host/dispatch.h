@@ -53,9 +53,12 @@ struct dispatch_result {
 	int plugin_status;      /* DISPATCH_STEP_FAILED: the status the plugin asked
 	                         * for (400..599) */
 	cJSON *output;          /* DISPATCH_OK: ownership passes to the done callback */
+	size_t max_output;      /* DISPATCH_OK: the generation's max_output: a reply
+	                         * printed from `output` must not be larger */
 	const char *error;      /* otherwise: a one-line message */
 	const char *hook;       /* the hook called */
-	const char *plugin;     /* the plugin that failed or held the call, or NULL */
+	const char *plugin;     /* the plugin that failed or held the call (OK: the one
+	                         * that produced the output), or NULL */
 	uint64_t generation;    /* the generation the call ran on, 0 if none */
 	int step;               /* index in the chain of `plugin`'s step, or -1 */
 	bool queued;            /* DISPATCH_DEADLINE: the step was still waiting for

@@ -10,6 +10,7 @@
 #include "http.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -40,6 +41,7 @@
  * at net.core.somaxconn. */
 #define HTTP_BACKLOG 4096
 #define HTTP_ACCEPT_PAUSE_MS 100 /* after EMFILE */
+#define HTTP_TRIM_AFTER (1u << 20) /* give memory back after freeing this much at once */
 #define HTTP_WATCH_AFTER_MS 100  /* calls in flight longer than this watch their client */
 
 struct http_server {
@@ -76,9 +78,11 @@ struct http_call {
 
 static void free_buffer(const void *data, size_t len, void *arg)
 {
-	(void)len;
 	(void)arg;
 	free((void *)data);
+	/* glibc keeps what a large reply freed (RSS stays up): hand it back */
+	if (len >= HTTP_TRIM_AFTER)
+		malloc_trim(0);
 }
 
 /* The reply was written out (evhttp does not call this when the connection
@@ -104,33 +108,16 @@ static void on_reply_lost(struct evhttp_connection *evcon, void *arg)
 	atomic_fetch_sub_explicit(&srv->unsent, 1, memory_order_relaxed);
 }
 
-/* Send `body` (printed here) with `status`. */
-static void reply(struct http_server *srv, struct evhttp_request *req, int status,
-		  const cJSON *body, unsigned retry_after)
+/* Send the JSON text in `b` (taken) with `status`. */
+static void send_json(struct http_server *srv, struct evhttp_request *req, int status,
+		      struct jbuf *b, unsigned retry_after)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	struct evbuffer *out = evhttp_request_get_output_buffer(req);
-	struct jbuf b = {0};
 	char num[32];
 
-	int prc = json_print(body, &b);
-	if (prc < 0 || jbuf_append(&b, "\n", 1) < 0) {
-		/* -EINVAL: a plugin's output tree cJSON cannot represent as JSON
-		 * (an object member without a name, an invalid item type) */
-		static const char oom[] = "{\"error\":\"out of memory\",\"status\":500}\n";
-		static const char bad[] = "{\"error\":\"the output is not a valid JSON tree "
-					  "(a plugin bug)\",\"status\":500}\n";
-		log_error(srv->log, "cannot print a reply (status %d): %s", status,
-			  prc == -EINVAL ? "not a valid JSON tree" : "out of memory");
-		jbuf_free(&b);
-		status = 500;
-		if (prc == -EINVAL)
-			jbuf_append(&b, bad, sizeof(bad) - 1);
-		else
-			jbuf_append(&b, oom, sizeof(oom) - 1);
-	}
 	evhttp_add_header(h, "Content-Type", "application/json");
-	snprintf(num, sizeof(num), "%zu", b.len);
+	snprintf(num, sizeof(num), "%zu", b->len);
 	evhttp_add_header(h, "Content-Length", num);
 	if (retry_after) {
 		snprintf(num, sizeof(num), "%u", retry_after);
@@ -138,11 +125,11 @@ static void reply(struct http_server *srv, struct evhttp_request *req, int statu
 	}
 	if (srv->stopping)
 		evhttp_add_header(h, "Connection", "close");
-	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD || !b.len) {
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD || !b->len) {
 		/* HEAD: headers only, or a keep-alive client desynchronises */
-		jbuf_free(&b);
-	} else if (evbuffer_add_reference(out, b.data, b.len, free_buffer, NULL) < 0) {
-		jbuf_free(&b);
+		jbuf_free(b);
+	} else if (evbuffer_add_reference(out, b->data, b->len, free_buffer, NULL) < 0) {
+		jbuf_free(b);
 	}
 	atomic_fetch_add_explicit(&srv->unsent, 1, memory_order_relaxed);
 	evhttp_request_set_on_complete_cb(req, on_reply_sent, srv);
@@ -150,6 +137,22 @@ static void reply(struct http_server *srv, struct evhttp_request *req, int statu
 		evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_reply_lost,
 					      srv);
 	evhttp_send_reply(req, status, NULL, NULL);
+}
+
+/* Send `body`, a tree the host built, with `status`. */
+static void reply(struct http_server *srv, struct evhttp_request *req, int status,
+		  const cJSON *body, unsigned retry_after)
+{
+	struct jbuf b = {0};
+
+	if (json_print(body, &b) < 0 || jbuf_append(&b, "\n", 1) < 0) {
+		static const char oom[] = "{\"error\":\"out of memory\",\"status\":500}\n";
+		log_error(srv->log, "cannot print a reply (status %d): out of memory", status);
+		jbuf_free(&b);
+		status = 500;
+		jbuf_append(&b, oom, sizeof(oom) - 1);
+	}
+	send_json(srv, req, status, &b, retry_after);
 }
 
 static void __attribute__((format(printf, 5, 6)))
@@ -204,6 +207,60 @@ static int outcome_status(const struct dispatch_result *r, unsigned *retry_after
 	return 500;
 }
 
+/* Print a plugin's output (r->output, taken) and send it with 200. An
+ * output larger than the generation's max_output, or one that is not valid
+ * JSON, is the plugin's fault: 502 naming it. Printing stops at the
+ * limit, so a huge output costs no more than max_output bytes of work. */
+static void send_output(struct http_server *srv, struct evhttp_request *req,
+		       struct dispatch_result *r)
+{
+	struct jbuf b = {.limit = r->max_output + 1}; /* + the newline */
+	const char *plugin = r->plugin ? r->plugin : "?";
+	int prc = json_print(r->output, &b);
+	char msg[400];
+	cJSON *o;
+
+	if (prc == 0 && (prc = jbuf_append(&b, "\n", 1)) == 0) {
+		cJSON_Delete(r->output);
+		r->output = NULL;
+		send_json(srv, req, 200, &b, 0);
+		return;
+	}
+	jbuf_free(&b);
+	cJSON_Delete(r->output);
+	r->output = NULL;
+	if (prc == -E2BIG) {
+		malloc_trim(0); /* the tree was at least max_output bytes of JSON */
+		snprintf(msg, sizeof(msg), "the output of plugin %s is larger than max_output "
+			 "(%zu bytes)", plugin, r->max_output);
+	} else if (prc == -EINVAL) {
+		snprintf(msg, sizeof(msg), "plugin %s returned an output that is not valid JSON "
+			 "(an item of no JSON type, an object member without a name, a NaN or "
+			 "infinite number, or a raw item that is not one JSON value)", plugin);
+	} else {
+		snprintf(msg, sizeof(msg), "out of memory printing the output of plugin %s",
+			 plugin);
+	}
+	log_error(srv->log, "hook %s, generation %llu: %s", r->hook ? r->hook : "?",
+		  (unsigned long long)r->generation, msg);
+	o = cJSON_CreateObject();
+	if (o) {
+		cJSON_AddStringToObject(o, "error", msg);
+		if (r->hook)
+			cJSON_AddStringToObject(o, "hook", r->hook);
+		cJSON_AddStringToObject(o, "plugin", plugin);
+		if (r->step >= 0)
+			cJSON_AddNumberToObject(o, "step", r->step);
+		cJSON_AddNumberToObject(o, "generation", (double)r->generation);
+		cJSON_AddStringToObject(o, "outcome", prc == -E2BIG    ? "output_too_large"
+						      : prc == -EINVAL ? "bad_output"
+								       : "nomem");
+		cJSON_AddNumberToObject(o, "status", prc == -ENOMEM ? 500 : 502);
+	}
+	reply(srv, req, prc == -ENOMEM ? 500 : 502, o, 0);
+	cJSON_Delete(o);
+}
+
 static void on_call_done(void *arg, struct dispatch_result *r)
 {
 	struct http_call *hc = arg;
@@ -212,8 +269,7 @@ static void on_call_done(void *arg, struct dispatch_result *r)
 	int status = outcome_status(r, &retry_after);
 
 	if (r->outcome == DISPATCH_OK) {
-		reply(srv, hc->req, 200, r->output, 0);
-		cJSON_Delete(r->output);
+		send_output(srv, hc->req, r); /* a bad output is answered there */
 	} else {
 		cJSON *o = cJSON_CreateObject();
 		if (o) {

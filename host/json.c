@@ -24,6 +24,8 @@ int jbuf_reserve(struct jbuf *b, size_t extra)
 	if (extra > SIZE_MAX - b->len)
 		return -ENOMEM;
 	need = b->len + extra;
+	if (b->limit && need > b->limit)
+		return -E2BIG;
 	if (need <= b->cap)
 		return 0;
 	cap = b->cap ? b->cap : 256;
@@ -39,8 +41,10 @@ int jbuf_reserve(struct jbuf *b, size_t extra)
 
 int jbuf_append(struct jbuf *b, const void *p, size_t n)
 {
-	if (jbuf_reserve(b, n) < 0)
-		return -ENOMEM;
+	int rc = jbuf_reserve(b, n);
+
+	if (rc < 0)
+		return rc;
 	memcpy(b->data + b->len, p, n);
 	b->len += n;
 	return 0;
@@ -193,9 +197,21 @@ static int print_string(const char *str, struct jbuf *out)
 	const unsigned char *s = (const unsigned char *)str;
 	size_t i = 0, run, n = strlen(str);
 
-	/* worst case every byte becomes \ufffd (6 bytes) */
-	if (n > (SIZE_MAX - 2) / 6 || jbuf_reserve(out, n * 6 + 2) < 0)
+	size_t limit = out->limit;
+	int rc;
+
+	/* at least n + 2 bytes: past the limit already? */
+	if (limit && (n > SIZE_MAX - 2 || out->len + n + 2 > limit))
+		return -E2BIG;
+	/* worst case every byte becomes \ufffd (6 bytes): reserve that much
+	 * even past the limit, and check the limit on what was written */
+	if (n > (SIZE_MAX - 2) / 6)
 		return -ENOMEM;
+	out->limit = 0;
+	rc = jbuf_reserve(out, n * 6 + 2);
+	out->limit = limit;
+	if (rc < 0)
+		return rc;
 	char *o = out->data + out->len;
 	*o++ = '"';
 	while (i < n) {
@@ -241,8 +257,20 @@ static int print_string(const char *str, struct jbuf *out)
 		i++;
 	}
 	*o++ = '"';
+	if (limit && (size_t)(o - out->data) > limit)
+		return -E2BIG; /* out->len unchanged: nothing of it counts */
 	out->len = (size_t)(o - out->data);
 	return 0;
+}
+
+static bool raw_valid(const char *text)
+{
+	cJSON *tree = NULL;
+	char err[8];
+	bool ok = json_parse(text, strlen(text), &tree, err, sizeof(err)) == 0;
+
+	cJSON_Delete(tree);
+	return ok;
 }
 
 static int print_value(const cJSON *item, struct jbuf *out, int depth)
@@ -264,13 +292,16 @@ static int print_value(const cJSON *item, struct jbuf *out, int depth)
 		 * text, printed as long as the value was not changed since */
 		if (item->valuestring && strtod(item->valuestring, NULL) == item->valuedouble)
 			return jbuf_append(out, item->valuestring, strlen(item->valuestring));
+		if (!isfinite(item->valuedouble))
+			return -EINVAL; /* JSON has no NaN or infinity */
 		return jbuf_append(out, num, json_format_number(item->valuedouble, num));
 	case cJSON_String:
 		if (!item->valuestring)
 			return -EINVAL;
 		return print_string(item->valuestring, out);
 	case cJSON_Raw:
-		if (!item->valuestring)
+		/* printed as it is, so it must be one valid JSON value */
+		if (!item->valuestring || !raw_valid(item->valuestring))
 			return -EINVAL;
 		return jbuf_append(out, item->valuestring, strlen(item->valuestring));
 	case cJSON_Array:

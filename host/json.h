@@ -31,18 +31,23 @@
 struct jbuf {
 	char *data;
 	size_t len, cap;
+	size_t limit;   /* 0: none; else len never grows past it (-E2BIG) */
 };
 
-/* Make room for `extra` more bytes. Returns 0 or -ENOMEM. */
+/* Make room for `extra` more bytes. Returns 0, -ENOMEM or -E2BIG. */
 int jbuf_reserve(struct jbuf *b, size_t extra);
-/* Append bytes. Returns 0 or -ENOMEM. */
+/* Append bytes. Returns 0, -ENOMEM or -E2BIG. */
 int jbuf_append(struct jbuf *b, const void *p, size_t n);
 /* Release the buffer's memory and zero it. */
 void jbuf_free(struct jbuf *b);
 
 /* Append the compact JSON text of `item` to `out` (no NUL terminator).
- * Returns 0, -ENOMEM, or -EINVAL for a tree cJSON could not print either
- * (an invalid item, nesting deeper than 10000). `item` is not modified. */
+ * Returns 0; -ENOMEM; -E2BIG when out->limit would be passed (printing
+ * stops there, so a huge tree costs no more than `limit` bytes of work);
+ * or -EINVAL for a tree that is not valid JSON: an invalid item type, an
+ * object member without a name, a NaN or infinite number, a raw item whose
+ * text is not one JSON value, nesting deeper than 10000. On error `out` is
+ * as it was. `item` is not modified. */
 int json_print(const cJSON *item, struct jbuf *out);
 
 /* Print `item` into a new NUL-terminated string (caller frees), or NULL. */
