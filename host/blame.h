@@ -26,6 +26,8 @@ struct blame_frame {
 	uint64_t generation;     /* the generation the call pinned, or the
 	                          * plugin's own for init and fini */
 	const char *entry;       /* "call_sync", "timer callback", "init", ... */
+	int64_t start_ns;        /* for whoever times it: when it was entered, */
+	int64_t child_ns;        /* and the time spent in frames nested in it */
 	struct blame_frame *prev;
 };
 

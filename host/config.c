@@ -262,6 +262,7 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 	cfg->timeout_ms = 10000;
 	cfg->max_body = 1024 * 1024;
 	cfg->max_output = 16 * 1024 * 1024;
+	cfg->loop_warn_ms = 100;
 	cfg->drain_ms = 10000;
 	cfg->log_level = LOG_INFO;
 
@@ -315,6 +316,14 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 			if (get_uint(k, key, 1, CONFIG_MAX_TIMEOUT_MS, &u, e) < 0)
 				return -1;
 			cfg->timeout_ms = (uint32_t)u;
+		} else if (strcmp(key, "loop_warn_ms") == 0) {
+			if (get_uint(k, key, 0, CONFIG_MAX_TIMEOUT_MS, &u, e) < 0)
+				return -1;
+			cfg->loop_warn_ms = (uint32_t)u;
+		} else if (strcmp(key, "loop_abort_ms") == 0) {
+			if (get_uint(k, key, 0, CONFIG_MAX_TIMEOUT_MS, &u, e) < 0)
+				return -1;
+			cfg->loop_abort_ms = (uint32_t)u;
 		} else if (strcmp(key, "max_output") == 0) {
 			if (get_uint(k, key, 2, CONFIG_MAX_OUTPUT, &u, e) < 0)
 				return -1;
@@ -395,12 +404,17 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 		} else {
 			verr_set(e, key, "unknown key (expected one of listen, plugin_dir, "
 				 "runtime_dir, state_dir, reactors, workers, queue, timeout_ms, max_body, "
-				 "max_output, drain_ms, log_level, hooks, plugins)");
+				 "max_output, drain_ms, loop_warn_ms, loop_abort_ms, log_level, hooks, "
+				 "plugins)");
 			return -1;
 		}
 	}
 	if (!cfg->listen) {
 		verr_set(e, "listen", "missing (for example \"127.0.0.1:8080\")");
+		return -1;
+	}
+	if (cfg->loop_abort_ms && (!cfg->loop_warn_ms || cfg->loop_abort_ms < cfg->loop_warn_ms)) {
+		verr_set(e, "loop_abort_ms", "must not be below loop_warn_ms, which must not be 0");
 		return -1;
 	}
 	if (!cfg->plugin_dir) {

@@ -45,6 +45,8 @@ struct config {
 	size_t max_body;    /* request body limit in bytes */
 	size_t max_output;  /* limit of a reply printed from a plugin's output */
 	uint32_t drain_ms;  /* how long shutdown waits for calls in flight */
+	uint32_t loop_warn_ms;  /* plugin code holding a loop this long is named (0: off) */
+	uint32_t loop_abort_ms; /* and past this the daemon aborts (0: never) */
 	int log_level;      /* enum log_level */
 	struct config_hook *hooks; /* sorted by name */
 	size_t nhooks;

@@ -19,6 +19,7 @@
 
 #include "blame.h"
 #include "json.h"
+#include "sigfmt.h"
 #include "plugin.h"
 
 #define CRASH_ALTSTACK (64 * 1024)
@@ -36,117 +37,6 @@ static struct {
 } conf = {.log_fd = 2};
 
 static _Thread_local void *altstack;
-
-/* ---- async-signal-safe formatting ------------------------------------ */
-
-struct sbuf {
-	char *p;
-	size_t n, cap;
-};
-
-static void sb_mem(struct sbuf *b, const char *s, size_t n)
-{
-	for (size_t i = 0; i < n && b->n < b->cap; i++)
-		b->p[b->n++] = s[i];
-}
-
-static void sb_str(struct sbuf *b, const char *s)
-{
-	sb_mem(b, s, strlen(s));
-}
-
-static void sb_u64(struct sbuf *b, uint64_t v)
-{
-	char d[24];
-	size_t i = sizeof(d);
-
-	do
-		d[--i] = (char)('0' + v % 10);
-	while ((v /= 10) && i);
-	sb_mem(b, d + i, sizeof(d) - i);
-}
-
-static void sb_hex(struct sbuf *b, uintptr_t v)
-{
-	char d[2 + 2 * sizeof(v)];
-	size_t i = sizeof(d);
-
-	do
-		d[--i] = "0123456789abcdef"[v & 15];
-	while ((v >>= 4) && i > 2);
-	d[--i] = 'x';
-	d[--i] = '0';
-	sb_mem(b, d + i, sizeof(d) - i);
-}
-
-/* `s` as the inside of a JSON string (names are plain; file names may not
- * be). */
-static void sb_json(struct sbuf *b, const char *s)
-{
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			sb_mem(b, "\\", 1);
-			sb_mem(b, s, 1);
-		} else if (c < 0x20) {
-			sb_str(b, "\\u00");
-			sb_mem(b, &"0123456789abcdef"[c >> 4], 1);
-			sb_mem(b, &"0123456789abcdef"[c & 15], 1);
-		} else {
-			sb_mem(b, s, 1);
-		}
-	}
-}
-
-static void sb_2(struct sbuf *b, unsigned v)
-{
-	char d[2] = {(char)('0' + v / 10 % 10), (char)('0' + v % 10)};
-	sb_mem(b, d, 2);
-}
-
-/* ISO 8601 UTC without gmtime (which may take the time-zone lock):
- * days-to-civil from Howard Hinnant's date algorithms. */
-static void sb_time(struct sbuf *b, int64_t t)
-{
-	int64_t days = t / 86400, sec = t % 86400;
-	if (sec < 0) {
-		sec += 86400;
-		days--;
-	}
-	int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
-	unsigned doe = (unsigned)(z - era * 146097);
-	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	int64_t y = (int64_t)yoe + era * 400;
-	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	unsigned mp = (5 * doy + 2) / 153, d = doy - (153 * mp + 2) / 5 + 1;
-	unsigned m = mp < 10 ? mp + 3 : mp - 9;
-
-	sb_u64(b, (uint64_t)(y + (m <= 2)));
-	sb_str(b, "-");
-	sb_2(b, m);
-	sb_str(b, "-");
-	sb_2(b, d);
-	sb_str(b, "T");
-	sb_2(b, (unsigned)(sec / 3600));
-	sb_str(b, ":");
-	sb_2(b, (unsigned)(sec / 60 % 60));
-	sb_str(b, ":");
-	sb_2(b, (unsigned)(sec % 60));
-	sb_str(b, "Z");
-}
-
-static void write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t r = write(fd, p, n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return;
-		p += r;
-		n -= (size_t)r;
-	}
-}
 
 static const char *signal_name(int sig)
 {
@@ -200,7 +90,7 @@ static void write_record(const struct blame_frame *f, const char *sig, int64_t n
 	fd = open(conf.tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return;
-	write_all(fd, buf, b.n);
+	sb_write_all(fd, buf, b.n);
 	fsync(fd);
 	close(fd);
 	rename(conf.tmp, conf.path);
@@ -218,15 +108,8 @@ static void on_fatal(int sig, siginfo_t *si, void *uctx)
 
 	(void)uctx;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	sb_time(&b, ts.tv_sec);
-	b.n--; /* the "Z": milliseconds first, as in every log line */
-	sb_str(&b, ".");
-	{
-		char ms[3] = {(char)('0' + ts.tv_nsec / 100000000), (char)('0' + ts.tv_nsec / 10000000 % 10),
-			      (char)('0' + ts.tv_nsec / 1000000 % 10)};
-		sb_mem(&b, ms, 3);
-	}
-	sb_str(&b, "Z error hookd crashed: ");
+	sb_log_time(&b, &ts);
+	sb_str(&b, " error hookd crashed: ");
 	sb_str(&b, name);
 	if (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL) {
 		sb_str(&b, " at address ");
@@ -255,7 +138,7 @@ static void on_fatal(int sig, siginfo_t *si, void *uctx)
 			   "backtrace below)");
 	}
 	buf[b.n++] = '\n';
-	write_all(conf.log_fd, buf, b.n);
+	sb_write_all(conf.log_fd, buf, b.n);
 	n = backtrace(frames, CRASH_FRAMES);
 	backtrace_symbols_fd(frames, n, conf.log_fd);
 	if (f && conf.record)

@@ -36,9 +36,13 @@ int crash_init(int log_fd, const char *state_dir, char *err, size_t errlen);
 int crash_thread_init(void);
 void crash_thread_fini(void);
 
-/* Fill `set` with every signal a thread may block: all but the fatal ones.
- * A fault raised while its signal is blocked kills the process at once,
- * without running any handler (Linux forces the default action). */
+/* The loop watchdog's signal (watchdog.h), sent to one thread only. */
+#define HOOKD_WATCH_SIGNAL (SIGRTMIN + 2)
+
+/* Fill `set` with every signal a thread may block: all but the fatal ones
+ * and the watchdog's. A fault raised while its signal is blocked kills the
+ * process at once, without running any handler (Linux forces the default
+ * action). */
 #define CRASH_FATAL_SIGNALS SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS
 static inline void crash_blockable_signals(sigset_t *set)
 {
@@ -47,6 +51,7 @@ static inline void crash_blockable_signals(sigset_t *set)
 	sigfillset(set);
 	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
 		sigdelset(set, fatal[i]);
+	sigdelset(set, HOOKD_WATCH_SIGNAL);
 }
 
 /* A crash record, as read back at the next start. */

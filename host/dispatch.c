@@ -33,6 +33,39 @@ bool dispatch_on_loop(const struct dispatch_env *env)
 	return pthread_equal(pthread_self(), env->loop_thread);
 }
 
+/* ---- plugin code on the loop ----------------------------------------- */
+
+void dispatch_plugin_enter(struct dispatch_env *env, struct blame_frame *f)
+{
+	blame_push(f);
+	if (!env->loop_warn_ms)
+		return;
+	f->start_ns = dispatch_now_ns();
+	f->child_ns = 0;
+	if (env->watchdog)
+		watch_enter(&env->watch, f->start_ns);
+}
+
+void dispatch_plugin_leave(struct dispatch_env *env, struct blame_frame *f)
+{
+	int64_t held, own;
+
+	blame_pop(f);
+	if (!env->loop_warn_ms)
+		return;
+	if (env->watchdog)
+		watch_leave(&env->watch);
+	held = dispatch_now_ns() - f->start_ns;
+	if (f->prev)
+		f->prev->child_ns += held;
+	own = held - f->child_ns; /* a step started inside is blamed on its own */
+	if (own >= (int64_t)env->loop_warn_ms * 1000000)
+		log_warn(env->log, "plugin %s held loop %u for %lld ms in %s (hook %s, generation "
+			 "%llu): async code must never block; every call on this loop waited",
+			 f->plugin->desc.name, env->watch.id, (long long)(own / 1000000), f->entry,
+			 f->hook ? f->hook : "-", (unsigned long long)f->generation);
+}
+
 /* ---- calls ---------------------------------------------------------- */
 
 /* The transitions of enum call_state (see dispatch_int.h), one bit per
@@ -265,7 +298,7 @@ static void sync_run(struct pool_job *job)
 	/* the host gave up while it waited in the queue: don't start it */
 	if (!atomic_compare_exchange_strong(&s->phase, &queued, STEP_ENTERED))
 		return;
-	struct blame_frame f = {p, s->call->hook->name, s->call->gen->id, "call_sync", NULL};
+	struct blame_frame f = {p, s->call->hook->name, s->call->gen->id, "call_sync"};
 	crash_thread_init(); /* once per worker: a stack overflow is reported too */
 	blame_push(&f);
 	s->output = p->desc.call_sync(&p->ctx, s, s->input);
@@ -354,10 +387,10 @@ static void run_steps(struct dispatch_call *c)
 			break; /* the result comes back through the sink */
 		}
 		dispatch_step_ref(s); /* the plugin may finish s inside call_async */
-		struct blame_frame f = {p, c->hook->name, c->gen->id, "call_async", NULL};
-		blame_push(&f);
+		struct blame_frame f = {p, c->hook->name, c->gen->id, "call_async"};
+		dispatch_plugin_enter(env, &f);
 		p->desc.call_async(&p->ctx, s, s->input);
-		blame_pop(&f);
+		dispatch_plugin_leave(env, &f);
 		dispatch_step_unref(s);
 	}
 	c->walking = false;
@@ -412,10 +445,10 @@ static void call_cancel(struct dispatch_call *c, enum call_state final, enum dis
 			s->cancel_fn = NULL;
 			if (fn) {
 				struct blame_frame f = {s->plugin, c->hook->name, c->gen->id,
-							"cancel callback", NULL};
-				blame_push(&f);
+							"cancel callback"};
+				dispatch_plugin_enter(c->env, &f);
 				fn(&s->plugin->ctx, s, s->cancel_arg);
-				blame_pop(&f);
+				dispatch_plugin_leave(c->env, &f);
 			}
 			dispatch_step_cancel_pending(s);
 		}
@@ -570,10 +603,20 @@ int dispatch_env_create(struct event_base *base, struct pool *pool, struct regis
 	return 0;
 }
 
+void dispatch_env_watch(struct dispatch_env *env, struct watchdog *w, unsigned loop_id,
+			unsigned warn_ms)
+{
+	watchdog_slot_init(&env->watch, loop_id);
+	env->loop_warn_ms = warn_ms;
+	env->watchdog = warn_ms ? w : NULL;
+	watchdog_add(env->watchdog, &env->watch);
+}
+
 void dispatch_env_free(struct dispatch_env *env)
 {
 	if (!env)
 		return;
+	watchdog_remove(env->watchdog, &env->watch);
 	pool_sink_drain(&env->sink);
 	event_del(&env->wake_ev);
 	pool_sink_destroy(&env->sink);

@@ -87,6 +87,13 @@ int dispatch_env_create(struct event_base *base, struct pool *pool, struct regis
 			struct fetch_engine *fetch, const struct log *log,
 			struct dispatch_env **out);
 
+/* Time plugin code on this loop: code that held it longer than warn_ms
+ * (0: not timed) is logged when it returns, and `w` (may be NULL) names
+ * code that holds it still. Loop thread, before any call starts. */
+struct watchdog;
+void dispatch_env_watch(struct dispatch_env *env, struct watchdog *w, unsigned loop_id,
+			unsigned warn_ms);
+
 /* Free the dispatcher. Every call must have been freed (stats.live == 0)
  * and the pool destroyed or drained of this env's jobs. */
 void dispatch_env_free(struct dispatch_env *env);

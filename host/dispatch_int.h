@@ -22,8 +22,10 @@
 
 #include <event2/event_struct.h>
 
+#include "blame.h"
 #include "dispatch.h"
 #include "fetch.h"
+#include "watchdog.h"
 
 struct dispatch_env {
 	struct event_base *base;
@@ -37,6 +39,9 @@ struct dispatch_env {
 	unsigned wakes;
 	struct event wake_ev;
 	TAILQ_HEAD(, dispatch_call) calls; /* unanswered calls */
+	struct watch_slot watch;      /* this loop, for the watchdog */
+	struct watchdog *watchdog;    /* NULL: not watched */
+	unsigned loop_warn_ms;        /* 0: plugin code on the loop is not timed */
 	/* written by the loop thread only; read by any (GET /health, drain) */
 	atomic_uint pending, live;
 	atomic_ullong started, answered_ok, answered_err;
@@ -129,6 +134,12 @@ void dispatch_step_finished(struct hookd_call *s);
  * every outbound request of `s` call back soon with HOOKD_ECANCELED
  * (requests are stopped and freed now). */
 void dispatch_step_cancel_pending(struct hookd_call *s);
+
+/* The loop thread enters plugin code (f filled in but for the timing) /
+ * leaves it: blames it (blame.h), shows it to the watchdog, and logs code
+ * that held the loop longer than loop_warn_ms. */
+void dispatch_plugin_enter(struct dispatch_env *env, struct blame_frame *f);
+void dispatch_plugin_leave(struct dispatch_env *env, struct blame_frame *f);
 
 /* hostapi.c: the outbound-request part of dispatch_step_cancel_pending. */
 void hostapi_cancel_fetches(struct hookd_call *s);

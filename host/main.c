@@ -39,6 +39,7 @@
 #include "reactor.h"
 #include "registry.h"
 #include "version.h"
+#include "watchdog.h"
 
 #define SHUTDOWN_FLUSH_MS 2000 /* after the drain: time left to write replies out */
 #define SHUTDOWN_POLL_MS 10    /* how often reactor 0 looks at the others while draining */
@@ -74,6 +75,7 @@ struct daemon {
 	uint64_t next_gen;
 	enum phase phase;
 	struct quarantine q;
+	struct watchdog *watchdog;
 };
 
 static unsigned reactor_count(struct daemon *d)
@@ -420,6 +422,7 @@ static bool teardown(struct daemon *d)
 	for (unsigned i = 0; d->reactors && i < reactor_count(d); i++)
 		reactor_free(d->reactors[i]);
 	free(d->reactors);
+	watchdog_stop(d->watchdog); /* no slot is left on it now */
 	if (d->reg_ready)
 		registry_destroy(&d->reg); /* last generation: fini every plugin */
 	if (d->curl_ready)
@@ -526,6 +529,8 @@ static int start_reactors(struct daemon *d, char *err, size_t errlen)
 		.reuse_port = d->boot->reactors > 1,
 		.health = health,
 		.health_arg = d,
+		.watchdog = d->watchdog,
+		.loop_warn_ms = d->boot->loop_warn_ms,
 	};
 	d->reactors = calloc(d->boot->reactors, sizeof(*d->reactors));
 	if (!d->reactors) {
@@ -578,6 +583,14 @@ int main(int argc, char **argv)
 	if (crash_setup(&d, statebuf, sizeof(statebuf), err, sizeof(err)) < 0) {
 		log_error(&d.log, "%s", err);
 		goto out;
+	}
+	{
+		struct watchdog_options wo = {d.boot->loop_warn_ms, d.boot->loop_abort_ms,
+					      STDERR_FILENO};
+		if (watchdog_start(&wo, &d.watchdog, err, sizeof(err)) < 0) {
+			log_error(&d.log, "%s", err);
+			goto out;
+		}
 	}
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(&d);

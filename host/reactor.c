@@ -120,6 +120,7 @@ static int build(struct reactor *r, uint16_t port, char *err, size_t errlen)
 		snprintf(err, errlen, "reactor %u: cannot create the dispatcher", r->id);
 		return -1;
 	}
+	dispatch_env_watch(r->env, sh->watchdog, r->id, sh->loop_warn_ms);
 	hd.env = r->env;
 	if (http_server_create(r->base, &ho, &hd, &r->http, err, errlen) < 0)
 		return -1;

@@ -36,6 +36,8 @@ struct reactor_shared {
 	const char *host;       /* listen address */
 	size_t max_body;        /* initial request body limit */
 	bool reuse_port;        /* more than one reactor */
+	struct watchdog *watchdog; /* names plugin code holding a loop, or NULL */
+	unsigned loop_warn_ms;  /* log plugin code that held a loop this long (0: off) */
 	void (*health)(void *arg, cJSON *out); /* GET /health counters */
 	void *health_arg;
 };

@@ -453,8 +453,10 @@ Test(pool, workers_block_every_signal_but_the_fatal_ones_and_the_creator_keeps_i
 				     "signal %d (%s) %sblocked in a worker", s, strsignal(s),
 				     fatal ? "" : "not ");
 		}
+		/* but the loop watchdog's (SIGRTMIN + 2), sent to one thread */
 		for (int s = SIGRTMIN; s <= SIGRTMAX; s++)
-			cr_assert_eq(sigismember(&jobs[i].mask, s), 1, "real-time signal %d", s);
+			cr_assert_eq(sigismember(&jobs[i].mask, s), s != SIGRTMIN + 2,
+				     "real-time signal %d", s);
 	}
 }
 
