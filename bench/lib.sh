@@ -116,8 +116,9 @@ hookd_setup() {
 EOF
 }
 
-# Pinning: servers on CPU 0, the load generator on CPU 1 (PITFALLS: "Load
-# tests on a 2-core machine"). PIN_SRV/PIN_LOAD/PIN_BOTH are command
+# Pinning: servers on CPU 0, the load generator on CPU 1 (unpinned on 2 cores,
+# absolute req/s vary by +-20 % between runs: pin apart, report ratios to a
+# reference measured in the same run). PIN_SRV/PIN_LOAD/PIN_BOTH are command
 # prefixes, empty on a 1-CPU machine.
 setup_pinning() {
 	NCPU=$(nproc 2>/dev/null || echo 1)

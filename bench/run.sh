@@ -68,7 +68,10 @@ C10K_HOLD_MS=${C10K_HOLD_MS:-2000}
 WRK_TIMEOUT=10s
 PAYLOAD=${PAYLOAD:-}
 if [ -z "$PAYLOAD" ]; then
-	for p in "$ROOT/../shared/payloads/github-push-1.json" /work/shared/payloads/github-push-1.json; do
+	# a real GitHub push body when that corpus sits beside the project (the
+	# recorded results used it), else our own invented one
+	for p in "$ROOT/../shared/payloads/github-push-1.json" \
+		"$ROOT/tests/data/payloads/webhook-github-push.json"; do
 		[ -r "$p" ] && { PAYLOAD=$p; break; }
 	done
 fi
@@ -129,7 +132,7 @@ if [ -n "$PAYLOAD" ]; then
 	"$PY" -c 'import json,sys; sys.stdout.write(json.dumps(json.load(open(sys.argv[1])), separators=(",",":"), ensure_ascii=False))' \
 		"$PAYLOAD" >"$LARGE"
 else
-	note "note: no github-push-1.json found (../shared/payloads); large-payload rows skipped (set PAYLOAD=FILE)"
+	note "note: no large payload found; large-payload rows skipped (set PAYLOAD=FILE)"
 fi
 
 # --- servers -------------------------------------------------------------------

@@ -1,7 +1,9 @@
 /*
- * Real webhook bodies (../shared/payloads, or $HOOKD_PAYLOADS) through the
- * real daemon: every file must come back with the same values through a
- * sync hook, an async hook and mixed chains.
+ * Payloads through the real daemon: every file of a corpus must come back
+ * with the same values through a sync hook, an async hook and mixed chains.
+ * Two corpora (tests/support/corpus.h): hookd's own, tests/data/payloads,
+ * always; the real webhook bodies of $HOOKD_PAYLOADS or ../shared/payloads
+ * as an extra check when they are there (skipped, and said so, otherwise).
  *
  * "Same" is checked by our own comparator, not cJSON_Compare (which
  * compares numbers with a tolerance): numbers exactly equal as doubles,
@@ -14,7 +16,6 @@
  */
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
@@ -23,96 +24,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../support/corpus.h"
 #include "../support/harness.h"
 
-#define CORPUS_SIZE 74 /* files in ../shared/payloads (README.md) */
-#define MAX_BODY "\"max_body\": 4194304" /* the twitter file is 617 KiB */
+/* the largest real payload is 617 KiB, our longest string file 150 KB */
+#define MAX_BODY "\"max_body\": 4194304"
 
 static const char *const plugins[] = {"echo", "echo_async", NULL};
-
-struct payload {
-	char *name;
-	char *text;
-	size_t len;
-};
-
-struct corpus {
-	struct payload *p;
-	size_t n;
-};
-
-static const char *payload_dir(void)
-{
-	const char *e = getenv("HOOKD_PAYLOADS");
-
-	if (e && *e)
-		return e;
-	/* the corpus sits beside the project (../shared); a clone elsewhere
-	 * finds the workplace's copy */
-	return access("../shared/payloads", R_OK) == 0 || access("/work/shared/payloads", R_OK) != 0
-		       ? "../shared/payloads"
-		       : "/work/shared/payloads";
-}
-
-static int by_name(const void *a, const void *b)
-{
-	return strcmp(((const struct payload *)a)->name, ((const struct payload *)b)->name);
-}
-
-/* Every *.json of the corpus, sorted by name. A missing or short corpus
- * fails the test: a round trip of nothing proves nothing. */
-static void corpus_load(struct corpus *c)
-{
-	const char *dir = payload_dir();
-	DIR *dp = opendir(dir);
-	struct dirent *de;
-	size_t cap = 0;
-
-	memset(c, 0, sizeof(*c));
-	cr_assert_not_null(dp, "payload corpus %s: %s (set HOOKD_PAYLOADS to its directory)",
-			   dir, strerror(errno));
-	while ((de = readdir(dp))) {
-		size_t l = strlen(de->d_name);
-		char path[1024];
-		if (de->d_name[0] == '.' || l < 6 || strcmp(de->d_name + l - 5, ".json") != 0)
-			continue;
-		if (c->n == cap) {
-			cap = cap ? cap * 2 : 128;
-			c->p = realloc(c->p, cap * sizeof(*c->p));
-			cr_assert_not_null(c->p);
-		}
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		c->p[c->n].name = strndup(de->d_name, l - 5);
-		c->p[c->n].text = hd_read_file(path, &c->p[c->n].len);
-		cr_assert_not_null(c->p[c->n].text, "cannot read %s", path);
-		c->n++;
-	}
-	closedir(dp);
-	if (getenv("HOOKD_PAYLOADS"))
-		cr_assert_gt(c->n, 0, "no *.json in %s", dir);
-	else
-		cr_assert_eq(c->n, CORPUS_SIZE, "%s holds %zu payloads, expected %d", dir, c->n,
-			     CORPUS_SIZE);
-	qsort(c->p, c->n, sizeof(*c->p), by_name);
-}
-
-static void corpus_free(struct corpus *c)
-{
-	for (size_t i = 0; i < c->n; i++) {
-		free(c->p[i].name);
-		free(c->p[i].text);
-	}
-	free(c->p);
-}
-
-static const struct payload *corpus_get(const struct corpus *c, const char *name)
-{
-	for (size_t i = 0; i < c->n; i++)
-		if (strcmp(c->p[i].name, name) == 0)
-			return &c->p[i];
-	cr_assert_fail("payload %s.json is not in %s", name, payload_dir());
-	return NULL;
-}
 
 /* ---- value comparison ----------------------------------------------- */
 
@@ -321,7 +239,7 @@ static void check_int_literal(const char *tok, size_t len, void *arg)
 
 /* True when a byte-exact round trip is a fair demand of this payload: no
  * escape in any string (an escape may be re-spelt), only integers. */
-static bool byte_exact_candidate(const struct payload *p)
+static bool byte_exact_candidate(const struct corpus_file *p)
 {
 	bool ok = memchr(p->text, '\\', p->len) == NULL;
 
@@ -350,7 +268,7 @@ static cJSON *parse_exactly(const char *text, size_t len)
 
 /* Checks one answer against its payload; logs and returns false on the
  * first difference. */
-static bool check_answer(const char *hook, const struct payload *p, const struct hd_resp *r)
+static bool check_answer(const char *hook, const struct corpus_file *p, const struct hd_resp *r)
 {
 	char why[512] = "";
 	struct num_check nc = {0};
@@ -403,186 +321,126 @@ static int roundtrip_corpus(struct hd *d, const struct corpus *c, const char *ho
 	snprintf(path, sizeof(path), "/hooks/%s", hook);
 	for (size_t i = 0; i < c->n; i++) {
 		struct hd_resp r;
-		hd_request(d, "POST", path, c->p[i].text, c->p[i].len, &r);
-		failed += !check_answer(hook, &c->p[i], &r);
+		hd_request(d, "POST", path, c->f[i].text, c->f[i].len, &r);
+		failed += !check_answer(hook, &c->f[i], &r);
 		hd_resp_free(&r);
 	}
 	return failed;
 }
 
-Test(payloads, corpus_round_trips_through_sync_echo, .timeout = 60)
-{
-	struct corpus c;
-	struct hd d;
-	int failed;
+/* ---- which corpora run ---------------------------------------------- */
 
-	corpus_load(&c);
-	hd_start(&d, MAX_BODY, plugins);
-	failed = roundtrip_corpus(&d, &c, "echo");
-	cr_assert_eq(failed, 0, "%d of %zu payloads changed through /hooks/echo (see log)",
-		     failed, c.n);
-	cr_assert_eq(hd_stop(&d), 0);
-	corpus_free(&c);
+/* One line in the test output says which corpora the round trips below
+ * run on; a present corpus that is empty or unreadable fails here too. */
+Test(payloads, corpora_in_use, .timeout = 30)
+{
+	cr_assert_gt(corpus_log_which("integration"), 0);
 }
 
-Test(payloads, corpus_round_trips_through_async_echo, .timeout = 60)
+/* ---- every file of a corpus, both corpora --------------------------- */
+
+static void round_trips_through_sync_echo(const struct corpus *c)
 {
-	struct corpus c;
 	struct hd d;
 	int failed;
 
-	corpus_load(&c);
 	hd_start(&d, MAX_BODY, plugins);
-	failed = roundtrip_corpus(&d, &c, "echo_async");
-	cr_assert_eq(failed, 0, "%d of %zu payloads changed through /hooks/echo_async (see log)",
-		     failed, c.n);
+	failed = roundtrip_corpus(&d, c, "echo");
+	cr_assert_eq(failed, 0, "%d of %zu payloads of %s changed through /hooks/echo (see log)",
+		     failed, c->n, c->dir);
 	cr_assert_eq(hd_stop(&d), 0);
-	corpus_free(&c);
 }
 
-Test(payloads, corpus_round_trips_through_mixed_chains, .timeout = 60)
+static void round_trips_through_async_echo(const struct corpus *c)
 {
-	struct corpus c;
 	struct hd d;
 	int failed;
 
-	corpus_load(&c);
+	hd_start(&d, MAX_BODY, plugins);
+	failed = roundtrip_corpus(&d, c, "echo_async");
+	cr_assert_eq(failed, 0,
+		     "%d of %zu payloads of %s changed through /hooks/echo_async (see log)", failed,
+		     c->n, c->dir);
+	cr_assert_eq(hd_stop(&d), 0);
+}
+
+static void round_trips_through_mixed_chains(const struct corpus *c)
+{
+	struct hd d;
+	int failed;
+
 	/* each step's output is the next one's input, across both executors
 	 * and starting on either */
 	hd_start(&d, MAX_BODY ", \"hooks\": {"
 		 "\"rt\": {\"chain\": [\"echo\", \"echo_async\", \"echo\"]},"
 		 "\"rt_async_first\": {\"chain\": [\"echo_async\", \"echo\", \"echo_async\"]}}",
 		 plugins);
-	failed = roundtrip_corpus(&d, &c, "rt");
-	failed += roundtrip_corpus(&d, &c, "rt_async_first");
-	cr_assert_eq(failed, 0, "%d round trips of %zu payloads changed through chains (see log)",
-		     failed, c.n);
+	failed = roundtrip_corpus(&d, c, "rt");
+	failed += roundtrip_corpus(&d, c, "rt_async_first");
+	cr_assert_eq(failed, 0, "%d round trips of %zu payloads of %s changed through chains "
+		     "(see log)", failed, c->n, c->dir);
 	cr_assert_eq(hd_stop(&d), 0);
-	corpus_free(&c);
 }
 
 /* The whole corpus at once through a chain: each answer is its own
  * payload (no call sees another call's tree). */
-Test(payloads, concurrent_calls_get_their_own_payload, .timeout = 60)
+static void concurrent_calls_get_their_own_payload(const struct corpus *c)
 {
-	struct corpus c;
 	struct hd d;
 	const char **paths, **bodies;
 	size_t *lens;
 	struct hd_resp *rs;
 	int failed = 0;
 
-	corpus_load(&c);
 	hd_start(&d, MAX_BODY ", \"workers\": 2, \"hooks\": {"
 		 "\"rt\": {\"chain\": [\"echo\", \"echo_async\", \"echo\"]}}",
 		 plugins);
-	paths = calloc(c.n, sizeof(*paths));
-	bodies = calloc(c.n, sizeof(*bodies));
-	lens = calloc(c.n, sizeof(*lens));
-	rs = calloc(c.n, sizeof(*rs));
+	paths = calloc(c->n, sizeof(*paths));
+	bodies = calloc(c->n, sizeof(*bodies));
+	lens = calloc(c->n, sizeof(*lens));
+	rs = calloc(c->n, sizeof(*rs));
 	cr_assert(paths && bodies && lens && rs);
-	for (size_t i = 0; i < c.n; i++) {
+	for (size_t i = 0; i < c->n; i++) {
 		static const char *const hooks[] = {"/hooks/rt", "/hooks/echo", "/hooks/echo_async"};
 		paths[i] = hooks[i % 3];
-		bodies[i] = c.p[i].text;
-		lens[i] = c.p[i].len;
+		bodies[i] = c->f[i].text;
+		lens[i] = c->f[i].len;
 	}
-	hd_post_many(&d, paths, bodies, lens, c.n, rs, NULL);
-	for (size_t i = 0; i < c.n; i++) {
-		failed += !check_answer(paths[i], &c.p[i], &rs[i]);
+	hd_post_many(&d, paths, bodies, lens, c->n, rs, NULL);
+	for (size_t i = 0; i < c->n; i++) {
+		failed += !check_answer(paths[i], &c->f[i], &rs[i]);
 		hd_resp_free(&rs[i]);
 	}
-	cr_assert_eq(failed, 0, "%d of %zu concurrent round trips failed (see log)", failed, c.n);
+	cr_assert_eq(failed, 0, "%d of %zu concurrent round trips of %s failed (see log)", failed,
+		     c->n, c->dir);
 	cr_assert_eq(hd_stop(&d), 0);
 	free(paths);
 	free(bodies);
 	free(lens);
 	free(rs);
-	corpus_free(&c);
-}
-
-/* The spelling of numbers, checked as text: integral values come back as
- * the digits a JavaScript or Python consumer expects, floats as the
- * shortest text that reads back the same double. */
-Test(payloads, numbers_come_back_in_plain_shortest_form, .timeout = 60)
-{
-	static const struct {
-		const char *file, *needle;
-	} want[] = {
-		/* exponent form in the file, integral values: digits */
-		{"dockerhub-push-1", "\"pushed_at\":1417566161,"},
-		{"dockerhub-push-1", "\"date_created\":1417494799,"},
-		/* beyond 2^53: more than 15 digits pass through digit for digit */
-		{"shopify-orders_create-1", "{\"id\":820982911946154500,"},
-		{"shopify-orders_create-1", "\"admin_graphql_api_id\":\"gid://shopify/Order/"
-					    "820982911946154508\""},
-		{"shopify-refunds_create-1", "\"line_item_id\":141249953214522980,"},
-		{"shopify-customers_create-1", "\"id\":706405506930370000"},
-		/* 505874924095815681 is no double (the nearest is ...680): the
-		 * text survives all the same */
-		{"twitter-search_api_response-1", "\"id\":505874924095815681,"},
-		{"twitter-search_api_response-1", "\"in_reply_to_status_id\":505874728897085440,"},
-		/* 17 and 16 significant digits: cJSON's own printer loses them */
-		{"line-location-1", "\"latitude\":35.65910807942215,"},
-		{"line-location-1", "\"longitude\":139.70372892916203}"},
-		{"gitlab-build-1", "\"build_queued_duration\":0.9678,"},
-		{"commercelayer-gift_cards_create-1", "\"balance_float\":9.95,"},
-	};
-	static const char *const hooks[] = {"/hooks/echo", "/hooks/echo_async"};
-	struct corpus c;
-	struct hd d;
-
-	corpus_load(&c);
-	hd_start(&d, MAX_BODY, plugins);
-	for (size_t h = 0; h < 2; h++) {
-		for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
-			const struct payload *p = corpus_get(&c, want[i].file);
-			struct hd_resp r;
-			hd_request(&d, "POST", hooks[h], p->text, p->len, &r);
-			cr_assert_eq(r.status, 200, "%s via %s: %ld", p->name, hooks[h], r.status);
-			cr_assert_not_null(strstr(r.body, want[i].needle),
-					   "%s via %s: no %s in the answer", p->name, hooks[h],
-					   want[i].needle);
-			struct num_check nc = {0};
-			each_number(r.body, r.len, check_integral_token, &nc);
-			cr_assert_eq(nc.bad, 0, "%s via %s: integral number not in digits: %s",
-				     p->name, hooks[h], nc.first_bad);
-			cr_assert_gt(nc.integral, 0);
-			hd_resp_free(&r);
-		}
-		/* the whole body, byte for byte: one integer above 2^53 */
-		const struct payload *p = corpus_get(&c, "shopify-products_delete-1");
-		struct hd_resp r;
-		hd_request(&d, "POST", hooks[h], p->text, p->len, &r);
-		cr_assert_eq(r.status, 200);
-		cr_assert_str_eq(r.body, "{\"id\":788032119674292900}\n");
-		hd_resp_free(&r);
-	}
-	cr_assert_eq(hd_stop(&d), 0);
-	corpus_free(&c);
 }
 
 /* Real deliveries are compact. Minified, a payload with no float and no
  * escape must come back as the very same bytes (plus the newline that ends
- * every answer). */
-Test(payloads, minified_payloads_come_back_byte_for_byte, .timeout = 60)
+ * every answer). In our own corpus, the files named here must qualify. */
+static void minified_payloads_come_back_byte_for_byte(const struct corpus *c)
 {
-	static const char *const named[] = {"github-ping-1", "gitlab-system_user_created-1",
-					    "woocommerce-coupon_deleted-1", NULL};
+	static const char *const own_named[] = {
+		"numbers-big-integers", "top-number-big", "webhook-alertmanager-firing",
+		"webhook-k8s-admission-review", "webhook-stripe-invoice-paid", NULL};
 	static const char *const hooks[] = {"/hooks/echo", "/hooks/echo_async", "/hooks/rt"};
-	struct corpus c;
 	struct hd d;
 	int tried = 0, failed = 0;
 
-	corpus_load(&c);
-	for (size_t i = 0; named[i]; i++)
-		cr_assert(byte_exact_candidate(corpus_get(&c, named[i])),
-			  "%s was expected to have no float and no escape", named[i]);
+	if (strcmp(c->dir, CORPUS_OWN_DIR) == 0)
+		for (size_t i = 0; own_named[i]; i++)
+			cr_assert(byte_exact_candidate(corpus_get(c, own_named[i])),
+				  "%s was expected to have no float and no escape", own_named[i]);
 	hd_start(&d, MAX_BODY ", \"hooks\": {"
 		 "\"rt\": {\"chain\": [\"echo_async\", \"echo\", \"echo_async\"]}}",
 		 plugins);
-	for (size_t i = 0; i < c.n; i++) {
-		const struct payload *p = &c.p[i];
+	for (size_t i = 0; i < c->n; i++) {
+		const struct corpus_file *p = &c->f[i];
 		size_t ml;
 		char *min;
 		if (!byte_exact_candidate(p))
@@ -607,14 +465,196 @@ Test(payloads, minified_payloads_come_back_byte_for_byte, .timeout = 60)
 		}
 		free(min);
 	}
-	cr_log_info("%d of %zu payloads qualify for a byte-exact round trip", tried, c.n);
-	cr_assert_geq(tried, 3);
+	cr_log_info("%s: %d of %zu payloads qualify for a byte-exact round trip", c->dir, tried,
+		    c->n);
 	cr_assert_eq(failed, 0, "%d byte-exact round trips failed (see log)", failed);
+	cr_assert_eq(hd_stop(&d), 0);
+}
+
+/* Two tests per check: on our own corpus (always), and on the real one
+ * (skipped when it is absent). */
+#define ON_BOTH_CORPORA(check, secs)                                              \
+	Test(payloads, own_corpus_##check, .timeout = secs)                       \
+	{                                                                         \
+		struct corpus c;                                                  \
+		corpus_load(&c, CORPUS_OWN_DIR);                                  \
+		check(&c);                                                        \
+		corpus_free(&c);                                                  \
+	}                                                                         \
+	Test(payloads, real_corpus_##check, .timeout = secs)                      \
+	{                                                                         \
+		struct corpus c;                                                  \
+		corpus_load_real_or_skip(&c);                                     \
+		check(&c);                                                        \
+		corpus_free(&c);                                                  \
+	}
+
+ON_BOTH_CORPORA(round_trips_through_sync_echo, 60)
+ON_BOTH_CORPORA(round_trips_through_async_echo, 60)
+ON_BOTH_CORPORA(round_trips_through_mixed_chains, 60)
+ON_BOTH_CORPORA(concurrent_calls_get_their_own_payload, 60)
+ON_BOTH_CORPORA(minified_payloads_come_back_byte_for_byte, 60)
+
+/* ---- what our own corpus pins down ---------------------------------- */
+
+/* The spelling of numbers, checked as text: integral values come back as
+ * the digits a JavaScript or Python consumer expects, floats as a text
+ * that reads back the same double. */
+Test(payloads, numbers_come_back_in_plain_shortest_form, .timeout = 60)
+{
+	static const struct {
+		const char *file, *needle;
+	} want[] = {
+		/* integral values written with an exponent: digits */
+		{"numbers-exponents", "\"pushed_at\":1417566161,"},
+		{"numbers-exponents", "\"hundred\":[100,100,100,100],"},
+		{"numbers-exponents", "\"half_milli\":0.0005,"},
+		{"numbers-exponents", "\"zero_exp\":0,\"two_and_a_half\":2.5}"},
+		/* beyond 2^53: more than 15 digits pass through digit for digit,
+		 * even where the text is no double (the nearest of 2^64-1 is 2^64) */
+		{"numbers-big-integers", "{\"u64_max\":18446744073709551615,"},
+		{"numbers-big-integers", "\"i64_min\":-9223372036854775808,"},
+		{"numbers-big-integers", "\"rounded_id\":788032119674292900,"},
+		{"numbers-big-integers", "\"exact_id\":820982911946154508,"},
+		{"numbers-big-integers", "\"twitter_id\":505874924095815681,"},
+		{"numbers-big-integers", "\"two_pow_53_plus_1\":9007199254740993,"},
+		{"numbers-big-integers", "\"twenty_digits\":12345678901234567890,"},
+		{"numbers-big-integers", "\"ids\":[18446744073709551615,788032119674292900,"
+					 "141249953214522980,706405506930370000]"},
+		{"webhook-shopify-order-create", "{\"id\":820982911946154508,"},
+		{"webhook-shopify-order-create", "\"product_id\":788032119674292900,"},
+		/* 17 and 16 significant digits: cJSON's own printer loses them */
+		{"numbers-floats", "\"longitude\":139.70372892916203,"},
+		{"numbers-floats", "\"latitude\":35.65910807942215,"},
+		{"numbers-floats", "\"point_one_plus_point_two\":0.30000000000000004,"},
+		{"numbers-floats", "\"price\":9.95,\"duration\":0.9678,"},
+		{"numbers-floats", "\"one_point_zero\":1,\"trailing_zero\":100.5,"},
+		{"webhook-shopify-order-create", "\"rate\":0.19,"},
+		/* the sign of zero survives */
+		{"numbers-negative-zero", "\"zeros\":[-0,0,-0,0]"},
+	};
+	static const char *const hooks[] = {"/hooks/echo", "/hooks/echo_async"};
+	struct corpus c;
+	struct hd d;
+
+	corpus_load(&c, CORPUS_OWN_DIR);
+	hd_start(&d, MAX_BODY, plugins);
+	for (size_t h = 0; h < 2; h++) {
+		for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+			const struct corpus_file *p = corpus_get(&c, want[i].file);
+			struct hd_resp r;
+			hd_request(&d, "POST", hooks[h], p->text, p->len, &r);
+			cr_assert_eq(r.status, 200, "%s via %s: %ld", p->name, hooks[h], r.status);
+			cr_assert_not_null(strstr(r.body, want[i].needle),
+					   "%s via %s: no %s in the answer", p->name, hooks[h],
+					   want[i].needle);
+			struct num_check nc = {0};
+			each_number(r.body, r.len, check_integral_token, &nc);
+			cr_assert_eq(nc.bad, 0, "%s via %s: integral number not in digits: %s",
+				     p->name, hooks[h], nc.first_bad);
+			cr_assert_gt(nc.integral, 0);
+			hd_resp_free(&r);
+		}
+	}
 	cr_assert_eq(hd_stop(&d), 0);
 	corpus_free(&c);
 }
 
-/* What the corpus has little of: every escape, surrogate pairs, control
+/* Every JSON type is a body, not only an object: each comes back as
+ * exactly these bytes. */
+Test(payloads, top_level_values_of_every_type_come_back_exactly, .timeout = 60)
+{
+	static const struct {
+		const char *file, *answer;
+	} want[] = {
+		{"top-empty-object", "{}\n"},
+		{"top-empty-array", "[]\n"},
+		{"top-array", "[1,\"two\",3.5,true,false,null,{\"k\":[]},[-0],18446744073709551615]\n"},
+		{"top-string", "\"a string at top level, with escapes \\n \xc3\xa9 \xf0\x9f\x98\x80\"\n"},
+		{"top-number", "42\n"},
+		{"top-number-big", "18446744073709551615\n"},
+		{"top-number-float", "-0.30000000000000004\n"},
+		{"top-true", "true\n"},
+		{"top-false", "false\n"},
+		{"top-null", "null\n"},
+	};
+	static const char *const hooks[] = {"/hooks/echo", "/hooks/echo_async", "/hooks/rt"};
+	struct corpus c;
+	struct hd d;
+
+	corpus_load(&c, CORPUS_OWN_DIR);
+	hd_start(&d, "\"hooks\": {\"rt\": {\"chain\": [\"echo_async\", \"echo\"]}}", plugins);
+	for (size_t h = 0; h < 3; h++) {
+		for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+			const struct corpus_file *p = corpus_get(&c, want[i].file);
+			struct hd_resp r;
+			hd_request(&d, "POST", hooks[h], p->text, p->len, &r);
+			cr_assert_eq(r.status, 200, "%s via %s: %ld %s", p->name, hooks[h], r.status,
+				     r.body);
+			cr_assert_str_eq(r.body, want[i].answer, "%s via %s", p->name, hooks[h]);
+			hd_resp_free(&r);
+		}
+	}
+	cr_assert_eq(hd_stop(&d), 0);
+	corpus_free(&c);
+}
+
+/* The deliberately broken bodies (tests/data/invalid): each answered 400
+ * with a JSON error that says why, never passed on changed (1E400 is not
+ * infinity, \u0000 does not cut a string); the daemon keeps serving. */
+Test(payloads, invalid_bodies_are_refused_with_a_json_400, .timeout = 60)
+{
+	static const struct {
+		const char *file, *why;
+	} named[] = {
+		{"number-1E400", "number out of range"},
+		{"number-neg-1e999", "number out of range"},
+		{"string-nul-escape", "\\u0000"},
+		{"string-lone-surrogate", "surrogate"},
+		{"string-invalid-utf8", "invalid UTF-8"},
+		{"nesting-1001", "nesting deeper than 1000"},
+		{"empty", "empty body"},
+	};
+	static const char *const hooks[] = {"/hooks/echo", "/hooks/echo_async"};
+	struct corpus c;
+	struct hd d;
+	struct hd_resp r;
+
+	corpus_load(&c, CORPUS_INVALID_DIR);
+	hd_start(&d, MAX_BODY, plugins);
+	for (size_t h = 0; h < 2; h++) {
+		for (size_t i = 0; i < c.n; i++) {
+			const struct corpus_file *p = &c.f[i];
+			cJSON *e;
+			hd_request(&d, "POST", hooks[h], p->text, p->len, &r);
+			cr_assert_eq(r.status, 400, "%s via %s: %ld %s", p->name, hooks[h], r.status,
+				     r.body);
+			cr_assert_str_eq(r.content_type, "application/json", "%s", p->name);
+			e = cJSON_Parse(r.body);
+			cr_assert(cJSON_IsString(cJSON_GetObjectItem(e, "error")), "%s: %s", p->name,
+				  r.body);
+			for (size_t k = 0; k < sizeof(named) / sizeof(named[0]); k++)
+				if (strcmp(p->name, named[k].file) == 0)
+					cr_assert_not_null(strstr(cJSON_GetObjectItem(e, "error")
+								      ->valuestring,
+								  named[k].why),
+							   "%s: \"%s\" lacks \"%s\"", p->name, r.body,
+							   named[k].why);
+			cJSON_Delete(e);
+			hd_resp_free(&r);
+		}
+	}
+	for (size_t k = 0; k < sizeof(named) / sizeof(named[0]); k++)
+		corpus_get(&c, named[k].file);
+	hd_request(&d, "POST", "/hooks/echo", "[1]", 3, &r);
+	cr_assert_eq(r.status, 200);
+	cr_assert_str_eq(r.body, "[1]\n");
+	hd_resp_free(&r);
+	cr_assert_eq(hd_stop(&d), 0);
+	corpus_free(&c);
+}
+
+/* What the corpora have little of, in one body: every escape, surrogate pairs, control
  * characters, and the corners of the double range. Same values back, as
  * valid UTF-8, integral values in digits, and the characters written
  * raw (an escaped emoji comes back as its four UTF-8 bytes). */
@@ -628,7 +668,7 @@ Test(payloads, escapes_and_number_corners_keep_their_values, .timeout = 30)
 		"\"n\":[0,-0,0.1,1e-7,100,1E2,1e+2,-1.5,1.5e300,-1.7976931348623157e308,5e-324,"
 		"2.2250738585072014e-308,9007199254740992,9007199254740993,-9007199254740993,"
 		"123456789012345678901234567890,1e21,-1e-21,0.30000000000000004,1.0,-0.0]}";
-	static const struct payload p = {"synthetic", (char *)body, sizeof(body) - 1};
+	static const struct corpus_file p = {(char *)"synthetic", (char *)body, sizeof(body) - 1};
 	static const char *const hooks[] = {"/hooks/echo", "/hooks/echo_async", "/hooks/rt"};
 	struct hd d;
 

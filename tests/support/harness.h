@@ -111,7 +111,8 @@ struct hd_load_result {
 };
 void hd_load_stop(struct hd_load *l, struct hd_load_result *res);
 
-/* Read a file from ../shared/payloads (or $HOOKD_PAYLOADS); NULL if absent. */
+/* The whole file at path, NUL-terminated (caller frees), *len if non-NULL;
+ * NULL if it is absent or unreadable. */
 char *hd_read_file(const char *path, size_t *len);
 
 /* Monotonic milliseconds. */

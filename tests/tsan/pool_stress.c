@@ -1,6 +1,7 @@
 /*
  * pool_stress -- the worker pool and its sink under ThreadSanitizer.
- * Criterion cannot start under TSan (PITFALLS), so this is a plain program:
+ * Criterion 2.4.1's runner does not start under TSan ("Could not initialize
+ * inheritable arena", then SIGSEGV), so this is a plain program:
  * `make tsan` builds it with -fsanitize=thread and runs it; it exits
  * non-zero on a wrong count, and TSan (halt_on_error=1) on a race.
  *

@@ -1,8 +1,9 @@
 /*
  * json: numbers print so that they parse back to the same double (and
  * integral ones as plain digits), UTF-8 is validated strictly, strings are
- * escaped into valid JSON, parse errors say where, and every real webhook
- * payload survives parse -> print -> parse value for value.
+ * escaped into valid JSON, parse errors say where, and every payload of our
+ * own corpus (tests/data/payloads), and of the real one when it is there,
+ * survives parse -> print -> parse value for value.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -17,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "../../host/json.h"
+#include "../support/corpus.h"
 #include "unit.h"
 
 /* ---- numbers ------------------------------------------------------------ */
@@ -760,134 +762,294 @@ static size_t check_numbers(const cJSON *t, const char *file)
 	return n;
 }
 
-static const char *payload_dir(bool *overridden)
+/* ---- the payload corpora (tests/support/corpus.h) --------------------- */
+
+/* One line says which corpora run; ours holds every trait these tests
+ * rely on, and its README says what each file is for. */
+Test(json_corpus, corpora_in_use_and_our_corpus_is_complete)
 {
-	const char *d = getenv("HOOKD_PAYLOADS");
+	static const char *const traits[] = {
+		"numbers-big-integers", "numbers-floats", "numbers-exponents",
+		"numbers-negative-zero", "strings-escapes", "strings-unicode", "strings-long",
+		"nesting-deep-500", "containers-empty", "keys-duplicate", "top-empty-object",
+		"top-empty-array", "top-array", "top-string", "top-number", "top-number-big",
+		"top-number-float", "top-true", "top-false", "top-null",
+	};
+	struct corpus c;
+	char *readme;
+	size_t len, webhooks = 0;
 
-	*overridden = d && *d;
-	if (*overridden)
-		return d;
-	/* the corpus sits beside the project (../shared); a clone elsewhere
-	 * finds the workplace's copy */
-	return access("../shared/payloads", R_OK) == 0 || access("/work/shared/payloads", R_OK) != 0
-		       ? "../shared/payloads"
-		       : "/work/shared/payloads";
-}
-
-static int cmp_name(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-Test(json_corpus, every_payload_survives_parse_print_parse_exactly, .timeout = 120)
-{
-	bool overridden;
-	const char *dir = payload_dir(&overridden);
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	char *names[512];
-	size_t n = 0, big_ints = 0, numbers = 0;
-
-	cr_assert_not_null(d, "payload directory %s: %s (set HOOKD_PAYLOADS)", dir, strerror(errno));
-	while ((de = readdir(d))) {
-		size_t l = strlen(de->d_name);
-		if (l > 5 && strcmp(de->d_name + l - 5, ".json") == 0) {
-			cr_assert_lt(n, sizeof(names) / sizeof(names[0]));
-			names[n++] = strdup(de->d_name);
+	cr_assert_gt(corpus_log_which("unit"), 0);
+	corpus_load(&c, CORPUS_OWN_DIR);
+	for (size_t i = 0; i < sizeof(traits) / sizeof(traits[0]); i++)
+		corpus_get(&c, traits[i]);
+	readme = u_read_file(CORPUS_OWN_DIR "/README.md", &len);
+	cr_assert_not_null(readme, CORPUS_OWN_DIR "/README.md");
+	for (size_t i = 0; i < c.n; i++) {
+		char line[300];
+		snprintf(line, sizeof(line), "| `%s.json` |", c.f[i].name);
+		cr_assert_not_null(strstr(readme, line), "README.md says nothing of %s.json",
+				   c.f[i].name);
+		/* realistic webhook bodies, 1 to 60 KB */
+		if (strncmp(c.f[i].name, "webhook-", 8) == 0) {
+			webhooks++;
+			cr_assert(c.f[i].len >= 1000 && c.f[i].len <= 60000, "%s: %zu bytes",
+				  c.f[i].name, c.f[i].len);
 		}
 	}
-	closedir(d);
-	cr_assert_gt(n, 0, "no *.json in %s", dir);
-	if (!overridden)
-		cr_assert_eq(n, 74, "the corpus README lists 74 payloads, found %zu", n);
-	qsort(names, n, sizeof(names[0]), cmp_name);
+	cr_assert_geq(webhooks, 6);
+	free(readme);
+	corpus_free(&c);
+}
 
-	for (size_t i = 0; i < n; i++) {
-		char path[1024], err[256];
+static void survives_parse_print_parse_exactly(const struct corpus *c)
+{
+	size_t numbers = 0;
+
+	for (size_t i = 0; i < c->n; i++) {
+		const char *name = c->f[i].name;
+		char err[256];
 		struct jbuf b1 = {0}, b2 = {0};
 		cJSON *t1, *t2, *t3;
-		size_t len;
-		char *text;
 
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		text = u_read_file(path, &len);
-		cr_assert_not_null(text, "%s: %s", path, strerror(errno));
-		cr_assert_eq(json_parse(text, len, &t1, err, sizeof(err)), 0, "%s: %s", names[i], err);
-		cr_assert_eq(json_print(t1, &b1), 0, "%s", names[i]);
-		cr_assert(json_utf8_valid(b1.data, b1.len, NULL), "%s: printed invalid UTF-8",
-			  names[i]);
+		cr_assert_eq(json_parse(c->f[i].text, c->f[i].len, &t1, err, sizeof(err)), 0,
+			     "%s/%s: %s", c->dir, name, err);
+		cr_assert_eq(json_print(t1, &b1), 0, "%s", name);
+		cr_assert(json_utf8_valid(b1.data, b1.len, NULL), "%s: printed invalid UTF-8", name);
 		/* cJSON itself reads our output back: another parser than json_parse */
 		t2 = cJSON_ParseWithLength(b1.data, b1.len);
-		cr_assert_not_null(t2, "%s: cJSON cannot parse what json_print wrote", names[i]);
-		same_tree(t1, t2, names[i], "$");
+		cr_assert_not_null(t2, "%s: cJSON cannot parse what json_print wrote", name);
+		same_tree(t1, t2, name, "$");
 		/* and printing is a fixed point: print(parse(print(x))) == print(x) */
-		cr_assert_eq(json_parse(b1.data, b1.len, &t3, err, sizeof(err)), 0, "%s: %s",
-			     names[i], err);
+		cr_assert_eq(json_parse(b1.data, b1.len, &t3, err, sizeof(err)), 0, "%s: %s", name,
+			     err);
 		cr_assert_eq(json_print(t3, &b2), 0);
-		cr_assert_eq(b1.len, b2.len, "%s: second print differs", names[i]);
-		cr_assert_eq(memcmp(b1.data, b2.data, b1.len), 0, "%s: second print differs",
-			     names[i]);
-		numbers += check_numbers(t1, names[i]);
-		/* json_print writes no NUL: search the bytes */
-		if (memmem(b1.data, b1.len, "\"id\":820982911946154500,", 24))
-			big_ints++;
+		cr_assert_eq(b1.len, b2.len, "%s: second print differs", name);
+		cr_assert_eq(memcmp(b1.data, b2.data, b1.len), 0, "%s: second print differs", name);
+		numbers += check_numbers(t1, name);
 		cJSON_Delete(t1);
 		cJSON_Delete(t2);
 		cJSON_Delete(t3);
 		jbuf_free(&b1);
 		jbuf_free(&b2);
-		free(text);
-		free(names[i]);
 	}
-	cr_assert_gt(numbers, 0, "the corpus has numbers");
-	if (!overridden)
-		cr_assert_gt(big_ints, 0, "shopify-orders_create-1's id printed as plain digits");
+	cr_assert_gt(numbers, 0, "%s has numbers", c->dir);
 }
 
-Test(json_corpus, known_traits_of_the_corpus)
+Test(json_corpus, own_corpus_survives_parse_print_parse_exactly, .timeout = 120)
 {
-	bool overridden;
-	const char *dir = payload_dir(&overridden);
-	char path[1024], err[256], *text, *out;
-	size_t len;
+	struct corpus c;
+
+	corpus_load(&c, CORPUS_OWN_DIR);
+	survives_parse_print_parse_exactly(&c);
+	corpus_free(&c);
+}
+
+Test(json_corpus, real_corpus_survives_parse_print_parse_exactly, .timeout = 120)
+{
+	struct corpus c;
+
+	corpus_load_real_or_skip(&c);
+	survives_parse_print_parse_exactly(&c);
+	corpus_free(&c);
+}
+
+/* json_print of a corpus file, NUL-terminated (caller frees). */
+static char *print_file(const struct corpus *c, const char *name)
+{
+	const struct corpus_file *f = corpus_get(c, name);
+	char err[256], *out;
 	cJSON *t;
 
-	if (overridden)
-		cr_skip_test("HOOKD_PAYLOADS points elsewhere: the named files may not exist");
-	/* dockerhub writes Unix times as 1.417566161e+09: they come back as integers */
-	snprintf(path, sizeof(path), "%s/dockerhub-push-1.json", dir);
-	text = u_read_file(path, &len);
-	cr_assert_not_null(text, "%s", path);
-	cr_assert_eq(json_parse(text, len, &t, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(json_parse(f->text, f->len, &t, err, sizeof(err)), 0, "%s: %s", name, err);
 	out = print(t);
-	cr_assert_not_null(strstr(out, "\"pushed_at\":1417566161"), "%.300s", out);
-	cr_assert_not_null(strstr(out, "\\t"), "the \\u0009 of the input comes back as \\t");
-	free(out);
 	cJSON_Delete(t);
-	free(text);
+	return out;
+}
 
-	/* emoji and CJK survive byte for byte */
-	snprintf(path, sizeof(path), "%s/twitter-search_api_response-1.json", dir);
-	text = u_read_file(path, &len);
-	cr_assert_not_null(text, "%s", path);
-	cr_assert_eq(json_parse(text, len, &t, err, sizeof(err)), 0, "%s", err);
-	out = print(t);
-	cr_assert_not_null(strstr(out, "\xe3\x80\x90"), "CJK bracket U+3010 kept raw");
-	cr_assert_not_null(strstr(out, "\xf0\x9f"), "an astral-plane character kept raw");
-	free(out);
-	cJSON_Delete(t);
-	free(text);
+/* What the trait files must print as, byte for byte. */
+Test(json_corpus, traits_of_our_corpus_print_exactly)
+{
+	static const struct {
+		const char *file, *want;
+	} exact[] = {
+		{"numbers-big-integers",
+		 "{\"u64_max\":18446744073709551615,\"i64_min\":-9223372036854775808,"
+		 "\"i64_max\":9223372036854775807,\"rounded_id\":788032119674292900,"
+		 "\"exact_id\":820982911946154508,\"twitter_id\":505874924095815681,"
+		 "\"two_pow_53\":9007199254740992,\"two_pow_53_plus_1\":9007199254740993,"
+		 "\"neg_two_pow_53_plus_1\":-9007199254740993,\"sixteen_digits\":1234567890123456,"
+		 "\"fifteen_digits\":999999999999999,\"twenty_digits\":12345678901234567890,"
+		 "\"ids\":[18446744073709551615,788032119674292900,141249953214522980,"
+		 "706405506930370000],\"gid\":\"gid://shopify/Order/820982911946154508\"}"},
+		{"numbers-negative-zero", "{\"neg_zero\":-0,\"neg_zero_float\":-0,\"neg_zero_exp\":-0,"
+					  "\"zeros\":[-0,0,-0,0],\"pos_zero\":0}"},
+		{"keys-duplicate", "{\"a\":1,\"b\":{\"c\":true,\"c\":false},\"a\":\"two\","
+				   "\"list\":[{\"id\":1,\"id\":2}],\"a\":null}"},
+		{"containers-empty", "{\"object\":{},\"array\":[],\"string\":\"\",\"nested\":[[],[{}],"
+				     "{\"x\":[]},[[[]]],{\"y\":{\"z\":{}}}],\"spaced\":[],"
+				     "\"spaced_object\":{}}"},
+		{"top-empty-object", "{}"},
+		{"top-empty-array", "[]"},
+		{"top-array", "[1,\"two\",3.5,true,false,null,{\"k\":[]},[-0],18446744073709551615]"},
+		{"top-string", "\"a string at top level, with escapes \\n \xc3\xa9 \xf0\x9f\x98\x80\""},
+		{"top-number", "42"},
+		{"top-number-big", "18446744073709551615"},
+		{"top-number-float", "-0.30000000000000004"},
+		{"top-true", "true"},
+		{"top-false", "false"},
+		{"top-null", "null"},
+	};
+	static const struct {
+		const char *file, *needle;
+	} has[] = {
+		/* exponents: integral values as digits, others re-spelt exactly */
+		{"numbers-exponents", "\"pushed_at\":1417566161,\"hundred\":[100,100,100,100],"},
+		{"numbers-exponents", "\"half_milli\":0.0005,\"zero_exp\":0,\"two_and_a_half\":2.5}"},
+		/* 16 and 17 significant digits */
+		{"numbers-floats", "{\"longitude\":139.70372892916203,\"latitude\":35.65910807942215,"
+				   "\"point_one_plus_point_two\":0.30000000000000004,\"tenth\":0.1,"},
+		{"numbers-floats", "\"one_point_zero\":1,\"trailing_zero\":100.5,"},
+		/* escapes decoded, then re-escaped only where JSON requires it */
+		{"strings-escapes", "\"short_escapes\":\"quote \\\" backslash \\\\ slash / bs \\b ff "
+				    "\\f nl \\n cr \\r tab \\t\""},
+		{"strings-escapes", "\"gitlab_style\":\"a & b\\tc\""},
+		{"strings-escapes", "\"controls\":\"\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007"
+				    "\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013"
+				    "\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c"
+				    "\\u001d\\u001e\\u001f\""},
+		/* surrogate pairs become the 4 UTF-8 bytes, up to U+10FFFF */
+		{"strings-escapes", "\"pair\":\"\xf0\x9f\x98\x80\",\"pair_upper_hex\":\"\xf0\x9f\x98\x80\","
+				    "\"pairs\":\"\xf0\x9f\x8e\x89 \xf0\x9d\x84\x9e \xf4\x8f\xbf\xbf\""},
+		{"strings-escapes", "\"mixed\":\"\xe6\x9d\xb1\xe4\xba\xac \xe6\x9d\xb1\xe4\xba\xac\","
+				    "\"key\":\"a member name written with an escape\",\"\":"},
+		/* raw UTF-8 of every length kept as it is */
+		{"strings-unicode", "\"emoji\":\"\xf0\x9f\x8e\x89\xf0\x9f\x9a\x80"},
+		{"strings-unicode", "\"\xf0\x9f\x94\x91\":\"an astral member name\""},
+		/* \u escapes of the ensure_ascii style, a pair among them */
+		{"webhook-shopify-order-create",
+		 "\"note\":\"Bitte klingeln \xf0\x9f\x94\x94 \xe2\x80\x94 danke!\""},
+		{"webhook-shopify-order-create", "{\"id\":820982911946154508,"},
+	};
+	struct corpus c;
+	char *out;
 
-	/* the duplicate member of gitlab-build-1 is printed twice */
-	snprintf(path, sizeof(path), "%s/gitlab-build-1.json", dir);
-	text = u_read_file(path, &len);
-	cr_assert_not_null(text, "%s", path);
-	cr_assert_eq(json_parse(text, len, &t, err, sizeof(err)), 0, "%s", err);
+	corpus_load(&c, CORPUS_OWN_DIR);
+	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++) {
+		out = print_file(&c, exact[i].file);
+		cr_assert_str_eq(out, exact[i].want, "%s", exact[i].file);
+		free(out);
+	}
+	for (size_t i = 0; i < sizeof(has) / sizeof(has[0]); i++) {
+		out = print_file(&c, has[i].file);
+		cr_assert_not_null(strstr(out, has[i].needle), "%s: no %s in %.400s", has[i].file,
+				   has[i].needle, out);
+		free(out);
+	}
+	corpus_free(&c);
+}
+
+/* 500 levels print as the file minus its blanks; a 100 KB+ string whole. */
+Test(json_corpus, deep_nesting_and_long_strings_print_whole)
+{
+	const struct corpus_file *f;
+	struct corpus c;
+	char *out, *want, err[256];
+	size_t k = 0, depth = 0, max_depth = 0;
+	cJSON *t;
+
+	corpus_load(&c, CORPUS_OWN_DIR);
+	f = corpus_get(&c, "nesting-deep-500");
+	want = malloc(f->len + 1);
+	cr_assert_not_null(want);
+	for (size_t i = 0; i < f->len; i++) {
+		if (f->text[i] != ' ' && f->text[i] != '\n')
+			want[k++] = f->text[i];
+		if (f->text[i] == '[' || f->text[i] == '{')
+			max_depth = ++depth > max_depth ? depth : max_depth;
+		else if (f->text[i] == ']' || f->text[i] == '}')
+			depth--;
+	}
+	want[k] = '\0';
+	cr_assert_eq(max_depth, 500);
+	out = print_file(&c, "nesting-deep-500");
+	cr_assert_str_eq(out, want);
+	free(out);
+	free(want);
+
+	f = corpus_get(&c, "strings-long");
+	cr_assert_eq(json_parse(f->text, f->len, &t, err, sizeof(err)), 0, "%s", err);
+	cr_assert_gt(strlen(cJSON_GetObjectItem(t, "body")->valuestring), 100000);
 	out = print(t);
-	cr_assert_eq(u_count_str(out, "\"git_ssh_url\":"), 2);
+	cr_assert_gt(strlen(out), f->len - 100, "printed %zu of %zu bytes", strlen(out), f->len);
+	cr_assert_not_null(strstr(out, "\",\"tail\":\"end\"}"));
 	free(out);
 	cJSON_Delete(t);
-	free(text);
+	corpus_free(&c);
+}
+
+/* The deliberately broken bodies: each refused, saying why (1E400 is not
+ * turned into infinity, \u0000 does not cut a string). */
+Test(json_corpus, invalid_files_are_refused)
+{
+	static const struct {
+		const char *file, *why;
+	} named[] = {
+		{"number-1E400", "number out of range"},
+		{"number-neg-1e999", "number out of range"},
+		{"number-leading-zero", "leading zero"},
+		{"string-nul-escape", "\\u0000"},
+		{"string-lone-surrogate", "unpaired UTF-16 surrogate"},
+		{"string-raw-tab", "control character"},
+		{"string-invalid-utf8", "invalid UTF-8 at byte 7"},
+		{"nesting-1001", "nesting deeper than 1000"},
+		{"two-values", "unexpected data after the value"},
+		{"empty", "empty body"},
+	};
+	struct corpus c;
+
+	corpus_load(&c, CORPUS_INVALID_DIR);
+	for (size_t i = 0; i < c.n; i++)
+		expect_parse_error(c.f[i].text, c.f[i].len, "", NULL);
+	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
+		const struct corpus_file *f = corpus_get(&c, named[i].file);
+		expect_parse_error(f->text, f->len, named[i].why, NULL);
+	}
+	corpus_free(&c);
+}
+
+/* A corpus folder that is there but empty, or holds a file that cannot be
+ * read, is an error (a round trip of nothing proves nothing). */
+Test(json_corpus, a_present_corpus_must_be_non_empty_and_readable)
+{
+	char dir[256], path[400], err[1200];
+	struct corpus c;
+
+	u_tmpdir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/README.md", dir);
+	u_write_file(path, "not a payload\n");
+	cr_assert_not(corpus_try_load(&c, dir, err, sizeof(err)));
+	cr_assert_not_null(strstr(err, "no *.json"), "%s", err);
+
+	snprintf(path, sizeof(path), "%s/a.json", dir);
+	u_write_file(path, "{}");
+	cr_assert(corpus_try_load(&c, dir, err, sizeof(err)), "%s", err);
+	cr_assert_eq(c.n, 1);
+	cr_assert_str_eq(c.f[0].name, "a");
+	cr_assert_str_eq(c.f[0].text, "{}");
+	corpus_free(&c);
+
+	/* a dangling link: unreadable even for root */
+	snprintf(path, sizeof(path), "%s/b.json", dir);
+	cr_assert_eq(symlink("nowhere.json", path), 0, "%s", strerror(errno));
+	cr_assert_not(corpus_try_load(&c, dir, err, sizeof(err)));
+	cr_assert_not_null(strstr(err, "cannot read"), "%s", err);
+	cr_assert_eq(c.n, 0);
+
+	snprintf(path, sizeof(path), "%s/missing", dir);
+	cr_assert_not(corpus_try_load(&c, path, err, sizeof(err)));
+	cr_assert_not_null(strstr(err, "No such file"), "%s", err);
+	u_rmtree(dir);
 }
 
 /* ---- strict RFC 8259 (our parser, not cJSON's) ----------------------- */
