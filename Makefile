@@ -144,7 +144,8 @@ check: test
 asan:
 	$(MAKE) SANITIZER=address,undefined BUILD=build/asan test
 
-# Criterion cannot start under TSan (PITFALLS): build the daemon and the
+# Criterion 2.4.1 cannot start under TSan ("Could not initialize inheritable
+# arena", then SEGV): build the daemon and the
 # plugins with TSan, run the uninstrumented integration suite against them;
 # the harness fails a test on a TSan report in the daemon's log.
 tsan: deps-test

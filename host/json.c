@@ -1,7 +1,9 @@
 /*
  * json -- see json.h. The printer walks the cJSON tree itself rather than
- * calling cJSON_Print*, because cJSON's number printing is lossy
- * (PITFALLS: "cJSON's printer changes numbers").
+ * calling cJSON_Print*, because cJSON's number printing is lossy: it
+ * prints %1.15g and accepts a merely close double, so 139.70372892916203
+ * comes back as 139.703728929162 and the id 788032119674292900 as
+ * 7.88032119674293e+17.
  */
 #include "json.h"
 

@@ -3,7 +3,8 @@
  *
  * Every file is copied to a private path before dlopen(RTLD_NOW |
  * RTLD_LOCAL): glibc returns the cached handle for a path it has open, and
- * writing over a mapped .so kills the process (PITFALLS). The descriptor's
+ * writing over a mapped .so kills the process (SIGSEGV; a truncated one,
+ * SIGBUS). The descriptor's
  * magic and ABI are checked before anything else in it is read. Every
  * rejection names the file and the reason, and never stops the other files.
  * A file that has not changed (same inode, size, mtime, same config
