@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -75,6 +76,57 @@ void plugin_release(struct plugin *p)
 		plugin_free(p);
 }
 
+/* Remove the private folders that runs which died without cleaning up (a
+ * crash, SIGKILL) left in `parent`: hookd-<pid>-XXXXXX of ours whose pid no
+ * longer runs. Their copies are plain files. */
+static void sweep_stale(const char *parent, const struct log *log)
+{
+	DIR *dir = opendir(parent), *sub;
+	struct dirent *de, *f;
+	char path[4096], fpath[4096 + 256];
+	struct stat st;
+	long pid;
+	int n;
+
+	if (!dir)
+		return;
+	while ((de = readdir(dir))) {
+		if (sscanf(de->d_name, "hookd-%ld-%n", &pid, &n) != 1 || pid <= 0 ||
+		    strlen(de->d_name + n) != 6)
+			continue;
+		if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue; /* alive, or not ours to judge */
+		snprintf(path, sizeof(path), "%s/%s", parent, de->d_name);
+		if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+			continue;
+		if ((sub = opendir(path))) {
+			while ((f = readdir(sub)))
+				if (strcmp(f->d_name, ".") && strcmp(f->d_name, "..")) {
+					snprintf(fpath, sizeof(fpath), "%s/%s", path, f->d_name);
+					unlink(fpath);
+				}
+			closedir(sub);
+		}
+		if (rmdir(path) == 0)
+			log_info(log, "removed %s: private plugin copies of a run (pid %ld) that "
+				 "ended without cleaning up", path, pid);
+	}
+	closedir(dir);
+}
+
+/* The private folder was removed while we run (a tmp cleaner, an
+ * operator): make it again, or every later load would fail. */
+static void ensure_dir(struct loader *ld)
+{
+	struct stat st;
+
+	if (stat(ld->dir, &st) == 0 || errno != ENOENT)
+		return;
+	if (mkdir(ld->dir, 0700) == 0)
+		log_warn(ld->log, "private plugin folder %s had been removed: made it again",
+			 ld->dir);
+}
+
 int loader_create(const char *parent, const struct log *log, const hookd_host_api *api,
 		  struct loader **out, char *err, size_t errlen)
 {
@@ -86,6 +138,7 @@ int loader_create(const char *parent, const struct log *log, const hookd_host_ap
 		parent = getenv("TMPDIR");
 	if (!parent || !*parent)
 		parent = "/tmp";
+	sweep_stale(parent, log);
 	if (snprintf(tmpl, sizeof(tmpl), "%s/hookd-%ld-XXXXXX", parent, (long)getpid()) >=
 	    (int)sizeof(tmpl)) {
 		snprintf(err, errlen, "runtime_dir %s: path too long", parent);
@@ -330,6 +383,7 @@ static struct plugin *load_fresh(struct loader *ld, const struct config *cfg,
 		goto fail;
 	}
 	snprintf(path, sizeof(path), "%s/%llu-%s", ld->dir, (unsigned long long)++ld->seq, file);
+	ensure_dir(ld);
 	if (copy_file(fd, st->st_size, path, reason) < 0)
 		goto fail;
 	if (!(p->copy_path = strdup(path))) {

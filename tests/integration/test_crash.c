@@ -64,6 +64,8 @@ Test(crash, a_crashing_plugin_is_named_and_not_loaded_again_until_replaced, .tim
 	/* the next start refuses the same file, and serves everything else */
 	relaunch(&D);
 	cr_assert_eq(hd_log_count(&D, "plugin crash_sync (file crash_sync.so) crashed the host at "), 1);
+	/* the dead run's private copies are gone */
+	cr_assert_eq(hd_log_count(&D, "that ended without cleaning up"), 1);
 	hd_get(&D, "/plugins", &r);
 	cr_assert_eq(r.status, 200);
 	cr_assert(strstr(r.body, "\"file\":\"crash_sync.so\",\"reason\":\"quarantined: plugin "
