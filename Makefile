@@ -18,7 +18,7 @@ LDFLAGS  ?=
 SANITIZER ?=
 BUILD    ?= build
 
-PKGS      := libevent libcjson libcurl
+PKGS      := libevent libcjson libcurl libcrypto
 # Evaluated on first use, not when the Makefile is read: on a fresh machine
 # the packages only exist once the `deps` prerequisite has installed them
 # (read at parse time, the flags were empty and the first build failed).
@@ -74,14 +74,18 @@ $(BUILD)/obj/tests/%.o: tests/%.c | deps-test
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
+# hookd refuses a plugin file or folder writable by group or others: a
+# umask of 002 must not make `make run` refuse its own examples
 $(BUILD)/plugins/%.so: plugins/%.c sdk/hookd.h
 	@mkdir -p $(dir $@)
 	$(CC) $(PLUGIN_CFLAGS) $(PLUGIN_LDFLAGS) -o $@ $< -lcjson
+	@chmod go-w $@ $(dir $@)
 
 # the sync HTTP example links libcurl itself
 $(BUILD)/plugins/fetch_sync.so: plugins/fetch_sync.c sdk/hookd.h
 	@mkdir -p $(dir $@)
 	$(CC) $(PLUGIN_CFLAGS) $(PLUGIN_LDFLAGS) -o $@ $< -lcjson -lcurl
+	@chmod go-w $@ $(dir $@)
 
 # Broken plugins, one per rejection reason, and two versions of one plugin
 # for the reload tests. Test fixtures only: never in build/plugins.

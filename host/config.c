@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -150,6 +151,41 @@ bad:
 }
 
 /* `dir` relative to the directory of `cfgpath` unless absolute. */
+/* "trusted_sha256": an array of SHA-256 digests (64 hex digits each). */
+static int parse_trusted(struct config *cfg, const cJSON *v, struct verr *e)
+{
+	size_t n = (size_t)cJSON_GetArraySize(v), i = 0;
+	const cJSON *d;
+
+	if (!cJSON_IsArray(v)) {
+		verr_set(e, "trusted_sha256", "expected an array of SHA-256 digests, got %s",
+			 type_name(v));
+		return -1;
+	}
+	cfg->trusted_sha256 = calloc(n ? n : 1, sizeof(*cfg->trusted_sha256));
+	if (!cfg->trusted_sha256) {
+		verr_set(e, "trusted_sha256", "out of memory");
+		return -1;
+	}
+	cJSON_ArrayForEach(d, v)
+	{
+		char key[64];
+		size_t len = cJSON_IsString(d) ? strlen(d->valuestring) : 0;
+		snprintf(key, sizeof(key), "trusted_sha256[%zu]", i);
+		if (len != 64 || strspn(d->valuestring, "0123456789abcdefABCDEF") != 64) {
+			verr_set(e, key, "expected 64 hexadecimal digits (sha256sum's output), got %s",
+				 cJSON_IsString(d) ? "another string" : type_name(d));
+			return -1;
+		}
+		for (size_t j = 0; j < 64; j++)
+			cfg->trusted_sha256[i][j] = (char)tolower((unsigned char)d->valuestring[j]);
+		cfg->trusted_sha256[i][64] = '\0';
+		i++;
+	}
+	cfg->ntrusted = n;
+	return 0;
+}
+
 static char *resolve_dir(const char *cfgpath, const char *dir)
 {
 	const char *slash;
@@ -286,6 +322,9 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 				verr_set(e, key, "out of memory");
 				return -1;
 			}
+		} else if (strcmp(key, "trusted_sha256") == 0) {
+			if (parse_trusted(cfg, k, e) < 0)
+				return -1;
 		} else if (strcmp(key, "state_dir") == 0) {
 			char *dir;
 			if (get_string(k, key, &dir, e) < 0)
@@ -403,7 +442,7 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 			}
 		} else {
 			verr_set(e, key, "unknown key (expected one of listen, plugin_dir, "
-				 "runtime_dir, state_dir, reactors, workers, queue, timeout_ms, max_body, "
+				 "runtime_dir, state_dir, trusted_sha256, reactors, workers, queue, timeout_ms, max_body, "
 				 "max_output, drain_ms, loop_warn_ms, loop_abort_ms, log_level, hooks, "
 				 "plugins)");
 			return -1;
@@ -526,6 +565,7 @@ void config_free(struct config *cfg)
 	free(cfg->plugin_dir);
 	free(cfg->runtime_dir);
 	free(cfg->state_dir);
+	free(cfg->trusted_sha256);
 	free(cfg);
 }
 

@@ -38,6 +38,8 @@ struct config {
 	char *plugin_dir;   /* resolved against the config file's directory */
 	char *runtime_dir;  /* where private plugin copies live; NULL: $TMPDIR or /tmp */
 	char *state_dir;    /* the crash record; resolved like plugin_dir; NULL: none */
+	char (*trusted_sha256)[65]; /* allow-list of plugin file digests (hex), or NULL: any */
+	size_t ntrusted;
 	unsigned reactors;  /* event-loop threads sharing the port (default 1) */
 	unsigned workers;   /* pool threads (default: online CPUs) */
 	unsigned queue;     /* pool queue bound (default: 64 x workers) */

@@ -7,6 +7,7 @@
  * plugin's own `size` bytes), validation, name uniqueness, init.
  */
 #include "loader.h"
+#include "blame.h"
 #include "name.h"
 
 #include <dirent.h>
@@ -16,11 +17,14 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #define LOADER_MAX_HOOKS 256
 #define LOADER_REASON_MAX 512
@@ -32,6 +36,7 @@ struct loader {
 	uint64_t seq; /* copies made, for unique names */
 	loader_veto_fn veto;
 	void *veto_arg;
+	char dir_problem[LOADER_REASON_MAX]; /* this scan: why the folder is unsafe, or "" */
 };
 
 void loader_set_veto(struct loader *ld, loader_veto_fn fn, void *arg)
@@ -53,8 +58,13 @@ void plugin_retain(struct plugin *p)
 static void plugin_free(struct plugin *p)
 {
 	if (p->initialised) {
-		if (p->desc.fini)
+		if (p->desc.fini) {
+			struct blame_frame f = {.plugin = p, .generation = p->generation,
+						.entry = "fini"};
+			blame_push(&f);
 			p->desc.fini(&p->ctx);
+			blame_pop(&f);
+		}
 		/* desc.name lives in the plugin's own memory: log before dlclose */
 		log_msg(p->log, LOG_INFO, NULL, "unloaded plugin %s (%s, generation %llu)",
 			p->desc.name, p->file, (unsigned long long)p->generation);
@@ -261,6 +271,112 @@ static int copy_file(int src, off_t size, const char *dst, char *reason)
 	return 0;
 }
 
+/* The SHA-256 of the file at `path`, as 64 hex digits, into hex[65]. */
+static int sha256_file(const char *path, char hex[65], char *reason)
+{
+	unsigned char buf[65536], md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = -1;
+	ssize_t n;
+
+	if (!ctx || fd < 0 || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+		set_reason(reason, "cannot compute the sha256 of %s: %s", path,
+			   fd < 0 ? strerror(errno) : "libcrypto failed");
+		goto out;
+	}
+	while ((n = read(fd, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || !EVP_DigestUpdate(ctx, buf, (size_t)n)) {
+			set_reason(reason, "cannot read %s: %s", path, strerror(errno));
+			goto out;
+		}
+	}
+	if (!EVP_DigestFinal_ex(ctx, md, &mdlen) || mdlen != 32) {
+		set_reason(reason, "cannot compute the sha256 of %s", path);
+		goto out;
+	}
+	for (unsigned i = 0; i < 32; i++) {
+		hex[2 * i] = "0123456789abcdef"[md[i] >> 4];
+		hex[2 * i + 1] = "0123456789abcdef"[md[i] & 15];
+	}
+	hex[64] = '\0';
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+static bool trusted(const struct config *cfg, const char *hex)
+{
+	if (!cfg->trusted_sha256)
+		return true;
+	for (size_t i = 0; i < cfg->ntrusted; i++)
+		if (strcmp(cfg->trusted_sha256[i], hex) == 0)
+			return true;
+	return false;
+}
+
+/* Why the folder itself may not be loaded from ("" if it may): anyone who
+ * can write to it can install code that hookd runs. */
+static void check_dir(struct loader *ld, const struct config *cfg)
+{
+	struct stat st;
+
+	ld->dir_problem[0] = '\0';
+	if (stat(cfg->plugin_dir, &st) < 0)
+		return; /* opendir reports it */
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		set_reason(ld->dir_problem, "the plugin folder %s is writable by group or others "
+			   "(mode %04o): refusing to load code from it (chmod go-w it)",
+			   cfg->plugin_dir, (unsigned)(st.st_mode & 07777));
+	else if (st.st_uid != 0 && st.st_uid != geteuid())
+		set_reason(ld->dir_problem, "the plugin folder %s is owned by uid %u, neither root "
+			   "nor hookd's user (uid %u)", cfg->plugin_dir, (unsigned)st.st_uid,
+			   (unsigned)geteuid());
+}
+
+/* True (with the reason) when the file at `path` (open, `st`) must not be
+ * loaded: writable by group or others, owned by someone else than root or
+ * hookd's user, or a symlink that leads out of the plugin folder. */
+static bool insecure(const struct loader *ld, const struct config *cfg, const char *path,
+		     const struct stat *st, char *reason)
+{
+	struct stat lst;
+
+	if (ld->dir_problem[0]) {
+		set_reason(reason, "%s", ld->dir_problem);
+		return true;
+	}
+	if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+		char *real = realpath(path, NULL), *dir = realpath(cfg->plugin_dir, NULL);
+		size_t dl = dir ? strlen(dir) : 0;
+		bool inside = real && dir && strncmp(real, dir, dl) == 0 && real[dl] == '/';
+		if (!inside)
+			set_reason(reason, "a symlink to %s, outside the plugin folder",
+				   real ? real : "a missing file");
+		free(real);
+		free(dir);
+		if (!inside)
+			return true;
+	}
+	if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+		set_reason(reason, "writable by group or others (mode %04o): anyone among them "
+			   "could change the code hookd runs (chmod go-w it)",
+			   (unsigned)(st->st_mode & 07777));
+		return true;
+	}
+	if (st->st_uid != 0 && st->st_uid != geteuid()) {
+		set_reason(reason, "owned by uid %u, neither root nor hookd's user (uid %u)",
+			   (unsigned)st->st_uid, (unsigned)geteuid());
+		return true;
+	}
+	return false;
+}
+
 /* Read and check the descriptor at `sym` into p->desc. */
 static int read_descriptor(struct plugin *p, const void *sym, char *reason)
 {
@@ -391,6 +507,14 @@ static struct plugin *load_fresh(struct loader *ld, const struct config *cfg,
 		set_reason(reason, "out of memory");
 		goto fail;
 	}
+	/* the digest of the bytes that will be mapped, checked before any of
+	 * them runs */
+	if (sha256_file(p->copy_path, p->sha256, reason) < 0)
+		goto fail;
+	if (!trusted(cfg, p->sha256)) {
+		set_reason(reason, "sha256 %s is not in trusted_sha256", p->sha256);
+		goto fail;
+	}
 	dlerror();
 	p->dl = dlopen(p->copy_path, RTLD_NOW | RTLD_LOCAL);
 	if (!p->dl) {
@@ -434,7 +558,10 @@ static struct plugin *load_fresh(struct loader *ld, const struct config *cfg,
 	p->ctx.name = p->desc.name;
 	p->ctx.state = NULL;
 	if (p->desc.init) {
+		struct blame_frame f = {.plugin = p, .generation = generation, .entry = "init"};
+		blame_push(&f);
 		rc = p->desc.init(&p->ctx, p->config);
+		blame_pop(&f);
 		if (rc != 0) {
 			set_reason(reason, "plugin %s: init failed (returned %d)", p->desc.name, rc);
 			goto fail;
@@ -535,13 +662,15 @@ static int scan_one(struct loader *ld, const struct config *cfg, struct plugin *
 		}
 	} else if (ld->veto && ld->veto(ld->veto_arg, file, &st, reason, sizeof(reason))) {
 		/* refused before any of its code runs */
+	} else if (insecure(ld, cfg, path, &st, reason)) {
+		/* likewise */
 	} else {
 		p = load_fresh(ld, cfg, r, file, fd, &st, generation, reason);
 		if (p)
-			log_info(ld->log, "loaded plugin %s %s (%s, %s, generation %llu)",
+			log_info(ld->log, "loaded plugin %s %s (%s, %s, generation %llu) sha256 %s",
 				 p->desc.name, p->desc.version, file,
 				 plugin_is_async(p) ? "async" : "sync",
-				 (unsigned long long)generation);
+				 (unsigned long long)generation, p->sha256);
 	}
 	if (fd >= 0)
 		close(fd);
@@ -612,6 +741,7 @@ int loader_scan(struct loader *ld, const struct config *cfg, struct plugin *cons
 	}
 	if (n > 1) /* qsort(NULL, 0) is undefined behaviour */
 		qsort(names, n, sizeof(*names), cmp_str);
+	check_dir(ld, cfg);
 	for (int pass = 0; pass < PASSES; pass++)
 		for (size_t i = 0; i < n; i++)
 			if (scan_one(ld, cfg, prev, nprev, generation, names[i], pass, out) < 0)

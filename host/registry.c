@@ -205,6 +205,7 @@ static cJSON *describe_plugin(const struct plugin *p)
 	for (size_t i = 0; hooks && p->desc.hooks[i]; i++)
 		cJSON_AddItemToArray(hooks, cJSON_CreateString(p->desc.hooks[i]));
 	cJSON_AddStringToObject(o, "file", p->file);
+	cJSON_AddStringToObject(o, "sha256", p->sha256);
 	cJSON_AddNumberToObject(o, "generation", (double)p->generation);
 	return o;
 }

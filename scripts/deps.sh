@@ -4,7 +4,7 @@
 # Quiet and quick when everything is there (one dpkg-query per package).
 set -eu
 
-pkgs="gcc make pkg-config libevent-dev libcjson-dev libcurl4-openssl-dev"
+pkgs="gcc make pkg-config libevent-dev libcjson-dev libcurl4-openssl-dev libssl-dev"
 case "${1:-build}" in
 build) ;;
 test) pkgs="$pkgs libcriterion-dev" ;;

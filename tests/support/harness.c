@@ -72,6 +72,8 @@ static void copy_file(const char *src, const char *dst)
 	cr_assert_geq(out, 0, "cannot create %s: %s", dst, strerror(errno));
 	while ((n = read(in, buf, sizeof(buf))) > 0)
 		cr_assert_eq(write(out, buf, (size_t)n), n);
+	/* whatever the umask: hookd refuses a group- or world-writable plugin */
+	cr_assert_eq(fchmod(out, 0755), 0);
 	close(in);
 	close(out);
 }
@@ -154,6 +156,7 @@ void hd_prepare(struct hd *d, const char *members, const char *const *plugins)
 	snprintf(d->config, sizeof(d->config), "%s/hookd.json", d->dir);
 	snprintf(d->log, sizeof(d->log), "%s/hookd.log", d->dir);
 	cr_assert_eq(mkdir(d->plugin_dir, 0755), 0);
+	cr_assert_eq(chmod(d->plugin_dir, 0755), 0); /* whatever the umask */
 	snprintf(p, sizeof(p), "%s/run", d->dir);
 	cr_assert_eq(mkdir(p, 0755), 0);
 	for (size_t i = 0; plugins && plugins[i]; i++) {

@@ -123,7 +123,7 @@ void u_env_init(struct u_env *e)
 	snprintf(e->run, sizeof(e->run), "%s/run", e->dir);
 	snprintf(e->logpath, sizeof(e->logpath), "%s/log", e->dir);
 	snprintf(e->cfgpath, sizeof(e->cfgpath), "%s/hookd.json", e->dir);
-	cr_assert_eq(mkdir(e->plugins, 0700), 0);
+	cr_assert_eq(mkdir(e->plugins, 0700), 0); /* mkdir applies the umask: 0700 or less */
 	cr_assert_eq(mkdir(e->run, 0700), 0);
 	e->logfd = open(e->logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	cr_assert_geq(e->logfd, 0);
@@ -163,6 +163,8 @@ void u_env_install(struct u_env *e, const char *rel, const char *name)
 	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", e->plugins, name);
 	snprintf(dst, sizeof(dst), "%s/%s", e->plugins, name);
 	u_copy_file(src, tmp);
+	/* whatever the umask: the loader refuses a group- or world-writable file */
+	cr_assert_eq(chmod(tmp, 0644), 0);
 	/* File timestamps are as coarse as the kernel tick, and a freed inode
 	 * number may be handed out again: two installs of same-size files in
 	 * one tick could look like one file to the loader. A distinct mtime
