@@ -51,7 +51,10 @@ void hd_start(struct hd *d, const char *members, const char *const *plugins);
 
 /* Only prepare the directory and config (no start): for -t tests. */
 void hd_prepare(struct hd *d, const char *members, const char *const *plugins);
-/* Start a prepared daemon; returns false if it exited before listening. */
+/* Start a prepared daemon and wait until it is ready: it announced its port
+ * in its log and answers GET /health there (polled, bounded by timeout_ms,
+ * scaled). Returns false if it exited first or the time ran out, after
+ * logging why with the end of its log. */
 bool hd_launch(struct hd *d, int timeout_ms);
 /* The same, failing the test when it does not start. */
 void hd_launch_or_fail(struct hd *d);
@@ -109,6 +112,10 @@ struct hd_load_result {
 	long last_bad_status;
 	char last_bad_body[256];
 };
+/* Wait until the load got `n` more answers (any status) than when called:
+ * proof that it runs, where a fixed sleep would only hope so. False when
+ * timeout_ms (scaled) passed first. */
+bool hd_load_wait(struct hd_load *l, long n, int timeout_ms);
 void hd_load_stop(struct hd_load *l, struct hd_load_result *res);
 
 /* Read a file from ../shared/payloads (or $HOOKD_PAYLOADS); NULL if absent. */
