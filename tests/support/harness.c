@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <criterion/criterion.h>
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -535,6 +536,34 @@ bool hd_wait_generation(struct hd *d, int gen, int timeout_ms)
 		hd_sleep_ms(10);
 	}
 	return false;
+}
+
+double hd_health(struct hd *d, const char *key)
+{
+	struct hd_resp r;
+	cJSON *o, *v;
+	double x = -1;
+
+	hd_get(d, "/health", &r);
+	o = r.status == 200 ? cJSON_Parse(r.body) : NULL;
+	v = o ? cJSON_GetObjectItem(o, key) : NULL;
+	if (cJSON_IsNumber(v))
+		x = v->valuedouble;
+	cJSON_Delete(o);
+	hd_resp_free(&r);
+	return x;
+}
+
+bool hd_wait_health(struct hd *d, const char *key, double want, int timeout_ms)
+{
+	double end = hd_now_ms() + (double)timeout_ms * hd_scale();
+
+	while (hd_health(d, key) != want) {
+		if (hd_now_ms() >= end)
+			return false;
+		hd_sleep_ms(5);
+	}
+	return true;
 }
 
 /* ---- load ------------------------------------------------------------ */

@@ -99,6 +99,13 @@ void hd_post(struct hd *d, const char *path, const char *body, struct hd_resp *r
 void hd_get(struct hd *d, const char *path, struct hd_resp *r);
 void hd_resp_free(struct hd_resp *r);
 
+/* A number from GET /health ("calls_held", "workers_busy", ...); -1 if the
+ * daemon did not answer or has no such number. */
+double hd_health(struct hd *d, const char *key);
+/* Poll GET /health until `key` == want; false after timeout_ms (scaled).
+ * The way to wait for the daemon to reach a state instead of sleeping. */
+bool hd_wait_health(struct hd *d, const char *key, double want, int timeout_ms);
+
 /* Wait until GET /plugins reports generation >= gen. */
 bool hd_wait_generation(struct hd *d, int gen, int timeout_ms);
 
