@@ -325,12 +325,17 @@ Test(isolation, many_async_calls_wait_together, .timeout = 60)
 	hd_start(&d, "\"workers\": 1", all);
 	wall = delay_burst(&d, wait_ms);
 	for (int i = 0; i < N; i++) {
-		cr_assert_geq(wait_ms[i], 295.0, "call %d answered before its delay", i);
+		/* 5 ms: libevent's timers run on CLOCK_MONOTONIC_COARSE (a 4 ms
+		 * tick here), so a timer may fire up to a tick early */
+		cr_assert_geq(wait_ms[i], 295.0, "call %d answered %.1f ms after it was sent, before "
+			      "its 300 ms delay", i, wait_ms[i]);
 		worst = wait_ms[i] > worst ? wait_ms[i] : worst;
 	}
 	cr_log_info("200 x delay 300 ms: slowest call %.0f ms after it was sent, all in %.0f ms",
 		    worst, wall);
-	cr_assert_lt(worst, 300.0 + 400.0 * hd_scale(),
+	/* held up would mean calls served one after another (200 x 300 ms);
+	 * the bound leaves a loaded machine room for its scheduling */
+	cr_assert_lt(worst, 300.0 + 1500.0 * hd_scale(),
 		     "a call waited %.0f ms for its 300 ms delay: the loop was held up", worst);
 	cr_assert_lt(wall, 5000.0 * hd_scale(), "200 x 300 ms took %.0f ms", wall);
 	cr_assert_eq(health(&d, "calls_in_flight"), 0);

@@ -811,9 +811,13 @@ double hd_post_many(struct hd *d, const char *const *paths, const char *const *b
 						  &out[i].seconds);
 			}
 			if (wait_ms) {
+				/* from the connect, not PRETRANSFER: libcurl 7.88 stamps
+				 * PRETRANSFER on entering its DID state, i.e. after the
+				 * request went out, so a client thread preempted there
+				 * (a loaded machine) measured less than the server's own
+				 * time. The connect is stamped before anything is sent. */
 				curl_off_t pre = 0, first = 0;
-				curl_easy_getinfo(msg->easy_handle, CURLINFO_PRETRANSFER_TIME_T,
-						  &pre);
+				curl_easy_getinfo(msg->easy_handle, CURLINFO_CONNECT_TIME_T, &pre);
 				curl_easy_getinfo(msg->easy_handle, CURLINFO_STARTTRANSFER_TIME_T,
 						  &first);
 				wait_ms[i] = (double)(first - pre) / 1000.0;

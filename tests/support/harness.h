@@ -137,9 +137,10 @@ void hd_sleep_ms(int ms);
 /* POST bodies[i] (lens[i] bytes) to paths[i] for i < n, all at once: one
  * connection each, driven by one curl multi handle in the calling thread.
  * Fills out[i] (status 0: transport error; free each with hd_resp_free)
- * and, unless wait_ms is NULL, wait_ms[i]: the ms from the moment call i
- * was sent (its connection established) to the first byte of its answer,
- * i.e. the server's time without the time to connect. Returns the wall
+ * and, unless wait_ms is NULL, wait_ms[i]: the ms from the moment call i's
+ * connection was established (before its request was sent) to the first
+ * byte of its answer: never less than the server's time for the call, and
+ * without the time to connect. Returns the wall
  * time in ms from the first connect to the last answer. */
 double hd_post_many(struct hd *d, const char *const *paths, const char *const *bodies,
 		    const size_t *lens, size_t n, struct hd_resp *out, double *wait_ms);
