@@ -132,6 +132,13 @@ static void step_settle(struct hookd_call *s)
 	s->input = s->output = NULL;
 	if (c->cur == s)
 		c->cur = NULL;
+	/* A result settled past the deadline is late, even when its callback
+	 * ran before the deadline's: a loop held up past both (a busy machine)
+	 * runs them in no useful order -- the deadline's common-timeout queue
+	 * activates it one callback after a plain timer due later. */
+	if (!c->answered && c->deadline_armed && dispatch_now_ns() >= c->deadline_ns)
+		answer_error(c, 504, s->plugin->desc.name, 0, "deadline of %u ms passed (in plugin %s)",
+			     c->hook->timeout_ms, s->plugin->desc.name);
 	if (c->answered || s->fail_status || !out) {
 		if (out != in)
 			cJSON_Delete(out);

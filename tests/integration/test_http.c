@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <signal.h>
 #include <string.h>
 
 #include "../support/harness.h"
@@ -173,6 +174,33 @@ Test(http, queue_full_is_503_with_retry_after, .timeout = 60)
 		cr_assert_eq(r.status, 200, "accepted call %d: %ld %s", i, r.status, r.body);
 		hd_resp_free(&r);
 	}
+	cr_assert_eq(hd_stop(&d), 0);
+}
+
+/* A loop that was held up (a busy machine: the daemon not scheduled for a
+ * while) wakes with both the call's deadline and the plugin's later timer
+ * due. The deadline came first, so the answer is 504, whichever callback
+ * libevent happens to run first (the deadline sits in a common-timeout
+ * queue, which activates its events one callback later than a plain
+ * timer: the plugin's result ran first and answered 200). The stall is
+ * made with SIGSTOP; its length is the scenario, not a wait. */
+Test(http, deadline_wins_over_a_later_result_after_a_stalled_loop, .timeout = 60)
+{
+	struct hd d;
+	struct hd_resp r;
+	struct hd_bg *b;
+
+	hd_start(&d, "\"hooks\": {\"delay\": {\"timeout_ms\": 100}}", basic);
+	b = hd_bg_post(&d, "/hooks/delay", "{\"ms\": 300}");
+	cr_assert(hd_wait_health(&d, "calls_in_flight", 1, 5000), "the call never started");
+	hd_signal(&d, SIGSTOP);
+	hd_sleep_ms(600); /* past both: the deadline (100 ms) and the timer (300 ms) */
+	hd_signal(&d, SIGCONT);
+	hd_bg_wait(b, &r, NULL);
+	cr_assert_eq(r.status, 504, "the result due after the deadline won: %ld %s", r.status,
+		     r.body);
+	cr_assert(strstr(r.body, "\"plugin\":\"delay\""), "%s", r.body);
+	hd_resp_free(&r);
 	cr_assert_eq(hd_stop(&d), 0);
 }
 
