@@ -145,14 +145,18 @@ Test(fetch, rate_limit_holds, .timeout = 30)
 		 upstream_port(u));
 	hd_post(&d, "/hooks/fanout", body, &r);
 	o = ok_json(&r);
+	/* The plugin's own span, from before its first request to after its
+	 * last: delays on a busy machine only lengthen it. (Gaps between the
+	 * upstream's arrival stamps are no measure: a token bucket lets the
+	 * next request follow a late one sooner than 1/rate, and a stamp taken
+	 * late by a starved upstream thread shortens the gap after it: both
+	 * were seen failing a 40 ms per-gap bound under load.) */
 	cr_assert_geq(num(o, "ms"), 9 * 50 * 0.9, "%s", r.body);
 	cJSON_Delete(o);
 	hd_resp_free(&r);
 	int n = upstream_arrivals(u, "/delay/0", at, 64);
 	cr_assert_eq(n, 10);
-	for (int i = 1; i < n; i++)
-		cr_assert_geq(at[i] - at[i - 1], 50 * 0.8, "request %d came %.1f ms after the "
-			      "previous", i, at[i] - at[i - 1]);
+	cr_log_info("10 requests at 20/s arrived over %.0f ms", at[n - 1] - at[0]);
 	cr_assert_eq(hd_stop(&d), 0);
 	upstream_stop(u);
 }
