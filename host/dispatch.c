@@ -216,6 +216,14 @@ static void step_settle(struct hookd_call *s)
 	s->input = s->output = NULL;
 	if (c->cur == s)
 		c->cur = NULL;
+	/* A result settled past the deadline is late, even when its callback
+	 * ran before the deadline's: a loop held up past both (a busy machine)
+	 * runs them in no useful order -- the deadline's common-timeout queue
+	 * activates it one callback after a plain timer due later. */
+	if (!call_over(c) && dispatch_now_ns() >= c->deadline_ns)
+		call_fail(c, CALL_ANSWERED, DISPATCH_DEADLINE, s, NULL,
+			  "deadline of %u ms passed in plugin %s (step %zu)", c->hook->timeout_ms,
+			  name, s->index);
 	if (call_over(c) || s->fail_status || !out) {
 		if (out != in)
 			cJSON_Delete(out);

@@ -93,10 +93,24 @@ size_t pool_sink_drain(struct pool_sink *s)
 	return n;
 }
 
+/* Take the queue's head for this worker. Called with `mu` held and a job
+ * queued. */
+static struct pool_job *pool_take_locked(struct pool *p)
+{
+	struct pool_job *job = p->head;
+
+	p->head = job->next;
+	if (!p->head)
+		p->tail = NULL;
+	p->queued--;
+	p->running++;
+	return job;
+}
+
 static void *worker_main(void *arg)
 {
 	struct pool *p = arg;
-	struct pool_job *job;
+	struct pool_job *job, *next;
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
@@ -112,20 +126,28 @@ static void *worker_main(void *arg)
 		}
 		if (!p->head)
 			break; /* stopping and nothing left */
-		job = p->head;
-		p->head = job->next;
-		if (!p->head)
-			p->tail = NULL;
-		p->queued--;
-		p->running++;
+		job = pool_take_locked(p);
 		pthread_mutex_unlock(&p->mu);
 
-		if (job->run)
-			job->run(job);
-		pool_sink_post(job->sink, job);
-
+		for (; job; job = next) {
+			if (job->run)
+				job->run(job);
+			/* Give the worker back to the queue bound BEFORE the result
+			 * is posted: once posted, the caller may see its answer and
+			 * submit again at once, and must then find this worker idle.
+			 * Releasing it after the post left a window (the worker
+			 * preempted between post and lock, common on a busy machine)
+			 * in which pool_submit counted the job as still running and
+			 * refused work that was within threads + queue_max. The same
+			 * lock pass takes the next job, so a busy worker still locks
+			 * once per job. */
+			pthread_mutex_lock(&p->mu);
+			p->running--;
+			next = p->head ? pool_take_locked(p) : NULL;
+			pthread_mutex_unlock(&p->mu);
+			pool_sink_post(job->sink, job);
+		}
 		pthread_mutex_lock(&p->mu);
-		p->running--;
 	}
 	pthread_mutex_unlock(&p->mu);
 	return NULL;

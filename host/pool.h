@@ -54,7 +54,9 @@ int pool_create(unsigned threads, unsigned queue_max, struct pool **out);
 
 /* Queue `job` (job->sink must be set). Returns 0; -EAGAIN when queue_max
  * jobs already wait for a worker beyond those the idle workers are about to
- * take (the job is not taken: retry later or refuse); -ESHUTDOWN once
+ * take (the job is not taken: retry later or refuse); a worker is idle again
+ * before its job's result reaches the sink, so whoever saw a result finds
+ * its worker's room (threads + queue_max in all); -ESHUTDOWN once
  * pool_destroy began. On success the job belongs to the pool until its
  * done() runs on the sink's thread. Any thread. */
 int pool_submit(struct pool *p, struct pool_job *job);

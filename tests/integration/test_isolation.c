@@ -115,39 +115,41 @@ Test(isolation, loop_answers_while_every_worker_is_blocked, .timeout = 60)
 		 "\"hooks\": {\"async_chain\": {\"chain\": [\"tag_async\", \"delay\", \"tag_async\"]}}",
 		 all);
 	for (int i = 0; i < 2; i++)
-		bg_start(&sl[i], &d, "/hooks/sleep", "{\"ms\": 1500}");
+		bg_start(&sl[i], &d, "/hooks/sleep", "{\"ms\": 3000}");
 	cr_assert(wait_health(&d, "workers_busy", 2, 3000), "the two sleeps never ran");
-	double busy_at = hd_now_ms();
 
 	/* a sync call now has to wait for a worker: it is queued, not refused */
 	bg_start(&queued, &d, "/hooks/echo", "{\"queued\":true}");
 
-	/* async work is served by the loop at once; a blocked loop would take
-	 * the 1.5 s of the sleeps */
+	/* async work is served by the loop while both workers are blocked: the
+	 * proof is the order of events (answered, and the sleeps still run
+	 * afterwards), not a time limit that a slow machine could miss */
 	took = timed_ok(&d, "/hooks/delay", "{\"ms\": 10}", "{\"ms\":10}");
-	cr_assert_lt(took, 300.0 * hd_scale(), "delay 10 ms took %.0f ms", took);
+	cr_log_info("delay 10 ms: %.0f ms", took);
 	took = timed_ok(&d, "/hooks/echo_async", "{\"a\":[1,2]}", "{\"a\":[1,2]}");
-	cr_assert_lt(took, 300.0 * hd_scale(), "echo_async took %.0f ms", took);
+	cr_log_info("echo_async: %.0f ms", took);
 	took = timed_ok(&d, "/hooks/async_chain", "{\"ms\": 20}",
 			"{\"ms\":20,\"trace\":[\"A\",\"A\"]}");
-	cr_assert_lt(took, 300.0 * hd_scale(), "async chain took %.0f ms", took);
-	double t0 = hd_now_ms();
-	cr_assert_eq(health(&d, "workers_busy"), 2, "the sleeps ended early: timing is void");
-	cr_assert_lt(hd_now_ms() - t0, 300.0 * hd_scale());
-	cr_assert_lt(hd_now_ms() - busy_at, 1200.0 * hd_scale());
+	cr_log_info("async chain: %.0f ms", took);
+	double answered_at = hd_now_ms();
+	cr_assert_eq(health(&d, "workers_busy"), 2,
+		     "the sleeps ended before the async calls were answered: the loop waited");
 
 	for (int i = 0; i < 2; i++) {
 		bg_join(&sl[i]);
 		cr_assert_eq(sl[i].r.status, 200, "%s", sl[i].r.body);
-		cr_assert_str_eq(sl[i].r.body, "{\"ms\":1500}\n");
+		cr_assert_str_eq(sl[i].r.body, "{\"ms\":3000}\n");
+		cr_assert_gt(sl[i].done_ms, answered_at, "a sleep ended before the async calls");
 		hd_resp_free(&sl[i].r);
 	}
 	bg_join(&queued);
 	cr_assert_eq(queued.r.status, 200, "%s", queued.r.body);
 	cr_assert_str_eq(queued.r.body, "{\"queued\":true}\n");
-	/* it ran when a worker came free, not before */
+	/* it ran when a worker came free, not before: the stamps are taken by
+	 * client threads a loaded machine may schedule late, hence the slack;
+	 * run early, it would have come back about 3 s before the sleeps */
 	double first_free = sl[0].done_ms < sl[1].done_ms ? sl[0].done_ms : sl[1].done_ms;
-	cr_assert_geq(queued.done_ms, first_free - 50, "a sync call ran with every worker busy");
+	cr_assert_geq(queued.done_ms, first_free - 1000, "a sync call ran with every worker busy");
 	hd_resp_free(&queued.r);
 	cr_assert_eq(hd_stop(&d), 0);
 }
@@ -165,10 +167,10 @@ Test(isolation, sync_calls_beyond_workers_and_queue_get_503_at_once, .timeout = 
 	/* two to run, then two to wait (sent together, the fourth could find
 	 * the first still in the queue and be refused) */
 	for (int i = 0; i < 2; i++)
-		bg_start(&sl[i], &d, "/hooks/sleep", "{\"ms\": 1000}");
+		bg_start(&sl[i], &d, "/hooks/sleep", "{\"ms\": 3000}");
 	cr_assert(wait_health(&d, "workers_busy", 2, 3000));
 	for (int i = 2; i < 4; i++)
-		bg_start(&sl[i], &d, "/hooks/sleep", "{\"ms\": 1000}");
+		bg_start(&sl[i], &d, "/hooks/sleep", "{\"ms\": 3000}");
 	cr_assert(wait_health(&d, "queue", 2, 3000), "two calls should wait in the queue");
 	cr_assert_eq(health(&d, "workers_busy"), 2, "the sleeps ended early: timing is void");
 
@@ -184,8 +186,7 @@ Test(isolation, sync_calls_beyond_workers_and_queue_get_503_at_once, .timeout = 
 		hd_post(&d, refused[i].path, refused[i].body, &r);
 		took = hd_now_ms() - t0;
 		cr_assert_eq(r.status, 503, "%s: %ld %s", refused[i].path, r.status, r.body);
-		cr_assert_lt(took, 250.0 * hd_scale(), "%s: refused after %.0f ms, not at once",
-			     refused[i].path, took);
+		cr_log_info("%s: refused after %.0f ms", refused[i].path, took);
 		cr_assert_str_eq(r.retry_after, "1");
 		o = cJSON_Parse(r.body);
 		cr_assert_not_null(o, "%s", r.body);
@@ -195,10 +196,13 @@ Test(isolation, sync_calls_beyond_workers_and_queue_get_503_at_once, .timeout = 
 		hd_resp_free(&r);
 	}
 	/* the loop is not part of the pool's backpressure */
-	took = timed_ok(&d, "/hooks/echo_async", "{}", "{}");
-	cr_assert_lt(took, 250.0 * hd_scale());
-	took = timed_ok(&d, "/hooks/delay", "{\"ms\": 5}", "{\"ms\":5}");
-	cr_assert_lt(took, 250.0 * hd_scale());
+	timed_ok(&d, "/hooks/echo_async", "{}", "{}");
+	timed_ok(&d, "/hooks/delay", "{\"ms\": 5}", "{\"ms\":5}");
+	/* "at once": all of it happened while the pool was still full, i.e.
+	 * nothing above waited for a worker (an order of events, not a time
+	 * limit); 3 s calls keep it full that long on a slow machine too */
+	cr_assert_eq(health(&d, "queue"), 2, "the queue moved: the refusals may have waited");
+	cr_assert_eq(health(&d, "workers_busy"), 2);
 
 	/* every call that was accepted is answered */
 	for (int i = 0; i < 4; i++) {
@@ -223,24 +227,25 @@ Test(isolation, queued_sync_call_times_out_in_the_queue_and_never_runs, .timeout
 
 	hd_start(&d, "\"workers\": 1, \"queue\": 4, "
 		 "\"hooks\": {\"short\": {\"chain\": [\"sleep\"], \"timeout_ms\": 200}}", all);
-	bg_start(&blocker, &d, "/hooks/sleep", "{\"ms\": 1000}");
+	bg_start(&blocker, &d, "/hooks/sleep", "{\"ms\": 3000}");
 	cr_assert(wait_health(&d, "workers_busy", 1, 3000));
 	t0 = hd_now_ms();
-	hd_post(&d, "/hooks/short", "{\"ms\": 1500}", &r); /* queued behind the blocker */
+	/* queued behind the blocker; had it been started it would run 20 s */
+	hd_post(&d, "/hooks/short", "{\"ms\": 20000}", &r);
 	took = hd_now_ms() - t0;
 	cr_assert_eq(r.status, 504, "%ld %s", r.status, r.body);
-	cr_assert_lt(took, 700.0 * hd_scale(), "504 after %.0f ms: it waited for the worker",
-		     took);
+	cr_log_info("504 after %.0f ms", took);
 	cr_assert_not_null(strstr(r.body, "\"plugin\":\"sleep\""), "%s", r.body);
 	hd_resp_free(&r);
-	cr_assert_eq(health(&d, "workers_busy"), 1, "the blocker ended early: timing is void");
+	/* the 504 came while the blocker still ran: it did not wait for the worker */
+	cr_assert_eq(health(&d, "workers_busy"), 1, "the blocker ended before the 504");
 
 	bg_join(&blocker);
 	cr_assert_eq(blocker.r.status, 200);
 	hd_resp_free(&blocker.r);
-	/* had the cancelled 1.5 s sleep been started, this would wait for it */
+	/* had the cancelled 20 s sleep been started, this would wait for it */
 	took = timed_ok(&d, "/hooks/echo", "{\"next\":1}", "{\"next\":1}");
-	cr_assert_lt(took, 700.0 * hd_scale(), "echo waited %.0f ms: the cancelled call ran",
+	cr_assert_lt(took, 10000.0 * hd_scale(), "echo waited %.0f ms: the cancelled call ran",
 		     took);
 	cr_assert(wait_health(&d, "queue", 0, 1000));
 	cr_assert_eq(hd_stop(&d), 0);
@@ -322,12 +327,17 @@ Test(isolation, many_async_calls_wait_together, .timeout = 60)
 	hd_start(&d, "\"workers\": 1", all);
 	wall = delay_burst(&d, wait_ms);
 	for (int i = 0; i < N; i++) {
-		cr_assert_geq(wait_ms[i], 295.0, "call %d answered before its delay", i);
+		/* 5 ms: libevent's timers run on CLOCK_MONOTONIC_COARSE (a 4 ms
+		 * tick here), so a timer may fire up to a tick early */
+		cr_assert_geq(wait_ms[i], 295.0, "call %d answered %.1f ms after it was sent, before "
+			      "its 300 ms delay", i, wait_ms[i]);
 		worst = wait_ms[i] > worst ? wait_ms[i] : worst;
 	}
 	cr_log_info("200 x delay 300 ms: slowest call %.0f ms after it was sent, all in %.0f ms",
 		    worst, wall);
-	cr_assert_lt(worst, 300.0 + 400.0 * hd_scale(),
+	/* held up would mean calls served one after another (200 x 300 ms);
+	 * the bound leaves a loaded machine room for its scheduling */
+	cr_assert_lt(worst, 300.0 + 1500.0 * hd_scale(),
 		     "a call waited %.0f ms for its 300 ms delay: the loop was held up", worst);
 	cr_assert_lt(wall, 5000.0 * hd_scale(), "200 x 300 ms took %.0f ms", wall);
 	cr_assert_eq(health(&d, "calls_in_flight"), 0);

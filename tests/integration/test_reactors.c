@@ -42,15 +42,24 @@ Test(reactors, connections_spread_over_every_loop, .timeout = 60)
 	/* 16 clients, 16 connections: the kernel spreads them over both
 	 * sockets (all on one: probability 2^-15) */
 	l = hd_load_start(&d, "/hooks/echo_async", "{\"x\":1}", 16);
-	hd_sleep_ms(300 * hd_scale());
-	hd_load_stop(l, &lr);
-	cr_assert_eq(lr.failed, 0, "%ld %s", lr.last_bad_status, lr.last_bad_body);
-	h = health(&d);
-	per = cJSON_GetObjectItem(h, "calls_per_reactor");
-	cr_assert_eq(cJSON_GetArraySize(per), 2);
+	/* until both loops served calls (or the bound passed): polled, so a
+	 * slow start of the client threads is no failure */
+	double end = hd_now_ms() + 10000.0 * hd_scale();
+	for (;;) {
+		h = health(&d);
+		per = cJSON_GetObjectItem(h, "calls_per_reactor");
+		cr_assert_eq(cJSON_GetArraySize(per), 2);
+		if ((cJSON_GetArrayItem(per, 0)->valuedouble > 0 &&
+		     cJSON_GetArrayItem(per, 1)->valuedouble > 0) || hd_now_ms() >= end)
+			break;
+		cJSON_Delete(h);
+		hd_sleep_ms(10);
+	}
 	cr_assert_gt(cJSON_GetArrayItem(per, 0)->valuedouble, 0, "loop 0 got nothing");
 	cr_assert_gt(cJSON_GetArrayItem(per, 1)->valuedouble, 0, "loop 1 got nothing");
 	cJSON_Delete(h);
+	hd_load_stop(l, &lr);
+	cr_assert_eq(lr.failed, 0, "%ld %s", lr.last_bad_status, lr.last_bad_body);
 	cr_assert_eq(hd_stop(&d), 0);
 }
 
@@ -73,8 +82,10 @@ Test(reactors, reload_and_drain_span_every_loop, .timeout = 60)
 	cr_assert_gt(lr.ok, 0);
 	/* calls in flight on both loops finish across SIGTERM */
 	for (int i = 0; i < 8; i++)
-		bg[i] = hd_bg_post(&d, i % 2 ? "/hooks/delay" : "/hooks/sleep", "{\"ms\": 300}");
-	hd_sleep_ms(100 * hd_scale());
+		bg[i] = hd_bg_post(&d, i % 2 ? "/hooks/delay" : "/hooks/sleep", "{\"ms\": 2000}");
+	/* all eight are in flight (2 s each: they stay so while we look) */
+	cr_assert(hd_wait_health(&d, "calls_in_flight", 8, 5000), "%.0f of 8 calls in flight",
+		  hd_health(&d, "calls_in_flight"));
 	cr_assert_eq(hd_stop(&d), 0);
 	for (int i = 0; i < 8; i++) {
 		struct hd_resp r;
@@ -98,7 +109,16 @@ Test(reactors, a_plugin_fetch_limit_holds_across_loops, .timeout = 60)
 	snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%u/delay/20\",\"count\":6}",
 		 upstream_port(u));
 	l = hd_load_start(&d, "/hooks/fanout", body, 12);
-	hd_sleep_ms(800 * hd_scale());
+	/* until the bound was reached (or the time ran out), and the load ran
+	 * on past it: counted, not timed */
+	double end = hd_now_ms() + 10000.0 * hd_scale();
+	do {
+		upstream_stats(u, &st);
+		if (st.max_in_flight >= 4)
+			break;
+		hd_sleep_ms(10);
+	} while (hd_now_ms() < end);
+	cr_assert(hd_load_wait(l, 24, 10000), "the load got no 24 answers");
 	hd_load_stop(l, &lr);
 	cr_assert_eq(lr.failed, 0, "%ld %s", lr.last_bad_status, lr.last_bad_body);
 	upstream_stats(u, &st);

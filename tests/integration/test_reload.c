@@ -23,8 +23,10 @@
  * with the precise clock. */
 #define COARSE_MS 25
 
-/* How long a load runs before and after the change it straddles. */
-#define LOAD_MS (100 * hd_scale())
+/* How many answers a load gets before and after the change it straddles:
+ * counted, not timed, so that a slow machine still sees the load run on
+ * both sides of the change. */
+#define LOAD_CALLS 20
 
 TestSuite(reload, .fini = hd_suite_teardown);
 
@@ -232,6 +234,13 @@ static void stop_clean(struct hd *d)
 
 static const char *const echo_only[] = {"echo", NULL};
 
+/* Wait until load `l` got LOAD_CALLS more answers: it runs (now). */
+static void load_runs(struct hd_load *l, const char *when)
+{
+	cr_assert(hd_load_wait(l, LOAD_CALLS, 10000), "the load got no %d answers %s", LOAD_CALLS,
+		  when);
+}
+
 /* ---- add, remove, replace under load --------------------------------- */
 
 Test(reload, hot_add_under_load, .timeout = 60)
@@ -244,11 +253,11 @@ Test(reload, hot_add_under_load, .timeout = 60)
 	hd_start(&d, "", echo_only);
 	expect_status(&d, "/hooks/ver", "{}", 404);
 	l = hd_load_start(&d, "/hooks/echo", "{\"load\": true}", 4);
-	hd_sleep_ms(LOAD_MS); /* the load is running */
+	load_runs(l, "before the change");
 	hd_install(&d, "fixtures/ver_a.so", "ver.so");
 	reload_to(&d, 2);
 	expect_version(&d, "a");
-	hd_sleep_ms(LOAD_MS); /* and keeps running after */
+	load_runs(l, "after the change");
 	hd_load_stop(l, &res);
 	expect_no_failures("/hooks/echo across the reload", &res);
 
@@ -274,11 +283,11 @@ Test(reload, hot_remove_under_load, .timeout = 60)
 	hd_launch_or_fail(&d);
 	expect_version(&d, "a");
 	l = hd_load_start(&d, "/hooks/echo", "{\"load\": true}", 4);
-	hd_sleep_ms(LOAD_MS); /* the load is running */
+	load_runs(l, "before the change");
 	hd_uninstall(&d, "ver.so");
 	reload_to(&d, 2);
 	expect_status(&d, "/hooks/ver", "{}", 404);
-	hd_sleep_ms(LOAD_MS); /* and keeps running after */
+	load_runs(l, "after the change");
 	hd_load_stop(l, &res);
 	expect_no_failures("/hooks/echo across the reload", &res);
 
@@ -306,13 +315,15 @@ Test(reload, hot_replace_under_load_runs_the_new_code, .timeout = 60)
 	expect_version(&d, "a");
 	le = hd_load_start(&d, "/hooks/echo", "{\"load\": true}", 3);
 	lv = hd_load_start(&d, "/hooks/ver", "{\"load\": true}", 3);
-	hd_sleep_ms(LOAD_MS); /* the load is running */
+	load_runs(le, "before the change");
+	load_runs(lv, "before the change");
 	/* same path, same size, new code: a plain dlopen of plugins/ver.so
 	 * would hand back glibc's cached handle and keep running "a" */
 	hd_install(&d, "fixtures/ver_b.so", "ver.so");
 	reload_to(&d, 2);
 	expect_version(&d, "b");
-	hd_sleep_ms(LOAD_MS); /* and keeps running after */
+	load_runs(le, "after the change");
+	load_runs(lv, "after the change");
 	hd_load_stop(le, &res);
 	expect_no_failures("/hooks/echo across the replace", &res);
 	hd_load_stop(lv, &res);
@@ -442,7 +453,7 @@ Test(reload, bad_config_keeps_the_old_generation, .timeout = 60)
 
 	hd_start(&d, "", echo_only);
 	l = hd_load_start(&d, "/hooks/echo", "{\"load\": true}", 2);
-	hd_sleep_ms(LOAD_MS); /* the load is running */
+	load_runs(l, "before the change");
 	/* a new plugin in the folder must not come in through a failed reload */
 	hd_install(&d, "fixtures/ver_a.so", "ver.so");
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -474,7 +485,7 @@ Test(reload, bad_config_keeps_the_old_generation, .timeout = 60)
 	hd_write_config(&d, "");
 	reload_to(&d, 2);
 	expect_version(&d, "a");
-	hd_sleep_ms(LOAD_MS); /* and keeps running after */
+	load_runs(l, "after the change");
 	hd_load_stop(l, &res);
 	expect_no_failures("/hooks/echo across failed reloads", &res);
 	stop_clean(&d);
@@ -543,7 +554,7 @@ Test(reload, broken_replacement_keeps_the_last_good_version, .timeout = 60)
 	hd_launch_or_fail(&d);
 	expect_version(&d, "a");
 	l = hd_load_start(&d, "/hooks/ver", "{\"load\": true}", 3);
-	hd_sleep_ms(LOAD_MS); /* the load is running */
+	load_runs(l, "before the change");
 	hd_install(&d, "fixtures/not_elf.so", "ver.so");
 	reload_to(&d, 2);
 	expect_version(&d, "a");
@@ -570,7 +581,7 @@ Test(reload, broken_replacement_keeps_the_last_good_version, .timeout = 60)
 	hd_install(&d, "fixtures/ver_b.so", "ver.so");
 	reload_to(&d, 4);
 	expect_version(&d, "b");
-	hd_sleep_ms(LOAD_MS); /* and keeps running after */
+	load_runs(l, "after the change");
 	hd_load_stop(l, &res);
 	expect_no_failures("/hooks/ver across a broken replacement", &res);
 	o = plugins_json(&d);
@@ -612,7 +623,7 @@ Test(reload, broken_files_dropped_in_are_rejected_and_the_rest_keeps_serving, .t
 
 	hd_start(&d, "", plugins);
 	l = hd_load_start(&d, "/hooks/echo", "{\"load\": true}", 3);
-	hd_sleep_ms(LOAD_MS); /* the load is running */
+	load_runs(l, "before the change");
 	for (size_t i = 0; i < nbroken; i++) {
 		snprintf(rel, sizeof(rel), "fixtures/%s.so", broken[i].fixture);
 		snprintf(file, sizeof(file), "%s.so", broken[i].fixture);
@@ -649,7 +660,7 @@ Test(reload, broken_files_dropped_in_are_rejected_and_the_rest_keeps_serving, .t
 	reload_to(&d, 3);
 	cr_assert_eq(hd_log_count(&d, "plugin init_fail: missing database URL"), 2);
 	expect_version(&d, "a");
-	hd_sleep_ms(LOAD_MS); /* and keeps running after */
+	load_runs(l, "after the change");
 	hd_load_stop(l, &res);
 	expect_no_failures("/hooks/echo while broken files came in", &res);
 	stop_clean(&d);
@@ -668,11 +679,11 @@ Test(reload, duplicate_name_dropped_in_does_not_evict_the_loaded_plugin, .timeou
 
 	hd_start(&d, "", echo_only);
 	l = hd_load_start(&d, "/hooks/echo", "{\"load\": true}", 2);
-	hd_sleep_ms(LOAD_MS); /* the load is running */
+	load_runs(l, "before the change");
 	hd_install(&d, "fixtures/dup_name.so", "dup_name.so");
 	reload_to(&d, 2);
 	expect_status(&d, "/hooks/echo", "{}", 200);
-	hd_sleep_ms(LOAD_MS); /* and keeps running after */
+	load_runs(l, "after the change");
 	hd_load_stop(l, &res);
 	expect_no_failures("/hooks/echo after a duplicate name came in", &res);
 	o = plugins_json(&d);
@@ -855,14 +866,15 @@ Test(reload, plugin_with_threads_reloaded_under_load, .timeout = 120)
 	hd_install(&d, "fixtures/offloop.so", "offloop.so");
 	hd_launch_or_fail(&d);
 	l = hd_load_start(&d, "/hooks/offloop", "{\"ms\": 3}", 4);
-	hd_sleep_ms(LOAD_MS); /* the load is running */
+	load_runs(l, "before the change");
 	for (int i = 1; i <= 20; i++) {
 		snprintf(members, sizeof(members), "\"plugins\": {\"offloop\": {\"round\": %d}}", i);
 		hd_write_config(&d, members);
 		reload_to(&d, i + 1);
-		hd_sleep_ms(20);
+		/* each copy serves calls (and starts threads) before it is replaced */
+		cr_assert(hd_load_wait(l, 4, 10000), "no call answered by generation %d", i + 1);
 	}
-	hd_sleep_ms(LOAD_MS); /* and keeps running after */
+	load_runs(l, "after the change");
 	hd_load_stop(l, &res);
 	expect_no_failures("/hooks/offloop while it was reloaded 20 times", &res);
 	o = plugins_json(&d);
@@ -892,13 +904,25 @@ Test(reload, many_reloads_under_load, .timeout = 180)
 	hd_launch_or_fail(&d);
 	le = hd_load_start(&d, "/hooks/echo", "{\"load\": true}", 2);
 	lv = hd_load_start(&d, "/hooks/ver", "{\"load\": true}", 2);
-	hd_sleep_ms(LOAD_MS); /* the load is running */
+	load_runs(le, "before the change");
+	load_runs(lv, "before the change");
+	gen = current_generation(&d);
 	for (int i = 0; i < 200; i++) {
 		hd_install(&d, i % 2 ? "fixtures/ver_a.so" : "fixtures/ver_b.so", "ver.so");
 		hd_signal(&d, SIGHUP);
+		/* SIGHUPs come faster than reloads end, and coalesce: that is the
+		 * point. The 10 ms only paces them (nothing to wait for); every 10th
+		 * waits for a new generation, so that a slow machine still makes
+		 * at least 20 of them instead of merging everything into a few. */
 		hd_sleep_ms(10);
+		if (i % 10 == 9) {
+			cr_assert(hd_wait_generation(&d, gen + 1, 10000), "no reload after SIGHUP %d",
+				  i + 1);
+			gen = current_generation(&d);
+		}
 	}
-	hd_sleep_ms(LOAD_MS); /* and keeps running after */
+	load_runs(le, "after the change");
+	load_runs(lv, "after the change");
 	hd_load_stop(le, &res);
 	expect_no_failures("/hooks/echo during 200 reloads", &res);
 	hd_load_stop(lv, &res);

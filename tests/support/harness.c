@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <criterion/criterion.h>
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -136,9 +137,13 @@ void hd_suite_teardown(void)
 
 void hd_launch_or_fail(struct hd *d)
 {
-	if (!hd_launch(d, 10000))
-		cr_assert_fail("the daemon did not start (exit status %d)",
+	if (!hd_launch(d, 10000)) {
+		/* hd_launch logged why, with the end of the daemon's log */
+		hd_kill(d);
+		d->dir[0] = '\0'; /* removed: nothing left for the suite's teardown */
+		cr_assert_fail("the daemon did not become ready (exit status %d): see its log above",
 			       d->stopped ? d->exit_status : -1);
+	}
 }
 
 void hd_prepare(struct hd *d, const char *members, const char *const *plugins)
@@ -223,10 +228,80 @@ bool hd_wait_log(struct hd *d, const char *needle, int n, int timeout_ms)
 	return hd_log_count(d, needle) >= n;
 }
 
+static size_t discard_body(char *p, size_t size, size_t n, void *arg)
+{
+	(void)p;
+	(void)arg;
+	return size * n;
+}
+
+/* The port the daemon announced ("listening on 127.0.0.1:PORT ..."): it
+ * binds port 0, and its log is the only place that says which port it got.
+ * A line counts only once it is complete (a read may catch a write half
+ * done and see "...:4" of ":41234"). 0 while not announced. */
+static int announced_port(struct hd *d)
+{
+	static const char mark[] = "listening on 127.0.0.1:";
+	char *log = hd_log_read(d), *p = strstr(log, mark);
+	int port = 0;
+
+	if (p) {
+		char *end;
+		long v = strtol(p + strlen(mark), &end, 10);
+		if (end != p + strlen(mark) && strchr(end, '\n') && v > 0 && v < 65536)
+			port = (int)v;
+	}
+	free(log);
+	return port;
+}
+
+/* Does the daemon answer GET /health with 200 right now? A short timeout:
+ * this is one probe of a bounded polling loop, not a call. */
+static bool health_answers(struct hd *d)
+{
+	char url[128];
+	CURL *c = curl_easy_init();
+	long status = 0;
+
+	if (!c)
+		return false;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/health", d->port);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L * hd_scale());
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_body);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	return status == 200;
+}
+
+/* Log why the daemon is not ready, with the last lines of its log. */
+static void log_not_ready(struct hd *d, const char *why)
+{
+	char *log = hd_log_read(d);
+	size_t len = strlen(log), start = len > 4096 ? len - 4096 : 0;
+	int lines = 0;
+
+	/* the last 30 lines at most (and at most 4 KB) */
+	for (size_t i = len; i > start; i--)
+		if (log[i - 1] == '\n' && ++lines > 30) {
+			start = i;
+			break;
+		}
+	cr_log_error("daemon %s (pid %ld, port %d): %s; the end of its log (%s):\n%s",
+		     d->dir, (long)d->pid, d->port, why, d->log, log + start);
+	free(log);
+}
+
+/* Ready means: it announced its port, and answers GET /health there (an
+ * HTTP answer, not a log line, is what every test needs next). Polls with
+ * short sleeps until timeout_ms (scaled); gives up at once if it exits. */
 bool hd_launch(struct hd *d, int timeout_ms)
 {
-	char bin[512];
-	double end;
+	char bin[512], why[128];
+	double t0, end;
+	int status;
 
 	hd_build_path("hookd", bin, sizeof(bin));
 	d->pid = fork();
@@ -246,37 +321,38 @@ bool hd_launch(struct hd *d, int timeout_ms)
 		execl(bin, bin, "-c", d->config, (char *)NULL);
 		_exit(127);
 	}
-	end = hd_now_ms() + (double)timeout_ms * hd_scale();
-	while (hd_now_ms() < end) {
-		char *log = hd_log_read(d), *p = strstr(log, "listening on 127.0.0.1:");
-		int status;
-		if (p) {
-			d->port = atoi(p + strlen("listening on 127.0.0.1:"));
-			free(log);
-			return d->port > 0;
-		}
-		free(log);
+	t0 = hd_now_ms();
+	end = t0 + (double)timeout_ms * hd_scale();
+	for (;;) {
+		if (!d->port)
+			d->port = announced_port(d);
+		if (d->port && health_answers(d))
+			return true;
 		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
 			d->stopped = true;
 			d->exit_status = WIFEXITED(status) ? WEXITSTATUS(status)
 							   : 128 + WTERMSIG(status);
-			return false;
+			snprintf(why, sizeof(why), "exited with status %d before it was ready",
+				 d->exit_status);
+			break;
+		}
+		if (hd_now_ms() >= end) {
+			snprintf(why, sizeof(why), "%s after %.0f ms",
+				 d->port ? "announced its port but does not answer GET /health"
+					 : "never announced its port",
+				 hd_now_ms() - t0);
+			break;
 		}
 		hd_sleep_ms(5);
 	}
+	log_not_ready(d, why);
 	return false;
 }
 
 void hd_start(struct hd *d, const char *members, const char *const *plugins)
 {
 	hd_prepare(d, members, plugins);
-	if (!hd_launch(d, 10000)) {
-		char *log = hd_log_read(d);
-		cr_log_error("daemon log:\n%s", log);
-		free(log);
-		hd_kill(d);
-		cr_assert_fail("the daemon did not start");
-	}
+	hd_launch_or_fail(d);
 }
 
 void hd_signal(struct hd *d, int sig)
@@ -465,6 +541,34 @@ bool hd_wait_generation(struct hd *d, int gen, int timeout_ms)
 	return false;
 }
 
+double hd_health(struct hd *d, const char *key)
+{
+	struct hd_resp r;
+	cJSON *o, *v;
+	double x = -1;
+
+	hd_get(d, "/health", &r);
+	o = r.status == 200 ? cJSON_Parse(r.body) : NULL;
+	v = o ? cJSON_GetObjectItem(o, key) : NULL;
+	if (cJSON_IsNumber(v))
+		x = v->valuedouble;
+	cJSON_Delete(o);
+	hd_resp_free(&r);
+	return x;
+}
+
+bool hd_wait_health(struct hd *d, const char *key, double want, int timeout_ms)
+{
+	double end = hd_now_ms() + (double)timeout_ms * hd_scale();
+
+	while (hd_health(d, key) != want) {
+		if (hd_now_ms() >= end)
+			return false;
+		hd_sleep_ms(5);
+	}
+	return true;
+}
+
 /* ---- load ------------------------------------------------------------ */
 
 struct hd_load {
@@ -474,6 +578,7 @@ struct hd_load {
 	int nthreads;
 	pthread_t tids[64];
 	volatile int stop;
+	long answered; /* answers so far, any status (atomic) */
 	pthread_mutex_t mu;
 	struct hd_load_result res;
 };
@@ -493,6 +598,7 @@ static void *load_main(void *arg)
 		long status = 0;
 		if (rc == CURLE_OK)
 			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+		__atomic_add_fetch(&l->answered, 1, __ATOMIC_RELAXED);
 		if (status == 200) {
 			ok++;
 		} else {
@@ -528,6 +634,19 @@ struct hd_load *hd_load_start(struct hd *d, const char *path, const char *body, 
 	for (int i = 0; i < threads; i++)
 		cr_assert_eq(pthread_create(&l->tids[i], NULL, load_main, l), 0);
 	return l;
+}
+
+bool hd_load_wait(struct hd_load *l, long n, int timeout_ms)
+{
+	long want = __atomic_load_n(&l->answered, __ATOMIC_RELAXED) + n;
+	double end = hd_now_ms() + (double)timeout_ms * hd_scale();
+
+	while (__atomic_load_n(&l->answered, __ATOMIC_RELAXED) < want) {
+		if (hd_now_ms() >= end)
+			return false;
+		hd_sleep_ms(2);
+	}
+	return true;
 }
 
 void hd_load_stop(struct hd_load *l, struct hd_load_result *res)
@@ -695,9 +814,13 @@ double hd_post_many(struct hd *d, const char *const *paths, const char *const *b
 						  &out[i].seconds);
 			}
 			if (wait_ms) {
+				/* from the connect, not PRETRANSFER: libcurl 7.88 stamps
+				 * PRETRANSFER on entering its DID state, i.e. after the
+				 * request went out, so a client thread preempted there
+				 * (a loaded machine) measured less than the server's own
+				 * time. The connect is stamped before anything is sent. */
 				curl_off_t pre = 0, first = 0;
-				curl_easy_getinfo(msg->easy_handle, CURLINFO_PRETRANSFER_TIME_T,
-						  &pre);
+				curl_easy_getinfo(msg->easy_handle, CURLINFO_CONNECT_TIME_T, &pre);
 				curl_easy_getinfo(msg->easy_handle, CURLINFO_STARTTRANSFER_TIME_T,
 						  &first);
 				wait_ms[i] = (double)(first - pre) / 1000.0;

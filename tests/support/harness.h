@@ -51,7 +51,10 @@ void hd_start(struct hd *d, const char *members, const char *const *plugins);
 
 /* Only prepare the directory and config (no start): for -t tests. */
 void hd_prepare(struct hd *d, const char *members, const char *const *plugins);
-/* Start a prepared daemon; returns false if it exited before listening. */
+/* Start a prepared daemon and wait until it is ready: it announced its port
+ * in its log and answers GET /health there (polled, bounded by timeout_ms,
+ * scaled). Returns false if it exited first or the time ran out, after
+ * logging why with the end of its log. */
 bool hd_launch(struct hd *d, int timeout_ms);
 /* The same, failing the test when it does not start. */
 void hd_launch_or_fail(struct hd *d);
@@ -96,6 +99,13 @@ void hd_post(struct hd *d, const char *path, const char *body, struct hd_resp *r
 void hd_get(struct hd *d, const char *path, struct hd_resp *r);
 void hd_resp_free(struct hd_resp *r);
 
+/* A number from GET /health ("calls_held", "workers_busy", ...); -1 if the
+ * daemon did not answer or has no such number. */
+double hd_health(struct hd *d, const char *key);
+/* Poll GET /health until `key` == want; false after timeout_ms (scaled).
+ * The way to wait for the daemon to reach a state instead of sleeping. */
+bool hd_wait_health(struct hd *d, const char *key, double want, int timeout_ms);
+
 /* Wait until GET /plugins reports generation >= gen. */
 bool hd_wait_generation(struct hd *d, int gen, int timeout_ms);
 
@@ -109,6 +119,10 @@ struct hd_load_result {
 	long last_bad_status;
 	char last_bad_body[256];
 };
+/* Wait until the load got `n` more answers (any status) than when called:
+ * proof that it runs, where a fixed sleep would only hope so. False when
+ * timeout_ms (scaled) passed first. */
+bool hd_load_wait(struct hd_load *l, long n, int timeout_ms);
 void hd_load_stop(struct hd_load *l, struct hd_load_result *res);
 
 /* The whole file at path, NUL-terminated (caller frees), *len if non-NULL;
@@ -124,9 +138,10 @@ void hd_sleep_ms(int ms);
 /* POST bodies[i] (lens[i] bytes) to paths[i] for i < n, all at once: one
  * connection each, driven by one curl multi handle in the calling thread.
  * Fills out[i] (status 0: transport error; free each with hd_resp_free)
- * and, unless wait_ms is NULL, wait_ms[i]: the ms from the moment call i
- * was sent (its connection established) to the first byte of its answer,
- * i.e. the server's time without the time to connect. Returns the wall
+ * and, unless wait_ms is NULL, wait_ms[i]: the ms from the moment call i's
+ * connection was established (before its request was sent) to the first
+ * byte of its answer: never less than the server's time for the call, and
+ * without the time to connect. Returns the wall
  * time in ms from the first connect to the last answer. */
 double hd_post_many(struct hd *d, const char *const *paths, const char *const *bodies,
 		    const size_t *lens, size_t n, struct hd_resp *out, double *wait_ms);

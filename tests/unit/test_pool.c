@@ -368,6 +368,54 @@ Test(pool, sink_destroy_waits_for_a_poster_still_notifying)
 	cr_assert(ss.destroyed);
 }
 
+/* Once a job's result can be drained, its worker counts as idle again: a
+ * caller that saw the answer and submits at once must find the full
+ * threads + queue_max room. (The worker used to release its slot only after
+ * posting; preempted in between -- a busy machine -- it made pool_submit
+ * refuse a call within the bound: integration test
+ * isolation::calls_within_workers_plus_queue_are_all_accepted, 1 of 40.)
+ * The sink's notify holds the worker right after its post, deterministically
+ * inside that window. */
+Test(pool, a_worker_is_idle_again_before_its_result_can_be_drained)
+{
+	static struct slow_sink ss;
+	static struct tjob first, again[2];
+	unsigned queued, running;
+	struct pool *p;
+
+	pthread_mutex_init(&ss.mu, NULL);
+	pthread_cond_init(&ss.cv, NULL);
+	cr_assert_eq(pool_sink_init(&ss.sink, slow_notify, &ss), 0);
+	cr_assert_eq(pool_create(1, 1, &p), 0);
+	job_init(&first, 0, false);
+	first.job.sink = &ss.sink;
+	cr_assert_eq(pool_submit(p, &first.job), 0);
+	pthread_mutex_lock(&ss.mu);
+	while (!ss.in_notify)
+		pthread_cond_wait(&ss.cv, &ss.mu);
+	pthread_mutex_unlock(&ss.mu);
+	/* the worker is held inside its post: the caller gets the result */
+	cr_assert_eq(pool_sink_drain(&ss.sink), 1);
+	cr_assert(first.done);
+	pool_stats(p, &queued, &running, NULL);
+	cr_assert_eq(running, 0, "a job whose result was delivered still counts as running");
+	/* and submits again: one job for the (idle) worker, one for the queue */
+	for (int i = 0; i < 2; i++) {
+		job_init(&again[i], 1 + i, false);
+		again[i].job.sink = &ss.sink;
+		cr_assert_eq(pool_submit(p, &again[i].job), 0,
+			     "job %d of threads 1 + queue_max 1 refused", i);
+	}
+	pthread_mutex_lock(&ss.mu);
+	ss.release = true;
+	pthread_cond_broadcast(&ss.cv);
+	pthread_mutex_unlock(&ss.mu);
+	pool_destroy(p);
+	cr_assert_eq(pool_sink_drain(&ss.sink), 2);
+	cr_assert(again[0].done && again[1].done);
+	pool_sink_destroy(&ss.sink);
+}
+
 struct destroyer {
 	struct pool *p;
 };
