@@ -27,6 +27,7 @@ static void relaunch(struct hd *d)
 	snprintf(old, sizeof(old), "%s.before", d->log);
 	cr_assert_eq(rename(d->log, old), 0);
 	d->stopped = false;
+	d->port = 0; /* a new port: port 0 in the config */
 	hd_launch_or_fail(d);
 }
 

@@ -81,6 +81,7 @@ Test(watchdog, an_endless_loop_is_named_every_second_and_aborted_past_loop_abort
 	snprintf(record, sizeof(record), "%s.before", D.log);
 	cr_assert_eq(rename(D.log, record), 0);
 	D.stopped = false;
+	D.port = 0;
 	hd_launch_or_fail(&D);
 	hd_post(&D, "/hooks/busy", "{\"ms\": 1}", &r);
 	cr_assert_eq(r.status, 404, "%ld %s", r.status, r.body);
