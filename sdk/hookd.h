@@ -9,9 +9,15 @@
  * the entry point of the plugin's mode once per hook call, and fini() once
  * when the last call that could reach this copy of the code has ended.
  *
- * Build a plugin (one line, nothing of the host is linked):
- *   cc -std=c11 -O2 -fPIC -shared -fvisibility=hidden -Wl,--no-undefined \
+ * Build a plugin (one line, nothing of the host is linked; add -lcurl if the
+ * plugin uses libcurl itself):
+ *   cc -std=c11 -D_GNU_SOURCE -Wall -Werror=implicit-function-declaration \
+ *      -O2 -fPIC -shared -fvisibility=hidden -Wl,--no-undefined \
  *      -I/usr/local/include -o my.so my.c -lcjson
+ * -std=c11 alone hides strdup, clock_gettime, nanosleep...: an implicitly
+ * declared strdup returns an int, the pointer is truncated and the plugin
+ * crashes the daemon. -D_GNU_SOURCE declares them; the -Werror makes a
+ * missing declaration a compile error instead of a warning.
  *
  * JSON values are cJSON trees (Debian package libcjson-dev). Ownership of
  * every tree that crosses the boundary is stated at each function below.
