@@ -1,7 +1,7 @@
 # hookd -- build, test, run, install.
 #
 #   make              build/hookd and build/plugins/*.so
-#   make run          start the daemon on etc/hookd.json
+#   make run          start the daemon on etc/hookd.json (CONFIG=file PORT=n)
 #   make test         the whole suite (unit + integration)
 #   make asan         the whole suite, ASan+UBSan build (in build/asan)
 #   make tsan         the integration suite against a TSan daemon (build/tsan)
@@ -151,8 +151,12 @@ $(BUILD)/tests/pool_stress: $(BUILD)/obj/tests/tsan/pool_stress.o $(BUILD)/obj/h
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ -lpthread
 
+# make run CONFIG=my.json PORT=9090 (PORT keeps the config's host; -l HOST:PORT
+# on the command line does the same for the address)
+CONFIG ?= etc/hookd.json
+PORT   ?=
 run: all
-	$(BUILD)/hookd -c etc/hookd.json
+	$(BUILD)/hookd -c $(CONFIG)$(if $(PORT), -l $(PORT))
 
 bench:
 	@scripts/deps.sh bench

@@ -222,7 +222,14 @@ bool hd_wait_log(struct hd *d, const char *needle, int n, int timeout_ms)
 
 bool hd_launch(struct hd *d, int timeout_ms)
 {
+	return hd_launch_args(d, timeout_ms, NULL);
+}
+
+bool hd_launch_args(struct hd *d, int timeout_ms, const char *const *args)
+{
 	char bin[512];
+	const char *argv[16];
+	size_t argc = 0;
 	double end;
 
 	hd_build_path("hookd", bin, sizeof(bin));
@@ -240,7 +247,13 @@ bool hd_launch(struct hd *d, int timeout_ms)
 		if (hd_scale() > 1)
 			setenv("TSAN_OPTIONS", "halt_on_error=1:exitcode=66:second_deadlock_stack=1",
 			       1);
-		execl(bin, bin, "-c", d->config, (char *)NULL);
+		argv[argc++] = bin;
+		argv[argc++] = "-c";
+		argv[argc++] = d->config;
+		for (size_t i = 0; args && args[i] && argc < 15; i++)
+			argv[argc++] = args[i];
+		argv[argc] = NULL;
+		execv(bin, (char *const *)argv);
 		_exit(127);
 	}
 	end = hd_now_ms() + (double)timeout_ms * hd_scale();

@@ -53,6 +53,9 @@ void hd_start(struct hd *d, const char *members, const char *const *plugins);
 void hd_prepare(struct hd *d, const char *members, const char *const *plugins);
 /* Start a prepared daemon; returns false if it exited before listening. */
 bool hd_launch(struct hd *d, int timeout_ms);
+/* hd_launch with extra command-line arguments after "-c CONFIG"
+ * (NULL-terminated, at most 12). */
+bool hd_launch_args(struct hd *d, int timeout_ms, const char *const *args);
 /* The same, failing the test when it does not start. */
 void hd_launch_or_fail(struct hd *d);
 
