@@ -41,10 +41,30 @@
  *     another thread: process-wide resources (ports, lock files) must allow
  *     two copies at once.
  *
- * ABI rules: HOOKD_ABI_MAJOR must match the host's exactly; a plugin built
- * against an older HOOKD_ABI_MINOR loads in a newer host, a newer one is
- * refused. New host services are only ever appended to hookd_host_api; check
- * api->size before using one that is newer than the minor you built with.
+ * ABI rules (the compatibility window):
+ *   - HOOKD_ABI_MAJOR must match the host's exactly. A plugin of another
+ *     major is refused, with a log line naming the file, its ABI and the
+ *     host's.
+ *   - A plugin built against the host's HOOKD_ABI_MINOR or an older one
+ *     loads: a minor only ever adds.
+ *   - A plugin built against a NEWER minor loads too. Before it calls a
+ *     service the host may lack, it checks HOOKD_API_HAS(ctx->api, member)
+ *     (api->size) or ctx->api->abi_minor, and does without it, or returns
+ *     non-zero from init to refuse the load (log why first).
+ *   - Within a major, new services are only appended to hookd_host_api and
+ *     new descriptor fields only take `reserved` slots, in order: nothing
+ *     is removed, reordered or retyped. The host reads at most its own
+ *     sizeof(hookd_descriptor) of a descriptor and ignores `reserved`, so
+ *     a new descriptor field must mean "as before" to a host that ignores
+ *     it (a plugin that depends on it checks api->abi_minor in init).
+ *   - `reserved` is zero in a plugin of the host's minor or older (the
+ *     macros below make it so); the host refuses one that is not, which is
+ *     what lets a later minor give those slots a meaning.
+ *
+ * Plugins never call cJSON_InitHooks: the host and every plugin share one
+ * cJSON and one allocator (the host frees trees a plugin built, and the
+ * other way round), and the hooks are process-wide. Use cJSON_free /
+ * cJSON_Delete on what cJSON allocated, never your own allocator.
  */
 #ifndef HOOKD_H
 #define HOOKD_H
@@ -292,7 +312,8 @@ struct hookd_host_api {
 /*
  * The descriptor: the one symbol a plugin exports, named hookd_plugin.
  * The host reads magic, abi_major and abi_minor first, then no more than
- * `size` bytes of the rest.
+ * `size` bytes of the rest, and never more than its own
+ * sizeof(hookd_descriptor) (see the ABI rules at the top).
  */
 typedef struct hookd_descriptor {
 	uint32_t magic;     /* HOOKD_MAGIC */
@@ -315,13 +336,20 @@ typedef struct hookd_descriptor {
 	hookd_sync_fn call_sync;   /* required for HOOKD_MODE_SYNC */
 	hookd_async_fn call_async; /* required for HOOKD_MODE_ASYNC */
 
-	void *reserved[8]; /* zero; room to grow without breaking old plugins */
+	void *reserved[8]; /* zero; later minors take slots here, in order */
 } hookd_descriptor;
 
 /* Convenience wrappers: hookd_log(ctx, HOOKD_LOG_INFO, "x=%d", x) etc. */
 #define hookd_log(ctx, level, ...) ((ctx)->api->log((ctx), (level), __VA_ARGS__))
 #define hookd_fail(ctx, call, status, ...) ((ctx)->api->fail((call), (status), __VA_ARGS__))
 #define hookd_complete(ctx, call, output) ((ctx)->api->complete((call), (output)))
+
+/* Non-zero when the host's service table has `member` (a plugin built
+ * against a newer minor than the host's checks before calling a service
+ * its own header has and the host may lack):
+ *   if (!HOOKD_API_HAS(ctx->api, fetch_all)) ... do without ... */
+#define HOOKD_API_HAS(api, member) \
+	((api)->size >= offsetof(hookd_host_api, member) + sizeof((api)->member))
 
 #define HOOKD_HOOKS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
