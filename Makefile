@@ -40,7 +40,7 @@ FIXTURE_SRCS := $(wildcard tests/fixtures/*.c)
 FIXTURES     := $(FIXTURE_SRCS:tests/fixtures/%.c=$(BUILD)/fixtures/%.so) \
                 $(BUILD)/fixtures/not_elf.so $(BUILD)/fixtures/unresolved.so \
                 $(BUILD)/fixtures/ver_a.so $(BUILD)/fixtures/ver_b.so \
-                $(BUILD)/fixtures/preload/slowdns.so
+                $(BUILD)/fixtures/preload/slowdns.so $(BUILD)/fixtures/cxx_plugin.so
 
 UNIT_SRCS  := $(wildcard tests/unit/*.c)
 INTEG_SRCS := $(wildcard tests/integration/*.c) $(wildcard tests/support/*.c)
@@ -97,6 +97,16 @@ $(BUILD)/fixtures/unresolved.so: tests/fixtures/src/unresolved.c sdk/hookd.h
 $(BUILD)/fixtures/preload/slowdns.so: tests/fixtures/src/slowdns.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -fPIC -shared -Wall -Wextra -Werror -o $@ $< -ldl
+
+# A C++ plugin through the SDK's macros (g++, C++20): must export exactly
+# hookd_plugin. -fvisibility-inlines-hidden keeps the standard library's
+# inline template code (std::string's members) out of the dynamic symbols.
+CXXFLAGS ?= -O2 -g
+PLUGIN_CXXFLAGS := -std=c++20 -D_GNU_SOURCE -Isdk -Wall -Wextra -Werror -Wshadow $(PC_CFLAGS) \
+                   $(SAN) $(CXXFLAGS) -fPIC -fvisibility=hidden -fvisibility-inlines-hidden
+$(BUILD)/fixtures/cxx_plugin.so: tests/fixtures/cxx_plugin.cc sdk/hookd.h
+	@mkdir -p $(dir $@)
+	$(CXX) $(PLUGIN_CXXFLAGS) $(PLUGIN_LDFLAGS) -o $@ $< -lcjson
 
 $(BUILD)/fixtures/ver_%.so: tests/fixtures/src/ver.c sdk/hookd.h
 	@mkdir -p $(dir $@)

@@ -3,11 +3,11 @@
  *
  * A plugin is a shared object that exports exactly one symbol, its
  * descriptor, `hookd_plugin` (define it with HOOKD_PLUGIN_SYNC /
- * HOOKD_PLUGIN_ASYNC, or fill a hookd_descriptor by hand and mark it
- * HOOKD_EXPORT). The host reads the
- * descriptor's magic and ABI before anything else, then calls init() once,
- * the entry point of the plugin's mode once per hook call, and fini() once
- * when the last call that could reach this copy of the code has ended.
+ * HOOKD_PLUGIN_ASYNC, or fill one by hand after HOOKD_DESCRIPTOR). The
+ * host reads the descriptor's magic and ABI before anything else, then
+ * calls init() once, the entry point of the plugin's mode once per hook
+ * call, and fini() once when the last call that could reach this copy of
+ * the code has ended.
  *
  * Build a plugin (one line, nothing of the host is linked; add -lcurl if the
  * plugin uses libcurl itself):
@@ -18,6 +18,10 @@
  * declared strdup returns an int, the pointer is truncated and the plugin
  * crashes the daemon. -D_GNU_SOURCE declares them; the -Werror makes a
  * missing declaration a compile error instead of a warning.
+ * C++ plugins: the same macros, compiled as C++20 (designated initializers),
+ * e.g. g++ -std=c++20 -Wall -Wextra -O2 -fPIC -shared -fvisibility=hidden
+ * -Wl,--no-undefined ... -lcjson (tests/fixtures/cxx_plugin.cc). Entry
+ * points are called from C: no exception may leave them (catch everything).
  *
  * JSON values are cJSON trees (Debian package libcjson-dev). Ownership of
  * every tree that crosses the boundary is stated at each function below.
@@ -353,24 +357,50 @@ typedef struct hookd_descriptor {
 
 #define HOOKD_HOOKS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
+/* The exported descriptor, declared extern (and visible) before it is
+ * defined: in C++ a const object at namespace scope has internal linkage
+ * unless declared extern, and g++ then drops the visibility attribute: the
+ * plugin would export nothing. extern "C" keeps the symbol's name
+ * hookd_plugin. The definition repeats no attribute (g++ warns that it
+ * ignores one on a redeclaration; the first declaration's applies). */
+#ifdef __cplusplus
+#define HOOKD_DECLARE_DESCRIPTOR_ extern "C" HOOKD_EXPORT const hookd_descriptor hookd_plugin
+#else
+#define HOOKD_DECLARE_DESCRIPTOR_ extern HOOKD_EXPORT const hookd_descriptor hookd_plugin
+#endif
+
+/* Define the descriptor by hand, in C or C++ (C++20: designated
+ * initializers in declaration order):
+ *   HOOKD_DESCRIPTOR = {.magic = HOOKD_MAGIC, .abi_major = HOOKD_ABI_MAJOR, ...}; */
+#define HOOKD_DESCRIPTOR                                                                   \
+	HOOKD_DECLARE_DESCRIPTOR_;                                                         \
+	const hookd_descriptor hookd_plugin
+
 /* Define the exported descriptor of a sync plugin:
  *   HOOKD_PLUGIN_SYNC("name", "1.0.0", HOOKD_HOOKS("hook1", "hook2"),
- *                     init_or_NULL, fini_or_NULL, call_sync); */
+ *                     init_or_NULL, fini_or_NULL, call_sync);
+ * Every member is named, in declaration order, so that the same macro is
+ * valid C11 and C++20 (g++ -Wextra warns of an omitted member). In C++,
+ * HOOKD_HOOKS is an array compound literal, which g++ and clang accept at
+ * namespace scope with static storage (warned only by -Wpedantic; there,
+ * pass a named `static const char *const hooks[] = {"a", nullptr};`). */
 #define HOOKD_PLUGIN_SYNC(name_, version_, hooks_, init_, fini_, fn_)                      \
-	HOOKD_EXPORT const hookd_descriptor hookd_plugin = {                           \
+	HOOKD_DESCRIPTOR = {                                                               \
 		.magic = HOOKD_MAGIC, .abi_major = HOOKD_ABI_MAJOR,                        \
 		.abi_minor = HOOKD_ABI_MINOR, .size = sizeof(hookd_descriptor),            \
 		.mode = HOOKD_MODE_SYNC, .name = (name_), .version = (version_),           \
 		.hooks = (hooks_), .init = (init_), .fini = (fini_), .call_sync = (fn_),   \
+		.call_async = NULL, .reserved = {NULL},                                    \
 	}
 
 /* The same for an async plugin; fn_ is a hookd_async_fn. */
 #define HOOKD_PLUGIN_ASYNC(name_, version_, hooks_, init_, fini_, fn_)                     \
-	HOOKD_EXPORT const hookd_descriptor hookd_plugin = {                           \
+	HOOKD_DESCRIPTOR = {                                                               \
 		.magic = HOOKD_MAGIC, .abi_major = HOOKD_ABI_MAJOR,                        \
 		.abi_minor = HOOKD_ABI_MINOR, .size = sizeof(hookd_descriptor),            \
 		.mode = HOOKD_MODE_ASYNC, .name = (name_), .version = (version_),          \
-		.hooks = (hooks_), .init = (init_), .fini = (fini_), .call_async = (fn_),  \
+		.hooks = (hooks_), .init = (init_), .fini = (fini_), .call_sync = NULL,    \
+		.call_async = (fn_), .reserved = {NULL},                                   \
 	}
 
 #ifdef __cplusplus

@@ -39,38 +39,44 @@ struct readme_cc {
 	char tail[128]; /* " -lcjson" */
 };
 
-static void readme_cc(struct readme_cc *c)
+/* The one README line starting with `cmd` that contains `out_src`. */
+static void readme_line(struct readme_cc *c, const char *cmd, const char *out_src)
 {
 	char *md = read_all("README.md"), *line = NULL, *at, *end;
 	int found = 0;
 
 	for (char *p = md; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
-		if (strncmp(p, "cc ", 3) != 0)
+		if (strncmp(p, cmd, strlen(cmd)) != 0)
 			continue;
 		end = strchr(p, '\n');
-		at = strstr(p, README_OUT_SRC);
+		at = strstr(p, out_src);
 		if (at && (!end || at < end)) {
 			line = p;
 			found++;
 		}
 	}
-	cr_assert_eq(found, 1, "README.md must show exactly one line \"cc ... %s ...\"",
-		     README_OUT_SRC);
+	cr_assert_eq(found, 1, "README.md must show exactly one line \"%s... %s ...\"", cmd,
+		     out_src);
 	end = strchr(line, '\n');
-	at = strstr(line, README_OUT_SRC);
+	at = strstr(line, out_src);
 	cr_assert_lt((size_t)(at - line), sizeof(c->head));
 	memcpy(c->head, line, (size_t)(at - line));
 	c->head[at - line] = '\0';
-	at += strlen(README_OUT_SRC);
+	at += strlen(out_src);
 	cr_assert_lt((size_t)(end - at), sizeof(c->tail));
 	memcpy(c->tail, at, (size_t)(end - at));
 	c->tail[end - at] = '\0';
+	free(md);
+}
+
+static void readme_cc(struct readme_cc *c)
+{
+	readme_line(c, "cc ", README_OUT_SRC);
 	/* the flags that keep strdup & co. declared (PITFALLS) */
 	cr_assert(strstr(c->head, "-std=c11"), "%s", c->head);
 	cr_assert(strstr(c->head, "-D_GNU_SOURCE") || strstr(c->head, "-D_POSIX_C_SOURCE="),
 		  "the README line lacks a feature macro: %s", c->head);
 	cr_assert(strstr(c->head, "-Werror=implicit-function-declaration"), "%s", c->head);
-	free(md);
 }
 
 /* Compile `src` into `out` with the README's line; `extra` goes at the end
@@ -312,4 +318,20 @@ Test(examples, every_example_builds_with_the_readme_line_and_serves, .timeout = 
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
 	cr_assert_eq(hd_stop(&d), 0, "the daemon exits cleanly after serving every example");
+}
+
+/* The README's C++ line builds the C++ fixture silently into a plugin that
+ * exports hookd_plugin alone and serves. */
+Test(examples, the_readme_cxx_line_builds_a_cxx_plugin_that_serves, .timeout = 60)
+{
+	static struct hd d;
+	struct readme_cc c;
+
+	readme_line(&c, "g++ ", "-o my.so my.cc");
+	cr_assert(strstr(c.head, "-std=c++20"), "%s", c.head);
+	hd_prepare(&d, "", NULL);
+	build_into(&d, &c, "tests/fixtures/cxx_plugin.cc", "cxx", NULL);
+	hd_launch_or_fail(&d);
+	expect_post(&d, "/hooks/cxx", "{\"name\":\"Ada\"}", 200, NULL);
+	cr_assert_eq(hd_stop(&d), 0);
 }

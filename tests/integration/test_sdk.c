@@ -2,7 +2,8 @@
  * The SDK can grow without breaking anyone, seen from the outside: plugins
  * built against an older and a newer minor of hookd.h load and serve in a
  * real daemon next to each other, one of another major is refused with a
- * log line naming the file and both ABIs.
+ * log line naming the file and both ABIs; a C++ plugin written with the
+ * SDK's macros exports exactly one symbol and serves.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -90,5 +91,52 @@ Test(sdk, older_and_newer_minors_serve_another_major_is_refused, .timeout = 60)
 	snprintf(want, sizeof(want), "built for ABI %d.%d, newer than this host's %d.%d",
 		 HOOKD_ABI_MAJOR, HOOKD_ABI_MINOR + 1, HOOKD_ABI_MAJOR, HOOKD_ABI_MINOR);
 	cr_assert_eq(hd_log_count(&d, want), 1, "the newer plugin is not logged as such");
+	cr_assert_eq(hd_stop(&d), 0);
+}
+
+/* nm -D --defined-only: the .so's exported symbols, one per line. */
+static int exports(const char *so, char *names, size_t len)
+{
+	char cmd[700], line[256];
+	int n = 0;
+	FILE *f;
+
+	names[0] = '\0';
+	snprintf(cmd, sizeof(cmd), "nm -D --defined-only '%s'", so);
+	f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		n++;
+		strncat(names, line, len - strlen(names) - 1);
+	}
+	cr_assert_eq(pclose(f), 0, "%s failed", cmd);
+	return n;
+}
+
+Test(sdk, a_cxx_plugin_exports_one_symbol_and_serves, .timeout = 60)
+{
+	static struct hd d;
+	char so[512], names[2048];
+	struct hd_resp r;
+	cJSON *o;
+
+	hd_build_path("fixtures/cxx_plugin.so", so, sizeof(so));
+	cr_assert_eq(exports(so, names, sizeof(names)), 1, "%s exports:\n%s", so, names);
+	cr_assert(strstr(names, " D hookd_plugin\n"), "%s", names);
+
+	hd_prepare(&d, "", NULL);
+	hd_install(&d, "fixtures/cxx_plugin.so", "cxx_plugin.so");
+	hd_launch_or_fail(&d);
+	o = post_json(&d, "/hooks/cxx", "{\"name\":\"Ada\"}");
+	cr_assert_str_eq(cJSON_GetObjectItem(o, "greeting")->valuestring, "Hello from C++, Ada!");
+	cr_assert_geq(num(o, "cplusplus"), 202002, "built as C++20");
+	cJSON_Delete(o);
+	hd_post(&d, "/hooks/cxx", "{\"name\":7}", &r);
+	cr_assert_eq(r.status, 422, "%s", r.body);
+	cr_assert(strstr(r.body, "\"plugin\":\"cxx\""), "%s", r.body);
+	hd_resp_free(&r);
+	hd_get(&d, "/plugins", &r);
+	cr_assert(strstr(r.body, "\"name\":\"cxx\""), "%s", r.body);
+	hd_resp_free(&r);
 	cr_assert_eq(hd_stop(&d), 0);
 }

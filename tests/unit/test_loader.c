@@ -241,6 +241,40 @@ Test(loader, an_older_or_newer_minor_loads_another_major_is_refused)
 	config_free(cfg);
 }
 
+/* A C++ plugin built with g++ from the SDK's macros is a plugin like any
+ * other (before the descriptor was declared extern, g++ gave it internal
+ * linkage and the loader found "no descriptor"). */
+Test(loader, a_cxx_plugin_built_with_the_macros_loads)
+{
+	struct config *cfg;
+	struct loader_result r;
+	struct plugin *p;
+	cJSON *in, *out;
+
+	u_env_install(&E, "fixtures/cxx_plugin.so", "cxx_plugin.so");
+	cfg = u_env_config(&E, NULL);
+	u_env_scan(&E, cfg, NULL, 1, &r);
+	cr_assert_eq(r.nrejects, 0, "%s", r.nrejects ? r.rejects[0].reason : "");
+	p = u_find_plugin(&r, "cxx_plugin.so");
+	cr_assert_not_null(p);
+	cr_assert_str_eq(p->desc.name, "cxx");
+	cr_assert_str_eq(p->desc.version, "1.0.0");
+	cr_assert_not(plugin_is_async(p));
+	cr_assert_eq(p->desc.abi_minor, HOOKD_ABI_MINOR);
+	cr_assert_eq(p->desc.size, sizeof(hookd_descriptor));
+	cr_assert_str_eq(p->desc.hooks[0], "cxx");
+	cr_assert_null(p->desc.hooks[1]);
+	in = cJSON_Parse("{\"name\": \"Ada\"}");
+	out = p->desc.call_sync(&p->ctx, NULL, in);
+	cr_assert_not_null(out);
+	cr_assert_str_eq(cJSON_GetObjectItem(out, "greeting")->valuestring, "Hello from C++, Ada!");
+	cr_assert_geq(cJSON_GetObjectItem(out, "cplusplus")->valuedouble, 202002);
+	cJSON_Delete(out);
+	cJSON_Delete(in);
+	loader_result_free(&r);
+	config_free(cfg);
+}
+
 Test(loader, only_visible_files_ending_in_so_are_considered)
 {
 	struct config *cfg;
