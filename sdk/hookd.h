@@ -18,10 +18,12 @@
  * declared strdup returns an int, the pointer is truncated and the plugin
  * crashes the daemon. -D_GNU_SOURCE declares them; the -Werror makes a
  * missing declaration a compile error instead of a warning.
- * C++ plugins: the same macros, compiled as C++20 (designated initializers),
- * e.g. g++ -std=c++20 -Wall -Wextra -O2 -fPIC -shared -fvisibility=hidden
- * -Wl,--no-undefined ... -lcjson (tests/fixtures/cxx_plugin.cc). Entry
- * points are called from C: no exception may leave them (catch everything).
+ * C++ plugins: the same macros, compiled as C++20 (designated initializers):
+ *   g++ -std=c++20 -Wall -O2 -fPIC -shared -fvisibility=hidden \
+ *      -fvisibility-inlines-hidden -Wl,--no-undefined ... -lcjson
+ * (the last flag keeps std:: inline template code out of the exports;
+ * tests/fixtures/cxx_plugin.cc). Entry points are called from C: no
+ * exception may leave them.
  *
  * JSON values are cJSON trees (Debian package libcjson-dev). Ownership of
  * every tree that crosses the boundary is stated at each function below.
