@@ -1,7 +1,7 @@
 # hookd -- build, test, run, install.
 #
 #   make              build/hookd and build/plugins/*.so
-#   make run          start the daemon on etc/hookd.json
+#   make run          start the daemon on etc/hookd.json (CONFIG=file PORT=n)
 #   make test         the whole suite (unit + integration)
 #   make asan         the whole suite, ASan+UBSan build (in build/asan)
 #   make tsan         the integration suite against a TSan daemon (build/tsan)
@@ -43,7 +43,7 @@ FIXTURE_SRCS := $(wildcard tests/fixtures/*.c)
 FIXTURES     := $(FIXTURE_SRCS:tests/fixtures/%.c=$(BUILD)/fixtures/%.so) \
                 $(BUILD)/fixtures/not_elf.so $(BUILD)/fixtures/unresolved.so \
                 $(BUILD)/fixtures/ver_a.so $(BUILD)/fixtures/ver_b.so \
-                $(BUILD)/fixtures/preload/slowdns.so
+                $(BUILD)/fixtures/preload/slowdns.so $(BUILD)/fixtures/cxx_plugin.so
 
 UNIT_SRCS  := $(wildcard tests/unit/*.c)
 INTEG_SRCS := $(wildcard tests/integration/*.c) $(wildcard tests/support/*.c)
@@ -110,6 +110,16 @@ $(BUILD)/fixtures/preload/slowdns.so: tests/fixtures/src/slowdns.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -fPIC -shared -Wall -Wextra -Werror -o $@ $< -ldl
 
+# A C++ plugin through the SDK's macros (g++, C++20): must export exactly
+# hookd_plugin. -fvisibility-inlines-hidden keeps the standard library's
+# inline template code (std::string's members) out of the dynamic symbols.
+CXXFLAGS ?= -O2 -g
+PLUGIN_CXXFLAGS := -std=c++20 -D_GNU_SOURCE -Isdk -Wall -Wextra -Werror -Wshadow $(PC_CFLAGS) \
+                   $(SAN) $(CXXFLAGS) -fPIC -fvisibility=hidden -fvisibility-inlines-hidden
+$(BUILD)/fixtures/cxx_plugin.so: tests/fixtures/cxx_plugin.cc sdk/hookd.h
+	@mkdir -p $(dir $@)
+	$(CXX) $(PLUGIN_CXXFLAGS) $(PLUGIN_LDFLAGS) -o $@ $< -lcjson
+
 $(BUILD)/fixtures/ver_%.so: tests/fixtures/src/ver.c sdk/hookd.h
 	@mkdir -p $(dir $@)
 	$(CC) $(PLUGIN_CFLAGS) $(PLUGIN_LDFLAGS) -DVER='"$*"' -o $@ $< -lcjson
@@ -164,8 +174,12 @@ $(BUILD)/tests/pool_stress: $(BUILD)/obj/tests/tsan/pool_stress.o $(BUILD)/obj/h
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ -lpthread
 
+# make run CONFIG=my.json PORT=9090 (PORT keeps the config's host; -l HOST:PORT
+# on the command line does the same for the address)
+CONFIG ?= etc/hookd.json
+PORT   ?=
 run: all
-	$(BUILD)/hookd -c etc/hookd.json
+	$(BUILD)/hookd -c $(CONFIG)$(if $(PORT), -l $(PORT))
 
 bench:
 	@scripts/deps.sh bench

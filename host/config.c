@@ -108,14 +108,14 @@ static bool dup_key(const cJSON *obj, const cJSON *item)
 	return false;
 }
 
-static int parse_listen(struct config *cfg, const cJSON *v, struct verr *e)
+/* Split cfg->listen ("HOST:PORT") into listen_host and listen_port; `key`
+ * names it in errors. */
+static int split_listen(struct config *cfg, const char *key, struct verr *e)
 {
 	const char *s, *colon, *host, *hend;
 	char *endp;
 	long port;
 
-	if (get_string(v, "listen", &cfg->listen, e) < 0)
-		return -1;
 	s = cfg->listen;
 	colon = strrchr(s, ':');
 	if (!colon || colon == s || colon[1] == '\0')
@@ -139,15 +139,54 @@ static int parse_listen(struct config *cfg, const cJSON *v, struct verr *e)
 		goto bad;
 	cfg->listen_host = strndup(host, (size_t)(hend - host));
 	if (!cfg->listen_host) {
-		verr_set(e, "listen", "out of memory");
+		verr_set(e, key, "out of memory");
 		return -1;
 	}
 	cfg->listen_port = (uint16_t)port;
 	return 0;
 bad:
-	verr_set(e, "listen", "expected \"HOST:PORT\" (port 0-65535, IPv6 as \"[::1]:PORT\"), "
+	verr_set(e, key, "expected \"HOST:PORT\" (port 0-65535, IPv6 as \"[::1]:PORT\"), "
 		 "got \"%s\"", s);
 	return -1;
+}
+
+static int parse_listen(struct config *cfg, const cJSON *v, struct verr *e)
+{
+	if (get_string(v, "listen", &cfg->listen, e) < 0)
+		return -1;
+	return split_listen(cfg, "listen", e);
+}
+
+int config_set_listen(struct config *cfg, const char *listen, char *err, size_t errlen)
+{
+	struct verr e = {err, errlen, "command line"};
+	struct config tmp = {0};
+	size_t n = strlen(listen);
+
+	if (n && strspn(listen, "0123456789") == n) {
+		/* a bare port keeps the configured host */
+		const char *fmt = strchr(cfg->listen_host, ':') ? "[%s]:%s" : "%s:%s";
+		size_t len = strlen(cfg->listen_host) + n + 4;
+		if ((tmp.listen = malloc(len)))
+			snprintf(tmp.listen, len, fmt, cfg->listen_host, listen);
+	} else {
+		tmp.listen = strdup(listen);
+	}
+	if (!tmp.listen) {
+		verr_set(&e, "--listen", "out of memory");
+		return -1;
+	}
+	if (split_listen(&tmp, "--listen", &e) < 0) {
+		free(tmp.listen);
+		free(tmp.listen_host);
+		return -1;
+	}
+	free(cfg->listen);
+	free(cfg->listen_host);
+	cfg->listen = tmp.listen;
+	cfg->listen_host = tmp.listen_host;
+	cfg->listen_port = tmp.listen_port;
+	return 0;
 }
 
 /* `dir` relative to the directory of `cfgpath` unless absolute. */

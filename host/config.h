@@ -65,6 +65,12 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
 int config_parse(const char *text, size_t len, const char *path, struct config **out, char *err,
 		 size_t errlen);
 
+/* The command line's `hookd -l`: replace cfg's listen address with
+ * `listen`, "HOST:PORT" as in the file, or a bare "PORT" that keeps the
+ * file's host. Only on a config nobody else uses yet (right after loading
+ * it). Returns 0, or -1 with one line in err (cfg unchanged). */
+int config_set_listen(struct config *cfg, const char *listen, char *err, size_t errlen);
+
 void config_free(struct config *cfg);
 
 /* The hook's entry, or NULL. Borrowed from cfg. */

@@ -4,7 +4,9 @@
  * Load order of one file: open + fstat (the identity is taken from the
  * descriptor we copy from, so a rename in between cannot mix versions),
  * private copy, dlopen, descriptor (magic and ABI first, then at most the
- * plugin's own `size` bytes), validation, name uniqueness, init.
+ * plugin's own `size` bytes, and never more than our own struct: a plugin
+ * of a newer minor may carry fields we do not know), validation, name
+ * uniqueness, init.
  */
 #include "loader.h"
 #include "blame.h"
@@ -395,20 +397,34 @@ static int read_descriptor(struct plugin *p, const void *sym, char *reason)
 			   d->abi_major, d->abi_minor, HOOKD_ABI_MAJOR, HOOKD_ABI_MINOR);
 		return -1;
 	}
-	if (d->abi_minor > HOOKD_ABI_MINOR) {
-		set_reason(reason, "built for ABI %u.%u, newer than this host's %u.%u: upgrade "
-			   "hookd", d->abi_major, d->abi_minor, HOOKD_ABI_MAJOR, HOOKD_ABI_MINOR);
-		return -1;
-	}
+	/* A newer minor loads too (the plugin checks api->abi_minor before using
+	 * a newer service): of its descriptor we read what we know, no more, and
+	 * its reserved slots, which newer minors may fill, are ignored. */
 	if (d->size < offsetof(hookd_descriptor, reserved)) {
 		set_reason(reason, "descriptor size %u is smaller than ABI %u.%u's %zu bytes",
 			   d->size, d->abi_major, d->abi_minor,
 			   offsetof(hookd_descriptor, reserved));
 		return -1;
 	}
+	if (d->abi_minor <= HOOKD_ABI_MINOR && d->size > sizeof(hookd_descriptor)) {
+		set_reason(reason, "descriptor size %u is larger than ABI %u.%u's %zu bytes",
+			   d->size, d->abi_major, d->abi_minor, sizeof(hookd_descriptor));
+		return -1;
+	}
 	n = d->size < sizeof(p->desc) ? d->size : sizeof(p->desc);
 	memset(&p->desc, 0, sizeof(p->desc));
 	memcpy(&p->desc, d, n);
+	if (d->abi_minor <= HOOKD_ABI_MINOR) {
+		/* zero up to our minor, so that a later minor can give them a meaning */
+		for (size_t i = 0; i < sizeof(p->desc.reserved) / sizeof(p->desc.reserved[0]); i++)
+			if (p->desc.reserved[i]) {
+				set_reason(reason, "descriptor field reserved[%zu] is not zero (ABI "
+					   "%u.%u leaves it unused: was the plugin built against "
+					   "another hookd.h?)", i, d->abi_major, d->abi_minor);
+				return -1;
+			}
+	}
+	memset(p->desc.reserved, 0, sizeof(p->desc.reserved)); /* none we know of */
 
 	d = &p->desc;
 	if (!d->name || !d->name[0]) {
@@ -671,6 +687,11 @@ static int scan_one(struct loader *ld, const struct config *cfg, struct plugin *
 				 p->desc.name, p->desc.version, file,
 				 plugin_is_async(p) ? "async" : "sync",
 				 (unsigned long long)generation, p->sha256);
+		if (p && p->desc.abi_minor > HOOKD_ABI_MINOR)
+			log_info(ld->log, "plugin %s (%s) was built for ABI %u.%u, newer than this "
+				 "host's %u.%u: it must check api->abi_minor before using a "
+				 "newer service", p->desc.name, file, p->desc.abi_major,
+				 p->desc.abi_minor, HOOKD_ABI_MAJOR, HOOKD_ABI_MINOR);
 	}
 	if (fd >= 0)
 		close(fd);

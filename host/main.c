@@ -60,6 +60,7 @@ struct quarantine {
 struct daemon {
 	struct log log;
 	const char *config_path;
+	const char *listen;      /* -l/--listen: overrides the file's listen, or NULL */
 	struct config *boot;     /* settings that need a restart: listen, reactors, workers, queue */
 	struct event_base *base; /* reactor 0's */
 	struct pool *pool;
@@ -83,15 +84,32 @@ static unsigned reactor_count(struct daemon *d)
 	return atomic_load_explicit(&d->nreactors, memory_order_acquire);
 }
 
+/* config_load, then the command line's -l over the file's "listen". */
+static int load_config(const char *path, const char *listen, struct config **out, char *err,
+		       size_t errlen)
+{
+	if (config_load(path, out, err, errlen) < 0)
+		return -1;
+	if (listen && config_set_listen(*out, listen, err, errlen) < 0) {
+		config_free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: hookd [-t] -c FILE\n"
+		"usage: hookd [-t] -c FILE [-l HOST:PORT | -l PORT]\n"
 		"       hookd -V | -h\n"
 		"\n"
 		"Serve compiled plugins as HTTP hooks (POST /hooks/<name>).\n"
 		"\n"
 		"  -c FILE  the JSON configuration file\n"
+		"  -l, --listen HOST:PORT | PORT\n"
+		"           listen there instead of the file's \"listen\" (a bare PORT keeps\n"
+		"           the file's host); reloads keep it\n"
 		"  -t       check the configuration and that the plugin folder is readable,\n"
 		"           print the result, exit 0 (valid) or 1 (not)\n"
 		"  -V       print the version and exit\n"
@@ -140,7 +158,7 @@ static void reload(struct daemon *d)
 
 	generation_release(cur);
 	log_info(&d->log, "SIGHUP: reloading %s", d->config_path);
-	if (config_load(d->config_path, &cfg, err, sizeof(err)) < 0) {
+	if (load_config(d->config_path, d->listen, &cfg, err, sizeof(err)) < 0) {
 		log_error(&d->log, "reload failed: %s; still serving generation %llu", err, keep);
 		return;
 	}
@@ -350,7 +368,7 @@ static void raise_fd_limit(struct daemon *d)
 	}
 }
 
-static int check_config(const char *path)
+static int check_config(const char *path, const char *listen)
 {
 	struct config *cfg;
 	char err[1024];
@@ -358,7 +376,7 @@ static int check_config(const char *path)
 	DIR *dir;
 	size_t n = 0;
 
-	if (config_load(path, &cfg, err, sizeof(err)) < 0) {
+	if (load_config(path, listen, &cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "hookd: %s\n", err);
 		return 1;
 	}
@@ -549,7 +567,11 @@ static int start_reactors(struct daemon *d, char *err, size_t errlen)
 int main(int argc, char **argv)
 {
 	struct daemon d = {.next_gen = 1};
-	const char *config_path = NULL;
+	static const struct option longopts[] = {
+		{"listen", required_argument, NULL, 'l'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *config_path = NULL, *listen = NULL;
 	char statebuf[4096];
 	bool test_only = false;
 	struct config *cfg = NULL;
@@ -557,9 +579,10 @@ int main(int argc, char **argv)
 	int opt, rc = 1;
 
 	log_init(&d.log, STDERR_FILENO, LOG_INFO);
-	while ((opt = getopt(argc, argv, "c:thV")) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:l:thV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': config_path = optarg; break;
+		case 'l': listen = optarg; break;
 		case 't': test_only = true; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("hookd %s (plugin ABI %d.%d)\n", HOOKD_VERSION, HOOKD_ABI_MAJOR,
@@ -572,10 +595,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (test_only)
-		return check_config(config_path);
+		return check_config(config_path, listen);
 
 	d.config_path = config_path;
-	if (config_load(config_path, &d.boot, err, sizeof(err)) < 0) {
+	d.listen = listen;
+	if (load_config(config_path, listen, &d.boot, err, sizeof(err)) < 0) {
 		log_error(&d.log, "%s", err);
 		return 1;
 	}
@@ -601,7 +625,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	d.curl_ready = true;
-	if (config_load(config_path, &cfg, err, sizeof(err)) < 0) {
+	if (load_config(config_path, listen, &cfg, err, sizeof(err)) < 0) {
 		log_error(&d.log, "%s", err);
 		goto out;
 	}

@@ -3,15 +3,27 @@
  *
  * A plugin is a shared object that exports exactly one symbol, its
  * descriptor, `hookd_plugin` (define it with HOOKD_PLUGIN_SYNC /
- * HOOKD_PLUGIN_ASYNC, or fill a hookd_descriptor by hand and mark it
- * HOOKD_EXPORT). The host reads the
- * descriptor's magic and ABI before anything else, then calls init() once,
- * the entry point of the plugin's mode once per hook call, and fini() once
- * when the last call that could reach this copy of the code has ended.
+ * HOOKD_PLUGIN_ASYNC, or fill one by hand after HOOKD_DESCRIPTOR). The
+ * host reads the descriptor's magic and ABI before anything else, then
+ * calls init() once, the entry point of the plugin's mode once per hook
+ * call, and fini() once when the last call that could reach this copy of
+ * the code has ended.
  *
- * Build a plugin (one line, nothing of the host is linked):
- *   cc -std=c11 -O2 -fPIC -shared -fvisibility=hidden -Wl,--no-undefined \
+ * Build a plugin (one line, nothing of the host is linked; add -lcurl if the
+ * plugin uses libcurl itself):
+ *   cc -std=c11 -D_GNU_SOURCE -Wall -Werror=implicit-function-declaration \
+ *      -O2 -fPIC -shared -fvisibility=hidden -Wl,--no-undefined \
  *      -I/usr/local/include -o my.so my.c -lcjson
+ * -std=c11 alone hides strdup, clock_gettime, nanosleep...: an implicitly
+ * declared strdup returns an int, the pointer is truncated and the plugin
+ * crashes the daemon. -D_GNU_SOURCE declares them; the -Werror makes a
+ * missing declaration a compile error instead of a warning.
+ * C++ plugins: the same macros, compiled as C++20 (designated initializers):
+ *   g++ -std=c++20 -Wall -O2 -fPIC -shared -fvisibility=hidden \
+ *      -fvisibility-inlines-hidden -Wl,--no-undefined ... -lcjson
+ * (the last flag keeps std:: inline template code out of the exports;
+ * tests/fixtures/cxx_plugin.cc). Entry points are called from C: no
+ * exception may leave them.
  *
  * JSON values are cJSON trees (Debian package libcjson-dev). Ownership of
  * every tree that crosses the boundary is stated at each function below.
@@ -35,10 +47,30 @@
  *     another thread: process-wide resources (ports, lock files) must allow
  *     two copies at once.
  *
- * ABI rules: HOOKD_ABI_MAJOR must match the host's exactly; a plugin built
- * against an older HOOKD_ABI_MINOR loads in a newer host, a newer one is
- * refused. New host services are only ever appended to hookd_host_api; check
- * api->size before using one that is newer than the minor you built with.
+ * ABI rules (the compatibility window):
+ *   - HOOKD_ABI_MAJOR must match the host's exactly. A plugin of another
+ *     major is refused, with a log line naming the file, its ABI and the
+ *     host's.
+ *   - A plugin built against the host's HOOKD_ABI_MINOR or an older one
+ *     loads: a minor only ever adds.
+ *   - A plugin built against a NEWER minor loads too. Before it calls a
+ *     service the host may lack, it checks HOOKD_API_HAS(ctx->api, member)
+ *     (api->size) or ctx->api->abi_minor, and does without it, or returns
+ *     non-zero from init to refuse the load (log why first).
+ *   - Within a major, new services are only appended to hookd_host_api and
+ *     new descriptor fields only take `reserved` slots, in order: nothing
+ *     is removed, reordered or retyped. The host reads at most its own
+ *     sizeof(hookd_descriptor) of a descriptor and ignores `reserved`, so
+ *     a new descriptor field must mean "as before" to a host that ignores
+ *     it (a plugin that depends on it checks api->abi_minor in init).
+ *   - `reserved` is zero in a plugin of the host's minor or older (the
+ *     macros below make it so); the host refuses one that is not, which is
+ *     what lets a later minor give those slots a meaning.
+ *
+ * Plugins never call cJSON_InitHooks: the host and every plugin share one
+ * cJSON and one allocator (the host frees trees a plugin built, and the
+ * other way round), and the hooks are process-wide. Use cJSON_free /
+ * cJSON_Delete on what cJSON allocated, never your own allocator.
  */
 #ifndef HOOKD_H
 #define HOOKD_H
@@ -286,7 +318,8 @@ struct hookd_host_api {
 /*
  * The descriptor: the one symbol a plugin exports, named hookd_plugin.
  * The host reads magic, abi_major and abi_minor first, then no more than
- * `size` bytes of the rest.
+ * `size` bytes of the rest, and never more than its own
+ * sizeof(hookd_descriptor) (see the ABI rules at the top).
  */
 typedef struct hookd_descriptor {
 	uint32_t magic;     /* HOOKD_MAGIC */
@@ -309,7 +342,7 @@ typedef struct hookd_descriptor {
 	hookd_sync_fn call_sync;   /* required for HOOKD_MODE_SYNC */
 	hookd_async_fn call_async; /* required for HOOKD_MODE_ASYNC */
 
-	void *reserved[8]; /* zero; room to grow without breaking old plugins */
+	void *reserved[8]; /* zero; later minors take slots here, in order */
 } hookd_descriptor;
 
 /* Convenience wrappers: hookd_log(ctx, HOOKD_LOG_INFO, "x=%d", x) etc. */
@@ -317,26 +350,59 @@ typedef struct hookd_descriptor {
 #define hookd_fail(ctx, call, status, ...) ((ctx)->api->fail((call), (status), __VA_ARGS__))
 #define hookd_complete(ctx, call, output) ((ctx)->api->complete((call), (output)))
 
+/* Non-zero when the host's service table has `member` (a plugin built
+ * against a newer minor than the host's checks before calling a service
+ * its own header has and the host may lack):
+ *   if (!HOOKD_API_HAS(ctx->api, fetch_all)) ... do without ... */
+#define HOOKD_API_HAS(api, member) \
+	((api)->size >= offsetof(hookd_host_api, member) + sizeof((api)->member))
+
 #define HOOKD_HOOKS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* The exported descriptor, declared extern (and visible) before it is
+ * defined: in C++ a const object at namespace scope has internal linkage
+ * unless declared extern, and g++ then drops the visibility attribute: the
+ * plugin would export nothing. extern "C" keeps the symbol's name
+ * hookd_plugin. The definition repeats no attribute (g++ warns that it
+ * ignores one on a redeclaration; the first declaration's applies). */
+#ifdef __cplusplus
+#define HOOKD_DECLARE_DESCRIPTOR_ extern "C" HOOKD_EXPORT const hookd_descriptor hookd_plugin
+#else
+#define HOOKD_DECLARE_DESCRIPTOR_ extern HOOKD_EXPORT const hookd_descriptor hookd_plugin
+#endif
+
+/* Define the descriptor by hand, in C or C++ (C++20: designated
+ * initializers in declaration order):
+ *   HOOKD_DESCRIPTOR = {.magic = HOOKD_MAGIC, .abi_major = HOOKD_ABI_MAJOR, ...}; */
+#define HOOKD_DESCRIPTOR                                                                   \
+	HOOKD_DECLARE_DESCRIPTOR_;                                                         \
+	const hookd_descriptor hookd_plugin
 
 /* Define the exported descriptor of a sync plugin:
  *   HOOKD_PLUGIN_SYNC("name", "1.0.0", HOOKD_HOOKS("hook1", "hook2"),
- *                     init_or_NULL, fini_or_NULL, call_sync); */
+ *                     init_or_NULL, fini_or_NULL, call_sync);
+ * Every member is named, in declaration order, so that the same macro is
+ * valid C11 and C++20 (g++ -Wextra warns of an omitted member). In C++,
+ * HOOKD_HOOKS is an array compound literal, which g++ and clang accept at
+ * namespace scope with static storage (warned only by -Wpedantic; there,
+ * pass a named `static const char *const hooks[] = {"a", nullptr};`). */
 #define HOOKD_PLUGIN_SYNC(name_, version_, hooks_, init_, fini_, fn_)                      \
-	HOOKD_EXPORT const hookd_descriptor hookd_plugin = {                           \
+	HOOKD_DESCRIPTOR = {                                                               \
 		.magic = HOOKD_MAGIC, .abi_major = HOOKD_ABI_MAJOR,                        \
 		.abi_minor = HOOKD_ABI_MINOR, .size = sizeof(hookd_descriptor),            \
 		.mode = HOOKD_MODE_SYNC, .name = (name_), .version = (version_),           \
 		.hooks = (hooks_), .init = (init_), .fini = (fini_), .call_sync = (fn_),   \
+		.call_async = NULL, .reserved = {NULL},                                    \
 	}
 
 /* The same for an async plugin; fn_ is a hookd_async_fn. */
 #define HOOKD_PLUGIN_ASYNC(name_, version_, hooks_, init_, fini_, fn_)                     \
-	HOOKD_EXPORT const hookd_descriptor hookd_plugin = {                           \
+	HOOKD_DESCRIPTOR = {                                                               \
 		.magic = HOOKD_MAGIC, .abi_major = HOOKD_ABI_MAJOR,                        \
 		.abi_minor = HOOKD_ABI_MINOR, .size = sizeof(hookd_descriptor),            \
 		.mode = HOOKD_MODE_ASYNC, .name = (name_), .version = (version_),          \
-		.hooks = (hooks_), .init = (init_), .fini = (fini_), .call_async = (fn_),  \
+		.hooks = (hooks_), .init = (init_), .fini = (fini_), .call_sync = NULL,    \
+		.call_async = (fn_), .reserved = {NULL},                                   \
 	}
 
 #ifdef __cplusplus

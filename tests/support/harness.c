@@ -299,7 +299,14 @@ static void log_not_ready(struct hd *d, const char *why)
  * short sleeps until timeout_ms (scaled); gives up at once if it exits. */
 bool hd_launch(struct hd *d, int timeout_ms)
 {
+	return hd_launch_args(d, timeout_ms, NULL);
+}
+
+bool hd_launch_args(struct hd *d, int timeout_ms, const char *const *args)
+{
 	char bin[512], why[128];
+	const char *argv[16];
+	size_t argc = 0;
 	double t0, end;
 	int status;
 
@@ -318,7 +325,13 @@ bool hd_launch(struct hd *d, int timeout_ms)
 		if (hd_scale() > 1)
 			setenv("TSAN_OPTIONS", "halt_on_error=1:exitcode=66:second_deadlock_stack=1",
 			       1);
-		execl(bin, bin, "-c", d->config, (char *)NULL);
+		argv[argc++] = bin;
+		argv[argc++] = "-c";
+		argv[argc++] = d->config;
+		for (size_t i = 0; args && args[i] && argc < 15; i++)
+			argv[argc++] = args[i];
+		argv[argc] = NULL;
+		execv(bin, (char *const *)argv);
 		_exit(127);
 	}
 	t0 = hd_now_ms();

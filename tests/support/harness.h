@@ -56,6 +56,9 @@ void hd_prepare(struct hd *d, const char *members, const char *const *plugins);
  * scaled). Returns false if it exited first or the time ran out, after
  * logging why with the end of its log. */
 bool hd_launch(struct hd *d, int timeout_ms);
+/* hd_launch with extra command-line arguments after "-c CONFIG"
+ * (NULL-terminated, at most 12). */
+bool hd_launch_args(struct hd *d, int timeout_ms, const char *const *args);
 /* The same, failing the test when it does not start. */
 void hd_launch_or_fail(struct hd *d);
 

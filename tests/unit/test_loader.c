@@ -92,8 +92,9 @@ static const struct {
 } broken[] = {
 	{"fixtures/bad_magic.so", "bad_magic.so", "magic"},
 	{"fixtures/abi_major.so", "abi_major.so", "incompatible ABI"},
-	{"fixtures/abi_minor.so", "abi_minor.so", "newer"},
-	{"fixtures/small_size.so", "small_size.so", "size"},
+	{"fixtures/small_size.so", "small_size.so", "smaller than ABI"},
+	{"fixtures/big_size.so", "big_size.so", "larger than ABI"},
+	{"fixtures/reserved_set.so", "reserved_set.so", "reserved[3] is not zero"},
 	{"fixtures/no_descriptor.so", "no_descriptor.so", "no descriptor"},
 	{"fixtures/empty_name.so", "empty_name.so", "empty name"},
 	{"fixtures/bad_name.so", "bad_name.so", "invalid plugin name"},
@@ -173,6 +174,104 @@ Test(loader, every_broken_fixture_is_rejected_and_good_plugins_load_beside_them)
 	cr_assert_eq(r.nplugins, 0);
 	cr_assert_null(r.plugins);
 	cr_assert_eq(u_count_entries(loader_dir(E.ld)), 0);
+	config_free(cfg);
+}
+
+/* The compatibility window: the major must match, any minor loads. A
+ * plugin of a newer minor (which grew its descriptor and set a reserved
+ * slot this host does not know) loads with only the bytes we know copied
+ * and its reserved slots ignored; it sees this host's service table and
+ * does without the service its header has and we lack. */
+Test(loader, an_older_or_newer_minor_loads_another_major_is_refused)
+{
+	struct config *cfg;
+	struct loader_result r;
+	struct plugin *older, *newer;
+	const struct loader_reject *rj;
+	char want[768], *log;
+	cJSON *in, *out;
+
+	u_env_install(&E, "fixtures/abi_older.so", "abi_older.so");
+	u_env_install(&E, "fixtures/abi_newer.so", "abi_newer.so");
+	u_env_install(&E, "fixtures/abi_major.so", "abi_major.so");
+	cfg = u_env_config(&E, NULL);
+	u_env_scan(&E, cfg, NULL, 1, &r);
+	cr_assert_eq(r.nplugins, 2);
+	cr_assert_eq(r.nrejects, 1);
+
+	older = u_find_plugin(&r, "abi_older.so");
+	cr_assert_not_null(older, "a plugin of an older minor must load");
+	cr_assert_eq(older->desc.abi_major, HOOKD_ABI_MAJOR);
+	cr_assert_eq(older->desc.abi_minor, HOOKD_ABI_MINOR - 1);
+	cr_assert(older->initialised);
+
+	newer = u_find_plugin(&r, "abi_newer.so");
+	cr_assert_not_null(newer, "a plugin of a newer minor must load");
+	cr_assert_eq(newer->desc.abi_minor, HOOKD_ABI_MINOR + 1);
+	cr_assert_gt(newer->desc.size, sizeof(hookd_descriptor), "the fixture grew its descriptor");
+	for (size_t i = 0; i < sizeof(newer->desc.reserved) / sizeof(newer->desc.reserved[0]); i++)
+		cr_assert_null(newer->desc.reserved[i], "reserved[%zu] of a newer minor is ignored",
+			       i);
+	cr_assert_str_eq(newer->ctx.state, "unavailable",
+			 "the newer plugin must see that this host lacks its service");
+	in = cJSON_CreateObject();
+	out = newer->desc.call_sync(&newer->ctx, NULL, in);
+	cr_assert_eq(out, in);
+	cr_assert_eq(cJSON_GetObjectItem(out, "host_minor")->valuedouble, HOOKD_ABI_MINOR);
+	cr_assert_eq(cJSON_GetObjectItem(out, "api_size")->valuedouble,
+		     (double)sizeof(hookd_host_api));
+	cJSON_Delete(in);
+
+	rj = u_find_reject(&r, "abi_major.so");
+	cr_assert_not_null(rj);
+	snprintf(want, sizeof(want), "incompatible ABI %d.0: this host speaks ABI %d.%d",
+		 HOOKD_ABI_MAJOR + 1, HOOKD_ABI_MAJOR, HOOKD_ABI_MINOR);
+	cr_assert_not_null(strstr(rj->reason, want), "%s lacks \"%s\"", rj->reason, want);
+
+	log = log_text();
+	snprintf(want, sizeof(want), "plugin file %s rejected: incompatible ABI",
+		 plugin_path("abi_major.so"));
+	cr_assert_not_null(strstr(log, want), "the log names the file: %s", log);
+	snprintf(want, sizeof(want), "built for ABI %d.%d, newer than this host's %d.%d",
+		 HOOKD_ABI_MAJOR, HOOKD_ABI_MINOR + 1, HOOKD_ABI_MAJOR, HOOKD_ABI_MINOR);
+	cr_assert_not_null(strstr(log, want), "a newer plugin is logged: %s", log);
+	cr_assert_not_null(strstr(log, "next service unavailable"), "%s", log);
+	free(log);
+	loader_result_free(&r);
+	config_free(cfg);
+}
+
+/* A C++ plugin built with g++ from the SDK's macros is a plugin like any
+ * other (before the descriptor was declared extern, g++ gave it internal
+ * linkage and the loader found "no descriptor"). */
+Test(loader, a_cxx_plugin_built_with_the_macros_loads)
+{
+	struct config *cfg;
+	struct loader_result r;
+	struct plugin *p;
+	cJSON *in, *out;
+
+	u_env_install(&E, "fixtures/cxx_plugin.so", "cxx_plugin.so");
+	cfg = u_env_config(&E, NULL);
+	u_env_scan(&E, cfg, NULL, 1, &r);
+	cr_assert_eq(r.nrejects, 0, "%s", r.nrejects ? r.rejects[0].reason : "");
+	p = u_find_plugin(&r, "cxx_plugin.so");
+	cr_assert_not_null(p);
+	cr_assert_str_eq(p->desc.name, "cxx");
+	cr_assert_str_eq(p->desc.version, "1.0.0");
+	cr_assert_not(plugin_is_async(p));
+	cr_assert_eq(p->desc.abi_minor, HOOKD_ABI_MINOR);
+	cr_assert_eq(p->desc.size, sizeof(hookd_descriptor));
+	cr_assert_str_eq(p->desc.hooks[0], "cxx");
+	cr_assert_null(p->desc.hooks[1]);
+	in = cJSON_Parse("{\"name\": \"Ada\"}");
+	out = p->desc.call_sync(&p->ctx, NULL, in);
+	cr_assert_not_null(out);
+	cr_assert_str_eq(cJSON_GetObjectItem(out, "greeting")->valuestring, "Hello from C++, Ada!");
+	cr_assert_geq(cJSON_GetObjectItem(out, "cplusplus")->valuedouble, 202002);
+	cJSON_Delete(out);
+	cJSON_Delete(in);
+	loader_result_free(&r);
 	config_free(cfg);
 }
 
