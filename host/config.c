@@ -394,6 +394,11 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 			if (get_uint(k, key, 1, CONFIG_MAX_TIMEOUT_MS, &u, e) < 0)
 				return -1;
 			cfg->timeout_ms = (uint32_t)u;
+		} else if (strcmp(key, "max_stuck_workers") == 0) {
+			if (get_uint(k, key, 0, CONFIG_MAX_WORKERS, &u, e) < 0)
+				return -1;
+			cfg->max_stuck_workers = (unsigned)u;
+			cfg->max_stuck_set = 1;
 		} else if (strcmp(key, "loop_warn_ms") == 0) {
 			if (get_uint(k, key, 0, CONFIG_MAX_TIMEOUT_MS, &u, e) < 0)
 				return -1;
@@ -482,7 +487,7 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 		} else {
 			verr_set(e, key, "unknown key (expected one of listen, plugin_dir, "
 				 "runtime_dir, state_dir, trusted_sha256, reactors, workers, queue, timeout_ms, max_body, "
-				 "max_output, drain_ms, loop_warn_ms, loop_abort_ms, log_level, hooks, "
+				 "max_output, max_stuck_workers, drain_ms, loop_warn_ms, loop_abort_ms, log_level, hooks, "
 				 "plugins)");
 			return -1;
 		}
@@ -502,6 +507,8 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 	if (!have_queue)
 		cfg->queue = cfg->workers * 64 > CONFIG_MAX_QUEUE ? CONFIG_MAX_QUEUE
 								   : cfg->workers * 64;
+	if (!cfg->max_stuck_set)
+		cfg->max_stuck_workers = cfg->workers;
 	return 0;
 }
 

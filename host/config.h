@@ -43,6 +43,8 @@ struct config {
 	unsigned reactors;  /* event-loop threads sharing the port (default 1) */
 	unsigned workers;   /* pool threads (default: online CPUs) */
 	unsigned queue;     /* pool queue bound (default: 64 x workers) */
+	unsigned max_stuck_workers; /* replacement workers at once (default: workers) */
+	int max_stuck_set;  /* max_stuck_workers was given */
 	uint32_t timeout_ms; /* default call deadline */
 	size_t max_body;    /* request body limit in bytes */
 	size_t max_output;  /* limit of a reply printed from a plugin's output */

@@ -318,6 +318,15 @@ static void sync_done(struct pool_job *job)
 {
 	struct hookd_call *s = (struct hookd_call *)job;
 
+	if (s->stuck) {
+		struct dispatch_call *c = s->call;
+		atomic_fetch_sub_explicit(&s->plugin->stuck_workers, 1, memory_order_relaxed);
+		log_info(c->env->log, "plugin %s released its stuck worker %lld ms after its step "
+			 "started (hook %s, generation %llu)", s->plugin->desc.name,
+			 (long long)((dispatch_now_ns() - s->started_ns) / 1000000), c->hook->name,
+			 (unsigned long long)c->gen->id);
+	}
+
 	step_settle(s);
 	dispatch_step_unref(s); /* the job's reference */
 }
@@ -331,6 +340,7 @@ static struct hookd_call *step_new(struct dispatch_call *c, struct plugin *p)
 	s->call = c;
 	s->plugin = p;
 	s->index = c->step;
+	s->started_ns = dispatch_now_ns();
 	s->deadline_ns = c->deadline_ns;
 	s->refs = 1;
 	TAILQ_INIT(&s->timers);
@@ -407,6 +417,35 @@ static void run_steps(struct dispatch_call *c)
 
 /* ---- deadline, abort, shutdown ------------------------------------- */
 
+/* A sync step's deadline passed with its worker inside the plugin: the
+ * worker is stuck there for as long as the plugin likes. Replace it, so
+ * that one plugin that hangs cannot take every worker (and every sync hook)
+ * down with it, and say which plugin holds it. */
+static void replace_stuck_worker(struct dispatch_call *c, struct hookd_call *s)
+{
+	struct dispatch_env *env = c->env;
+	const char *name = s->plugin->desc.name;
+	int rc = pool_job_stuck(env->pool, &s->job);
+
+	if (rc == -EALREADY)
+		return; /* it returned meanwhile: not stuck */
+	if (rc == 0) {
+		s->stuck = true;
+		atomic_fetch_add_explicit(&s->plugin->stuck_workers, 1, memory_order_relaxed);
+		log_warn(env->log, "worker stuck in plugin %s (hook %s, generation %llu) for %lld ms, "
+			 "past the call's deadline: started a replacement worker (%u stuck)", name,
+			 c->hook->name, (unsigned long long)c->gen->id,
+			 (long long)((dispatch_now_ns() - s->started_ns) / 1000000),
+			 pool_stuck(env->pool));
+	} else {
+		log_warn(env->log, "worker stuck in plugin %s (hook %s, generation %llu) for %lld ms, "
+			 "past the call's deadline; no replacement: %s", name, c->hook->name,
+			 (unsigned long long)c->gen->id,
+			 (long long)((dispatch_now_ns() - s->started_ns) / 1000000),
+			 rc == -EAGAIN ? "max_stuck_workers reached" : strerror(-rc));
+	}
+}
+
 /* End the call before its chain did (deadline, shutdown, client gone) and
  * cancel the step in flight: its plugin is told, its timers and requests
  * call back with HOOKD_ECANCELED, and a sync step still queued never runs. */
@@ -447,6 +486,8 @@ static void call_cancel(struct dispatch_call *c, enum call_state final, enum dis
 		call_fail(c, final, o, s, NULL, "deadline of %u ms passed in plugin %s (step %zu)",
 			  c->hook->timeout_ms, plugin, s->index);
 	}
+	if (s && o == DISPATCH_DEADLINE && !plugin_is_async(s->plugin) && !queued)
+		replace_stuck_worker(c, s);
 	if (s) {
 		if (plugin_is_async(s->plugin) && !atomic_load(&s->finished)) {
 			hookd_cancel_fn fn = s->cancel_fn;

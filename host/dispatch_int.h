@@ -98,6 +98,8 @@ struct hookd_call {
 	struct dispatch_call *call;
 	struct plugin *plugin;
 	size_t index;                 /* position in the hook's chain */
+	int64_t started_ns;           /* when the step was started */
+	bool stuck;                   /* sync: its worker was replaced (loop thread) */
 	cJSON *input;                 /* lent by the call */
 	cJSON *output;
 	int fail_status;              /* 0: not failed */

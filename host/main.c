@@ -204,6 +204,22 @@ static void totals(struct daemon *d, struct reactor_counters *t)
 }
 
 /* GET /health's counters, on whichever reactor serves it. */
+/* "stuck_workers": {plugin: n} for the plugins of the current generation
+ * that hold workers past their calls' deadlines. */
+static void stuck_per_plugin(struct daemon *d, cJSON *o)
+{
+	struct generation *g = registry_acquire(&d->reg);
+	cJSON *per = cJSON_AddObjectToObject(o, "stuck_workers");
+
+	for (size_t i = 0; g && per && i < g->lr.nplugins; i++) {
+		const struct plugin *p = g->lr.plugins[i];
+		unsigned n = atomic_load_explicit(&p->stuck_workers, memory_order_relaxed);
+		if (n)
+			cJSON_AddNumberToObject(per, p->desc.name, n);
+	}
+	generation_release(g);
+}
+
 static void health(void *arg, cJSON *o)
 {
 	struct daemon *d = arg;
@@ -224,6 +240,8 @@ static void health(void *arg, cJSON *o)
 	cJSON_AddNumberToObject(o, "calls_failed", (double)t.calls.answered_err);
 	cJSON_AddNumberToObject(o, "workers", threads);
 	cJSON_AddNumberToObject(o, "workers_busy", running);
+	cJSON_AddNumberToObject(o, "workers_stuck", pool_stuck(d->pool));
+	stuck_per_plugin(d, o);
 	cJSON_AddNumberToObject(o, "queue", queued);
 	cJSON_AddNumberToObject(o, "fetch_alive", t.fetch.alive);
 	cJSON_AddNumberToObject(o, "fetch_running", t.fetch.running);
@@ -649,6 +667,7 @@ int main(int argc, char **argv)
 		config_free(cfg);
 		goto out;
 	}
+	pool_set_max_stuck(d.pool, d.boot->max_stuck_workers);
 	rc = 1;
 	if (!(d.base = event_base_new())) {
 		log_error(&d.log, "cannot create the event base");

@@ -35,6 +35,7 @@ struct plugin {
 	char *copy_path;        /* the private copy that was dlopen'ed */
 	struct plugin_id id;    /* identity of the file that was copied */
 	char sha256[65];        /* of the private copy that was loaded, hex */
+	atomic_uint stuck_workers; /* workers inside a call of it past its deadline */
 	cJSON *config;          /* copy of the section given to init, or NULL */
 	uint64_t generation;    /* the generation that loaded it */
 	const struct log *log;

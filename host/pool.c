@@ -25,7 +25,10 @@ struct pool {
 	unsigned queued, queue_max, running;
 	unsigned sleeping; /* parked workers not yet owed a wake-up */
 	bool stopping;
-	unsigned nthreads;
+	unsigned nthreads;   /* workers alive */
+	unsigned target;     /* workers wanted (pool_create's `threads`) */
+	unsigned stuck, max_stuck; /* workers inside a stuck job; the bound */
+	unsigned nspawned, cap; /* threads[0..nspawned) started, for the join */
 	pthread_t *threads;
 };
 
@@ -104,6 +107,7 @@ static struct pool_job *pool_take_locked(struct pool *p)
 		p->tail = NULL;
 	p->queued--;
 	p->running++;
+	job->active = true;
 	return job;
 }
 
@@ -111,6 +115,7 @@ static void *worker_main(void *arg)
 {
 	struct pool *p = arg;
 	struct pool_job *job, *next;
+	bool leave = false;
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
@@ -143,10 +148,23 @@ static void *worker_main(void *arg)
 			 * once per job. */
 			pthread_mutex_lock(&p->mu);
 			p->running--;
-			next = p->head ? pool_take_locked(p) : NULL;
+			job->active = false;
+			if (job->stuck) {
+				/* back from a stuck job: a replacement took this
+				 * worker's place, so one of the two leaves */
+				job->stuck = false;
+				p->stuck--;
+				if (p->nthreads > p->target) {
+					p->nthreads--;
+					leave = true;
+				}
+			}
+			next = !leave && p->head ? pool_take_locked(p) : NULL;
 			pthread_mutex_unlock(&p->mu);
 			pool_sink_post(job->sink, job);
 		}
+		if (leave)
+			return NULL;
 		pthread_mutex_lock(&p->mu);
 	}
 	pthread_mutex_unlock(&p->mu);
@@ -179,7 +197,8 @@ int pool_create(unsigned threads, unsigned queue_max, struct pool **out)
 	 * (all but the fatal ones, which must reach the crash handler). */
 	crash_blockable_signals(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	for (; p->nthreads < threads; p->nthreads++) {
+	p->target = p->cap = threads;
+	for (; p->nthreads < threads; p->nthreads++, p->nspawned++) {
 		rc = pthread_create(&p->threads[p->nthreads], NULL, worker_main, p);
 		if (rc) {
 			pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -237,12 +256,66 @@ void pool_destroy(struct pool *p)
 		sem_post(&p->park);
 	}
 	pthread_mutex_unlock(&p->mu);
-	for (unsigned i = 0; i < p->nthreads; i++)
+	for (unsigned i = 0; i < p->nspawned; i++)
 		pthread_join(p->threads[i], NULL);
 	sem_destroy(&p->park);
 	pthread_mutex_destroy(&p->mu);
 	free(p->threads);
 	free(p);
+}
+
+void pool_set_max_stuck(struct pool *p, unsigned n)
+{
+	pthread_mutex_lock(&p->mu);
+	p->max_stuck = n;
+	pthread_mutex_unlock(&p->mu);
+}
+
+int pool_job_stuck(struct pool *p, struct pool_job *job)
+{
+	sigset_t all, old;
+	int rc = 0;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->stopping) {
+		rc = -ESHUTDOWN;
+	} else if (!job->active || job->stuck) {
+		rc = -EALREADY;
+	} else if (p->stuck >= p->max_stuck) {
+		rc = -EAGAIN;
+	} else if (p->nspawned == p->cap) {
+		pthread_t *t = realloc(p->threads, (size_t)p->cap * 2 * sizeof(*t));
+		if (!t)
+			rc = -ENOMEM;
+		else {
+			p->threads = t;
+			p->cap *= 2;
+		}
+	}
+	if (rc == 0) {
+		crash_blockable_signals(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		rc = -pthread_create(&p->threads[p->nspawned], NULL, worker_main, p);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	if (rc == 0) {
+		p->nspawned++;
+		p->nthreads++;
+		p->stuck++;
+		job->stuck = true;
+	}
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
+unsigned pool_stuck(struct pool *p)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&p->mu);
+	n = p->stuck;
+	pthread_mutex_unlock(&p->mu);
+	return n;
 }
 
 void pool_stats(struct pool *p, unsigned *queued, unsigned *running, unsigned *threads)

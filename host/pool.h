@@ -16,6 +16,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct pool;
@@ -26,6 +27,8 @@ struct pool_job {
 	void (*run)(struct pool_job *job);   /* worker thread; may be NULL (post only) */
 	void (*done)(struct pool_job *job);  /* the sink's draining thread */
 	struct pool_sink *sink;              /* where done() is delivered */
+	bool active;                         /* the pool's: a worker is running it */
+	bool stuck;                          /* the pool's: marked by pool_job_stuck */
 };
 
 struct pool_sink {
@@ -60,6 +63,23 @@ int pool_create(unsigned threads, unsigned queue_max, struct pool **out);
  * pool_destroy began. On success the job belongs to the pool until its
  * done() runs on the sink's thread. Any thread. */
 int pool_submit(struct pool *p, struct pool_job *job);
+
+/* Allow up to `n` replacement workers at once (default 0: none); see
+ * pool_job_stuck. Call before the pool is used. */
+void pool_set_max_stuck(struct pool *p, unsigned n);
+
+/* `job` has run for too long (its caller gave up on it) and its worker is
+ * still inside it: start a replacement worker so that the configured number
+ * stays available. When the stuck job returns, its worker exits if the pool
+ * has more workers than configured. Returns 0; -EALREADY when the job is
+ * not running (it just finished, or never started); -EAGAIN when the
+ * max_stuck bound is reached; -ESHUTDOWN; or another negative errno when
+ * no thread could be started. Any thread; `job` must stay valid during the
+ * call (it is, until its done() runs). */
+int pool_job_stuck(struct pool *p, struct pool_job *job);
+
+/* Workers inside a job marked stuck, right now. */
+unsigned pool_stuck(struct pool *p);
 
 /* Stop accepting, let the workers finish every queued job, join them and
  * free the pool. done() of those jobs is posted to their sinks as usual:
