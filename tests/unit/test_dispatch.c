@@ -12,6 +12,7 @@
  * bound: nothing here fails because the machine is slow.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -754,6 +755,41 @@ Test(dispatch, deadlines_racing_results_answer_every_call_exactly_once)
 	cr_assert_eq(st.pending, 0);
 }
 
+Test(dispatch, a_result_and_the_deadline_due_in_the_same_loop_iteration_answer_once)
+{
+	struct ud_call a, s;
+	char posted[512], in[700];
+	int64_t t0;
+
+	ud_init(&D, 1, 1);
+	ud_install(&D, "fixtures/u_thread.so", "u_thread.so");
+	ud_install(&D, "plugins/echo.so", "echo.so");
+	ud_load(&D, "'timeout_ms': 30,", 1);
+	ud_path(&D, posted, sizeof(posted), "posted");
+	snprintf(in, sizeof(in), "{'posted': '%s'}", posted);
+	t0 = ud_now_ns();
+	ud_start(&D, "u_thread", in, &a);
+	ud_start(&D, "echo", "{}", &s);
+	wait_posted(posted);
+	for (int i = 0; i < UD_LIMIT_MS && !pool_idle(D.pool); i++)
+		ud_sleep_ms(1);
+	/* both results wait on the eventfd; let both deadlines pass too */
+	while (ud_now_ns() < t0 + 60 * (int64_t)1000000)
+		ud_sleep_ms(1);
+	cr_assert_eq(a.ndone + s.ndone, 0);
+	ud_wait_idle(&D);
+	cr_assert_eq(a.ndone, 1);
+	cr_assert_eq(s.ndone, 1);
+	cr_assert(a.outcome == DISPATCH_OK || a.outcome == DISPATCH_DEADLINE);
+	cr_assert(s.outcome == DISPATCH_OK || s.outcome == DISPATCH_DEADLINE);
+	cr_assert_eq(a.output != NULL, a.outcome == DISPATCH_OK);
+	cr_assert_eq(s.output != NULL, s.outcome == DISPATCH_OK);
+	ud_run_for(&D, 20);
+	cr_assert_eq(a.ndone + s.ndone, 2);
+	ud_call_clear(&a);
+	ud_call_clear(&s);
+}
+
 /* ---- the generation a held step pins --------------------------------- */
 
 Test(dispatch, a_cancelled_step_still_held_pins_its_generation_until_finished)
@@ -856,4 +892,85 @@ Test(dispatch, stats_follow_calls_from_start_to_free)
 	cr_assert_eq(st.answered_ok, 2);
 	ud_call_clear(&blk);
 	ud_call_clear(&fast);
+}
+
+/* ---- the env's other services --------------------------------------- */
+
+struct posted_job {
+	struct pool_job job; /* first */
+	struct dispatch_env *env;
+	pthread_t loop;
+	bool other_is_loop; /* what dispatch_is_loop_thread said off the loop */
+	int ran;
+	bool ran_on_loop;
+};
+
+static void posted_done(struct pool_job *job)
+{
+	struct posted_job *pj = (struct posted_job *)job;
+
+	pj->ran++;
+	pj->ran_on_loop = pthread_equal(pthread_self(), pj->loop);
+}
+
+static void *post_from_thread(void *arg)
+{
+	struct posted_job *pj = arg;
+
+	pj->other_is_loop = dispatch_is_loop_thread(pj->env);
+	pj->job.done = posted_done;
+	dispatch_post(pj->env, &pj->job);
+	return NULL;
+}
+
+static bool job_ran(void *arg)
+{
+	return ((struct posted_job *)arg)->ran > 0;
+}
+
+Test(dispatch, post_runs_a_job_on_the_loop_thread_from_any_thread)
+{
+	struct posted_job pj = {0};
+	pthread_t th;
+
+	ud_init(&D, 1, 1);
+	pj.env = D.env;
+	pj.loop = pthread_self();
+	cr_assert(dispatch_is_loop_thread(D.env));
+	cr_assert_eq(pthread_create(&th, NULL, post_from_thread, &pj), 0);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	cr_assert_not(pj.other_is_loop);
+	cr_assert_eq(pj.ran, 0, "only the loop runs it");
+	cr_assert(ud_run_until(&D, job_ran, &pj));
+	cr_assert(pj.ran_on_loop);
+	ud_run_for(&D, 20);
+	cr_assert_eq(pj.ran, 1);
+}
+
+Test(dispatch, outcome_names_are_stable)
+{
+	static const char *const names[DISPATCH_OUTCOME_COUNT] = {
+		"ok", "step_failed", "no_output", "no_hook", "hook_unavailable",
+		"not_ready", "overloaded", "deadline", "shutdown", "nomem"};
+
+	for (int o = 0; o < DISPATCH_OUTCOME_COUNT; o++)
+		cr_assert_str_eq(dispatch_outcome_name((enum dispatch_outcome)o), names[o]);
+	cr_assert_str_eq(dispatch_outcome_name(DISPATCH_OUTCOME_COUNT), "unknown");
+	cr_assert_str_eq(dispatch_outcome_name((enum dispatch_outcome)-1), "unknown");
+}
+
+Test(dispatch, an_env_without_a_fetch_engine_refuses_fetch_with_eperm)
+{
+	struct ud_call c;
+
+	ud_init(&D, 1, 1); /* dispatch_env_create(..., fetch = NULL, ...) */
+	ud_install(&D, "fixtures/u_async.so", "u_async.so");
+	ud_load(&D, NULL, 1);
+	ud_start(&D, "u_async", "{'mode': 'fetch'}", &c);
+	cr_assert_eq(c.ndone, 1);
+	cr_assert_eq(c.outcome, DISPATCH_OK, "%s", c.error);
+	cr_assert_eq(ud_log_count(&D, "u_async fetch rc=-1 all=-1"), 1);
+	ud_call_clear(&c);
+	ud_wait_idle(&D);
+	cr_assert_eq(ud_log_count(&D, "fetch called back"), 0);
 }
