@@ -100,6 +100,7 @@ Test(dispatch, a_sync_chain_feeds_each_output_to_the_next_step)
 	cr_assert_eq(st.answered_ok, 1);
 	cr_assert_eq(st.answered_err, 0);
 	cr_assert_eq(st.pending, 0);
+	ud_end(&D);
 }
 
 Test(dispatch, an_async_chain_that_completes_at_once_answers_inside_call_start)
@@ -118,6 +119,7 @@ Test(dispatch, an_async_chain_that_completes_at_once_answers_inside_call_start)
 	expect_trace(&c, TRACE("A", "A"));
 	ud_call_clear(&c);
 	ud_wait_idle(&D);
+	ud_end(&D);
 }
 
 Test(dispatch, a_long_async_chain_does_not_recurse)
@@ -148,6 +150,7 @@ Test(dispatch, a_long_async_chain_does_not_recurse)
 	d = cJSON_GetArrayItem(sp, 0)->valuedouble - cJSON_GetArrayItem(sp, 1)->valuedouble;
 	cr_assert_lt(d < 0 ? -d : d, 1024.0, "the last step ran %.0f bytes deeper", d);
 	ud_call_clear(&c);
+	ud_end(&D);
 }
 
 Test(dispatch, a_mixed_chain_hops_between_pool_loop_and_plugin_threads_in_order)
@@ -171,6 +174,7 @@ Test(dispatch, a_mixed_chain_hops_between_pool_loop_and_plugin_threads_in_order)
 	cr_assert(cJSON_IsObject(th), "u_thread's step ran on its input and fed the next");
 	ud_call_clear(&c);
 	ud_wait_idle(&D);
+	ud_end(&D);
 }
 
 /* ---- outcomes -------------------------------------------------------- */
@@ -204,6 +208,7 @@ Test(dispatch, a_failing_step_reports_its_status_plugin_and_index)
 	cr_assert_str_eq(c.error, "rejected");
 	ud_wait_idle(&D);
 	cr_assert_eq(ud_stats(&D).answered_err, 2);
+	ud_end(&D);
 }
 
 Test(dispatch, a_step_that_returns_nothing_gives_no_output)
@@ -229,6 +234,7 @@ Test(dispatch, a_step_that_returns_nothing_gives_no_output)
 	cr_assert_str_eq(c.plugin, "u_async");
 	cr_assert_eq(c.step, 0);
 	ud_wait_idle(&D);
+	ud_end(&D);
 }
 
 Test(dispatch, an_unknown_hook_gives_no_hook_at_once)
@@ -251,6 +257,7 @@ Test(dispatch, an_unknown_hook_gives_no_hook_at_once)
 	cr_assert_not_null(strstr(c.error, "nosuch"));
 	cr_assert_eq(ud_stats(&D).live, 0, "nothing holds the call once answered");
 	cr_assert_eq(ud_stats(&D).answered_err, 1);
+	ud_end(&D);
 }
 
 Test(dispatch, a_chain_that_cannot_run_gives_hook_unavailable)
@@ -267,6 +274,7 @@ Test(dispatch, a_chain_that_cannot_run_gives_hook_unavailable)
 	cr_assert_eq(c.generation, 1);
 	cr_assert_not_null(strstr(c.error, "nosuch"), "the error says why: %s", c.error);
 	cr_assert_eq(ud_stats(&D).live, 0);
+	ud_end(&D);
 }
 
 Test(dispatch, no_generation_loaded_gives_not_ready)
@@ -281,6 +289,7 @@ Test(dispatch, no_generation_loaded_gives_not_ready)
 	cr_assert_str_eq(c.hook, "echo");
 	cr_assert_eq(ud_stats(&D).live, 0);
 	cr_assert_eq(ud_stats(&D).started, 1);
+	ud_end(&D);
 }
 
 /* `until` makes u_probe block until the file exists (or the call is
@@ -323,6 +332,7 @@ Test(dispatch, a_full_worker_queue_gives_overloaded_at_once)
 	ud_wait_idle(&D);
 	cr_assert_eq(ud_stats(&D).answered_ok, 2);
 	cr_assert_eq(ud_stats(&D).answered_err, 1);
+	ud_end(&D);
 }
 
 /* ---- deadline ------------------------------------------------------- */
@@ -353,6 +363,7 @@ Test(dispatch, a_deadline_while_a_sync_plugin_runs_names_it_and_is_not_queued)
 	m = u_read_file(mark, NULL);
 	cr_assert_str_eq(m, "enter\n");
 	free(m);
+	ud_end(&D);
 }
 
 Test(dispatch, a_deadline_while_queued_says_so_and_the_plugin_never_runs)
@@ -392,6 +403,7 @@ Test(dispatch, a_deadline_while_queued_says_so_and_the_plugin_never_runs)
 	m = u_read_file(mark, NULL);
 	cr_assert_str_eq(m, "enter\n", "only a's step entered the plugin");
 	free(m);
+	ud_end(&D);
 }
 
 Test(dispatch, a_deadline_in_an_async_step_runs_its_cancel_callback_and_answers_once)
@@ -414,6 +426,7 @@ Test(dispatch, a_deadline_in_an_async_step_runs_its_cancel_callback_and_answers_
 	cr_assert_eq(c.ndone, 1);
 	cr_assert_eq(ud_log_count(&D, "hang_async: cancel callback ran"), 1);
 	cr_assert_eq(ud_log_count(&D, "fail after cancel returned -125"), 1);
+	ud_end(&D);
 }
 
 /*
@@ -454,6 +467,7 @@ Test(dispatch, a_deadline_never_fires_before_the_calls_time_is_up, .disabled = t
 		wait_time_left(&c, &t0, 7);
 		ud_wait_idle(&D);
 	}
+	ud_end(&D);
 }
 
 /* A call started from inside a loop callback (as evhttp starts every call)
@@ -491,6 +505,7 @@ Test(dispatch, a_call_started_late_in_a_loop_iteration_gets_its_whole_deadline,
 	wait_time_left(&c, &ls.t0, 60);
 	event_free(ev);
 	ud_wait_idle(&D);
+	ud_end(&D);
 }
 
 /* ---- abort and shutdown --------------------------------------------- */
@@ -542,6 +557,7 @@ Test(dispatch, abort_never_answers_and_cancels_the_async_step)
 	cr_assert_eq(c.ndone, 0, "an aborted call is never answered");
 	cr_assert_eq(ud_log_count(&D, "hold timer status="), 1, "the timer called back once");
 	cr_assert_eq(ud_log_count(&D, "cancel callback"), 1);
+	ud_end(&D);
 }
 
 Test(dispatch, abort_of_a_queued_sync_step_never_runs_the_plugin)
@@ -571,6 +587,7 @@ Test(dispatch, abort_of_a_queued_sync_step_never_runs_the_plugin)
 	m = u_read_file(mark, NULL);
 	cr_assert_str_eq(m, "enter\n", "the aborted step entered the plugin");
 	free(m);
+	ud_end(&D);
 }
 
 Test(dispatch, cancel_all_answers_every_pending_call_once_with_shutdown)
@@ -623,6 +640,7 @@ Test(dispatch, cancel_all_answers_every_pending_call_once_with_shutdown)
 	cr_assert_eq(st.answered_ok, 1);
 	cr_assert_eq(st.answered_err, 3);
 	ud_call_clear(&ok);
+	ud_end(&D);
 }
 
 /* ---- races: every call answered exactly once -------------------------- */
@@ -659,6 +677,7 @@ Test(dispatch, a_completion_posted_from_a_thread_then_abort_never_answers)
 	cr_assert_eq(c.ndone, 0);
 	cr_assert_eq(ud_log_count(&D, "u_thread complete rc=0"), 1,
 		     "it completed before the abort");
+	ud_end(&D);
 }
 
 Test(dispatch, a_completion_posted_from_a_thread_then_cancel_all_answers_once)
@@ -679,6 +698,7 @@ Test(dispatch, a_completion_posted_from_a_thread_then_cancel_all_answers_once)
 	ud_wait_idle(&D);
 	cr_assert_eq(c.ndone, 1, "the late result did not answer again");
 	cr_assert_null(c.output);
+	ud_end(&D);
 }
 
 static bool pool_idle(void *arg)
@@ -711,6 +731,7 @@ Test(dispatch, a_sync_result_posted_then_cancel_all_or_abort_answers_at_most_onc
 	ud_wait_idle(&D);
 	cr_assert_eq(a.ndone, 1);
 	cr_assert_eq(b.ndone, 0);
+	ud_end(&D);
 }
 
 #define NRACE 24
@@ -753,6 +774,7 @@ Test(dispatch, deadlines_racing_results_answer_every_call_exactly_once)
 	cr_assert_eq(st.answered_ok, (uint64_t)ok);
 	cr_assert_eq(st.answered_err, (uint64_t)late);
 	cr_assert_eq(st.pending, 0);
+	ud_end(&D);
 }
 
 Test(dispatch, a_result_and_the_deadline_due_in_the_same_loop_iteration_answer_once)
@@ -788,6 +810,7 @@ Test(dispatch, a_result_and_the_deadline_due_in_the_same_loop_iteration_answer_o
 	cr_assert_eq(a.ndone + s.ndone, 2);
 	ud_call_clear(&a);
 	ud_call_clear(&s);
+	ud_end(&D);
 }
 
 /* ---- the generation a held step pins --------------------------------- */
@@ -838,6 +861,7 @@ Test(dispatch, a_cancelled_step_still_held_pins_its_generation_until_finished)
 	cr_assert_str_eq(m, "init\ninit\nfini\n");
 	free(m);
 	cr_assert_eq(c.ndone, 1);
+	ud_end(&D);
 }
 
 /* ---- counters ------------------------------------------------------- */
@@ -892,6 +916,7 @@ Test(dispatch, stats_follow_calls_from_start_to_free)
 	cr_assert_eq(st.answered_ok, 2);
 	ud_call_clear(&blk);
 	ud_call_clear(&fast);
+	ud_end(&D);
 }
 
 /* ---- the env's other services --------------------------------------- */
@@ -945,6 +970,7 @@ Test(dispatch, post_runs_a_job_on_the_loop_thread_from_any_thread)
 	cr_assert(pj.ran_on_loop);
 	ud_run_for(&D, 20);
 	cr_assert_eq(pj.ran, 1);
+	ud_end(&D);
 }
 
 Test(dispatch, outcome_names_are_stable)
@@ -957,6 +983,7 @@ Test(dispatch, outcome_names_are_stable)
 		cr_assert_str_eq(dispatch_outcome_name((enum dispatch_outcome)o), names[o]);
 	cr_assert_str_eq(dispatch_outcome_name(DISPATCH_OUTCOME_COUNT), "unknown");
 	cr_assert_str_eq(dispatch_outcome_name((enum dispatch_outcome)-1), "unknown");
+	ud_end(&D);
 }
 
 Test(dispatch, an_env_without_a_fetch_engine_refuses_fetch_with_eperm)
@@ -973,4 +1000,5 @@ Test(dispatch, an_env_without_a_fetch_engine_refuses_fetch_with_eperm)
 	ud_call_clear(&c);
 	ud_wait_idle(&D);
 	cr_assert_eq(ud_log_count(&D, "fetch called back"), 0);
+	ud_end(&D);
 }

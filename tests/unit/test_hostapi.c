@@ -89,6 +89,7 @@ Test(hostapi, the_table_matches_the_sdk_and_refuses_a_null_handle)
 	cr_assert_null(a->timer_start(NULL, 1, never_timer, &calls));
 	cr_assert_eq(a->timer_stop(NULL), HOOKD_EINVAL);
 	cr_assert_eq(calls, 0);
+	ud_end(&D);
 }
 
 /* ---- finishing a call ----------------------------------------------- */
@@ -107,6 +108,7 @@ Test(hostapi, an_async_plugin_finishing_twice_is_told_ealready_and_the_first_win
 	cr_assert_eq(ud_log_count(&D, "u_async fail_twice rc1=0 rc2=-114 rc3=-114"), 1);
 	cr_assert_eq(ud_log_count(&D, "call finished twice"), 2, "both bugs are logged");
 	ud_wait_idle(&D);
+	ud_end(&D);
 }
 
 Test(hostapi, a_sync_plugin_failing_twice_keeps_the_first_failure)
@@ -122,6 +124,7 @@ Test(hostapi, a_sync_plugin_failing_twice_keeps_the_first_failure)
 	cr_assert_str_eq(c.error, "first");
 	cr_assert_eq(ud_log_count(&D, "u_probe fail_twice rc1=0 "), 1);
 	ud_wait_idle(&D);
+	ud_end(&D);
 }
 
 /* BUG (hostapi.c, api_fail, sync branch): a second fail() inside call_sync
@@ -140,6 +143,7 @@ Test(hostapi, a_sync_plugin_failing_twice_is_told_ealready, .disabled = true)
 	cr_assert_eq(ud_log_count(&D, "u_probe fail_twice rc1=0 rc2=-114"), 1,
 		     "the second fail() returned %s", log_has("rc2=0") ? "HOOKD_OK" : "?");
 	ud_wait_idle(&D);
+	ud_end(&D);
 }
 
 Test(hostapi, a_sync_plugin_that_fails_and_still_returns_output_fails_the_call)
@@ -155,6 +159,7 @@ Test(hostapi, a_sync_plugin_that_fails_and_still_returns_output_fails_the_call)
 	cr_assert_str_eq(c.error, "teapot");
 	cr_assert_null(c.output);
 	ud_wait_idle(&D);
+	ud_end(&D);
 }
 
 static bool file_there(void *arg)
@@ -193,6 +198,7 @@ Test(hostapi, complete_from_another_thread_is_delivered_on_the_loop)
 	ud_call_clear(&c);
 	ud_wait_idle(&D);
 	cr_assert_eq(ud_log_count(&D, "u_thread timer armed off the loop"), 0);
+	ud_end(&D);
 }
 
 Test(hostapi, complete_after_the_deadline_returns_ecanceled_from_any_thread)
@@ -218,6 +224,7 @@ Test(hostapi, complete_after_the_deadline_returns_ecanceled_from_any_thread)
 	ud_wait_idle(&D);
 	cr_assert_eq(t.ndone + c.ndone, 2);
 	cr_assert_null(t.output);
+	ud_end(&D);
 }
 
 /* ---- deadline and cancellation, as the plugin sees them --------------- */
@@ -249,6 +256,7 @@ Test(hostapi, remaining_ms_decreases_and_is_not_positive_after_the_deadline)
 	cr_assert_leq(r2, 0, "past the deadline by the plugin's own clock");
 	cr_assert_eq(c0, 0);
 	cr_assert_eq(c1, 1, "cancelled() flipped");
+	ud_end(&D);
 }
 
 Test(hostapi, a_held_async_step_sees_its_deadline_pass_and_cancel)
@@ -289,6 +297,7 @@ Test(hostapi, a_held_async_step_sees_its_deadline_pass_and_cancel)
 	cr_assert_eq(calls, 0);
 	cr_assert_eq(ud_log_count(&D, "hold timer status="), 1);
 	cr_assert_eq(c.ndone, 1);
+	ud_end(&D);
 }
 
 Test(hostapi, a_sync_plugin_may_not_use_the_async_services)
@@ -316,6 +325,7 @@ Test(hostapi, a_sync_plugin_may_not_use_the_async_services)
 	ud_run_for(&D, 20);
 	cr_assert_eq(ud_log_count(&D, "a callback of a sync step ran"), 0);
 	cr_assert_eq(ud_log_count(&D, "complete() called by a sync plugin"), 2);
+	ud_end(&D);
 }
 
 /* ---- timers --------------------------------------------------------- */
@@ -339,6 +349,7 @@ Test(hostapi, a_timer_fires_once_with_ok_and_the_others_are_cancelled_by_the_fin
 	cr_assert_eq(ud_log_count(&D, "u_async timer status="), 1);
 	cr_assert_eq(ud_log_count(&D, "u_async timer status=0"), 1);
 	cr_assert_eq(ud_log_count(&D, "u_async extra timer status="), 1);
+	ud_end(&D);
 }
 
 Test(hostapi, a_stopped_timer_never_calls_back_and_a_firing_one_cannot_be_stopped)
@@ -358,6 +369,7 @@ Test(hostapi, a_stopped_timer_never_calls_back_and_a_firing_one_cannot_be_stoppe
 	ud_wait_idle(&D);
 	ud_run_for(&D, 60); /* past the stopped timer's 30 ms */
 	cr_assert_eq(ud_log_count(&D, "stopped timer called back"), 0);
+	ud_end(&D);
 }
 
 Test(hostapi, a_finished_step_refuses_every_service)
@@ -377,4 +389,5 @@ Test(hostapi, a_finished_step_refuses_every_service)
 				      "on_cancel=-114 complete2=-114 fail2=-114"),
 		     1);
 	cr_assert_eq(ud_log_count(&D, "of a finished step called back"), 0);
+	ud_end(&D);
 }

@@ -13,6 +13,10 @@
 
 #include "../../host/pool.h"
 
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
+
 static pthread_t loop_thread;
 
 int64_t ud_now_ns(void)
@@ -74,6 +78,19 @@ void ud_fini(struct ud *d)
 	event_base_free(d->base);
 	registry_destroy(&d->reg);
 	u_env_fini(&d->u);
+}
+
+void ud_end(struct ud *d)
+{
+	ud_fini(d);
+#ifdef __SANITIZE_ADDRESS__
+	/* A leak LeakSanitizer reports when the test's process exits does not
+	 * fail the test (Criterion has its result by then), nor does an
+	 * assertion in a suite's .fini: look now, in the test's body, with
+	 * everything of the test freed. */
+	cr_assert_eq(__lsan_do_recoverable_leak_check(), 0,
+		     "LeakSanitizer found leaks: see its report above");
+#endif
 }
 
 /* JSON written with ' for " (test text stays readable); asserts it fits */

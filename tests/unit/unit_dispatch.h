@@ -58,8 +58,13 @@ struct ud_call {
 /* Temp dirs, loader, registry (empty), base, pool, dispatch env. */
 void ud_init(struct ud *d, unsigned workers, unsigned queue);
 /* Wait until every call is freed (asserts), destroy the pool, the env, the
- * base, the registry (plugins' fini) and the temp dirs. */
+ * base, the registry (plugins' fini) and the temp dirs. No-op if already
+ * done or never initialised. For a suite's .fini (cleanup after a failed
+ * test): an assertion there does not fail the test (Criterion 2.4.1). */
 void ud_fini(struct ud *d);
+/* The last statement of every test: ud_fini, then (ASan builds) fail the
+ * test if LeakSanitizer finds anything the test left unreachable. */
+void ud_end(struct ud *d);
 
 /* Install build product `rel` ("plugins/echo.so") into the plugin folder. */
 void ud_install(struct ud *d, const char *rel, const char *name);
