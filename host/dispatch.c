@@ -508,9 +508,23 @@ static void call_cancel(struct dispatch_call *c, enum call_state final, enum dis
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
+	struct dispatch_call *c = arg;
+	int64_t left = c->deadline_ns - dispatch_now_ns();
+
 	(void)fd;
 	(void)what;
-	call_cancel(arg, CALL_ANSWERED, DISPATCH_DEADLINE);
+	/* libevent times its timers with a coarse clock (up to 4 ms behind)
+	 * and, inside a callback, with the time cached when the loop
+	 * iteration began: a deadline armed late in an iteration fires early
+	 * by what the iteration had spent. The call's time is the precise
+	 * clock's, as remaining_ms() tells plugins: wait for what is left. */
+	if (left > 0) {
+		struct timeval tv = {(time_t)(left / 1000000000),
+				     (suseconds_t)(left % 1000000000 / 1000) + 1};
+		if (event_add(&c->deadline, &tv) == 0)
+			return;
+	}
+	call_cancel(c, CALL_ANSWERED, DISPATCH_DEADLINE);
 }
 
 void dispatch_call_abort(struct dispatch_call *c)

@@ -65,11 +65,15 @@ static int api_fail(hookd_call *s, int status, const char *fmt, ...)
 	va_end(ap);
 
 	if (!plugin_is_async(s->plugin)) {
-		/* inside call_sync, on the worker that owns s right now */
-		if (!s->fail_status) {
-			s->fail_status = status;
-			s->fail_msg = strdup(msg);
+		/* inside call_sync, on the worker that owns s right now; the
+		 * first failure wins, a second one is the plugin's bug */
+		if (s->fail_status) {
+			api_log(&s->plugin->ctx, HOOKD_LOG_ERROR,
+				"fail() called twice for one call: this is a bug in the plugin");
+			return HOOKD_EALREADY;
 		}
+		s->fail_status = status;
+		s->fail_msg = strdup(msg);
 		return finish_result(s);
 	}
 	if ((rc = claim_finish(s)) < 0)

@@ -127,12 +127,10 @@ Test(hostapi, a_sync_plugin_failing_twice_keeps_the_first_failure)
 	ud_end(&D);
 }
 
-/* BUG (hostapi.c, api_fail, sync branch): a second fail() inside call_sync
- * is ignored but returns HOOKD_OK, where the async path returns
- * HOOKD_EALREADY and logs "call finished twice" -- sdk/hookd.h documents
- * EALREADY for both. Enable once the sync branch returns HOOKD_EALREADY
- * when fail_status is already set. */
-Test(hostapi, a_sync_plugin_failing_twice_is_told_ealready, .disabled = true)
+/* A second fail() inside call_sync is the plugin's bug: the first failure
+ * wins and the second is told HOOKD_EALREADY, as in the async path
+ * (sdk/hookd.h documents it for both). */
+Test(hostapi, a_sync_plugin_failing_twice_is_told_ealready)
 {
 	struct ud_call c;
 
