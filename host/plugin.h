@@ -38,7 +38,7 @@ struct plugin {
 	uint64_t generation;    /* the generation that loaded it */
 	const struct log *log;
 	struct fetch_limits limits;      /* from the config section's "fetch" */
-	struct fetch_limiter *limiter;   /* NULL: no concurrency or rate limit */
+	struct limiter *limiter;         /* NULL: no concurrency or rate limit */
 	bool initialised;       /* init succeeded: fini is owed */
 };
 
