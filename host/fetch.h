@@ -27,7 +27,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <cjson/cJSON.h>
 #include <event2/event.h>
 #include <hookd.h>
 
@@ -38,18 +37,6 @@
 struct fetch_engine;
 struct fetch_xfer;
 struct limiter;
-
-/* A plugin's "fetch" settings (its config section's "fetch" object). */
-struct fetch_limits {
-	unsigned concurrency; /* 0: unlimited */
-	double rate;          /* requests per second; 0: unlimited */
-	double burst;         /* bucket size (default: max(1, rate)) */
-	size_t max_response;  /* default body limit */
-};
-
-/* Read and validate section["fetch"] (section may be NULL: defaults).
- * Returns 0, or -1 with "fetch.concurrency: ..." in err. */
-int fetch_limits_parse(const cJSON *section, struct fetch_limits *out, char *err, size_t errlen);
 
 struct fetch_opts {
 	uint32_t timeout_ms;     /* per attempt; 0: none besides the deadline */
@@ -77,11 +64,6 @@ int fetch_engine_create(struct event_base *base, const struct log *log, struct f
 /* Free the engine; every transfer must have been released or cancelled. */
 void fetch_engine_free(struct fetch_engine *fe);
 void fetch_engine_stats(const struct fetch_engine *fe, struct fetch_stats *st);
-
-/* A limiter for one plugin (no limit at all: returns NULL and 0). */
-int fetch_limiter_create(const struct fetch_limits *lim, struct limiter **out);
-/* Drop the reference of fetch_limiter_create. */
-void fetch_limiter_free(struct limiter *l);
 
 /* Start a transfer; everything in `req` is copied (the caller keeps
  * owning req). `lim` may be NULL; it is borrowed and must outlive the

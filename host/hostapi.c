@@ -380,7 +380,7 @@ static void fetch_opts_of(const hookd_call *s, const hookd_request *req, struct 
 	o->retries = req->retries;
 	o->retry_base_ms = req->retry_base_ms;
 	o->retry_cap_ms = req->retry_cap_ms;
-	o->max_response = req->max_response ? req->max_response : s->plugin->limits.max_response;
+	o->max_response = req->max_response ? req->max_response : s->plugin->fetch_max_response;
 	o->follow_redirects = (req->flags & HOOKD_FETCH_FOLLOW_REDIRECTS) != 0;
 }
 

@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,19 +277,78 @@ Test(fetch, precise_errors, .timeout = 60)
 	upstream_stop(u);
 }
 
-Test(fetch, bad_fetch_limits_reject_the_plugin, .timeout = 30)
+/* A bad "fetch" limit is a config error (config.c validates the section the
+ * host reads): the daemon does not start, and a reload with it is refused
+ * while the previous generation keeps serving with its limits. */
+Test(fetch, bad_fetch_limits_are_a_config_error, .timeout = 30)
 {
-	struct hd d;
+	static struct hd d;
 	struct hd_resp r;
 
-	hd_start(&d, "\"plugins\": {\"fanout\": {\"fetch\": {\"concurency\": 3}}}", net);
+	hd_prepare(&d, "\"plugins\": {\"fanout\": {\"fetch\": {\"concurency\": 3}}}", net);
+	cr_assert_not(hd_launch(&d, 5000 * hd_scale()), "started with a bad fetch section");
+	cr_assert_gt(hd_log_count(&d, "plugins.fanout.fetch.concurency: unknown key"), 0);
+	hd_kill(&d);
+
+	hd_start(&d, "\"plugins\": {\"fanout\": {\"fetch\": {\"concurrency\": 2}}}", net);
+	hd_write_config(&d, "\"plugins\": {\"fanout\": {\"fetch\": {\"rate\": \"fast\"}}}");
+	hd_signal(&d, SIGHUP);
+	cr_assert(hd_wait_log(&d, "plugins.fanout.fetch.rate: expected a number", 1,
+			      5000 * hd_scale()));
+	cr_assert_gt(hd_log_count(&d, "reload failed"), 0);
 	hd_get(&d, "/plugins", &r);
-	cr_assert(strstr(r.body, "plugins.fanout.fetch.concurency: unknown key"), "%s", r.body);
+	cr_assert(strstr(r.body, "\"generation\":1"), "%s", r.body);
 	hd_resp_free(&r);
 	hd_post(&d, "/hooks/fetch", "{\"url\":\"http://127.0.0.1:1/\"}", &r);
-	cr_assert_eq(r.status, 502); /* the others still load */
+	cr_assert_eq(r.status, 502); /* still serving */
 	hd_resp_free(&r);
 	cr_assert_eq(hd_stop(&d), 0);
+}
+
+/* Limits survive a reload that keeps the plugin (same file, same section):
+ * one limiter counts across the swap, so two transfers held by a call of
+ * generation 1 and the new calls of generation 2 never exceed the bound
+ * together. */
+Test(fetch, limiter_survives_a_reload_that_keeps_the_plugin, .timeout = 30)
+{
+	struct upstream *u = upstream_start(0);
+	struct upstream_stats st;
+	struct hd d;
+	char body[256];
+
+	hd_start(&d, "\"plugins\": {\"fanout\": {\"fetch\": {\"concurrency\": 2}}}", net);
+	snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%u/delay/1000\",\"count\":2}",
+		 upstream_port(u));
+	struct hd_bg *first = hd_bg_post(&d, "/hooks/fanout", body);
+	double end = hd_now_ms() + 5000.0 * hd_scale();
+	do {
+		upstream_stats(u, &st);
+		hd_sleep_ms(5);
+	} while (st.in_flight < 2 && hd_now_ms() < end);
+	cr_assert_eq(st.in_flight, 2);
+	/* a reload: a new generation, the same plugin (unchanged file and section) */
+	hd_write_config(&d, "\"plugins\": {\"fanout\": {\"fetch\": {\"concurrency\": 2}}}, "
+			"\"log_level\": \"debug\"");
+	hd_signal(&d, SIGHUP);
+	cr_assert(hd_wait_generation(&d, 2, 5000 * hd_scale()));
+	struct hd_bg *second = hd_bg_post(&d, "/hooks/fanout", body);
+	struct hd_resp r1, r2;
+	double t1, t2;
+	hd_get(&d, "/plugins", &r1);
+	cr_assert(strstr(r1.body, "\"file\":\"fanout.so\",\"generation\":1"),
+		  "the plugin was reloaded, not kept: %s", r1.body);
+	hd_resp_free(&r1);
+	hd_bg_wait(first, &r1, &t1);
+	hd_bg_wait(second, &r2, &t2);
+	cr_assert_eq(r1.status, 200, "%s", r1.body);
+	cr_assert_eq(r2.status, 200, "%s", r2.body);
+	upstream_stats(u, &st);
+	cr_assert_leq(st.max_in_flight, 2, "the new generation's calls did not wait: %ld at once",
+		      st.max_in_flight);
+	hd_resp_free(&r1);
+	hd_resp_free(&r2);
+	cr_assert_eq(hd_stop(&d), 0);
+	upstream_stop(u);
 }
 
 static int count_fds(pid_t pid)
