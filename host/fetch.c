@@ -75,6 +75,7 @@ struct fetch_xfer {
 	struct jbuf rbody;         /* response body */
 	struct jbuf rhead;         /* "name\0value\0"... of the last response */
 	size_t nhead;
+	unsigned retry_after_s;    /* Retry-After of the last response, or 0 */
 	hookd_header *hdrs;
 	hookd_response resp;
 	char errbuf[CURL_ERROR_SIZE];
@@ -219,35 +220,6 @@ static size_t on_write(char *p, size_t size, size_t n, void *arg)
 	return jbuf_append(&x->rbody, p, len) < 0 ? 0 : len;
 }
 
-static size_t on_header(char *p, size_t size, size_t n, void *arg)
-{
-	struct fetch_xfer *x = arg;
-	size_t len = size * n, nl;
-	char *colon;
-
-	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
-		/* a new response (after 100 Continue or a redirect): start over */
-		x->rhead.len = 0;
-		x->nhead = 0;
-		return len;
-	}
-	while (len && (p[len - 1] == '\n' || p[len - 1] == '\r'))
-		len--;
-	colon = memchr(p, ':', len);
-	if (!colon || colon == p)
-		return size * n;
-	nl = (size_t)(colon - p);
-	colon++;
-	while (colon < p + len && (*colon == ' ' || *colon == '\t'))
-		colon++;
-	if (jbuf_append(&x->rhead, p, nl) < 0 || jbuf_append(&x->rhead, "", 1) < 0 ||
-	    jbuf_append(&x->rhead, colon, (size_t)(p + len - colon)) < 0 ||
-	    jbuf_append(&x->rhead, "", 1) < 0)
-		return 0;
-	x->nhead++;
-	return size * n;
-}
-
 static void x_free(struct fetch_xfer *x)
 {
 	struct fetch_engine *fe = x->fe;
@@ -266,12 +238,46 @@ static void x_free(struct fetch_xfer *x)
 
 static void x_finish(struct fetch_xfer *x);
 
+/* Copy the last response's headers into x->rhead ("name\0value\0"...).
+ * curl keeps them (the header API, 7.83+, official since 7.84; Debian's
+ * 7.88 has it built in, checked): origin CURLH_HEADER leaves out 1xx and
+ * trailers, request -1 is the last response after redirects. A header
+ * sent twice comes twice, in order. Copied because curl's strings live
+ * only until the handle's next transfer. Returns 0 or -1 (out of memory:
+ * the headers are dropped, the transfer's outcome stands). */
+static int x_collect_headers(struct fetch_xfer *x)
+{
+	struct curl_header *h, *prev = NULL;
+
+	x->rhead.len = 0;
+	x->nhead = 0;
+	while ((h = curl_easy_nextheader(x->easy, CURLH_HEADER, -1, prev))) {
+		if (jbuf_append(&x->rhead, h->name, strlen(h->name) + 1) < 0 ||
+		    jbuf_append(&x->rhead, h->value, strlen(h->value) + 1) < 0) {
+			x->rhead.len = 0;
+			x->nhead = 0;
+			return -1;
+		}
+		x->nhead++;
+		prev = h;
+	}
+	return 0;
+}
+
 /* Map curl's outcome of the last attempt onto x->resp. */
 static void x_collect(struct fetch_xfer *x)
 {
 	hookd_response *r = &x->resp;
-	curl_off_t t;
+	curl_off_t t, ra = 0;
 	long status = 0;
+
+	x_collect_headers(x);
+	/* seconds, from either form (delay-seconds or an HTTP-date, relative
+	 * to now); 0 when absent or in the past. Capped at the longest call
+	 * deadline: a longer wait can never be retried in time anyway. */
+	if (curl_easy_getinfo(x->easy, CURLINFO_RETRY_AFTER, &ra) != CURLE_OK || ra < 0)
+		ra = 0;
+	x->retry_after_s = ra > 3600 ? 3600 : (unsigned)ra;
 
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
 	r->status = status;
@@ -361,22 +367,6 @@ static uint64_t rng_next(struct fetch_engine *fe)
 	return fe->rng * 2685821657736338717ull;
 }
 
-/* Seconds in a Retry-After header of the last response, or 0. */
-static unsigned retry_after_s(const struct fetch_xfer *x)
-{
-	const char *p = x->rhead.data;
-
-	for (size_t i = 0; p && i < x->nhead; i++) {
-		const char *name = p, *value = p + strlen(p) + 1;
-		if (strcasecmp(name, "Retry-After") == 0) {
-			long v = strtol(value, NULL, 10);
-			return v > 0 && v < 3600 ? (unsigned)v : 0;
-		}
-		p = value + strlen(value) + 1;
-	}
-	return 0;
-}
-
 static void on_x_timer(evutil_socket_t fd, short what, void *arg);
 
 /* Schedule the next attempt, or return false when none may be made. */
@@ -394,7 +384,7 @@ static bool x_schedule_retry(struct fetch_xfer *x)
 		exp = x->opt.retry_cap_ms;
 	delay_ms = exp / 2 + rng_next(x->fe) % (exp / 2 + 1);
 	if (x->resp.status == 429 || x->resp.status == 503) {
-		uint64_t ra = (uint64_t)retry_after_s(x) * 1000;
+		uint64_t ra = (uint64_t)x->retry_after_s * 1000;
 		if (ra > delay_ms)
 			delay_ms = ra;
 	}
@@ -511,8 +501,6 @@ static void x_launch(struct fetch_xfer *x)
 	curl_easy_setopt(e, CURLOPT_MAXREDIRS, FETCH_MAX_REDIRECTS);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers ? x->headers : fe->no_expect);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "hookd");
