@@ -575,6 +575,7 @@ struct fetch_xfer *fetch_start(struct fetch_engine *fe, struct limiter *lim,
 	}
 	atomic_fetch_add_explicit(&fe->alive, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&fe->started, 1, memory_order_relaxed);
+	x->resp.size = sizeof(x->resp);
 	x->fe = fe;
 	x->lim = lim;
 	x->lw.owner = &fe->lo;

@@ -65,8 +65,9 @@ int fetch_engine_create(struct event_base *base, const struct log *log, struct f
 void fetch_engine_free(struct fetch_engine *fe);
 void fetch_engine_stats(const struct fetch_engine *fe, struct fetch_stats *st);
 
-/* Start a transfer; everything in `req` is copied (the caller keeps
- * owning req). `lim` may be NULL; it is borrowed and must outlive the
+/* Start a transfer; everything in `req` (the current layout, whole:
+ * hostapi.c reads a plugin's own layout into one) is copied, the caller
+ * keeps owning req. `lim` may be NULL; it is borrowed and must outlive the
  * transfer.
  * Returns the transfer, whose `done(x, arg)` will run exactly once on the
  * loop (never inside this call), or NULL with *err = HOOKD_EINVAL (not an

@@ -45,7 +45,7 @@ static void on_done(const hookd_ctx *ctx, hookd_call *call, const hookd_response
 static void run(const hookd_ctx *ctx, hookd_call *call, cJSON *in)
 {
 	const cJSON *url = cJSON_GetObjectItemCaseSensitive(in, "url");
-	hookd_request req = {0};
+	hookd_request req = HOOKD_REQUEST_INIT;
 	int rc;
 
 	if (!cJSON_IsString(url)) {

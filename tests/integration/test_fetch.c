@@ -675,3 +675,86 @@ Test(fetch, cancelled_calls_are_released, .timeout = 30)
 	cr_assert_eq(hd_log_count(&d, "still held by plugins"), 0);
 	upstream_stop(u);
 }
+
+/* ABI 1.2 grew hookd_request/hookd_response by a leading size and made
+ * fetch_all take pointers: a plugin built against 1.1 (its own copy of the
+ * old structs, contiguous arrays) still fetches, single and gathered, and
+ * reads every field of the old response where it was, the last included. */
+Test(fetch, a_plugin_built_against_abi_1_1_still_fetches, .timeout = 30)
+{
+	static struct hd d;
+	struct upstream *u = upstream_start(0);
+	struct hd_resp r;
+	char body[512];
+	cJSON *o, *res;
+
+	hd_prepare(&d, "", net);
+	hd_install(&d, "fixtures/fetch_1_1.so", "fetch_1_1.so");
+	hd_launch_or_fail(&d);
+	snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%u/bytes/1234\"}", upstream_port(u));
+	hd_post(&d, "/hooks/old_fetch", body, &r);
+	o = ok_json(&r);
+	cr_assert_eq(num(o, "error"), 0, "%s", r.body);
+	cr_assert_eq(num(o, "status"), 200, "%s", r.body);
+	cr_assert_eq(num(o, "bytes"), 1234, "%s", r.body);
+	cr_assert_eq(num(o, "attempts"), 1, "%s", r.body);
+	cr_assert_gt(num(o, "nheaders"), 0, "%s", r.body);
+	cr_assert(strstr(r.body, "/bytes/1234\""), "url: %s", r.body);
+	cJSON_Delete(o);
+	hd_resp_free(&r);
+	snprintf(body, sizeof(body), "{\"urls\":[\"http://127.0.0.1:%u/bytes/10\","
+		 "\"http://127.0.0.1:%u/bytes/20\",\"http://127.0.0.1:%u/status/404\"]}",
+		 upstream_port(u), upstream_port(u), upstream_port(u));
+	hd_post(&d, "/hooks/old_fanout", body, &r);
+	o = ok_json(&r);
+	res = cJSON_GetObjectItem(o, "results");
+	cr_assert_eq(cJSON_GetArraySize(res), 3, "%s", r.body);
+	cr_assert_eq(num(cJSON_GetArrayItem(res, 0), "bytes"), 10, "%s", r.body);
+	cr_assert_eq(num(cJSON_GetArrayItem(res, 1), "bytes"), 20, "%s", r.body);
+	cr_assert_eq(num(cJSON_GetArrayItem(res, 2), "status"), 404, "%s", r.body);
+	cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(res, 1), "url")->valuestring +
+				 strlen(cJSON_GetObjectItem(cJSON_GetArrayItem(res, 1), "url")
+						->valuestring) - 9,
+			 "/bytes/20");
+	cJSON_Delete(o);
+	hd_resp_free(&r);
+	/* a 1.1 request is still checked: no URL is EINVAL */
+	hd_post(&d, "/hooks/old_fetch", "{}", &r);
+	cr_assert_eq(r.status, 400, "%s", r.body);
+	cr_assert(strstr(r.body, "-22"), "%s", r.body);
+	hd_resp_free(&r);
+	cr_assert_eq(hd_stop(&d), 0);
+	upstream_stop(u);
+}
+
+/* A 1.2 request is read through its size: below the 1.2 layout it is
+ * refused (HOOKD_EINVAL); at exactly the minimum, with an unreadable page
+ * right after its last byte, it is read without touching that page. */
+Test(fetch, a_request_is_read_through_its_size, .timeout = 30)
+{
+	static struct hd d;
+	struct upstream *u = upstream_start(0);
+	struct hd_resp r;
+	char body[256];
+	cJSON *o;
+
+	hd_prepare(&d, "", net);
+	hd_install(&d, "fixtures/fetch_size.so", "fetch_size.so");
+	hd_launch_or_fail(&d);
+	snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%u/status/200\"}", upstream_port(u));
+	hd_post(&d, "/hooks/fetch_size", body, &r);
+	o = ok_json(&r);
+	cr_assert_eq(num(o, "rc"), -22, "too small a request was taken: %s", r.body);
+	cJSON_Delete(o);
+	hd_resp_free(&r);
+	snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%u/status/200\",\"edge\":true}",
+		 upstream_port(u));
+	hd_post(&d, "/hooks/fetch_size", body, &r);
+	o = ok_json(&r);
+	cr_assert_eq(num(o, "status"), 200, "%s", r.body);
+	cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(o, "has_url")), "%s", r.body);
+	cJSON_Delete(o);
+	hd_resp_free(&r);
+	cr_assert_eq(hd_stop(&d), 0);
+	upstream_stop(u);
+}
