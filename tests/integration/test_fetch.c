@@ -144,6 +144,7 @@ Test(fetch, rate_limit_holds, .timeout = 30)
 	hd_start(&d, "\"plugins\": {\"fanout\": {\"fetch\": {\"rate\": 20, \"burst\": 1}}}", net);
 	snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%u/delay/0\",\"count\":10}",
 		 upstream_port(u));
+	double t0 = hd_now_ms(); /* the upstream's clock too (CLOCK_MONOTONIC, ms) */
 	hd_post(&d, "/hooks/fanout", body, &r);
 	o = ok_json(&r);
 	cr_assert_geq(num(o, "ms"), 9 * 50 * 0.9, "%s", r.body);
@@ -151,15 +152,15 @@ Test(fetch, rate_limit_holds, .timeout = 30)
 	hd_resp_free(&r);
 	int n = upstream_arrivals(u, "/delay/0", at, 64);
 	cr_assert_eq(n, 10);
-	/* Starts are >= 50 ms apart in the daemon; arrivals at the upstream add
-	 * each request's own latency, which on a loaded machine varies by
-	 * milliseconds (the first, on a new connection, most: once 10 ms).
-	 * A limiter that lets a burst through shows gaps near 0. */
-	cr_assert_geq(at[n - 1] - at[0], 9 * 50 - 25, "10 requests within %.1f ms",
-		      at[n - 1] - at[0]);
+	/* The bucket (burst 1, 20/s) lets request i start no earlier than
+	 * i x 50 ms after the call began, which is after t0; a request reaches
+	 * the upstream after it started. So at[i] - t0 >= i x 50 ms however the
+	 * machine stalls (gaps between single arrivals are not: a stalled
+	 * loop sends two started requests in one go). A limiter that lets a
+	 * burst through fails this at i = 1. */
 	for (int i = 1; i < n; i++)
-		cr_assert_geq(at[i] - at[i - 1], 50 * 0.5, "request %d came %.1f ms after the "
-			      "previous", i, at[i] - at[i - 1]);
+		cr_assert_geq(at[i] - t0, i * 50 - 1, "request %d arrived %.1f ms after the call "
+			      "was sent", i, at[i] - t0);
 	cr_assert_eq(hd_stop(&d), 0);
 	upstream_stop(u);
 }
@@ -302,7 +303,9 @@ Test(fetch, retries_stop_at_the_deadline, .timeout = 30)
 		cr_assert(strstr(r.body, "\"status\":503"), "%s", r.body);
 	hd_resp_free(&r);
 	int n = upstream_arrivals(u, "/flaky/b/", at, 64);
-	cr_assert_gt(n, 2);
+	/* retried (the first retry is due 20-40 ms in; more fit in 600 ms,
+	 * but not always on a loaded machine under ASan: once only 2) */
+	cr_assert_geq(n, 2);
 	cr_assert_lt(n, 20);
 	hd_sleep_ms(300); /* nothing more arrives after the deadline */
 	cr_assert_eq(upstream_arrivals(u, "/flaky/b/", at, 64), n);
