@@ -563,13 +563,11 @@ struct fetch_xfer *fetch_start(struct fetch_engine *fe, struct limiter *lim,
 	struct fetch_xfer *x;
 	const char *m;
 
+	*err = HOOKD_EINVAL;
 	if (!req || !req->url || (strncasecmp(req->url, "http://", 7) != 0 &&
-				  strncasecmp(req->url, "https://", 8) != 0)) {
-		*err = HOOKD_EINVAL;
+				  strncasecmp(req->url, "https://", 8) != 0))
 		return NULL;
-	}
-	x = calloc(1, sizeof(*x));
-	if (!x) {
+	if (!(x = calloc(1, sizeof(*x)))) {
 		*err = HOOKD_ENOMEM;
 		return NULL;
 	}
@@ -591,13 +589,9 @@ struct fetch_xfer *fetch_start(struct fetch_engine *fe, struct limiter *lim,
 	m = req->method && *req->method ? req->method : req->body ? "POST" : "GET";
 	if (!(x->url = strdup(req->url)) || !(x->method = strdup(m)))
 		goto oom;
-	for (char *c = x->method; *c; c++) {
-		if (*c < 'A' || *c > 'Z') {
-			*err = HOOKD_EINVAL; /* a method is an upper-case token */
-			x_free(x);
-			return NULL;
-		}
-	}
+	for (char *c = x->method; *c; c++)
+		if (*c < 'A' || *c > 'Z')
+			goto fail; /* a method is an upper-case token */
 	if (req->body) {
 		if (!(x->body = malloc(req->body_len ? req->body_len : 1)))
 			goto oom;
@@ -612,24 +606,20 @@ struct fetch_xfer *fetch_start(struct fetch_engine *fe, struct limiter *lim,
 		char line[8192];
 		struct curl_slist *n;
 		if (!h->name || !h->value || !*h->name || strpbrk(h->name, ":\r\n") ||
-		    strpbrk(h->value, "\r\n")) {
-			*err = HOOKD_EINVAL; /* header injection */
-			x_free(x);
-			return NULL;
-		}
-		if (snprintf(line, sizeof(line), "%s: %s", h->name, h->value) >= (int)sizeof(line)) {
-			*err = HOOKD_EINVAL;
-			x_free(x);
-			return NULL;
-		}
+		    strpbrk(h->value, "\r\n"))
+			goto fail; /* header injection */
+		if (snprintf(line, sizeof(line), "%s: %s", h->name, h->value) >= (int)sizeof(line))
+			goto fail;
 		if (!(n = curl_slist_append(x->headers, line)))
 			goto oom;
 		x->headers = n;
 	}
+	*err = HOOKD_OK;
 	x_admit(x);
 	return x;
 oom:
 	*err = HOOKD_ENOMEM;
+fail:
 	x_free(x);
 	return NULL;
 }
