@@ -320,6 +320,133 @@ static int parse_hook(struct config_hook *h, const cJSON *v, struct verr *e)
 	return 0;
 }
 
+/* Read a number in [lo, hi] (or exactly 0 when zero_ok) at key path `key`. */
+static int get_number(const cJSON *v, const char *key, double lo, double hi, bool zero_ok,
+		      double *out, struct verr *e)
+{
+	char num[32];
+
+	if (!cJSON_IsNumber(v)) {
+		verr_set(e, key, "expected a number between %g and %g%s, got %s", lo, hi,
+			 zero_ok ? " (0: unlimited)" : "", type_name(v));
+		return -1;
+	}
+	if ((v->valuedouble < lo || v->valuedouble > hi) && !(zero_ok && v->valuedouble == 0)) {
+		json_format_number(v->valuedouble, num);
+		verr_set(e, key, "expected a number between %g and %g%s, got %s", lo, hi,
+			 zero_ok ? " (0: unlimited)" : "", num);
+		return -1;
+	}
+	*out = v->valuedouble;
+	return 0;
+}
+
+/* plugins.<name>.fetch: the only part of a plugin's section the host reads. */
+static int parse_plugin_fetch(struct config_fetch *f, const char *plugin, const cJSON *v,
+			      struct verr *e)
+{
+	char key[320];
+	const cJSON *k;
+	uint64_t u;
+
+	snprintf(key, sizeof(key), "plugins.%s.fetch", plugin);
+	if (!cJSON_IsObject(v)) {
+		verr_set(e, key, "expected an object with concurrency, rate, burst, max_response, "
+			 "got %s", type_name(v));
+		return -1;
+	}
+	cJSON_ArrayForEach(k, v)
+	{
+		snprintf(key, sizeof(key), "plugins.%s.fetch.%s", plugin, k->string);
+		if (dup_key(v, k)) {
+			verr_set(e, key, "defined twice");
+			return -1;
+		}
+		if (strcmp(k->string, "concurrency") == 0) {
+			if (get_uint(k, key, 0, CONFIG_MAX_FETCH_CONCURRENCY, &u, e) < 0)
+				return -1;
+			f->concurrency = (unsigned)u;
+		} else if (strcmp(k->string, "rate") == 0) {
+			if (get_number(k, key, CONFIG_MIN_FETCH_RATE, CONFIG_MAX_FETCH_RATE, true,
+				       &f->rate, e) < 0)
+				return -1;
+		} else if (strcmp(k->string, "burst") == 0) {
+			if (get_number(k, key, 1, CONFIG_MAX_FETCH_RATE, false, &f->burst, e) < 0)
+				return -1;
+		} else if (strcmp(k->string, "max_response") == 0) {
+			if (get_uint(k, key, 1, CONFIG_MAX_FETCH_RESPONSE, &u, e) < 0)
+				return -1;
+			f->max_response = (size_t)u;
+		} else {
+			verr_set(e, key, "unknown key (expected concurrency, rate, burst, "
+				 "max_response)");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int parse_plugins(struct config *cfg, const cJSON *k, struct verr *e)
+{
+	size_t n = (size_t)cJSON_GetArraySize(k);
+	const cJSON *p;
+
+	if (!cJSON_IsObject(k)) {
+		verr_set(e, "plugins", "expected an object (plugin name -> its settings), got %s",
+			 type_name(k));
+		return -1;
+	}
+	cfg->plugin_settings = calloc(n ? n : 1, sizeof(*cfg->plugin_settings));
+	if (!cfg->plugin_settings) {
+		verr_set(e, "plugins", "out of memory");
+		return -1;
+	}
+	cJSON_ArrayForEach(p, k)
+	{
+		char pk[256];
+		struct config_plugin *cp;
+		const cJSON *f;
+		snprintf(pk, sizeof(pk), "plugins.%s", p->string);
+		if (!name_valid(p->string)) {
+			verr_set(e, pk, "a plugin name is 1-64 characters of A-Z a-z 0-9 _ . -");
+			return -1;
+		}
+		if (!cJSON_IsObject(p)) {
+			verr_set(e, pk, "expected an object, got %s", type_name(p));
+			return -1;
+		}
+		if (dup_key(k, p)) {
+			verr_set(e, pk, "defined twice");
+			return -1;
+		}
+		cp = &cfg->plugin_settings[cfg->nplugin_settings];
+		if (!(cp->name = strdup(p->string))) {
+			verr_set(e, pk, "out of memory");
+			return -1;
+		}
+		cfg->nplugin_settings++;
+		/* the rest of the section is the plugin's own: only "fetch" is ours */
+		f = cJSON_GetObjectItemCaseSensitive(p, "fetch");
+		if (f) {
+			for (const cJSON *q = f->next; q; q = q->next)
+				if (strcmp(q->string, "fetch") == 0) {
+					snprintf(pk, sizeof(pk), "plugins.%s.fetch", p->string);
+					verr_set(e, pk, "defined twice");
+					return -1;
+				}
+			if (parse_plugin_fetch(&cp->fetch, p->string, f, e) < 0)
+				return -1;
+		}
+	}
+	cJSON_Delete(cfg->plugins);
+	cfg->plugins = cJSON_Duplicate(k, 1);
+	if (!cfg->plugins) {
+		verr_set(e, "plugins", "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 {
 	const cJSON *k;
@@ -454,36 +581,8 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 			}
 			qsort(cfg->hooks, cfg->nhooks, sizeof(*cfg->hooks), cmp_hook);
 		} else if (strcmp(key, "plugins") == 0) {
-			const cJSON *p;
-			if (!cJSON_IsObject(k)) {
-				verr_set(e, key, "expected an object (plugin name -> its settings), "
-					 "got %s", type_name(k));
+			if (parse_plugins(cfg, k, e) < 0)
 				return -1;
-			}
-			cJSON_ArrayForEach(p, k)
-			{
-				char pk[256];
-				snprintf(pk, sizeof(pk), "plugins.%s", p->string);
-				if (!name_valid(p->string)) {
-					verr_set(e, pk, "a plugin name is 1-64 characters of "
-						 "A-Z a-z 0-9 _ . -");
-					return -1;
-				}
-				if (!cJSON_IsObject(p)) {
-					verr_set(e, pk, "expected an object, got %s", type_name(p));
-					return -1;
-				}
-				if (dup_key(k, p)) {
-					verr_set(e, pk, "defined twice");
-					return -1;
-				}
-			}
-			cJSON_Delete(cfg->plugins);
-			cfg->plugins = cJSON_Duplicate(k, 1);
-			if (!cfg->plugins) {
-				verr_set(e, key, "out of memory");
-				return -1;
-			}
 		} else {
 			verr_set(e, key, "unknown key (expected one of listen, plugin_dir, "
 				 "runtime_dir, state_dir, trusted_sha256, reactors, workers, queue, timeout_ms, max_body, "
@@ -604,6 +703,9 @@ void config_free(struct config *cfg)
 		free(cfg->hooks[i].name);
 	}
 	free(cfg->hooks);
+	for (size_t i = 0; i < cfg->nplugin_settings; i++)
+		free(cfg->plugin_settings[i].name);
+	free(cfg->plugin_settings);
 	cJSON_Delete(cfg->plugins);
 	free(cfg->path);
 	free(cfg->listen);
@@ -627,6 +729,16 @@ const struct config_hook *config_find_hook(const struct config *cfg, const char 
 const cJSON *config_plugin_section(const struct config *cfg, const char *name)
 {
 	return cJSON_GetObjectItemCaseSensitive(cfg->plugins, name);
+}
+
+const struct config_fetch *config_plugin_fetch(const struct config *cfg, const char *name)
+{
+	static const struct config_fetch none;
+
+	for (size_t i = 0; i < cfg->nplugin_settings; i++)
+		if (strcmp(cfg->plugin_settings[i].name, name) == 0)
+			return &cfg->plugin_settings[i].fetch;
+	return &none;
 }
 
 uint32_t config_hook_timeout(const struct config *cfg, const char *hook)

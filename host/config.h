@@ -4,7 +4,9 @@
  * Every error names the file and the key path ("hooks.mixed.timeout_ms:
  * expected an integer between 1 and 3600000, got a string"). Unknown keys
  * are errors, so a typo never silently falls back to a default. Each
- * plugin's section of "plugins" is kept as JSON, untouched, for its init.
+ * plugin's section of "plugins" is kept as JSON, untouched, for its init;
+ * the one key of it the host reads itself, "fetch" (outbound-HTTP limits),
+ * is validated here too and kept parsed (struct config_fetch).
  * A `struct config` is immutable once built and may be shared read-only by
  * any thread.
  */
@@ -22,6 +24,24 @@
 #define CONFIG_MAX_TIMEOUT_MS 3600000u
 #define CONFIG_MAX_BODY (1024u * 1024u * 1024u)
 #define CONFIG_MAX_OUTPUT (1024u * 1024u * 1024u)
+
+#define CONFIG_MAX_FETCH_CONCURRENCY 100000u
+#define CONFIG_MAX_FETCH_RATE 1e6
+#define CONFIG_MIN_FETCH_RATE 0.01
+#define CONFIG_MAX_FETCH_RESPONSE (1024u * 1024u * 1024u)
+
+/* plugins.<name>.fetch: the host's limits on a plugin's outbound HTTP. */
+struct config_fetch {
+	unsigned concurrency; /* transfers at once; 0: unlimited */
+	double rate;          /* starts per second; 0: unlimited */
+	double burst;         /* token bucket size; 0: the default, max(1, rate) */
+	size_t max_response;  /* default response body limit; 0: the host's default */
+};
+
+struct config_plugin {
+	char *name;
+	struct config_fetch fetch;
+};
 
 struct config_hook {
 	char *name;
@@ -55,6 +75,8 @@ struct config {
 	struct config_hook *hooks; /* sorted by name */
 	size_t nhooks;
 	cJSON *plugins;     /* object: plugin name -> object; owned; never NULL */
+	struct config_plugin *plugin_settings; /* what the host reads of "plugins" */
+	size_t nplugin_settings;
 };
 
 /* Read and validate the file at `path`. On success returns 0 and *out owns
@@ -80,6 +102,10 @@ const struct config_hook *config_find_hook(const struct config *cfg, const char 
 
 /* The plugin's "plugins" section, or NULL. Borrowed from cfg. */
 const cJSON *config_plugin_section(const struct config *cfg, const char *name);
+
+/* The plugin's outbound-HTTP limits: its plugins.<name>.fetch, or all
+ * zero (no limit, defaults) when it has none. Borrowed from cfg. */
+const struct config_fetch *config_plugin_fetch(const struct config *cfg, const char *name);
 
 /* Deadline of a hook in ms: its own timeout_ms, else the global one. */
 uint32_t config_hook_timeout(const struct config *cfg, const char *hook);

@@ -1,92 +1,66 @@
 /*
  * fetch -- see fetch.h.
  *
- * A transfer's life: WAITING (held by its limiter, in order) -> RUNNING (in
- * the multi handle) -> done, or -> BACKOFF (a timer) -> WAITING/RUNNING
- * again for a retry. Results are collected after every
- * curl_multi_socket_action from curl_multi_info_read, never inside a curl
- * callback (curl refuses re-entrant calls: CURLM_RECURSIVE_API_CALL), so
- * done() may start or cancel other transfers freely.
+ * A transfer's life: WAITING (queued in its limiter, in order) -> RUNNING
+ * (in the multi handle) -> done, or -> BACKOFF (a timer) -> WAITING/RUNNING
+ * again for a retry. Results are collected after curl_multi_socket_action
+ * (curlev.c), never inside a curl callback, so done() may start or cancel
+ * other transfers freely.
+ *
+ * Ownership: the engine owns nothing of a transfer's but its count; a
+ * transfer owns its copies of the request, its easy handle (borrowed from
+ * the engine's idle cache and given back on free) and its response.
  */
 #include "fetch.h"
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/eventfd.h>
 #include <sys/queue.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <event2/event_struct.h>
 
+#include "curlev.h"
 #include "json.h"
+#include "limiter.h"
+#include "wake.h"
 
-#define FETCH_IDLE_EASY 1024    /* easy handles kept for reuse (a fan-out runs hundreds) */
 #define FETCH_MAX_REDIRECTS 5L
 #define FETCH_DEFAULT_RETRY_BASE_MS 100u
 #define FETCH_DEFAULT_RETRY_CAP_MS 2000u
 
 enum xstate { X_NEW, X_WAITING, X_RUNNING, X_BACKOFF, X_DEFERRED, X_DONE };
 
-struct fsock {
-	struct event ev;
-	struct fetch_engine *fe;
-	curl_socket_t fd;
-	TAILQ_ENTRY(fsock) link;
-};
-
 struct fetch_engine {
 	struct event_base *base;
 	const struct log *log;
-	CURLM *multi;
-	struct event timer;
-	int still_running;
-	CURL *idle[FETCH_IDLE_EASY];
-	unsigned nidle;
-	TAILQ_HEAD(, fsock) socks;   /* every socket curl told us about */
+	struct curlev *curl;
 	uint64_t rng;
-	/* counters: written by the owner thread (waiting: by any), read by any */
-	atomic_uint alive, running, waiting;
 	struct curl_slist *no_expect; /* the headers of a request without its own */
+	/* counters: written by the owner thread, read by any (waiting: in lo) */
+	atomic_uint alive, running;
 	atomic_ullong started, finished;
+	struct limiter_owner lo;     /* this loop, as the limiters see it */
 	/* slots other loops granted to this loop's waiting transfers */
 	pthread_mutex_t gmu;
-	struct fetch_xfer *granted, *granted_tail;
-	int wake_fd;                 /* eventfd: "you have granted transfers" */
-	unsigned wakes;
-	struct event wake_ev;
-};
-
-/*
- * A limiter is shared by every loop (one per plugin): its counters and its
- * FIFO of waiting transfers are under `mu`. A transfer is only ever
- * launched, stopped or freed by its own loop's thread; when capacity frees
- * on another loop and the next in line belongs elsewhere, that loop takes
- * the slot on the transfer's behalf ("granted"), queues it on the owner's
- * engine and wakes it. Lock order: limiter mu, then engine gmu.
- */
-struct fetch_limiter {
-	pthread_mutex_t mu;
-	struct fetch_limits lim;
-	unsigned active;           /* slots held or granted */
-	double tokens;
-	int64_t last_ns;
-	TAILQ_HEAD(, fetch_xfer) waiting; /* in arrival order */
-	unsigned nwaiting;
+	struct limiter_list granted; /* under gmu */
+	struct wake wake;            /* "you have granted transfers" */
 };
 
 struct fetch_xfer {
 	struct fetch_engine *fe;
-	struct fetch_limiter *lim;
+	struct limiter *lim;
+	struct limiter_waiter lw;  /* lw.owner == &fe->lo */
 	enum xstate state;
-	bool holds_slot, too_large, granted, wait_armed;
+	bool too_large, wait_armed;
 	CURL *easy;
 	struct curl_slist *headers;
 	char *url, *method;
@@ -96,13 +70,12 @@ struct fetch_xfer {
 	fetch_done_fn done;
 	void *arg;
 	struct event ev;           /* backoff, deferred finish, or the wait for a token */
-	TAILQ_ENTRY(fetch_xfer) qlink; /* the limiter's waiting queue */
-	struct fetch_xfer *gnext;  /* engine's granted list, or a local launch list */
 	unsigned attempts;
 	CURLcode code;
 	struct jbuf rbody;         /* response body */
 	struct jbuf rhead;         /* "name\0value\0"... of the last response */
 	size_t nhead;
+	unsigned retry_after_s;    /* Retry-After of the last response, or 0 */
 	hookd_header *hdrs;
 	hookd_response resp;
 	char errbuf[CURL_ERROR_SIZE];
@@ -117,212 +90,86 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* ---- limits ----------------------------------------------------------- */
-
-int fetch_limits_parse(const cJSON *section, struct fetch_limits *out, char *err, size_t errlen)
+static struct fetch_xfer *xfer_of(struct limiter_waiter *w)
 {
-	const cJSON *f = section ? cJSON_GetObjectItemCaseSensitive(section, "fetch") : NULL;
-	const cJSON *k;
-
-	memset(out, 0, sizeof(*out));
-	out->max_response = FETCH_DEFAULT_MAX_RESPONSE;
-	if (!f)
-		return 0;
-	if (!cJSON_IsObject(f)) {
-		snprintf(err, errlen, "fetch: expected an object with concurrency, rate, burst, "
-			 "max_response");
-		return -1;
-	}
-	cJSON_ArrayForEach(k, f)
-	{
-		double v = k->valuedouble;
-		bool num = cJSON_IsNumber(k), integral = num && v == floor(v);
-		if (strcmp(k->string, "concurrency") == 0) {
-			if (!integral || v < 0 || v > 100000)
-				goto bad;
-			out->concurrency = (unsigned)v;
-		} else if (strcmp(k->string, "rate") == 0) {
-			if (!num || v < 0 || v > 1e6 || (v > 0 && v < 0.01))
-				goto bad;
-			out->rate = v;
-		} else if (strcmp(k->string, "burst") == 0) {
-			if (!num || v < 1 || v > 1e6)
-				goto bad;
-			out->burst = v;
-		} else if (strcmp(k->string, "max_response") == 0) {
-			if (!integral || v < 1 || v > 1024.0 * 1024 * 1024)
-				goto bad;
-			out->max_response = (size_t)v;
-		} else {
-			snprintf(err, errlen, "fetch.%s: unknown key (expected concurrency, rate, "
-				 "burst, max_response)", k->string);
-			return -1;
-		}
-		continue;
-bad:
-		snprintf(err, errlen, "fetch.%s: %s", k->string,
-			 strcmp(k->string, "concurrency") == 0 ? "expected an integer 0-100000 "
-								 "(0: unlimited)"
-			 : strcmp(k->string, "rate") == 0 ? "expected requests per second, 0.01-1000000 "
-							    "(0: unlimited)"
-			 : strcmp(k->string, "burst") == 0 ? "expected a number 1-1000000"
-							     : "expected bytes, 1-1073741824");
-		return -1;
-	}
-	if (out->rate > 0 && out->burst == 0)
-		out->burst = out->rate >= 1 ? out->rate : 1;
-	return 0;
+	return (struct fetch_xfer *)((char *)w - offsetof(struct fetch_xfer, lw));
 }
 
-int fetch_limiter_create(const struct fetch_limits *lim, struct fetch_limiter **out)
-{
-	struct fetch_limiter *l;
-
-	*out = NULL;
-	if (!lim->concurrency && !(lim->rate > 0))
-		return 0;
-	l = calloc(1, sizeof(*l));
-	if (!l)
-		return -ENOMEM;
-	pthread_mutex_init(&l->mu, NULL);
-	TAILQ_INIT(&l->waiting);
-	l->lim = *lim;
-	l->tokens = lim->burst;
-	l->last_ns = now_ns();
-	*out = l;
-	return 0;
-}
-
-void fetch_limiter_free(struct fetch_limiter *l)
-{
-	if (!l)
-		return;
-	pthread_mutex_destroy(&l->mu);
-	free(l);
-}
-
-static void limiter_refill(struct fetch_limiter *l, int64_t now)
-{
-	if (l->lim.rate > 0) {
-		l->tokens += (double)(now - l->last_ns) / 1e9 * l->lim.rate;
-		if (l->tokens > l->lim.burst)
-			l->tokens = l->lim.burst;
-	}
-	l->last_ns = now;
-}
-
-/* Under mu: take a slot (and a token) if the limits allow one more now. */
-static bool limiter_take(struct fetch_limiter *l)
-{
-	limiter_refill(l, now_ns());
-	if (l->lim.concurrency && l->active >= l->lim.concurrency)
-		return false;
-	if (l->lim.rate > 0 && l->tokens < 1.0)
-		return false;
-	l->active++;
-	if (l->lim.rate > 0)
-		l->tokens -= 1.0;
-	return true;
-}
+/* ---- admission ------------------------------------------------------------ */
 
 static void x_launch(struct fetch_xfer *x);
 
-/* A list of transfers to launch once the limiter's lock is released. */
-struct launch_list {
-	struct fetch_xfer *head, *tail;
-};
-
-static void launch_add(struct launch_list *ll, struct fetch_xfer *x)
+/* Start the transfers a limiter handed to this loop, in order. */
+static void launch_ready(struct limiter_list *ready)
 {
-	x->gnext = NULL;
-	if (ll->tail)
-		ll->tail->gnext = x;
-	else
-		ll->head = x;
-	ll->tail = x;
-}
+	struct limiter_waiter *w;
 
-static void launch_all(struct launch_list *ll)
-{
-	struct fetch_xfer *x, *next;
-
-	for (x = ll->head; x; x = next) {
-		next = x->gnext;
-		x_launch(x);
-	}
-}
-
-static void engine_wake(struct fetch_engine *fe)
-{
-	uint64_t one = 1;
-	ssize_t r;
-
-	do
-		r = write(fe->wake_fd, &one, sizeof(one));
-	while (r < 0 && errno == EINTR);
-}
-
-/* Under l->mu: hand free capacity to the waiting transfers in order. Those
- * of `me` go to `mine` (launch them after unlocking); the others get their
- * slot granted and their loop woken. */
-static void pump_locked(struct fetch_limiter *l, struct fetch_engine *me, struct launch_list *mine)
-{
-	struct fetch_xfer *x;
-
-	while ((x = TAILQ_FIRST(&l->waiting)) && limiter_take(l)) {
-		TAILQ_REMOVE(&l->waiting, x, qlink);
-		l->nwaiting--;
-		atomic_fetch_sub(&x->fe->waiting, 1);
-		x->holds_slot = true;
-		if (x->fe == me) {
-			launch_add(mine, x);
-			continue;
-		}
-		struct fetch_engine *owner = x->fe;
-		bool was_empty;
-		x->granted = true;
-		x->gnext = NULL;
-		pthread_mutex_lock(&owner->gmu);
-		was_empty = !owner->granted;
-		if (owner->granted_tail)
-			owner->granted_tail->gnext = x;
-		else
-			owner->granted = x;
-		owner->granted_tail = x;
-		pthread_mutex_unlock(&owner->gmu);
-		if (was_empty)
-			engine_wake(owner);
+	while ((w = STAILQ_FIRST(ready))) {
+		STAILQ_REMOVE_HEAD(ready, rlink);
+		x_launch(xfer_of(w));
 	}
 }
 
 /* Owner thread: the slot x held is free again. */
-static void limiter_release(struct fetch_xfer *x)
+static void x_leave(struct fetch_xfer *x)
 {
-	struct fetch_limiter *l = x->lim;
-	struct launch_list mine = {0};
+	struct limiter_list ready = STAILQ_HEAD_INITIALIZER(ready);
 
-	if (!x->holds_slot)
+	if (!x->lim || x->lw.state != LIMITER_HOLDS)
 		return;
-	x->holds_slot = false;
-	pthread_mutex_lock(&l->mu);
-	l->active--;
-	pump_locked(l, x->fe, &mine);
-	pthread_mutex_unlock(&l->mu);
-	launch_all(&mine);
+	limiter_leave(x->lim, &x->lw, &ready);
+	launch_ready(&ready);
+}
+
+/* limiter_owner.grant: another loop's thread, under the limiter's lock. */
+static void on_grant(struct limiter_owner *o, struct limiter_waiter *w)
+{
+	struct fetch_engine *fe = (struct fetch_engine *)((char *)o - offsetof(struct fetch_engine, lo));
+	bool was_empty;
+
+	pthread_mutex_lock(&fe->gmu);
+	was_empty = STAILQ_EMPTY(&fe->granted);
+	STAILQ_INSERT_TAIL(&fe->granted, w, rlink);
+	pthread_mutex_unlock(&fe->gmu);
+	if (was_empty) /* a non-empty list has a wake-up on its way already */
+		wake_signal(&fe->wake);
+}
+
+/* limiter_owner.ungrant: our loop thread, under the limiter's lock. */
+static void on_ungrant(struct limiter_owner *o, struct limiter_waiter *w)
+{
+	struct fetch_engine *fe = (struct fetch_engine *)((char *)o - offsetof(struct fetch_engine, lo));
+
+	pthread_mutex_lock(&fe->gmu);
+	STAILQ_REMOVE(&fe->granted, w, limiter_waiter, rlink);
+	pthread_mutex_unlock(&fe->gmu);
+}
+
+/* Owner thread, through the wake-up: other loops granted slots to our
+ * waiting transfers. */
+static void on_engine_wake(void *arg)
+{
+	struct fetch_engine *fe = arg;
+	struct limiter_list mine = STAILQ_HEAD_INITIALIZER(mine);
+	struct limiter_waiter *w;
+
+	pthread_mutex_lock(&fe->gmu);
+	STAILQ_CONCAT(&mine, &fe->granted);
+	pthread_mutex_unlock(&fe->gmu);
+	while ((w = STAILQ_FIRST(&mine))) {
+		STAILQ_REMOVE_HEAD(&mine, rlink);
+		limiter_granted_taken(w);
+		x_launch(xfer_of(w));
+	}
 }
 
 static void on_token_wait(evutil_socket_t fd, short what, void *arg);
 
-/* Owner thread, x waiting on a rate limit: look again when a token for it
- * should be there (`ahead` transfers are in line before it). */
-static void arm_token_wait(struct fetch_xfer *x, double ahead, double tokens)
+/* Owner thread, x waiting on a rate limit: look again in wait_s. */
+static void arm_token_wait(struct fetch_xfer *x, double wait_s)
 {
-	const struct fetch_limiter *l = x->lim;
-	double wait_s = (ahead + 1.0 - tokens) / l->lim.rate;
 	struct timeval tv;
 
-	if (wait_s < 0.001)
-		wait_s = 0.001;
 	tv.tv_sec = (time_t)wait_s;
 	tv.tv_usec = (suseconds_t)((wait_s - floor(wait_s)) * 1e6) + 1;
 	if (!x->wait_armed)
@@ -334,54 +181,32 @@ static void arm_token_wait(struct fetch_xfer *x, double ahead, double tokens)
 static void on_token_wait(evutil_socket_t fd, short what, void *arg)
 {
 	struct fetch_xfer *x = arg;
-	struct fetch_limiter *l = x->lim;
-	struct launch_list mine = {0};
-	bool still_waiting;
-	double tokens = 0;
+	struct limiter_list ready = STAILQ_HEAD_INITIALIZER(ready);
+	double wait_s;
 
 	(void)fd;
 	(void)what;
 	x->wait_armed = false;
-	pthread_mutex_lock(&l->mu);
-	pump_locked(l, x->fe, &mine);
-	still_waiting = x->state == X_WAITING && !x->holds_slot;
-	tokens = l->tokens;
-	/* look again only while tokens hold it back; when the concurrency bound
-	 * does, the next release pumps the queue */
-	bool full = l->lim.concurrency && l->active >= l->lim.concurrency;
-	pthread_mutex_unlock(&l->mu);
-	if (still_waiting && !full)
-		arm_token_wait(x, 0, tokens);
-	launch_all(&mine); /* may launch x itself */
+	wait_s = limiter_poll(x->lim, &x->lw, &ready);
+	if (wait_s > 0)
+		arm_token_wait(x, wait_s);
+	launch_ready(&ready); /* may launch x itself */
 }
 
-/* Owner thread: another loop granted slots to our waiting transfers. */
-static void on_engine_wake(evutil_socket_t fd, short what, void *arg)
+static void x_admit(struct fetch_xfer *x)
 {
-	struct fetch_engine *fe = arg;
-	struct fetch_xfer *x, *next;
-	uint64_t n;
-	ssize_t r;
+	double wait_s;
 
-	(void)what;
-	/* edge-triggered, as the dispatcher's wake-up: read now and then only */
-	if ((++fe->wakes & 4095) == 0) {
-		do
-			r = read(fd, &n, sizeof(n));
-		while (r < 0 && errno == EINTR);
-	}
-	pthread_mutex_lock(&fe->gmu);
-	x = fe->granted;
-	fe->granted = fe->granted_tail = NULL;
-	pthread_mutex_unlock(&fe->gmu);
-	for (; x; x = next) {
-		next = x->gnext;
-		x->granted = false;
+	if (!x->lim || limiter_enter(x->lim, &x->lw, &wait_s)) {
 		x_launch(x);
+		return;
 	}
+	x->state = X_WAITING;
+	if (wait_s > 0)
+		arm_token_wait(x, wait_s);
 }
 
-/* ---- transfers -------------------------------------------------------- */
+/* ---- transfers ------------------------------------------------------------ */
 
 static size_t on_write(char *p, size_t size, size_t n, void *arg)
 {
@@ -395,57 +220,11 @@ static size_t on_write(char *p, size_t size, size_t n, void *arg)
 	return jbuf_append(&x->rbody, p, len) < 0 ? 0 : len;
 }
 
-static size_t on_header(char *p, size_t size, size_t n, void *arg)
-{
-	struct fetch_xfer *x = arg;
-	size_t len = size * n, nl;
-	char *colon;
-
-	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
-		/* a new response (after 100 Continue or a redirect): start over */
-		x->rhead.len = 0;
-		x->nhead = 0;
-		return len;
-	}
-	while (len && (p[len - 1] == '\n' || p[len - 1] == '\r'))
-		len--;
-	colon = memchr(p, ':', len);
-	if (!colon || colon == p)
-		return size * n;
-	nl = (size_t)(colon - p);
-	colon++;
-	while (colon < p + len && (*colon == ' ' || *colon == '\t'))
-		colon++;
-	if (jbuf_append(&x->rhead, p, nl) < 0 || jbuf_append(&x->rhead, "", 1) < 0 ||
-	    jbuf_append(&x->rhead, colon, (size_t)(p + len - colon)) < 0 ||
-	    jbuf_append(&x->rhead, "", 1) < 0)
-		return 0;
-	x->nhead++;
-	return size * n;
-}
-
-static CURL *easy_get(struct fetch_engine *fe)
-{
-	return fe->nidle ? fe->idle[--fe->nidle] : curl_easy_init();
-}
-
-static void easy_put(struct fetch_engine *fe, CURL *e)
-{
-	if (!e)
-		return;
-	if (fe->nidle < FETCH_IDLE_EASY) {
-		/* not reset here: x_launch resets it before every use anyway */
-		fe->idle[fe->nidle++] = e;
-	} else {
-		curl_easy_cleanup(e);
-	}
-}
-
 static void x_free(struct fetch_xfer *x)
 {
 	struct fetch_engine *fe = x->fe;
 
-	easy_put(fe, x->easy);
+	curlev_easy_put(fe->curl, x->easy);
 	curl_slist_free_all(x->headers);
 	free(x->url);
 	free(x->method);
@@ -459,12 +238,46 @@ static void x_free(struct fetch_xfer *x)
 
 static void x_finish(struct fetch_xfer *x);
 
+/* Copy the last response's headers into x->rhead ("name\0value\0"...).
+ * curl keeps them (the header API, 7.83+, official since 7.84; Debian's
+ * 7.88 has it built in, checked): origin CURLH_HEADER leaves out 1xx and
+ * trailers, request -1 is the last response after redirects. A header
+ * sent twice comes twice, in order. Copied because curl's strings live
+ * only until the handle's next transfer. Returns 0 or -1 (out of memory:
+ * the headers are dropped, the transfer's outcome stands). */
+static int x_collect_headers(struct fetch_xfer *x)
+{
+	struct curl_header *h, *prev = NULL;
+
+	x->rhead.len = 0;
+	x->nhead = 0;
+	while ((h = curl_easy_nextheader(x->easy, CURLH_HEADER, -1, prev))) {
+		if (jbuf_append(&x->rhead, h->name, strlen(h->name) + 1) < 0 ||
+		    jbuf_append(&x->rhead, h->value, strlen(h->value) + 1) < 0) {
+			x->rhead.len = 0;
+			x->nhead = 0;
+			return -1;
+		}
+		x->nhead++;
+		prev = h;
+	}
+	return 0;
+}
+
 /* Map curl's outcome of the last attempt onto x->resp. */
 static void x_collect(struct fetch_xfer *x)
 {
 	hookd_response *r = &x->resp;
-	curl_off_t t;
+	curl_off_t t, ra = 0;
 	long status = 0;
+
+	x_collect_headers(x);
+	/* seconds, from either form (delay-seconds or an HTTP-date, relative
+	 * to now); 0 when absent or in the past. Capped at the longest call
+	 * deadline: a longer wait can never be retried in time anyway. */
+	if (curl_easy_getinfo(x->easy, CURLINFO_RETRY_AFTER, &ra) != CURLE_OK || ra < 0)
+		ra = 0;
+	x->retry_after_s = ra > 3600 ? 3600 : (unsigned)ra;
 
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
 	r->status = status;
@@ -554,22 +367,6 @@ static uint64_t rng_next(struct fetch_engine *fe)
 	return fe->rng * 2685821657736338717ull;
 }
 
-/* Seconds in a Retry-After header of the last response, or 0. */
-static unsigned retry_after_s(const struct fetch_xfer *x)
-{
-	const char *p = x->rhead.data;
-
-	for (size_t i = 0; p && i < x->nhead; i++) {
-		const char *name = p, *value = p + strlen(p) + 1;
-		if (strcasecmp(name, "Retry-After") == 0) {
-			long v = strtol(value, NULL, 10);
-			return v > 0 && v < 3600 ? (unsigned)v : 0;
-		}
-		p = value + strlen(value) + 1;
-	}
-	return 0;
-}
-
 static void on_x_timer(evutil_socket_t fd, short what, void *arg);
 
 /* Schedule the next attempt, or return false when none may be made. */
@@ -587,7 +384,7 @@ static bool x_schedule_retry(struct fetch_xfer *x)
 		exp = x->opt.retry_cap_ms;
 	delay_ms = exp / 2 + rng_next(x->fe) % (exp / 2 + 1);
 	if (x->resp.status == 429 || x->resp.status == 503) {
-		uint64_t ra = (uint64_t)retry_after_s(x) * 1000;
+		uint64_t ra = (uint64_t)x->retry_after_s * 1000;
 		if (ra > delay_ms)
 			delay_ms = ra;
 	}
@@ -601,17 +398,16 @@ static bool x_schedule_retry(struct fetch_xfer *x)
 	return true;
 }
 
-/* One attempt ended (x was in the multi handle). */
-static void x_attempt_done(struct fetch_xfer *x, CURLcode code)
+/* curlev_done_fn: one attempt ended (x is already out of the multi). */
+static void on_attempt_done(CURL *easy, CURLcode code, void *priv)
 {
-	struct fetch_engine *fe = x->fe;
+	struct fetch_xfer *x = priv;
 
-	curl_multi_remove_handle(fe->multi, x->easy);
-	atomic_fetch_sub_explicit(&fe->running, 1, memory_order_relaxed);
+	(void)easy;
+	atomic_fetch_sub_explicit(&x->fe->running, 1, memory_order_relaxed);
 	x->code = code;
 	x_collect(x);
-	if (x->lim)
-		limiter_release(x); /* may start waiting transfers */
+	x_leave(x); /* may start waiting transfers */
 	if (x_schedule_retry(x))
 		return;
 	x_finish(x);
@@ -625,8 +421,6 @@ static void x_fail_now(struct fetch_xfer *x, int error, const char *msg)
 	event_assign(&x->ev, x->fe->base, -1, 0, on_x_timer, x);
 	event_active(&x->ev, EV_TIMEOUT, 0);
 }
-
-static void x_admit(struct fetch_xfer *x);
 
 static void on_x_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -663,7 +457,7 @@ static void x_set_method(struct fetch_xfer *x)
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, x->method);
 }
 
-/* Put x into the multi handle for one attempt. */
+/* Put x into the multi handle for one attempt (x holds its slot, if any). */
 static void x_launch(struct fetch_xfer *x)
 {
 	struct fetch_engine *fe = x->fe;
@@ -679,15 +473,13 @@ static void x_launch(struct fetch_xfer *x)
 	 * its transfers when it passes; a curl timeout set to the same instant
 	 * would race it and turn the 504 into a plugin-visible error. */
 	if (x->opt.deadline_ns && x->opt.deadline_ns <= now_ns()) {
-		if (x->holds_slot)
-			limiter_release(x);
+		x_leave(x);
 		x_fail_now(x, HOOKD_ETIMEDOUT, "the call's deadline passed before the request "
 			   "could start");
 		return;
 	}
-	if (!x->easy && !(x->easy = easy_get(fe))) {
-		if (x->holds_slot)
-			limiter_release(x);
+	if (!x->easy && !(x->easy = curlev_easy_get(fe->curl))) {
+		x_leave(x);
 		x_fail_now(x, HOOKD_ENOMEM, "out of memory");
 		return;
 	}
@@ -709,8 +501,6 @@ static void x_launch(struct fetch_xfer *x)
 	curl_easy_setopt(e, CURLOPT_MAXREDIRS, FETCH_MAX_REDIRECTS);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers ? x->headers : fe->no_expect);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "hookd");
@@ -719,43 +509,13 @@ static void x_launch(struct fetch_xfer *x)
 	x_set_method(x);
 	x->attempts++;
 	x->resp.attempts = x->attempts;
-	if (curl_multi_add_handle(fe->multi, e) != CURLM_OK) {
-		if (x->holds_slot)
-			limiter_release(x);
+	if (curlev_add(fe->curl, e) < 0) {
+		x_leave(x);
 		x_fail_now(x, HOOKD_EFETCH, "cannot start the transfer");
 		return;
 	}
 	x->state = X_RUNNING;
 	atomic_fetch_add_explicit(&fe->running, 1, memory_order_relaxed);
-}
-
-static void x_admit(struct fetch_xfer *x)
-{
-	struct fetch_limiter *l = x->lim;
-	double ahead, tokens;
-	bool rate;
-
-	if (!l) {
-		x_launch(x);
-		return;
-	}
-	pthread_mutex_lock(&l->mu);
-	if (TAILQ_EMPTY(&l->waiting) && limiter_take(l)) {
-		pthread_mutex_unlock(&l->mu);
-		x->holds_slot = true;
-		x_launch(x);
-		return;
-	}
-	/* wait in line: nobody overtakes a transfer that waits */
-	x->state = X_WAITING;
-	TAILQ_INSERT_TAIL(&l->waiting, x, qlink);
-	ahead = l->nwaiting++;
-	atomic_fetch_add(&x->fe->waiting, 1);
-	tokens = l->tokens;
-	rate = l->lim.rate > 0;
-	pthread_mutex_unlock(&l->mu);
-	if (rate)
-		arm_token_wait(x, ahead, tokens);
 }
 
 static void x_finish(struct fetch_xfer *x)
@@ -796,27 +556,27 @@ static void x_finish(struct fetch_xfer *x)
 	x->done(x, x->arg); /* may release x */
 }
 
-struct fetch_xfer *fetch_start(struct fetch_engine *fe, struct fetch_limiter *lim,
+struct fetch_xfer *fetch_start(struct fetch_engine *fe, struct limiter *lim,
 			       const hookd_request *req, const struct fetch_opts *opt,
 			       fetch_done_fn done, void *arg, int *err)
 {
 	struct fetch_xfer *x;
 	const char *m;
 
+	*err = HOOKD_EINVAL;
 	if (!req || !req->url || (strncasecmp(req->url, "http://", 7) != 0 &&
-				  strncasecmp(req->url, "https://", 8) != 0)) {
-		*err = HOOKD_EINVAL;
+				  strncasecmp(req->url, "https://", 8) != 0))
 		return NULL;
-	}
-	x = calloc(1, sizeof(*x));
-	if (!x) {
+	if (!(x = calloc(1, sizeof(*x)))) {
 		*err = HOOKD_ENOMEM;
 		return NULL;
 	}
 	atomic_fetch_add_explicit(&fe->alive, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&fe->started, 1, memory_order_relaxed);
+	x->resp.size = sizeof(x->resp);
 	x->fe = fe;
 	x->lim = lim;
+	x->lw.owner = &fe->lo;
 	x->done = done;
 	x->arg = arg;
 	x->opt = *opt;
@@ -829,13 +589,9 @@ struct fetch_xfer *fetch_start(struct fetch_engine *fe, struct fetch_limiter *li
 	m = req->method && *req->method ? req->method : req->body ? "POST" : "GET";
 	if (!(x->url = strdup(req->url)) || !(x->method = strdup(m)))
 		goto oom;
-	for (char *c = x->method; *c; c++) {
-		if (*c < 'A' || *c > 'Z') {
-			*err = HOOKD_EINVAL; /* a method is an upper-case token */
-			x_free(x);
-			return NULL;
-		}
-	}
+	for (char *c = x->method; *c; c++)
+		if (*c < 'A' || *c > 'Z')
+			goto fail; /* a method is an upper-case token */
 	if (req->body) {
 		if (!(x->body = malloc(req->body_len ? req->body_len : 1)))
 			goto oom;
@@ -850,24 +606,20 @@ struct fetch_xfer *fetch_start(struct fetch_engine *fe, struct fetch_limiter *li
 		char line[8192];
 		struct curl_slist *n;
 		if (!h->name || !h->value || !*h->name || strpbrk(h->name, ":\r\n") ||
-		    strpbrk(h->value, "\r\n")) {
-			*err = HOOKD_EINVAL; /* header injection */
-			x_free(x);
-			return NULL;
-		}
-		if (snprintf(line, sizeof(line), "%s: %s", h->name, h->value) >= (int)sizeof(line)) {
-			*err = HOOKD_EINVAL;
-			x_free(x);
-			return NULL;
-		}
+		    strpbrk(h->value, "\r\n"))
+			goto fail; /* header injection */
+		if (snprintf(line, sizeof(line), "%s: %s", h->name, h->value) >= (int)sizeof(line))
+			goto fail;
 		if (!(n = curl_slist_append(x->headers, line)))
 			goto oom;
 		x->headers = n;
 	}
+	*err = HOOKD_OK;
 	x_admit(x);
 	return x;
 oom:
 	*err = HOOKD_ENOMEM;
+fail:
 	x_free(x);
 	return NULL;
 }
@@ -885,55 +637,25 @@ void fetch_release(struct fetch_xfer *x)
 
 void fetch_cancel(struct fetch_xfer *x)
 {
-	struct fetch_engine *fe;
+	struct limiter_list ready = STAILQ_HEAD_INITIALIZER(ready);
 
 	if (!x)
 		return;
-	fe = x->fe;
 	switch (x->state) {
 	case X_RUNNING:
 		/* curl closes the connection of a transfer removed mid-way */
-		curl_multi_remove_handle(fe->multi, x->easy);
-		atomic_fetch_sub_explicit(&fe->running, 1, memory_order_relaxed);
-		if (x->lim)
-			limiter_release(x);
+		curlev_remove(x->fe->curl, x->easy);
+		atomic_fetch_sub_explicit(&x->fe->running, 1, memory_order_relaxed);
+		x_leave(x);
 		break;
-	case X_WAITING: {
-		struct fetch_limiter *l = x->lim;
-		struct launch_list mine = {0};
+	case X_WAITING:
 		if (x->wait_armed) {
 			event_del(&x->ev);
 			x->wait_armed = false;
 		}
-		pthread_mutex_lock(&l->mu);
-		if (x->granted) {
-			/* another loop gave it a slot: it sits in our granted list */
-			struct fetch_xfer **pp;
-			pthread_mutex_lock(&fe->gmu);
-			for (pp = &fe->granted; *pp && *pp != x; pp = &(*pp)->gnext)
-				;
-			if (*pp) {
-				*pp = x->gnext;
-				if (fe->granted_tail == x) {
-					fe->granted_tail = NULL;
-					for (struct fetch_xfer *t = fe->granted; t; t = t->gnext)
-						fe->granted_tail = t;
-				}
-			}
-			pthread_mutex_unlock(&fe->gmu);
-			x->granted = false;
-			x->holds_slot = false;
-			l->active--;
-			pump_locked(l, fe, &mine);
-		} else {
-			TAILQ_REMOVE(&l->waiting, x, qlink);
-			l->nwaiting--;
-			atomic_fetch_sub(&fe->waiting, 1);
-		}
-		pthread_mutex_unlock(&l->mu);
-		launch_all(&mine);
+		limiter_cancel(x->lim, &x->lw, &ready);
+		launch_ready(&ready);
 		break;
-	}
 	case X_BACKOFF:
 	case X_DEFERRED:
 		event_del(&x->ev);
@@ -944,141 +666,40 @@ void fetch_cancel(struct fetch_xfer *x)
 	x_free(x);
 }
 
-/* ---- the engine: curl multi on the event base --------------------------- */
-
-static void check_done(struct fetch_engine *fe)
-{
-	CURLMsg *m;
-	int left;
-
-	while ((m = curl_multi_info_read(fe->multi, &left))) {
-		struct fetch_xfer *x = NULL;
-		if (m->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-		if (x)
-			x_attempt_done(x, m->data.result);
-	}
-}
-
-static void on_socket(evutil_socket_t fd, short kind, void *arg)
-{
-	struct fetch_engine *fe = arg;
-	int action = ((kind & EV_READ) ? CURL_CSELECT_IN : 0) |
-		     ((kind & EV_WRITE) ? CURL_CSELECT_OUT : 0);
-
-	curl_multi_socket_action(fe->multi, fd, action, &fe->still_running);
-	check_done(fe);
-	if (fe->still_running <= 0 && evtimer_pending(&fe->timer, NULL))
-		evtimer_del(&fe->timer);
-}
-
-static void on_timeout(evutil_socket_t fd, short kind, void *arg)
-{
-	struct fetch_engine *fe = arg;
-
-	(void)fd;
-	(void)kind;
-	curl_multi_socket_action(fe->multi, CURL_SOCKET_TIMEOUT, 0, &fe->still_running);
-	check_done(fe);
-}
-
-/* CURLMOPT_TIMERFUNCTION: only arm our timer, never act from inside curl */
-static int curl_timer_cb(CURLM *multi, long timeout_ms, void *arg)
-{
-	struct fetch_engine *fe = arg;
-	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-
-	(void)multi;
-	if (timeout_ms < 0)
-		evtimer_del(&fe->timer);
-	else
-		evtimer_add(&fe->timer, &tv);
-	return 0;
-}
-
-static void fsock_free(struct fetch_engine *fe, struct fsock *s)
-{
-	event_del(&s->ev);
-	TAILQ_REMOVE(&fe->socks, s, link);
-	free(s);
-}
-
-/* CURLMOPT_SOCKETFUNCTION: mirror curl's interest in a socket onto an event */
-static int curl_socket_cb(CURL *e, curl_socket_t fd, int what, void *arg, void *sockp)
-{
-	struct fetch_engine *fe = arg;
-	struct fsock *s = sockp;
-	short kind;
-
-	(void)e;
-	if (what == CURL_POLL_REMOVE) {
-		if (s) {
-			curl_multi_assign(fe->multi, fd, NULL);
-			fsock_free(fe, s);
-		}
-		return 0;
-	}
-	if (!s) {
-		s = calloc(1, sizeof(*s));
-		if (!s)
-			return -1;
-		s->fe = fe;
-		s->fd = fd;
-		TAILQ_INSERT_TAIL(&fe->socks, s, link);
-		curl_multi_assign(fe->multi, fd, s);
-	} else {
-		event_del(&s->ev);
-	}
-	kind = (short)(((what & CURL_POLL_IN) ? EV_READ : 0) | ((what & CURL_POLL_OUT) ? EV_WRITE : 0) |
-		       EV_PERSIST);
-	event_assign(&s->ev, fe->base, fd, kind, on_socket, fe);
-	event_add(&s->ev, NULL);
-	return 0;
-}
+/* ---- the engine ------------------------------------------------------------ */
 
 int fetch_engine_create(struct event_base *base, const struct log *log, struct fetch_engine **out)
 {
-	struct fetch_engine *fe = calloc(1, sizeof(*fe));
+	struct fetch_engine *fe;
+	int rc = -ENOMEM;
 
 	*out = NULL;
-	if (!fe)
+	if (!(fe = calloc(1, sizeof(*fe))))
 		return -ENOMEM;
 	fe->base = base;
 	fe->log = log;
 	fe->rng = (uint64_t)now_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)fe;
 	if (!fe->rng)
 		fe->rng = 88172645463325252ull;
-	fe->multi = curl_multi_init();
-	fe->no_expect = curl_slist_append(NULL, "Expect:");
-	if (!fe->multi || !fe->no_expect) {
-		curl_multi_cleanup(fe->multi);
-		curl_slist_free_all(fe->no_expect);
-		free(fe);
-		return -ENOMEM;
-	}
+	fe->lo.grant = on_grant;
+	fe->lo.ungrant = on_ungrant;
+	STAILQ_INIT(&fe->granted);
 	pthread_mutex_init(&fe->gmu, NULL);
-	TAILQ_INIT(&fe->socks);
-	fe->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (fe->wake_fd < 0) {
-		int rc = -errno;
-		curl_multi_cleanup(fe->multi);
-		pthread_mutex_destroy(&fe->gmu);
-		free(fe);
-		return rc;
-	}
-	event_assign(&fe->wake_ev, base, fe->wake_fd, EV_READ | EV_PERSIST | EV_ET, on_engine_wake,
-		     fe);
-	event_add(&fe->wake_ev, NULL);
-	evtimer_assign(&fe->timer, base, on_timeout, fe);
-	curl_multi_setopt(fe->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
-	curl_multi_setopt(fe->multi, CURLMOPT_SOCKETDATA, fe);
-	curl_multi_setopt(fe->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
-	curl_multi_setopt(fe->multi, CURLMOPT_TIMERDATA, fe);
-	/* keep enough idle connections for a fan-out to reuse them */
-	curl_multi_setopt(fe->multi, CURLMOPT_MAXCONNECTS, 1024L);
+	fe->wake.fd = -1;
+	if (!(fe->no_expect = curl_slist_append(NULL, "Expect:")))
+		goto fail;
+	if ((rc = curlev_create(base, on_attempt_done, &fe->curl)) < 0)
+		goto fail;
+	if ((rc = wake_init(&fe->wake, base, on_engine_wake, fe)) < 0)
+		goto fail;
 	*out = fe;
 	return 0;
+fail:
+	curlev_free(fe->curl);
+	curl_slist_free_all(fe->no_expect);
+	pthread_mutex_destroy(&fe->gmu);
+	free(fe);
+	return rc;
 }
 
 void fetch_engine_free(struct fetch_engine *fe)
@@ -1088,15 +709,9 @@ void fetch_engine_free(struct fetch_engine *fe)
 	if (atomic_load(&fe->alive))
 		log_warn(fe->log, "fetch: %u transfer(s) still alive at shutdown",
 			 atomic_load(&fe->alive));
-	curl_multi_cleanup(fe->multi); /* closes cached connections */
-	while (!TAILQ_EMPTY(&fe->socks))
-		fsock_free(fe, TAILQ_FIRST(&fe->socks));
-	evtimer_del(&fe->timer);
-	event_del(&fe->wake_ev);
-	close(fe->wake_fd);
+	curlev_free(fe->curl);
+	wake_fini(&fe->wake);
 	pthread_mutex_destroy(&fe->gmu);
-	while (fe->nidle)
-		curl_easy_cleanup(fe->idle[--fe->nidle]);
 	curl_slist_free_all(fe->no_expect);
 	free(fe);
 }
@@ -1106,7 +721,7 @@ void fetch_engine_stats(const struct fetch_engine *fe, struct fetch_stats *st)
 	/* relaxed: counters for GET /health, read from any loop */
 	st->alive = atomic_load_explicit(&fe->alive, memory_order_relaxed);
 	st->running = atomic_load_explicit(&fe->running, memory_order_relaxed);
-	st->waiting = atomic_load_explicit(&fe->waiting, memory_order_relaxed);
+	st->waiting = atomic_load_explicit(&fe->lo.waiting, memory_order_relaxed);
 	st->started = atomic_load_explicit(&fe->started, memory_order_relaxed);
 	st->finished = atomic_load_explicit(&fe->finished, memory_order_relaxed);
 }

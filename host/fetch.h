@@ -1,18 +1,24 @@
 /*
- * fetch -- outbound HTTP on an event loop: libcurl's multi-socket API
- * driven by the loop's event base (CURLMOPT_SOCKETFUNCTION +
- * CURLMOPT_TIMERFUNCTION + curl_multi_socket_action, as curl's
- * hiperfifo.c), one multi handle per loop so that connections are reused
- * across calls. DNS runs on libcurl's threaded resolver and never blocks the
- * loop; a transfer stopped during its lookup does not wait for it
+ * fetch -- outbound HTTP transfers of one event loop: what one request of
+ * a plugin becomes (attempts, retries with backoff, the result).
+ *
+ *   fetch.c    transfers: admission through the plugin's limiter, one
+ *              curl easy handle per attempt, retries with exponential
+ *              backoff and jitter (Retry-After honoured), never past the
+ *              call's deadline; the result as an SDK hookd_response
+ *   curlev.c   the curl multi handle on the loop's event base
+ *   limiter.c  per-plugin concurrency + token bucket, shared by the loops
+ *   wake.c     the cross-loop wake-up (a slot granted by another loop)
+ *
+ * DNS runs on libcurl's threaded resolver and never blocks the loop; a
+ * transfer stopped during its lookup does not wait for it
  * (CURLOPT_QUICK_EXIT).
  *
- * A transfer may be gated by a limiter (at most K in flight, and a token
- * bucket of R per second with burst B; waiting transfers start in order)
- * and retried with exponential backoff and jitter, never past its deadline.
- *
- * Everything here runs on the loop thread that owns the engine. The SDK's
- * view (hookd_request/hookd_response, per-call ownership) is in hostapi.c.
+ * Invariants: everything here runs on the loop thread that owns the engine,
+ * except the hand-over of a slot granted by another loop (limiter.h), which
+ * goes through the engine's `granted` list under its lock and a wake-up. A
+ * transfer's done() runs exactly once, on the loop, never inside the call
+ * that started it. The SDK's view (ownership per call) is in hostapi.c.
  */
 #ifndef HOOKD_FETCH_H
 #define HOOKD_FETCH_H
@@ -21,7 +27,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <cjson/cJSON.h>
 #include <event2/event.h>
 #include <hookd.h>
 
@@ -31,19 +36,7 @@
 
 struct fetch_engine;
 struct fetch_xfer;
-struct fetch_limiter;
-
-/* A plugin's "fetch" settings (its config section's "fetch" object). */
-struct fetch_limits {
-	unsigned concurrency; /* 0: unlimited */
-	double rate;          /* requests per second; 0: unlimited */
-	double burst;         /* bucket size (default: max(1, rate)) */
-	size_t max_response;  /* default body limit */
-};
-
-/* Read and validate section["fetch"] (section may be NULL: defaults).
- * Returns 0, or -1 with "fetch.concurrency: ..." in err. */
-int fetch_limits_parse(const cJSON *section, struct fetch_limits *out, char *err, size_t errlen);
+struct limiter;
 
 struct fetch_opts {
 	uint32_t timeout_ms;     /* per attempt; 0: none besides the deadline */
@@ -65,29 +58,30 @@ struct fetch_stats {
 };
 
 /* Create the engine of `base` (the calling thread is its loop thread).
- * curl_global_init must have run. Returns 0 or a negative errno. */
+ * curl_global_init must have run. Returns 0 and *out (the caller owns it:
+ * fetch_engine_free), or a negative errno. */
 int fetch_engine_create(struct event_base *base, const struct log *log, struct fetch_engine **out);
 /* Free the engine; every transfer must have been released or cancelled. */
 void fetch_engine_free(struct fetch_engine *fe);
 void fetch_engine_stats(const struct fetch_engine *fe, struct fetch_stats *st);
 
-/* A limiter for one plugin (no limit at all: returns NULL and 0). */
-int fetch_limiter_create(const struct fetch_limits *lim, struct fetch_limiter **out);
-/* Free a limiter no transfer uses any more. */
-void fetch_limiter_free(struct fetch_limiter *l);
-
-/* Start a transfer; everything in `req` is copied. `lim` may be NULL.
+/* Start a transfer; everything in `req` (the current layout, whole:
+ * hostapi.c reads a plugin's own layout into one) is copied, the caller
+ * keeps owning req. `lim` may be NULL; it is borrowed and must outlive the
+ * transfer.
  * Returns the transfer, whose `done(x, arg)` will run exactly once on the
  * loop (never inside this call), or NULL with *err = HOOKD_EINVAL (not an
  * http(s) URL, bad header) or HOOKD_ENOMEM. */
-struct fetch_xfer *fetch_start(struct fetch_engine *fe, struct fetch_limiter *lim,
+struct fetch_xfer *fetch_start(struct fetch_engine *fe, struct limiter *lim,
 			       const hookd_request *req, const struct fetch_opts *opt,
 			       fetch_done_fn done, void *arg, int *err);
 
-/* The outcome, from done() until fetch_release(). */
+/* The outcome, from done() until fetch_release(): owned by x, every
+ * pointer in it valid until then. */
 const hookd_response *fetch_response(const struct fetch_xfer *x);
 
-/* Free a transfer whose done() has run. */
+/* Free a transfer whose done() has run (x is the caller's since done();
+ * NULL is fine). */
 void fetch_release(struct fetch_xfer *x);
 
 /* Stop a transfer whose done() has not run, and free it; done() will not

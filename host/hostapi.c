@@ -15,6 +15,7 @@
 
 #include "dispatch_int.h"
 #include "plugin.h"
+#include "sdk_compat.h"
 
 static void api_log(const hookd_ctx *ctx, hookd_log_level level, const char *fmt, ...)
 {
@@ -209,6 +210,14 @@ static int api_timer_stop(hookd_timer *t)
 
 /* ---- outbound HTTP -------------------------------------------------- */
 
+/*
+ * A plugin's requests arrive in the layout of the ABI minor it was built
+ * with (sdk_compat.h): 1.2+ requests are read through their `size`, 1.1
+ * ones (no size; fetch_all with a contiguous array) are converted, and
+ * results go back in the layout the plugin's callback expects. Callbacks
+ * are kept as void (*)(void) and cast back to the plugin's type to call.
+ */
+
 struct api_gather;
 
 /* One request of a call: alone (fn) or one of a gather (g). Pending ones
@@ -217,8 +226,9 @@ struct api_gather;
 struct api_fetch {
 	struct hookd_call *step;
 	struct fetch_xfer *x;        /* NULL once done or stopped */
-	hookd_fetch_fn fn;
+	void (*fn)(void);            /* hookd_fetch_fn, or hookd_fetch_fn_1_1 (compat) */
 	void *arg;
+	bool compat;                 /* the plugin speaks the 1.1 layouts */
 	struct api_gather *g;
 	size_t index;
 	char *url;                   /* for the ECANCELED report */
@@ -229,13 +239,16 @@ struct api_fetch {
 
 struct api_gather {
 	struct hookd_call *step;
-	hookd_gather_fn fn;
+	void (*fn)(void);            /* hookd_gather_fn, or hookd_gather_fn_1_1 (compat) */
 	void *arg;
+	bool compat;
 	unsigned flags;
 	size_t n, pending;
 	bool fired;
 	struct api_fetch *kids;      /* n of them */
 	hookd_response *resps;       /* n of them */
+	const hookd_response **ptrs; /* 1.2: n pointers into resps, handed to fn */
+	struct hookd_response_1_1 *old; /* 1.1: n of them, filled when firing */
 	struct event ev;             /* deferred callback after a cancel */
 };
 
@@ -244,10 +257,43 @@ static const char cancelled_msg[] = "cancelled: the call ended first";
 static void cancelled_response(hookd_response *r, const char *url)
 {
 	memset(r, 0, sizeof(*r));
+	r->size = sizeof(*r);
 	r->error = HOOKD_ECANCELED;
 	r->error_message = cancelled_msg;
 	r->body = "";
 	r->url = url ? url : "";
+}
+
+/* The plugin's request `req` (in the layout of its ABI minor; borrowed)
+ * as a current hookd_request in *out, whose pointers are the plugin's. */
+static int request_of(const struct plugin *p, const void *req, hookd_request *out)
+{
+	int rc;
+
+	if (!req)
+		return HOOKD_EINVAL;
+	if (sdk_uses_1_1(p->desc.abi_minor))
+		sdk_request_from_1_1(out, req);
+	else if ((rc = sdk_request_read(out, req)) < 0)
+		return rc;
+	if (!out->url || (strncasecmp(out->url, "http://", 7) != 0 &&
+			  strncasecmp(out->url, "https://", 8) != 0))
+		return HOOKD_EINVAL;
+	return HOOKD_OK;
+}
+
+/* Call a fetch callback with `r` (borrowed for the call). */
+static void fetch_callback(struct api_fetch *af, const hookd_response *r)
+{
+	struct hookd_call *s = af->step;
+
+	if (af->compat) {
+		struct hookd_response_1_1 old;
+		sdk_response_to_1_1(&old, r);
+		((hookd_fetch_fn_1_1)af->fn)(&s->plugin->ctx, s, &old, af->arg);
+	} else {
+		((hookd_fetch_fn)af->fn)(&s->plugin->ctx, s, r, af->arg);
+	}
 }
 
 static void af_unlist(struct api_fetch *af)
@@ -273,20 +319,33 @@ static bool response_failed(const hookd_response *r)
 	return r->error != HOOKD_OK || r->status >= 400;
 }
 
+static void gather_free(struct api_gather *g)
+{
+	free(g->kids);
+	free(g->resps);
+	free(g->ptrs);
+	free(g->old);
+	free(g);
+}
+
 /* Every request of g is accounted for: one callback, then free it all. */
 static void gather_fire(struct api_gather *g)
 {
 	struct hookd_call *s = g->step;
 
 	g->fired = true;
-	g->fn(&s->plugin->ctx, s, g->resps, g->n, g->arg);
+	if (g->compat) {
+		for (size_t i = 0; i < g->n; i++)
+			sdk_response_to_1_1(&g->old[i], &g->resps[i]);
+		((hookd_gather_fn_1_1)g->fn)(&s->plugin->ctx, s, g->old, g->n, g->arg);
+	} else {
+		((hookd_gather_fn)g->fn)(&s->plugin->ctx, s, g->ptrs, g->n, g->arg);
+	}
 	for (size_t i = 0; i < g->n; i++) {
 		fetch_release(g->kids[i].x);
 		free(g->kids[i].url);
 	}
-	free(g->kids);
-	free(g->resps);
-	free(g);
+	gather_free(g);
 	dispatch_step_unref(s);
 }
 
@@ -331,7 +390,7 @@ static void on_alone_done(struct fetch_xfer *x, void *arg)
 	struct hookd_call *s = af->step;
 
 	af_unlist(af);
-	af->fn(&s->plugin->ctx, s, fetch_response(x), af->arg);
+	fetch_callback(af, fetch_response(x));
 	fetch_release(x);
 	free(af->url);
 	free(af);
@@ -347,7 +406,7 @@ static void on_alone_cancelled(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	cancelled_response(&r, af->url);
-	af->fn(&s->plugin->ctx, s, &r, af->arg);
+	fetch_callback(af, &r);
 	free(af->url);
 	free(af);
 	dispatch_step_unref(s);
@@ -384,7 +443,7 @@ static void fetch_opts_of(const hookd_call *s, const hookd_request *req, struct 
 	o->retries = req->retries;
 	o->retry_base_ms = req->retry_base_ms;
 	o->retry_cap_ms = req->retry_cap_ms;
-	o->max_response = req->max_response ? req->max_response : s->plugin->limits.max_response;
+	o->max_response = req->max_response ? req->max_response : s->plugin->fetch_max_response;
 	o->follow_redirects = (req->flags & HOOKD_FETCH_FOLLOW_REDIRECTS) != 0;
 }
 
@@ -401,91 +460,110 @@ static int fetch_allowed(hookd_call *s)
 	return HOOKD_OK;
 }
 
-static int api_fetch(hookd_call *s, const hookd_request *req, hookd_fetch_fn fn, void *arg)
+/* `req_any`: a hookd_request, or a hookd_request_1_1 from a 1.1 plugin;
+ * `fn`: likewise its hookd_fetch_fn or hookd_fetch_fn_1_1. */
+static int api_fetch(hookd_call *s, const hookd_request *req_any, hookd_fetch_fn fn, void *arg)
 {
-	struct api_fetch *af;
+	struct api_fetch *af = NULL;
+	hookd_request req;
 	struct fetch_opts o;
 	int rc;
 
 	if ((rc = fetch_allowed(s)) < 0)
 		return rc;
-	if (!req || !req->url || !fn)
-		return HOOKD_EINVAL;
-	if (!(af = calloc(1, sizeof(*af))) || !(af->url = strdup(req->url))) {
-		free(af);
-		return HOOKD_ENOMEM;
+	if (!fn || (rc = request_of(s->plugin, req_any, &req)) < 0)
+		return fn ? rc : HOOKD_EINVAL;
+	if (!(af = calloc(1, sizeof(*af))) || !(af->url = strdup(req.url))) {
+		rc = HOOKD_ENOMEM;
+		goto fail;
 	}
 	af->step = s;
-	af->fn = fn;
+	af->fn = (void (*)(void))fn;
 	af->arg = arg;
-	fetch_opts_of(s, req, &o);
-	af->x = fetch_start(s->call->env->fetch, s->plugin->limiter, req, &o, on_alone_done, af, &rc);
-	if (!af->x) {
-		free(af->url);
-		free(af);
-		return rc;
-	}
+	af->compat = sdk_uses_1_1(s->plugin->desc.abi_minor);
+	fetch_opts_of(s, &req, &o);
+	af->x = fetch_start(s->call->env->fetch, s->plugin->limiter, &req, &o, on_alone_done, af, &rc);
+	if (!af->x)
+		goto fail;
 	af_list(af);
 	dispatch_step_ref(s);
 	return HOOKD_OK;
+fail:
+	if (af)
+		free(af->url);
+	free(af);
+	return rc;
 }
 
-static int api_fetch_all(hookd_call *s, const hookd_request *reqs, size_t n, unsigned flags,
-			 hookd_gather_fn fn, void *arg)
+/* `reqs_any`: n pointers to hookd_request, or (1.1 plugin) a contiguous
+ * array of n hookd_request_1_1; `fn`: the matching gather callback. */
+static int api_fetch_all(hookd_call *s, const hookd_request *const *reqs_any, size_t n,
+			 unsigned flags, hookd_gather_fn fn, void *arg)
 {
-	struct api_gather *g;
+	const struct hookd_request_1_1 *old_reqs = (const void *)reqs_any;
+	struct api_gather *g = NULL;
+	hookd_request *reqs = NULL; /* the plugin's, read and checked before anything starts */
 	struct fetch_opts o;
+	bool compat = sdk_uses_1_1(s ? s->plugin->desc.abi_minor : HOOKD_ABI_MINOR);
+	size_t started = 0;
 	int rc;
 
 	if ((rc = fetch_allowed(s)) < 0)
 		return rc;
-	if (!reqs || !fn || n == 0 || n > 1024)
+	if (!reqs_any || !fn || n == 0 || n > 1024)
 		return HOOKD_EINVAL;
-	for (size_t i = 0; i < n; i++)
-		if (!reqs[i].url || (strncasecmp(reqs[i].url, "http://", 7) != 0 &&
-				     strncasecmp(reqs[i].url, "https://", 8) != 0))
-			return HOOKD_EINVAL;
-	g = calloc(1, sizeof(*g));
-	if (!g || !(g->kids = calloc(n, sizeof(*g->kids))) ||
-	    !(g->resps = calloc(n, sizeof(*g->resps)))) {
-		if (g)
-			free(g->kids);
-		free(g);
-		return HOOKD_ENOMEM;
+	rc = HOOKD_ENOMEM;
+	if (!(reqs = calloc(n, sizeof(*reqs))) || !(g = calloc(1, sizeof(*g))) ||
+	    !(g->kids = calloc(n, sizeof(*g->kids))) || !(g->resps = calloc(n, sizeof(*g->resps))))
+		goto fail;
+	if (compat ? !(g->old = calloc(n, sizeof(*g->old))) : !(g->ptrs = calloc(n, sizeof(*g->ptrs))))
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		const void *r = compat ? (const void *)&old_reqs[i] : (const void *)reqs_any[i];
+		if ((rc = request_of(s->plugin, r, &reqs[i])) < 0)
+			goto fail;
+		if (g->ptrs)
+			g->ptrs[i] = &g->resps[i];
 	}
 	g->step = s;
-	g->fn = fn;
+	g->fn = (void (*)(void))fn;
 	g->arg = arg;
+	g->compat = compat;
 	g->flags = flags;
 	g->n = n;
-	for (size_t i = 0; i < n; i++) {
-		struct api_fetch *k = &g->kids[i];
+	for (; started < n; started++) {
+		struct api_fetch *k = &g->kids[started];
 		k->step = s;
 		k->g = g;
-		k->index = i;
-		k->url = strdup(reqs[i].url);
-		fetch_opts_of(s, &reqs[i], &o);
-		k->x = k->url ? fetch_start(s->call->env->fetch, s->plugin->limiter, &reqs[i], &o,
-					    on_kid_done, k, &rc)
-			      : NULL;
+		k->index = started;
+		fetch_opts_of(s, &reqs[started], &o);
+		if (!(k->url = strdup(reqs[started].url))) {
+			rc = HOOKD_ENOMEM;
+			goto fail;
+		}
+		k->x = fetch_start(s->call->env->fetch, s->plugin->limiter, &reqs[started], &o,
+				   on_kid_done, k, &rc);
 		if (!k->x) {
-			/* undo: nothing has called back yet (callbacks are never
-			 * made inside fetch_start) */
-			for (size_t j = 0; j <= i; j++) {
-				fetch_cancel(g->kids[j].x);
-				free(g->kids[j].url);
-			}
-			free(g->kids);
-			free(g->resps);
-			free(g);
-			return k->url ? rc : HOOKD_ENOMEM;
+			free(k->url);
+			goto fail;
 		}
 	}
+	free(reqs);
 	for (size_t i = 0; i < n; i++)
 		af_list(&g->kids[i]);
 	g->pending = n;
 	dispatch_step_ref(s);
 	return HOOKD_OK;
+fail:
+	/* undo: nothing has called back yet (never inside fetch_start) */
+	for (size_t j = 0; g && j < started; j++) {
+		fetch_cancel(g->kids[j].x);
+		free(g->kids[j].url);
+	}
+	if (g)
+		gather_free(g);
+	free(reqs);
+	return rc;
 }
 
 static const hookd_host_api host_api = {

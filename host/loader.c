@@ -75,7 +75,6 @@ static void plugin_free(struct plugin *p)
 		dlclose(p->dl);
 	if (p->copy_path)
 		unlink(p->copy_path);
-	fetch_limiter_free(p->limiter);
 	cJSON_Delete(p->config);
 	free(p->file);
 	free(p->copy_path);
@@ -558,17 +557,6 @@ static struct plugin *load_fresh(struct loader *ld, const struct config *cfg,
 	if (section && !(p->config = cJSON_Duplicate(section, 1))) {
 		set_reason(reason, "out of memory");
 		goto fail;
-	}
-	{
-		char lerr[256];
-		if (fetch_limits_parse(section, &p->limits, lerr, sizeof(lerr)) < 0) {
-			set_reason(reason, "config %s: plugins.%s.%s", cfg->path, p->desc.name, lerr);
-			goto fail;
-		}
-		if (fetch_limiter_create(&p->limits, &p->limiter) < 0) {
-			set_reason(reason, "out of memory");
-			goto fail;
-		}
 	}
 	p->ctx.api = ld->api;
 	p->ctx.name = p->desc.name;

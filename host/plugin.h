@@ -2,7 +2,8 @@
  * plugin -- one loaded copy of one plugin file, shared by every generation
  * that uses it and unloaded (fini, dlclose, private copy removed) when the
  * last of them lets go. Built by the loader; read-only afterwards except
- * for the refcount and the plugin's own ctx.state.
+ * for the refcount, the plugin's own ctx.state and the fetch fields, set
+ * once by the registry before the plugin is first published.
  */
 #ifndef HOOKD_PLUGIN_H
 #define HOOKD_PLUGIN_H
@@ -14,8 +15,9 @@
 #include <time.h>
 
 #include <hookd.h>
-#include "fetch.h"
 #include "log.h"
+
+struct limiter;
 
 /* What identifies the bytes of a file: a change of any of these is a new
  * version of the plugin. */
@@ -39,8 +41,14 @@ struct plugin {
 	cJSON *config;          /* copy of the section given to init, or NULL */
 	uint64_t generation;    /* the generation that loaded it */
 	const struct log *log;
-	struct fetch_limits limits;      /* from the config section's "fetch" */
-	struct fetch_limiter *limiter;   /* NULL: no concurrency or rate limit */
+	/* Outbound-HTTP limits, from plugins.<name>.fetch. Set by the first
+	 * generation built with this plugin (registry.c), before anyone can
+	 * call it, and read-only afterwards (a reused plugin has the same
+	 * config section, so the same limits). The limiter is shared by every
+	 * loop and refcounted by the generations holding the plugin. */
+	bool fetch_bound;                /* the two below are set */
+	struct limiter *limiter;         /* NULL: no concurrency or rate limit */
+	size_t fetch_max_response;       /* 0: the host's default */
 	bool initialised;       /* init succeeded: fini is owed */
 };
 

@@ -3,8 +3,14 @@
  * bumped under one mutex so that a swap cannot free a generation between
  * the read and the increment; everything inside a generation is immutable,
  * so calls read it without locks.
+ *
+ * Limiters are built here, beside the hook map, from the config the
+ * generation carries (config.c validated it): the loader parses no plugin
+ * section.
  */
 #include "registry.h"
+
+#include "limiter.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -129,6 +135,31 @@ static int build_hooks(struct generation *g)
 	return 0;
 }
 
+/* Give every plugin its limiter: a new one for a plugin no generation had
+ * yet, a reference to its own for a plugin kept from the last. */
+static int build_limiters(struct generation *g)
+{
+	g->limiters = calloc(g->lr.nplugins ? g->lr.nplugins : 1, sizeof(*g->limiters));
+	if (!g->limiters)
+		return -ENOMEM;
+	for (size_t i = 0; i < g->lr.nplugins; i++) {
+		struct plugin *p = g->lr.plugins[i];
+		if (!p->fetch_bound) {
+			/* not published yet: nobody else reads these fields */
+			const struct config_fetch *cf = config_plugin_fetch(g->cfg, p->desc.name);
+			struct limiter_limits ll = {cf->concurrency, cf->rate, cf->burst};
+			if (limiter_create(&ll, &p->limiter) < 0)
+				return -ENOMEM;
+			p->fetch_max_response = cf->max_response;
+			p->fetch_bound = true;
+		} else {
+			limiter_retain(p->limiter);
+		}
+		g->limiters[i] = p->limiter;
+	}
+	return 0;
+}
+
 int generation_build(struct config *cfg, struct loader_result *lr, uint64_t id,
 		     const struct log *log, struct generation **out)
 {
@@ -147,7 +178,7 @@ int generation_build(struct config *cfg, struct loader_result *lr, uint64_t id,
 	memset(lr, 0, sizeof(*lr));
 	g->log = log;
 	clock_gettime(CLOCK_REALTIME, &g->created);
-	if (build_hooks(g) < 0) {
+	if (build_limiters(g) < 0 || build_hooks(g) < 0) {
 		generation_release(g);
 		return -ENOMEM;
 	}
@@ -170,6 +201,9 @@ void generation_release(struct generation *g)
 		free(g->hooks[i].unavailable);
 	}
 	free(g->hooks);
+	for (size_t i = 0; g->limiters && i < g->lr.nplugins; i++)
+		limiter_release(g->limiters[i]); /* no call of g is left to use them */
+	free(g->limiters);
 	loader_result_free(&g->lr);
 	config_free(g->cfg);
 	free(g);
@@ -205,8 +239,8 @@ static cJSON *describe_plugin(const struct plugin *p)
 	for (size_t i = 0; hooks && p->desc.hooks[i]; i++)
 		cJSON_AddItemToArray(hooks, cJSON_CreateString(p->desc.hooks[i]));
 	cJSON_AddStringToObject(o, "file", p->file);
-	cJSON_AddStringToObject(o, "sha256", p->sha256);
 	cJSON_AddNumberToObject(o, "generation", (double)p->generation);
+	cJSON_AddStringToObject(o, "sha256", p->sha256);
 	return o;
 }
 

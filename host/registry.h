@@ -37,6 +37,7 @@ struct generation {
 	uint64_t id;
 	struct config *cfg;      /* owned */
 	struct loader_result lr; /* owned: plugins (one ref each) and rejections */
+	struct limiter **limiters; /* parallel to lr.plugins: one ref each, or NULL */
 	struct hook_entry *hooks; /* sorted by name */
 	size_t nhooks;
 	struct timespec created;  /* CLOCK_REALTIME */
@@ -45,7 +46,10 @@ struct generation {
 
 /* Build generation `id` from cfg and lr; takes ownership of both (also on
  * failure). Problems with the config's chains are logged and recorded in
- * the hooks' `unavailable`. Returns 0 and *out (one reference), or
+ * the hooks' `unavailable`. A plugin new in this generation gets its
+ * outbound-HTTP limiter (plugins.<name>.fetch) here; a plugin kept from an
+ * earlier generation keeps its limiter, and the limits counted in it (a
+ * reused plugin has an unchanged section). Returns 0 and *out (one reference), or
  * -ENOMEM. */
 int generation_build(struct config *cfg, struct loader_result *lr, uint64_t id,
 		     const struct log *log, struct generation **out);

@@ -21,21 +21,21 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static void on_all(const hookd_ctx *ctx, hookd_call *call, const hookd_response *r, size_t n,
-		   void *arg)
+static void on_all(const hookd_ctx *ctx, hookd_call *call, const hookd_response *const *r,
+		   size_t n, void *arg)
 {
 	double *started = arg;
 	cJSON *out = cJSON_CreateObject(), *results = cJSON_AddArrayToObject(out, "results");
 
 	for (size_t i = 0; i < n; i++) {
 		cJSON *o = cJSON_CreateObject();
-		if (r[i].error) {
-			cJSON_AddStringToObject(o, "error", r[i].error_message);
+		if (r[i]->error) {
+			cJSON_AddStringToObject(o, "error", r[i]->error_message);
 		} else {
-			cJSON_AddNumberToObject(o, "status", (double)r[i].status);
-			cJSON_AddNumberToObject(o, "bytes", (double)r[i].body_len);
+			cJSON_AddNumberToObject(o, "status", (double)r[i]->status);
+			cJSON_AddNumberToObject(o, "bytes", (double)r[i]->body_len);
 		}
-		cJSON_AddNumberToObject(o, "ms", (double)(long)(r[i].total_ms + 0.5));
+		cJSON_AddNumberToObject(o, "ms", (double)(long)(r[i]->total_ms + 0.5));
 		cJSON_AddItemToArray(results, o);
 	}
 	cJSON_AddNumberToObject(out, "ms", (double)(long)(now_ms() - *started + 0.5));
@@ -54,6 +54,7 @@ static void run(const hookd_ctx *ctx, hookd_call *call, cJSON *in)
 		   : cJSON_IsNumber(count) && count->valuedouble >= 1 ? (size_t)count->valuedouble
 								      : 1;
 	hookd_request *reqs;
+	const hookd_request **ptrs;
 	double *started;
 	int rc;
 
@@ -66,9 +67,11 @@ static void run(const hookd_ctx *ctx, hookd_call *call, cJSON *in)
 		return;
 	}
 	reqs = calloc(n, sizeof(*reqs));
+	ptrs = calloc(n, sizeof(*ptrs));
 	started = malloc(sizeof(*started));
-	if (!reqs || !started) {
+	if (!reqs || !ptrs || !started) {
 		free(reqs);
+		free(ptrs);
 		free(started);
 		hookd_fail(ctx, call, 500, "out of memory");
 		return;
@@ -76,16 +79,19 @@ static void run(const hookd_ctx *ctx, hookd_call *call, cJSON *in)
 	*started = now_ms();
 	for (size_t i = 0; i < n; i++) {
 		const cJSON *u = cJSON_IsArray(urls) ? cJSON_GetArrayItem(urls, (int)i) : url;
+		reqs[i] = (hookd_request)HOOKD_REQUEST_INIT;
+		ptrs[i] = &reqs[i];
 		reqs[i].url = cJSON_IsString(u) ? u->valuestring : "";
 		reqs[i].timeout_ms = cJSON_IsNumber(t) ? (uint32_t)t->valuedouble : 0;
 		reqs[i].retries = cJSON_IsNumber(retries) ? (uint32_t)retries->valuedouble : 0;
 	}
-	rc = ctx->api->fetch_all(call, reqs, n,
+	rc = ctx->api->fetch_all(call, ptrs, n,
 				 cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(in, "fail_fast"))
 					 ? HOOKD_GATHER_FAIL_FAST
 					 : HOOKD_GATHER_ALL,
 				 on_all, started);
-	free(reqs); /* copied by fetch_all */
+	free(reqs); /* copied by fetch_all, and so is the array of pointers */
+	free(ptrs);
 	if (rc != HOOKD_OK) {
 		free(started);
 		hookd_fail(ctx, call, rc == HOOKD_EINVAL ? 400 : 500, "cannot start the requests "

@@ -85,7 +85,11 @@ extern "C" {
 #endif
 
 #define HOOKD_ABI_MAJOR 1
-#define HOOKD_ABI_MINOR 1 /* 1: fetch, fetch_all */
+/* 1: fetch, fetch_all.
+ * 2: hookd_request and hookd_response start with their size (so both may
+ *    grow), fetch_all takes and hands back arrays of pointers. Plugins built
+ *    against 1.1 keep working: the host reads their old layout. */
+#define HOOKD_ABI_MINOR 2
 #define HOOKD_MAGIC 0x4b4f4f48u /* "HOOK" read as little-endian bytes */
 #define HOOKD_DESCRIPTOR_SYMBOL "hookd_plugin"
 
@@ -178,16 +182,22 @@ typedef void (*hookd_timer_fn)(const hookd_ctx *ctx, hookd_call *call, int statu
  * to release the call unless the plugin does so from a timer callback). */
 typedef void (*hookd_cancel_fn)(const hookd_ctx *ctx, hookd_call *call, void *arg);
 
-/* ---- outbound HTTP (ABI 1.1) ------------------------------------------ */
+/* ---- outbound HTTP (ABI 1.1; sized structs since 1.2) ------------------ */
 
 typedef struct hookd_header {
 	const char *name;
 	const char *value;
 } hookd_header;
 
-/* One outbound request. Everything it points to is copied by fetch(): the
- * plugin may free it as soon as fetch() returns. */
+/* One outbound request. Start every request from HOOKD_REQUEST_INIT, which
+ * sets `size`: fields added in later minors go at the end, and the host
+ * reads only `size` bytes (defaults for the rest). fetch()/fetch_all() copy
+ * the request and everything it points to: the plugin may free or reuse it
+ * all as soon as the call returns. */
 typedef struct hookd_request {
+	uint32_t size;                /* sizeof(hookd_request) as the plugin was built
+	                               * (HOOKD_REQUEST_INIT); smaller than the 1.2
+	                               * layout: HOOKD_EINVAL */
 	const char *method;           /* NULL: GET, or POST when there is a body */
 	const char *url;              /* http:// or https:// only */
 	const hookd_header *headers;  /* extra request headers, or NULL */
@@ -202,23 +212,34 @@ typedef struct hookd_request {
 	                               * connections and 429/502/503/504 */
 	uint32_t retry_base_ms;       /* first backoff (0: 100 ms); doubles per attempt, */
 	uint32_t retry_cap_ms;        /* up to this (0: 2000 ms); half of it is random
-	                               * (jitter). No retry would end past the deadline. */
+	                               * (jitter). A 429/503's Retry-After (seconds or a
+	                               * date) is waited at least. No retry would end
+	                               * past the deadline. */
 	size_t max_response;          /* body limit (0: the plugin's fetch.max_response,
 	                               * default 8 MiB); larger fails HOOKD_ETOOLARGE */
 	uint32_t flags;               /* HOOKD_FETCH_* */
 } hookd_request;
 
+/* hookd_request req = HOOKD_REQUEST_INIT;  or, for an element of an array,
+ * reqs[i] = (hookd_request)HOOKD_REQUEST_INIT; then set the fields. */
+#define HOOKD_REQUEST_INIT {.size = sizeof(hookd_request)}
+
 #define HOOKD_FETCH_FOLLOW_REDIRECTS 1u /* follow up to 5 redirects */
 
-/* The outcome of one request. Every pointer in it is valid only during the
- * callback that receives it: copy what you keep. */
+/* The outcome of one request, owned by the host. It and every pointer in
+ * it are valid only during the callback that receives it: copy what you
+ * keep. */
 typedef struct hookd_response {
+	uint32_t size;               /* sizeof(hookd_response) in the host: a field
+	                              * beyond it (newer than the host) is absent; see
+	                              * HOOKD_RESPONSE_HAS */
 	int error;                   /* HOOKD_OK, or HOOKD_E* (status may then be 0) */
 	const char *error_message;   /* "" when error == HOOKD_OK */
 	long status;                 /* HTTP status of the last attempt, 0 if none */
 	const char *body;            /* NUL-terminated (binary bodies: use body_len) */
 	size_t body_len;
-	const hookd_header *headers; /* the final response's headers */
+	const hookd_header *headers; /* the final response's headers, as received (a
+	                              * header sent twice appears twice) */
 	size_t nheaders;
 	double total_ms;             /* last attempt: whole transfer */
 	double dns_ms, connect_ms, first_byte_ms; /* last attempt: from its start */
@@ -226,19 +247,25 @@ typedef struct hookd_response {
 	const char *url;             /* the request's URL */
 } hookd_response;
 
+/* Non-zero when `resp` (from a host at least as new as the field) has it. */
+#define HOOKD_RESPONSE_HAS(resp, field)                                                  \
+	((resp)->size >= offsetof(hookd_response, field) + sizeof((resp)->field))
+
 /* Loop thread. Called exactly once per successful fetch(): with the
  * result, or with error HOOKD_ECANCELED when the call ended first (the
  * transfer was stopped and freed; release `arg`). On HOOKD_ECANCELED the
  * call is still yours to finish unless you finished it already: call
  * fail() or complete() (a no-op that releases it), or the call and its
- * generation's code stay loaded. api->cancelled(call) tells the two apart. */
+ * generation's code stay loaded. api->cancelled(call) tells the two apart.
+ * `resp` is borrowed for the callback only. */
 typedef void (*hookd_fetch_fn)(const hookd_ctx *ctx, hookd_call *call,
 			       const hookd_response *resp, void *arg);
 
 /* Loop thread. Called exactly once per successful fetch_all(), with one
- * response per request, in request order. */
+ * response per request, in request order: resps[i] answers reqs[i]. The
+ * array and the responses are the host's, borrowed for the callback only. */
 typedef void (*hookd_gather_fn)(const hookd_ctx *ctx, hookd_call *call,
-				const hookd_response *resps, size_t n, void *arg);
+				const hookd_response *const *resps, size_t n, void *arg);
 
 #define HOOKD_GATHER_ALL 0u       /* call back when every request is done */
 #define HOOKD_GATHER_FAIL_FAST 1u /* call back at the first failure (an error or a
@@ -297,22 +324,25 @@ struct hookd_host_api {
 	 * run. Returns HOOKD_OK, or HOOKD_EALREADY if it already fired. */
 	int (*timer_stop)(hookd_timer *timer);
 
-	/* ---- ABI 1.1 ---- */
+	/* ---- ABI 1.1 (request and response layouts of 1.2 since 1.2) ---- */
 
 	/* ASYNC only, loop thread: start an outbound HTTP request for the call,
 	 * on the loop (non-blocking, DNS included; connections are reused
-	 * across calls). `fn` runs once on the loop. Subject to the plugin's
-	 * "fetch" limits from its config section (concurrency, rate): beyond
-	 * them the request waits its turn, in order. Returns HOOKD_OK, or
-	 * HOOKD_EPERM / HOOKD_ECANCELED / HOOKD_EALREADY / HOOKD_EINVAL (not an
-	 * http(s) URL) / HOOKD_ENOMEM, in which case `fn` is never called. */
+	 * across calls). `req` is copied (see hookd_request); `fn` runs once
+	 * on the loop. Subject to the plugin's "fetch" limits from its config
+	 * section (concurrency, rate): beyond them the request waits its turn,
+	 * in order. Returns HOOKD_OK, or HOOKD_EPERM / HOOKD_ECANCELED /
+	 * HOOKD_EALREADY / HOOKD_EINVAL (not an http(s) URL, req->size too
+	 * small) / HOOKD_ENOMEM, in which case `fn` is never called. */
 	int (*fetch)(hookd_call *call, const hookd_request *req, hookd_fetch_fn fn, void *arg);
 
 	/* ASYNC only, loop thread: start `n` requests at once (1..1024) and get
 	 * one callback with all the results (see HOOKD_GATHER_*): the `gather`
-	 * of the async world. Same return values as fetch(). */
-	int (*fetch_all)(hookd_call *call, const hookd_request *reqs, size_t n, unsigned flags,
-			 hookd_gather_fn fn, void *arg);
+	 * of the async world. `reqs` is an array of n pointers to requests,
+	 * copied like fetch()'s (the array too). Same return values as
+	 * fetch(); on an error no request was started. */
+	int (*fetch_all)(hookd_call *call, const hookd_request *const *reqs, size_t n,
+			 unsigned flags, hookd_gather_fn fn, void *arg);
 };
 
 /*

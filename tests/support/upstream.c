@@ -151,10 +151,18 @@ static void on_request(struct evhttp_request *req, void *arg)
 	} else if (sscanf(path, "/status/%ld", &n) == 1 && n >= 100 && n <= 599) {
 		snprintf(body, sizeof(body), "status %ld", n);
 		answer(u, req, (int)n, body);
-	} else if (strncmp(path, "/flaky/", 7) == 0) {
-		char key[32] = "";
-		long fails = 0, seen = 0;
-		sscanf(path + 7, "%31[^/]/%ld", key, &fails);
+	} else if (strncmp(path, "/flaky/", 7) == 0 || strncmp(path, "/flaky_date/", 12) == 0) {
+		bool date = path[6] == '_';
+		char key[32] = "", when[64] = "0";
+		long fails = 0, seen = 0, secs = 0;
+		sscanf(path + (date ? 12 : 7), "%31[^/]/%ld/%ld", key, &fails, &secs);
+		if (date) {
+			/* RFC 9110 IMF-fixdate, whole seconds */
+			time_t t = time(NULL) + secs;
+			struct tm tm;
+			gmtime_r(&t, &tm);
+			strftime(when, sizeof(when), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		}
 		pthread_mutex_lock(&u->mu);
 		for (int i = 0; i < KEYS; i++) {
 			if (!u->keys[i].key[0] || strcmp(u->keys[i].key, key) == 0) {
@@ -165,7 +173,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		}
 		pthread_mutex_unlock(&u->mu);
 		if (seen <= fails) {
-			evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "0");
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", when);
 			answer(u, req, 503, "try again");
 		} else {
 			answer(u, req, 200, "ok");

@@ -5,6 +5,7 @@
  *   GET /delay/MS        200 "ok" after MS milliseconds (a loop timer)
  *   GET /status/CODE     that status, body "status CODE"
  *   GET /flaky/KEY/N     503 (Retry-After: 0) for the first N requests of KEY, then 200
+ *   GET /flaky_date/KEY/N/S  the same with "Retry-After: <HTTP-date S s from now>"
  *   GET /bytes/N         200 with N bytes of 'x'
  *   GET /reset           closes the connection without answering
  *   anything else        404

@@ -396,6 +396,58 @@ Test(config, plugins_section_errors)
 		     "plugins.tag", "defined twice");
 }
 
+/* plugins.<name>.fetch is the host's (outbound-HTTP limits): validated at
+ * config-load time, strictly, naming the whole key path; the rest of the
+ * section stays the plugin's own business. */
+Test(config, plugin_fetch_limits_are_parsed)
+{
+	struct config *cfg = parse_ok(
+		"{" REQ ", \"plugins\": {\"a\": {\"fetch\": {\"concurrency\": 3, \"rate\": 2.5, "
+		"\"burst\": 4, \"max_response\": 1000}, \"own\": {\"fetch\": 1}}, \"b\": {}}}");
+	const struct config_fetch *f = config_plugin_fetch(cfg, "a");
+
+	cr_assert_eq(f->concurrency, 3);
+	cr_assert_float_eq(f->rate, 2.5, 1e-9);
+	cr_assert_float_eq(f->burst, 4, 1e-9);
+	cr_assert_eq(f->max_response, 1000);
+	f = config_plugin_fetch(cfg, "b");
+	cr_assert(f->concurrency == 0 && f->rate == 0 && f->burst == 0 && f->max_response == 0);
+	f = config_plugin_fetch(cfg, "nobody");
+	cr_assert(f->concurrency == 0 && f->rate == 0 && f->max_response == 0);
+	/* the plugin still gets its whole section, "fetch" included */
+	cr_assert_not_null(cJSON_GetObjectItemCaseSensitive(config_plugin_section(cfg, "a"),
+							    "fetch"));
+	config_free(cfg);
+	cfg = parse_ok("{" REQ ", \"plugins\": {\"a\": {\"fetch\": {\"concurrency\": 0, "
+		       "\"rate\": 0}}}}");
+	cr_assert_eq(config_plugin_fetch(cfg, "a")->rate, 0, "0: unlimited");
+	config_free(cfg);
+}
+
+Test(config, plugin_fetch_errors_name_the_key_path)
+{
+	expect_error("{" REQ ", \"plugins\": {\"fanout\": {\"fetch\": {\"concurency\": 3}}}}",
+		     "plugins.fanout.fetch.concurency", "unknown key");
+	expect_error("{" REQ ", \"plugins\": {\"fanout\": {\"fetch\": 3}}}",
+		     "plugins.fanout.fetch", "expected an object");
+	expect_error("{" REQ ", \"plugins\": {\"f\": {\"fetch\": {\"concurrency\": \"3\"}}}}",
+		     "plugins.f.fetch.concurrency", "got a string");
+	expect_error("{" REQ ", \"plugins\": {\"f\": {\"fetch\": {\"concurrency\": 1.5}}}}",
+		     "plugins.f.fetch.concurrency", "expected an integer");
+	expect_error("{" REQ ", \"plugins\": {\"f\": {\"fetch\": {\"rate\": true}}}}",
+		     "plugins.f.fetch.rate", "got a boolean");
+	expect_error("{" REQ ", \"plugins\": {\"f\": {\"fetch\": {\"rate\": 0.001}}}}",
+		     "plugins.f.fetch.rate", "got 0.001");
+	expect_error("{" REQ ", \"plugins\": {\"f\": {\"fetch\": {\"burst\": 0}}}}",
+		     "plugins.f.fetch.burst", "between 1 and");
+	expect_error("{" REQ ", \"plugins\": {\"f\": {\"fetch\": {\"max_response\": 0}}}}",
+		     "plugins.f.fetch.max_response", "between 1 and");
+	expect_error("{" REQ ", \"plugins\": {\"f\": {\"fetch\": {\"rate\": 1, \"rate\": 2}}}}",
+		     "plugins.f.fetch.rate", "defined twice");
+	expect_error("{" REQ ", \"plugins\": {\"f\": {\"fetch\": {}, \"fetch\": {}}}}",
+		     "plugins.f.fetch", "defined twice");
+}
+
 /* cJSON keeps duplicate members; a key given twice must be an error, not a
  * silent overwrite (before the fix: "hooks" twice overran the first hooks
  * array and crashed; "listen"/"chain" twice leaked the first value). */
