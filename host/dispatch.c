@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -161,11 +160,11 @@ static void call_end(struct dispatch_call *c, enum call_state final, struct disp
 
 /* End the call with an error outcome; `s` is the step to blame, or NULL. */
 static void call_fail(struct dispatch_call *c, enum call_state final, enum dispatch_outcome o,
-		      const struct hookd_call *s, const char *hook, const char *fmt, ...)
+		      const struct dispatch_step *s, const char *hook, const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
 
 static void call_fail(struct dispatch_call *c, enum call_state final, enum dispatch_outcome o,
-		      const struct hookd_call *s, const char *hook, const char *fmt, ...)
+		      const struct dispatch_step *s, const char *hook, const char *fmt, ...)
 {
 	struct dispatch_result r = {.outcome = o, .hook = hook, .step = -1};
 	char msg[512];
@@ -184,12 +183,12 @@ static void call_fail(struct dispatch_call *c, enum call_state final, enum dispa
 
 /* ---- steps ---------------------------------------------------------- */
 
-void dispatch_step_ref(struct hookd_call *s)
+void dispatch_step_ref(struct dispatch_step *s)
 {
 	s->refs++;
 }
 
-void dispatch_step_unref(struct hookd_call *s)
+void dispatch_step_unref(struct dispatch_step *s)
 {
 	struct dispatch_call *c = s->call;
 
@@ -207,7 +206,7 @@ static void run_steps(struct dispatch_call *c);
 
 /* The step's result is final: hand it to the call (or drop it when the call
  * has ended already). Runs once per step, on the loop thread. */
-static void step_settle(struct hookd_call *s)
+static void step_settle(struct dispatch_step *s)
 {
 	struct dispatch_call *c = s->call;
 	cJSON *in = s->input, *out = s->output;
@@ -253,7 +252,7 @@ static void step_settle(struct hookd_call *s)
 		run_steps(c);
 }
 
-void dispatch_step_cancel_pending(struct hookd_call *s)
+void dispatch_step_cancel_pending(struct dispatch_step *s)
 {
 	hostapi_cancel_fetches(s);
 	struct hookd_timer *t;
@@ -268,7 +267,7 @@ void dispatch_step_cancel_pending(struct hookd_call *s)
 }
 
 /* Loop thread: the async plugin finished s (complete or fail). */
-static void step_finished_on_loop(struct hookd_call *s)
+static void step_finished_on_loop(struct dispatch_step *s)
 {
 	dispatch_step_ref(s);
 	step_settle(s);
@@ -279,10 +278,10 @@ static void step_finished_on_loop(struct hookd_call *s)
 
 static void step_finished_posted(struct pool_job *job)
 {
-	step_finished_on_loop((struct hookd_call *)job);
+	step_finished_on_loop((struct dispatch_step *)job);
 }
 
-void dispatch_step_finished(struct hookd_call *s)
+void dispatch_step_finished(struct dispatch_step *s)
 {
 	struct dispatch_env *env = s->call->env;
 
@@ -299,7 +298,7 @@ void dispatch_step_finished(struct hookd_call *s)
 /* Worker thread. */
 static void sync_run(struct pool_job *job)
 {
-	struct hookd_call *s = (struct hookd_call *)job;
+	struct dispatch_step *s = (struct dispatch_step *)job;
 	struct plugin *p = s->plugin;
 	int queued = STEP_QUEUED;
 
@@ -309,14 +308,14 @@ static void sync_run(struct pool_job *job)
 	struct blame_frame f = {p, s->call->hook->name, s->call->gen->id, "call_sync"};
 	crash_thread_init(); /* once per worker: a stack overflow is reported too */
 	blame_push(&f);
-	s->output = p->desc.call_sync(&p->ctx, s, s->input);
+	s->output = p->desc.call_sync(&p->ctx, step_handle(s), s->input);
 	blame_pop(&f);
 }
 
 /* Loop thread, through the sink. */
 static void sync_done(struct pool_job *job)
 {
-	struct hookd_call *s = (struct hookd_call *)job;
+	struct dispatch_step *s = (struct dispatch_step *)job;
 
 	if (s->stuck) {
 		struct dispatch_call *c = s->call;
@@ -331,9 +330,9 @@ static void sync_done(struct pool_job *job)
 	dispatch_step_unref(s); /* the job's reference */
 }
 
-static struct hookd_call *step_new(struct dispatch_call *c, struct plugin *p)
+static struct dispatch_step *step_new(struct dispatch_call *c, struct plugin *p)
 {
-	struct hookd_call *s = calloc(1, sizeof(*s));
+	struct dispatch_step *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		return NULL;
@@ -376,7 +375,7 @@ static void run_steps(struct dispatch_call *c)
 			break;
 		}
 		struct plugin *p = c->hook->chain[c->step];
-		struct hookd_call *s = step_new(c, p);
+		struct dispatch_step *s = step_new(c, p);
 		if (!s) {
 			call_fail(c, CALL_ANSWERED, DISPATCH_NOMEM, NULL, NULL, "out of memory");
 			break;
@@ -407,7 +406,7 @@ static void run_steps(struct dispatch_call *c)
 		dispatch_step_ref(s); /* the plugin may finish s inside call_async */
 		struct blame_frame f = {p, c->hook->name, c->gen->id, "call_async"};
 		dispatch_plugin_enter(env, &f);
-		p->desc.call_async(&p->ctx, s, s->input);
+		p->desc.call_async(&p->ctx, step_handle(s), s->input);
 		dispatch_plugin_leave(env, &f);
 		dispatch_step_unref(s);
 	}
@@ -421,7 +420,7 @@ static void run_steps(struct dispatch_call *c)
  * worker is stuck there for as long as the plugin likes. Replace it, so
  * that one plugin that hangs cannot take every worker (and every sync hook)
  * down with it, and say which plugin holds it. */
-static void replace_stuck_worker(struct dispatch_call *c, struct hookd_call *s)
+static void replace_stuck_worker(struct dispatch_call *c, struct dispatch_step *s)
 {
 	struct dispatch_env *env = c->env;
 	const char *name = s->plugin->desc.name;
@@ -451,7 +450,7 @@ static void replace_stuck_worker(struct dispatch_call *c, struct hookd_call *s)
  * call back with HOOKD_ECANCELED, and a sync step still queued never runs. */
 static void call_cancel(struct dispatch_call *c, enum call_state final, enum dispatch_outcome o)
 {
-	struct hookd_call *s = c->state == CALL_IN_STEP ? c->cur : NULL;
+	struct dispatch_step *s = c->state == CALL_IN_STEP ? c->cur : NULL;
 	const char *plugin = s ? s->plugin->desc.name : NULL;
 	bool queued = false;
 
@@ -496,7 +495,7 @@ static void call_cancel(struct dispatch_call *c, enum call_state final, enum dis
 				struct blame_frame f = {s->plugin, c->hook->name, c->gen->id,
 							"cancel callback"};
 				dispatch_plugin_enter(c->env, &f);
-				fn(&s->plugin->ctx, s, s->cancel_arg);
+				fn(&s->plugin->ctx, step_handle(s), s->cancel_arg);
 				dispatch_plugin_leave(c->env, &f);
 			}
 			dispatch_step_cancel_pending(s);
@@ -599,33 +598,11 @@ void dispatch_call_start(struct dispatch_env *env, const char *hook, cJSON *inpu
 
 /* ---- the environment ------------------------------------------------ */
 
-static void wake_notify(void *arg)
+/* The loop's wake-up: drain every worker result and off-loop finish
+ * posted so far (wake-ups coalesce). */
+static void drain_sink(void *arg)
 {
-	struct dispatch_env *env = arg;
-	uint64_t one = 1;
-	ssize_t r;
-
-	do
-		r = write(env->wake_fd, &one, sizeof(one));
-	while (r < 0 && errno == EINTR);
-}
-
-static void on_wake(evutil_socket_t fd, short what, void *arg)
-{
-	struct dispatch_env *env = arg;
-	uint64_t n;
-	ssize_t r;
-
-	(void)what;
-	/* Edge-triggered: every write to an eventfd is a new edge, so the
-	 * counter need not be read back to 0 each time (a syscall per wake-up
-	 * saved); reading it now and then keeps it far from its 2^64 limit. */
-	if ((++env->wakes & 4095) == 0) {
-		do
-			r = read(fd, &n, sizeof(n));
-		while (r < 0 && errno == EINTR);
-	}
-	pool_sink_drain(&env->sink);
+	pool_sink_drain(&((struct dispatch_env *)arg)->sink);
 }
 
 int dispatch_env_create(struct event_base *base, struct pool *pool, struct registry *reg,
@@ -644,26 +621,17 @@ int dispatch_env_create(struct event_base *base, struct pool *pool, struct regis
 	env->log = log;
 	env->loop_thread = pthread_self();
 	TAILQ_INIT(&env->calls);
-	env->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (env->wake_fd < 0) {
-		rc = -errno;
-		free(env);
-		return rc;
-	}
-	if ((rc = pool_sink_init(&env->sink, wake_notify, env)) < 0) {
-		close(env->wake_fd);
-		free(env);
-		return rc;
-	}
-	event_assign(&env->wake_ev, base, env->wake_fd, EV_READ | EV_PERSIST | EV_ET, on_wake, env);
-	if (event_add(&env->wake_ev, NULL) < 0) {
-		pool_sink_destroy(&env->sink);
-		close(env->wake_fd);
-		free(env);
-		return -EIO;
+	if ((rc = wake_init(&env->wake, base, drain_sink, env)) < 0)
+		goto fail;
+	if ((rc = pool_sink_init(&env->sink, wake_notify, &env->wake)) < 0) {
+		wake_fini(&env->wake);
+		goto fail;
 	}
 	*out = env;
 	return 0;
+fail:
+	free(env);
+	return rc;
 }
 
 void dispatch_env_watch(struct dispatch_env *env, struct watchdog *w, unsigned loop_id,
@@ -681,9 +649,8 @@ void dispatch_env_free(struct dispatch_env *env)
 		return;
 	watchdog_remove(env->watchdog, &env->watch);
 	pool_sink_drain(&env->sink);
-	event_del(&env->wake_ev);
-	pool_sink_destroy(&env->sink);
-	close(env->wake_fd);
+	pool_sink_destroy(&env->sink); /* waits for a poster still notifying */
+	wake_fini(&env->wake);
 	free(env);
 }
 

@@ -6,7 +6,7 @@
  * Lifetimes (all counts touched on the loop thread only):
  *   dispatch_call: one reference while unanswered, one per step handle.
  *     Freed (generation released) at zero.
- *   hookd_call (a step): one reference held by the plugin until it
+ *   dispatch_step (the SDK's hookd_call): one reference held by the plugin until it
  *     finishes the step (sync: the pool job until done() runs), one per
  *     armed timer, and temporary ones around callbacks into the plugin.
  *     Holds one reference to its call.
@@ -25,6 +25,7 @@
 #include "blame.h"
 #include "dispatch.h"
 #include "fetch.h"
+#include "wake.h"
 #include "watchdog.h"
 
 struct dispatch_env {
@@ -35,9 +36,7 @@ struct dispatch_env {
 	const struct log *log;
 	pthread_t loop_thread;
 	struct pool_sink sink;        /* worker results, off-loop completions */
-	int wake_fd;                  /* eventfd behind the sink's notify */
-	unsigned wakes;
-	struct event wake_ev;
+	struct wake wake;             /* behind the sink's notify */
 	TAILQ_HEAD(, dispatch_call) calls; /* unanswered calls */
 	struct watch_slot watch;      /* this loop, for the watchdog */
 	struct watchdog *watchdog;    /* NULL: not watched */
@@ -82,7 +81,7 @@ struct dispatch_call {
 	enum call_state state;
 	size_t step;                  /* index of the step to run or running */
 	cJSON *value;                 /* owned while no step holds it */
-	struct hookd_call *cur;       /* IN_STEP: the step in flight */
+	struct dispatch_step *cur;       /* IN_STEP: the step in flight */
 	struct event deadline;        /* assigned on NEW -> IDLE */
 	int64_t deadline_ns;          /* CLOCK_MONOTONIC */
 	unsigned refs;
@@ -93,7 +92,13 @@ struct dispatch_call {
 	TAILQ_ENTRY(dispatch_call) link; /* env->calls, until answered */
 };
 
-struct hookd_call {
+/*
+ * One step of a call: one plugin's turn in the chain. The SDK calls it a
+ * `hookd_call` (from the plugin's side, its step is the call it serves);
+ * the host never defines struct hookd_call: a handle is a dispatch_step
+ * converted by step_handle() / handle_step().
+ */
+struct dispatch_step {
 	struct pool_job job;          /* sync: the pool job; async: off-loop finish */
 	struct dispatch_call *call;
 	struct plugin *plugin;
@@ -117,7 +122,7 @@ struct hookd_call {
 
 struct hookd_timer {
 	struct event ev;
-	struct hookd_call *step;
+	struct dispatch_step *step;
 	hookd_timer_fn fn;
 	void *arg;
 	int status;                   /* what the callback will be told */
@@ -125,17 +130,27 @@ struct hookd_timer {
 	TAILQ_ENTRY(hookd_timer) link; /* the step's timers, until called back */
 };
 
+static inline hookd_call *step_handle(struct dispatch_step *s)
+{
+	return (hookd_call *)(void *)s;
+}
+
+static inline struct dispatch_step *handle_step(const hookd_call *h)
+{
+	return (struct dispatch_step *)(void *)(uintptr_t)h;
+}
+
 /* hostapi.c -> dispatch.c */
 bool dispatch_on_loop(const struct dispatch_env *env);
-void dispatch_step_ref(struct hookd_call *s);
-void dispatch_step_unref(struct hookd_call *s);
+void dispatch_step_ref(struct dispatch_step *s);
+void dispatch_step_unref(struct dispatch_step *s);
 /* The plugin finished async step `s` (complete or fail already recorded
  * in it). Loop thread: settles now; other threads: posts to the loop. */
-void dispatch_step_finished(struct hookd_call *s);
+void dispatch_step_finished(struct dispatch_step *s);
 /* The step is over (finished or cancelled): make every armed timer and
  * every outbound request of `s` call back soon with HOOKD_ECANCELED
  * (requests are stopped and freed now). */
-void dispatch_step_cancel_pending(struct hookd_call *s);
+void dispatch_step_cancel_pending(struct dispatch_step *s);
 
 /* The loop thread enters plugin code (f filled in but for the timing) /
  * leaves it: blames it (blame.h), shows it to the watchdog, and logs code
@@ -144,7 +159,7 @@ void dispatch_plugin_enter(struct dispatch_env *env, struct blame_frame *f);
 void dispatch_plugin_leave(struct dispatch_env *env, struct blame_frame *f);
 
 /* hostapi.c: the outbound-request part of dispatch_step_cancel_pending. */
-void hostapi_cancel_fetches(struct hookd_call *s);
+void hostapi_cancel_fetches(struct dispatch_step *s);
 int64_t dispatch_now_ns(void);
 
 #endif

@@ -33,12 +33,12 @@ static void api_log(const hookd_ctx *ctx, hookd_log_level level, const char *fmt
 	va_end(ap);
 }
 
-static int finish_result(struct hookd_call *s)
+static int finish_result(struct dispatch_step *s)
 {
 	return atomic_load(&s->cancelled) ? HOOKD_ECANCELED : HOOKD_OK;
 }
 
-static int claim_finish(struct hookd_call *s)
+static int claim_finish(struct dispatch_step *s)
 {
 	int expected = 0;
 
@@ -51,8 +51,9 @@ static int claim_finish(struct hookd_call *s)
 	return HOOKD_OK;
 }
 
-static int api_fail(hookd_call *s, int status, const char *fmt, ...)
+static int api_fail(hookd_call *h, int status, const char *fmt, ...)
 {
+	struct dispatch_step *s = handle_step(h);
 	char msg[1024];
 	va_list ap;
 	int rc;
@@ -86,8 +87,9 @@ static int api_fail(hookd_call *s, int status, const char *fmt, ...)
 	return rc;
 }
 
-static int api_complete(hookd_call *s, cJSON *output)
+static int api_complete(hookd_call *h, cJSON *output)
 {
+	struct dispatch_step *s = handle_step(h);
 	int rc;
 
 	if (!s) {
@@ -109,8 +111,9 @@ static int api_complete(hookd_call *s, cJSON *output)
 	return rc;
 }
 
-static int64_t api_remaining_ms(const hookd_call *s)
+static int64_t api_remaining_ms(const hookd_call *h)
 {
+	struct dispatch_step *s = handle_step(h);
 	int64_t left;
 
 	if (!s)
@@ -119,18 +122,20 @@ static int64_t api_remaining_ms(const hookd_call *s)
 	return left > 0 ? (left + 999999) / 1000000 : left / 1000000;
 }
 
-static int api_cancelled(const hookd_call *s)
+static int api_cancelled(const hookd_call *h)
 {
+	struct dispatch_step *s = handle_step(h);
 	return s ? atomic_load(&s->cancelled) : 1;
 }
 
-static bool async_on_loop(const hookd_call *s)
+static bool async_on_loop(const struct dispatch_step *s)
 {
 	return s && plugin_is_async(s->plugin) && dispatch_on_loop(s->call->env);
 }
 
-static int api_on_cancel(hookd_call *s, hookd_cancel_fn fn, void *arg)
+static int api_on_cancel(hookd_call *h, hookd_cancel_fn fn, void *arg)
 {
+	struct dispatch_step *s = handle_step(h);
 	if (!async_on_loop(s))
 		return HOOKD_EPERM;
 	if (atomic_load(&s->cancelled))
@@ -150,19 +155,23 @@ static void timer_unlink(struct hookd_timer *t)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct hookd_timer *t = arg;
-	struct hookd_call *s = t->step;
+	struct dispatch_step *s = t->step;
 
 	(void)fd;
 	(void)what;
 	timer_unlink(t);
 	t->firing = true;
-	t->fn(&s->plugin->ctx, s, t->status, t->arg);
+	struct blame_frame f = {s->plugin, s->call->hook->name, s->call->gen->id, "timer callback"};
+	dispatch_plugin_enter(s->call->env, &f);
+	t->fn(&s->plugin->ctx, step_handle(s), t->status, t->arg);
+	dispatch_plugin_leave(s->call->env, &f);
 	free(t);
 	dispatch_step_unref(s);
 }
 
-static hookd_timer *api_timer_start(hookd_call *s, uint64_t ms, hookd_timer_fn fn, void *arg)
+static hookd_timer *api_timer_start(hookd_call *h, uint64_t ms, hookd_timer_fn fn, void *arg)
 {
+	struct dispatch_step *s = handle_step(h);
 	struct hookd_timer *t;
 	struct timeval tv;
 
@@ -191,7 +200,7 @@ static hookd_timer *api_timer_start(hookd_call *s, uint64_t ms, hookd_timer_fn f
 
 static int api_timer_stop(hookd_timer *t)
 {
-	struct hookd_call *s;
+	struct dispatch_step *s;
 
 	if (!t)
 		return HOOKD_EINVAL;
@@ -224,7 +233,7 @@ struct api_gather;
  * are on their step's list and hold a step reference (a gather holds one
  * for all its requests). */
 struct api_fetch {
-	struct hookd_call *step;
+	struct dispatch_step *step;
 	struct fetch_xfer *x;        /* NULL once done or stopped */
 	void (*fn)(void);            /* hookd_fetch_fn, or hookd_fetch_fn_1_1 (compat) */
 	void *arg;
@@ -238,7 +247,7 @@ struct api_fetch {
 };
 
 struct api_gather {
-	struct hookd_call *step;
+	struct dispatch_step *step;
 	void (*fn)(void);            /* hookd_gather_fn, or hookd_gather_fn_1_1 (compat) */
 	void *arg;
 	bool compat;
@@ -285,20 +294,23 @@ static int request_of(const struct plugin *p, const void *req, hookd_request *ou
 /* Call a fetch callback with `r` (borrowed for the call). */
 static void fetch_callback(struct api_fetch *af, const hookd_response *r)
 {
-	struct hookd_call *s = af->step;
+	struct dispatch_step *s = af->step;
+	struct blame_frame f = {s->plugin, s->call->hook->name, s->call->gen->id, "fetch callback"};
 
+	dispatch_plugin_enter(s->call->env, &f);
 	if (af->compat) {
 		struct hookd_response_1_1 old;
 		sdk_response_to_1_1(&old, r);
-		((hookd_fetch_fn_1_1)af->fn)(&s->plugin->ctx, s, &old, af->arg);
+		((hookd_fetch_fn_1_1)af->fn)(&s->plugin->ctx, step_handle(s), &old, af->arg);
 	} else {
-		((hookd_fetch_fn)af->fn)(&s->plugin->ctx, s, r, af->arg);
+		((hookd_fetch_fn)af->fn)(&s->plugin->ctx, step_handle(s), r, af->arg);
 	}
+	dispatch_plugin_leave(s->call->env, &f);
 }
 
 static void af_unlist(struct api_fetch *af)
 {
-	struct hookd_call *s = af->step;
+	struct dispatch_step *s = af->step;
 
 	if (!af->listed)
 		return;
@@ -308,7 +320,7 @@ static void af_unlist(struct api_fetch *af)
 
 static void af_list(struct api_fetch *af)
 {
-	struct hookd_call *s = af->step;
+	struct dispatch_step *s = af->step;
 
 	TAILQ_INSERT_TAIL(&s->fetches, af, link);
 	af->listed = true;
@@ -331,16 +343,20 @@ static void gather_free(struct api_gather *g)
 /* Every request of g is accounted for: one callback, then free it all. */
 static void gather_fire(struct api_gather *g)
 {
-	struct hookd_call *s = g->step;
+	struct dispatch_step *s = g->step;
+
+	struct blame_frame f = {s->plugin, s->call->hook->name, s->call->gen->id, "fetch_all callback"};
 
 	g->fired = true;
+	dispatch_plugin_enter(s->call->env, &f);
 	if (g->compat) {
 		for (size_t i = 0; i < g->n; i++)
 			sdk_response_to_1_1(&g->old[i], &g->resps[i]);
-		((hookd_gather_fn_1_1)g->fn)(&s->plugin->ctx, s, g->old, g->n, g->arg);
+		((hookd_gather_fn_1_1)g->fn)(&s->plugin->ctx, step_handle(s), g->old, g->n, g->arg);
 	} else {
-		((hookd_gather_fn)g->fn)(&s->plugin->ctx, s, g->ptrs, g->n, g->arg);
+		((hookd_gather_fn)g->fn)(&s->plugin->ctx, step_handle(s), g->ptrs, g->n, g->arg);
 	}
+	dispatch_plugin_leave(s->call->env, &f);
 	for (size_t i = 0; i < g->n; i++) {
 		fetch_release(g->kids[i].x);
 		free(g->kids[i].url);
@@ -387,7 +403,7 @@ static void on_kid_done(struct fetch_xfer *x, void *arg)
 static void on_alone_done(struct fetch_xfer *x, void *arg)
 {
 	struct api_fetch *af = arg;
-	struct hookd_call *s = af->step;
+	struct dispatch_step *s = af->step;
 
 	af_unlist(af);
 	fetch_callback(af, fetch_response(x));
@@ -400,7 +416,7 @@ static void on_alone_done(struct fetch_xfer *x, void *arg)
 static void on_alone_cancelled(evutil_socket_t fd, short what, void *arg)
 {
 	struct api_fetch *af = arg;
-	struct hookd_call *s = af->step;
+	struct dispatch_step *s = af->step;
 	hookd_response r;
 
 	(void)fd;
@@ -412,7 +428,7 @@ static void on_alone_cancelled(evutil_socket_t fd, short what, void *arg)
 	dispatch_step_unref(s);
 }
 
-void hostapi_cancel_fetches(struct hookd_call *s)
+void hostapi_cancel_fetches(struct dispatch_step *s)
 {
 	struct api_fetch *af;
 
@@ -435,7 +451,7 @@ void hostapi_cancel_fetches(struct hookd_call *s)
 	}
 }
 
-static void fetch_opts_of(const hookd_call *s, const hookd_request *req, struct fetch_opts *o)
+static void fetch_opts_of(const struct dispatch_step *s, const hookd_request *req, struct fetch_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->timeout_ms = req->timeout_ms;
@@ -447,7 +463,7 @@ static void fetch_opts_of(const hookd_call *s, const hookd_request *req, struct 
 	o->follow_redirects = (req->flags & HOOKD_FETCH_FOLLOW_REDIRECTS) != 0;
 }
 
-static int fetch_allowed(hookd_call *s)
+static int fetch_allowed(struct dispatch_step *s)
 {
 	if (!async_on_loop(s))
 		return HOOKD_EPERM;
@@ -462,8 +478,9 @@ static int fetch_allowed(hookd_call *s)
 
 /* `req_any`: a hookd_request, or a hookd_request_1_1 from a 1.1 plugin;
  * `fn`: likewise its hookd_fetch_fn or hookd_fetch_fn_1_1. */
-static int api_fetch(hookd_call *s, const hookd_request *req_any, hookd_fetch_fn fn, void *arg)
+static int api_fetch(hookd_call *h, const hookd_request *req_any, hookd_fetch_fn fn, void *arg)
 {
+	struct dispatch_step *s = handle_step(h);
 	struct api_fetch *af = NULL;
 	hookd_request req;
 	struct fetch_opts o;
@@ -497,9 +514,10 @@ fail:
 
 /* `reqs_any`: n pointers to hookd_request, or (1.1 plugin) a contiguous
  * array of n hookd_request_1_1; `fn`: the matching gather callback. */
-static int api_fetch_all(hookd_call *s, const hookd_request *const *reqs_any, size_t n,
+static int api_fetch_all(hookd_call *h, const hookd_request *const *reqs_any, size_t n,
 			 unsigned flags, hookd_gather_fn fn, void *arg)
 {
+	struct dispatch_step *s = handle_step(h);
 	const struct hookd_request_1_1 *old_reqs = (const void *)reqs_any;
 	struct api_gather *g = NULL;
 	hookd_request *reqs = NULL; /* the plugin's, read and checked before anything starts */
