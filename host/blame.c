@@ -8,6 +8,9 @@
 #include <assert.h>
 #include <stddef.h>
 
+#include "plugin.h"
+#include "sigfmt.h"
+
 static _Thread_local struct blame_frame *top;
 
 void blame_push(struct blame_frame *f)
@@ -27,4 +30,22 @@ void blame_pop(struct blame_frame *f)
 const struct blame_frame *blame_current(void)
 {
 	return __atomic_load_n(&top, __ATOMIC_ACQUIRE);
+}
+
+void blame_describe(struct sbuf *b, const struct blame_frame *f)
+{
+	sb_str(b, "plugin ");
+	sb_str(b, f->plugin->desc.name);
+	sb_str(b, " (file ");
+	sb_str(b, f->plugin->file);
+	sb_str(b, ", generation ");
+	sb_u64(b, f->generation);
+	sb_str(b, ")");
+	if (f->hook) {
+		sb_str(b, " serving hook ");
+		sb_str(b, f->hook);
+	}
+	sb_str(b, " (");
+	sb_str(b, f->entry);
+	sb_str(b, ")");
 }

@@ -42,4 +42,9 @@ void blame_pop(struct blame_frame *f);
  * running on it. Async-signal-safe. */
 const struct blame_frame *blame_current(void);
 
+/* Append "plugin P (file F, generation G) serving hook H (entry)" to `b`
+ * (no hook part outside a call). Async-signal-safe. */
+struct sbuf;
+void blame_describe(struct sbuf *b, const struct blame_frame *f);
+
 #endif

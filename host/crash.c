@@ -116,20 +116,8 @@ static void on_fatal(int sig, siginfo_t *si, void *uctx)
 		sb_hex(&b, (uintptr_t)si->si_addr);
 	}
 	if (f) {
-		sb_str(&b, " in plugin ");
-		sb_str(&b, f->plugin->desc.name);
-		sb_str(&b, " (file ");
-		sb_str(&b, f->plugin->file);
-		sb_str(&b, ", generation ");
-		sb_u64(&b, f->generation);
-		sb_str(&b, ")");
-		if (f->hook) {
-			sb_str(&b, " serving hook ");
-			sb_str(&b, f->hook);
-		}
-		sb_str(&b, " (");
-		sb_str(&b, f->entry);
-		sb_str(&b, ")");
+		sb_str(&b, " in ");
+		blame_describe(&b, f);
 		if (conf.record)
 			sb_str(&b, "; crash record written: the next start will not load it "
 				   "until its file changes");

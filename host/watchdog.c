@@ -71,20 +71,9 @@ static void on_watch_signal(int sig, siginfo_t *si, void *uctx)
 	sb_u64(&b, s->id);
 	sb_str(&b, " held for ");
 	sb_u64(&b, (uint64_t)held_ms);
-	sb_str(&b, " ms and counting by plugin ");
-	sb_str(&b, f->plugin->desc.name);
-	sb_str(&b, " (file ");
-	sb_str(&b, f->plugin->file);
-	sb_str(&b, ", generation ");
-	sb_u64(&b, f->generation);
-	sb_str(&b, ")");
-	if (f->hook) {
-		sb_str(&b, " serving hook ");
-		sb_str(&b, f->hook);
-	}
-	sb_str(&b, " (");
-	sb_str(&b, f->entry);
-	sb_str(&b, "): every call on this loop waits");
+	sb_str(&b, " ms and counting by ");
+	blame_describe(&b, f);
+	sb_str(&b, ": every call on this loop waits");
 	if (abort_now) {
 		sb_str(&b, "; loop_abort_ms (");
 		sb_u64(&b, conf.abort_ms);
