@@ -285,7 +285,7 @@ Test(isolation, calls_within_workers_plus_queue_are_all_accepted, .timeout = 60)
 }
 
 /* 200 async delay calls of 300 ms each, sent at once. */
-static double delay_burst(struct hd *d, double *wait_ms)
+static double delay_burst(struct hd *d, double *wait_ms, double *worst_connect_s)
 {
 	enum { N = 200 };
 	static char bodies[N][48];
@@ -304,9 +304,11 @@ static double delay_burst(struct hd *d, double *wait_ms)
 	wall = hd_post_many(d, paths, bp, lens, N, rs, wait_ms);
 	for (int i = 0; i < N; i++) {
 		char want[64];
-		snprintf(want, sizeof(want), "%s\n", bodies[i]);
+		snprintf(want, sizeof(want), "%.60s\n", bodies[i]);
 		cr_assert_eq(rs[i].status, 200, "call %d: %ld %s", i, rs[i].status, rs[i].body);
 		cr_assert_str_eq(rs[i].body, want, "call %d got another call's answer", i);
+		if (worst_connect_s && rs[i].connect_s > *worst_connect_s)
+			*worst_connect_s = rs[i].connect_s;
 		hd_resp_free(&rs[i]);
 	}
 	free(rs);
@@ -325,7 +327,7 @@ Test(isolation, many_async_calls_wait_together, .timeout = 60)
 	struct hd d;
 
 	hd_start(&d, "\"workers\": 1", all);
-	wall = delay_burst(&d, wait_ms);
+	wall = delay_burst(&d, wait_ms, NULL);
 	for (int i = 0; i < N; i++) {
 		/* 5 ms: libevent's timers run on CLOCK_MONOTONIC_COARSE (a 4 ms
 		 * tick here), so a timer may fire up to a tick early */
@@ -346,15 +348,20 @@ Test(isolation, many_async_calls_wait_together, .timeout = 60)
 
 /* A burst of 200 connections fits the accept queue (hookd listens with a
  * backlog of 4096; libevent's evhttp_bind_socket used 128, and the clients
- * that overflowed it waited for a SYN retransmit, about 1 s). */
-Test(isolation, burst_of_200_connections_answers_in_about_300_ms, .timeout = 60)
+ * that overflowed it waited for a SYN retransmit: the kernel's first one
+ * comes after 1 s). So no connection may take a second to establish --
+ * the failure's own signature, where the whole burst's time also counts
+ * how loaded the machine is. */
+Test(isolation, a_burst_of_200_connections_fits_the_accept_queue, .timeout = 60)
 {
 	struct hd d;
-	double wall;
+	double worst = 0;
 
 	hd_start(&d, "\"workers\": 1", all);
-	wall = delay_burst(&d, NULL);
-	cr_assert_lt(wall, 300.0 + 600.0 * hd_scale(), "200 x 300 ms took %.0f ms", wall);
+	delay_burst(&d, NULL, &worst);
+	cr_log_info("200 connections at once: the slowest connected in %.3f s", worst);
+	cr_assert_lt(worst, 0.95, "a connection took %.3f s: a SYN was dropped and retransmitted "
+		     "(accept queue overflow)", worst);
 	cr_assert_eq(hd_stop(&d), 0);
 }
 
@@ -393,7 +400,7 @@ Test(isolation, off_loop_completions_reach_their_calls, .timeout = 60)
 	for (int i = 0; i < N; i++) {
 		char want[128];
 		if (i % 2)
-			snprintf(want, sizeof(want), "%s\n", bodies[i]);
+			snprintf(want, sizeof(want), "%.120s\n", bodies[i]);
 		else
 			snprintf(want, sizeof(want), "{\"ms\":%d,\"id\":%d,\"trace\":[\"S\",\"A\"]}\n",
 				 i % 20, i);

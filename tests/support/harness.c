@@ -825,6 +825,8 @@ double hd_post_many(struct hd *d, const char *const *paths, const char *const *b
 						  &out[i].status);
 				curl_easy_getinfo(msg->easy_handle, CURLINFO_TOTAL_TIME,
 						  &out[i].seconds);
+				curl_easy_getinfo(msg->easy_handle, CURLINFO_CONNECT_TIME,
+						  &out[i].connect_s);
 			}
 			if (wait_ms) {
 				/* from the connect, not PRETRANSFER: libcurl 7.88 stamps

@@ -34,6 +34,7 @@ struct hd_resp {
 	char retry_after[32]; /* Retry-After header, or "" */
 	char content_type[64];
 	double seconds;       /* total time of the request */
+	double connect_s;     /* hd_post_many: time to get the connection (CONNECT) */
 };
 
 /* Multiplier for every timeout (large under TSan). */
