@@ -393,6 +393,7 @@ void hd_kill(struct hd *d)
 	}
 	if (d->dir[0])
 		rm_rf(d->dir);
+	d->dir[0] = '\0'; /* nothing left for the suite's teardown */
 }
 
 static void check_sanitizers(struct hd *d)
