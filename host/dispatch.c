@@ -305,11 +305,10 @@ static void sync_run(struct pool_job *job)
 	/* the host gave up while it waited in the queue: don't start it */
 	if (!atomic_compare_exchange_strong(&s->phase, &queued, STEP_ENTERED))
 		return;
-	struct blame_frame f = {p, s->call->hook->name, s->call->gen->id, "call_sync"};
 	crash_thread_init(); /* once per worker: a stack overflow is reported too */
-	blame_push(&f);
+	blame_push(&s->frame);
 	s->output = p->desc.call_sync(&p->ctx, step_handle(s), s->input);
-	blame_pop(&f);
+	blame_pop(&s->frame);
 }
 
 /* Loop thread, through the sink. */
@@ -385,6 +384,10 @@ static void run_steps(struct dispatch_call *c)
 		c->cur = s;
 		call_enter(c, CALL_IN_STEP);
 		if (!plugin_is_async(p)) {
+			/* the worker's blame frame, made here: reading the call and
+			 * its generation from the worker would pull their cache
+			 * lines (written by this loop every call) to its core */
+			s->frame = (struct blame_frame){p, c->hook->name, c->gen->id, "call_sync"};
 			s->job.run = sync_run;
 			s->job.done = sync_done;
 			s->job.sink = &env->sink;

@@ -104,6 +104,8 @@ struct dispatch_step {
 	struct plugin *plugin;
 	size_t index;                 /* position in the hook's chain */
 	int64_t started_ns;           /* when the step was started */
+	struct blame_frame frame;     /* sync: filled on the loop, pushed by the worker
+	                               * (which then reads nothing of the call) */
 	bool stuck;                   /* sync: its worker was replaced (loop thread) */
 	cJSON *input;                 /* lent by the call */
 	cJSON *output;
