@@ -114,7 +114,9 @@ $(BUILD)/fixtures/preload/slowdns.so: tests/fixtures/src/slowdns.c
 # hookd_plugin. -fvisibility-inlines-hidden keeps the standard library's
 # inline template code (std::string's members) out of the dynamic symbols.
 CXXFLAGS ?= -O2 -g
-PLUGIN_CXXFLAGS := -std=c++20 -D_GNU_SOURCE -Isdk -Wall -Wextra -Werror -Wshadow $(PC_CFLAGS) \
+# `=`, not `:=`: read at parse time, PC_CFLAGS would be fetched (and kept,
+# empty) before `deps` has installed the packages on a fresh machine
+PLUGIN_CXXFLAGS = -std=c++20 -D_GNU_SOURCE -Isdk -Wall -Wextra -Werror -Wshadow $(PC_CFLAGS) \
                    $(SAN) $(CXXFLAGS) -fPIC -fvisibility=hidden -fvisibility-inlines-hidden
 $(BUILD)/fixtures/cxx_plugin.so: tests/fixtures/cxx_plugin.cc sdk/hookd.h
 	@mkdir -p $(dir $@)
