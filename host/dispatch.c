@@ -197,6 +197,8 @@ void dispatch_step_unref(struct dispatch_step *s)
 	cJSON_Delete(s->output);
 	if (s->input != s->output)
 		cJSON_Delete(s->input);
+	if (s->held_armed)
+		event_del(&s->held_ev);
 	free(s->fail_msg);
 	free(s);
 	call_unref(c);
@@ -419,6 +421,39 @@ static void run_steps(struct dispatch_call *c)
 
 /* ---- deadline, abort, shutdown ------------------------------------- */
 
+#define DISPATCH_HELD_WARN_MS 5000 /* a cancelled step still unfinished after this is logged */
+
+/* The plugin has still not finished a step the host cancelled: the call
+ * and its generation (the plugin's code, the old config) stay loaded until
+ * it does. Say so, naming it, once. */
+static void on_held(evutil_socket_t fd, short what, void *arg)
+{
+	struct dispatch_step *s = arg;
+	struct dispatch_call *c = s->call;
+
+	(void)fd;
+	(void)what;
+	s->held_armed = false;
+	if (atomic_load(&s->finished))
+		return;
+	log_warn(c->env->log, "plugin %s has not finished a call of hook %s (generation %llu) "
+		 "%d ms after hookd cancelled it: the call and generation %llu stay loaded until "
+		 "it calls hookd_complete or hookd_fail (a plugin bug)", s->plugin->desc.name,
+		 c->hook->name, (unsigned long long)c->gen->id, DISPATCH_HELD_WARN_MS,
+		 (unsigned long long)c->gen->id);
+}
+
+static void watch_held(struct dispatch_step *s)
+{
+	struct timeval tv = {DISPATCH_HELD_WARN_MS / 1000, DISPATCH_HELD_WARN_MS % 1000 * 1000};
+
+	if (s->held_armed || atomic_load(&s->finished))
+		return;
+	evtimer_assign(&s->held_ev, s->call->env->base, on_held, s);
+	if (evtimer_add(&s->held_ev, &tv) == 0)
+		s->held_armed = true;
+}
+
 /* A sync step's deadline passed with its worker inside the plugin: the
  * worker is stuck there for as long as the plugin likes. Replace it, so
  * that one plugin that hangs cannot take every worker (and every sync hook)
@@ -502,6 +537,7 @@ static void call_cancel(struct dispatch_call *c, enum call_state final, enum dis
 				dispatch_plugin_leave(c->env, &f);
 			}
 			dispatch_step_cancel_pending(s);
+			watch_held(s);
 		}
 		dispatch_step_unref(s);
 	}

@@ -107,6 +107,8 @@ struct dispatch_step {
 	struct blame_frame frame;     /* sync: filled on the loop, pushed by the worker
 	                               * (which then reads nothing of the call) */
 	bool stuck;                   /* sync: its worker was replaced (loop thread) */
+	bool held_armed;              /* async: held_ev watches a cancelled step */
+	struct event held_ev;         /* fires if the plugin never finishes it */
 	cJSON *input;                 /* lent by the call */
 	cJSON *output;
 	int fail_status;              /* 0: not failed */

@@ -99,3 +99,25 @@ Test(output, an_output_over_max_output_is_refused_and_its_memory_given_back, .ti
 	hd_resp_free(&r);
 	cr_assert_eq(hd_stop(&D), 0);
 }
+
+/* A plugin that never finishes a call the host cancelled keeps the call and
+ * its generation loaded: the log names it, a few seconds after the cancel. */
+Test(output, a_cancelled_call_a_plugin_never_finishes_is_named, .timeout = 60)
+{
+	struct hd_resp r;
+
+	hd_prepare(&D, "\"hooks\": {\"never\": {\"timeout_ms\": 100}}",
+		   (const char *const[]){"echo", NULL});
+	hd_install(&D, "fixtures/never_async.so", "never_async.so");
+	hd_launch_or_fail(&D);
+	hd_post(&D, "/hooks/never", "{}", &r);
+	cr_assert_eq(r.status, 504, "%ld %s", r.status, r.body);
+	hd_resp_free(&r);
+	cr_assert(hd_wait_log(&D, "plugin never_async has not finished a call of hook never "
+				  "(generation 1) 5000 ms after hookd cancelled it", 1, 20000));
+	cr_assert_eq(hd_health(&D, "calls_held"), 1);
+	hd_post(&D, "/hooks/echo", "{\"still\":1}", &r);
+	cr_assert_eq(r.status, 200);
+	hd_resp_free(&r);
+	cr_assert_eq(hd_stop(&D), 0);
+}
