@@ -207,6 +207,31 @@ static int outcome_status(const struct dispatch_result *r, unsigned *retry_after
 	return 500;
 }
 
+/* Answer a call that did not end well: {"error": msg, "hook", "plugin",
+ * "step", "generation" (those the result knows), "outcome", "status"}. */
+static void reply_failure(struct http_server *srv, struct evhttp_request *req,
+			  const struct dispatch_result *r, const char *msg, const char *outcome,
+			  int status, unsigned retry_after)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (o) {
+		cJSON_AddStringToObject(o, "error", msg);
+		if (r->hook)
+			cJSON_AddStringToObject(o, "hook", r->hook);
+		if (r->plugin)
+			cJSON_AddStringToObject(o, "plugin", r->plugin);
+		if (r->step >= 0)
+			cJSON_AddNumberToObject(o, "step", r->step);
+		if (r->generation)
+			cJSON_AddNumberToObject(o, "generation", (double)r->generation);
+		cJSON_AddStringToObject(o, "outcome", outcome);
+		cJSON_AddNumberToObject(o, "status", status);
+	}
+	reply(srv, req, status, o, retry_after);
+	cJSON_Delete(o);
+}
+
 /* Print a plugin's output (r->output, taken) and send it with 200. An
  * output larger than the generation's max_output, or one that is not valid
  * JSON, is the plugin's fault: 502 naming it. Printing stops at the
@@ -218,7 +243,6 @@ static void send_output(struct http_server *srv, struct evhttp_request *req,
 	const char *plugin = r->plugin ? r->plugin : "?";
 	int prc = json_print(r->output, &b);
 	char msg[400];
-	cJSON *o;
 
 	if (prc == 0 && (prc = jbuf_append(&b, "\n", 1)) == 0) {
 		cJSON_Delete(r->output);
@@ -243,22 +267,9 @@ static void send_output(struct http_server *srv, struct evhttp_request *req,
 	}
 	log_error(srv->log, "hook %s, generation %llu: %s", r->hook ? r->hook : "?",
 		  (unsigned long long)r->generation, msg);
-	o = cJSON_CreateObject();
-	if (o) {
-		cJSON_AddStringToObject(o, "error", msg);
-		if (r->hook)
-			cJSON_AddStringToObject(o, "hook", r->hook);
-		cJSON_AddStringToObject(o, "plugin", plugin);
-		if (r->step >= 0)
-			cJSON_AddNumberToObject(o, "step", r->step);
-		cJSON_AddNumberToObject(o, "generation", (double)r->generation);
-		cJSON_AddStringToObject(o, "outcome", prc == -E2BIG    ? "output_too_large"
-						      : prc == -EINVAL ? "bad_output"
-								       : "nomem");
-		cJSON_AddNumberToObject(o, "status", prc == -ENOMEM ? 500 : 502);
-	}
-	reply(srv, req, prc == -ENOMEM ? 500 : 502, o, 0);
-	cJSON_Delete(o);
+	reply_failure(srv, req, r, msg,
+		      prc == -E2BIG ? "output_too_large" : prc == -EINVAL ? "bad_output" : "nomem",
+		      prc == -ENOMEM ? 500 : 502, 0);
 }
 
 static void on_call_done(void *arg, struct dispatch_result *r)
@@ -271,22 +282,8 @@ static void on_call_done(void *arg, struct dispatch_result *r)
 	if (r->outcome == DISPATCH_OK) {
 		send_output(srv, hc->req, r); /* a bad output is answered there */
 	} else {
-		cJSON *o = cJSON_CreateObject();
-		if (o) {
-			cJSON_AddStringToObject(o, "error", r->error ? r->error : "call failed");
-			if (r->hook)
-				cJSON_AddStringToObject(o, "hook", r->hook);
-			if (r->plugin)
-				cJSON_AddStringToObject(o, "plugin", r->plugin);
-			if (r->step >= 0)
-				cJSON_AddNumberToObject(o, "step", r->step);
-			if (r->generation)
-				cJSON_AddNumberToObject(o, "generation", (double)r->generation);
-			cJSON_AddStringToObject(o, "outcome", dispatch_outcome_name(r->outcome));
-			cJSON_AddNumberToObject(o, "status", status);
-		}
-		reply(srv, hc->req, status, o, retry_after);
-		cJSON_Delete(o);
+		reply_failure(srv, hc->req, r, r->error ? r->error : "call failed",
+			      dispatch_outcome_name(r->outcome), status, retry_after);
 	}
 	if (hc->closed)
 		event_free(hc->closed);
