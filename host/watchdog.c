@@ -94,12 +94,14 @@ static void check_slot(struct watchdog *w, struct watch_slot *s, int64_t now)
 
 	if (!(seq & 1) || atomic_load_explicit(&s->seq, memory_order_acquire) != seq)
 		return;
+	int64_t abort_ns = (int64_t)conf.abort_ms * 1000000;
 	if (now - since < (int64_t)w->warn_ms * 1000000)
 		return;
 	/* once per entry, then once a second, and as soon as abort_ms passes */
-	if (s->signalled_seq == seq && now - s->signalled_ns < (int64_t)WATCH_REPEAT_MS * 1000000 &&
-	    !(conf.abort_ms && now - since >= (int64_t)conf.abort_ms * 1000000 &&
-	      s->signalled_ns - since < (int64_t)conf.abort_ms * 1000000))
+	bool first = s->signalled_seq != seq;
+	bool repeat = now - s->signalled_ns >= (int64_t)WATCH_REPEAT_MS * 1000000;
+	bool abort_due = abort_ns && now - since >= abort_ns && s->signalled_ns - since < abort_ns;
+	if (!first && !repeat && !abort_due)
 		return;
 	s->signalled_seq = seq;
 	s->signalled_ns = now;
