@@ -156,10 +156,14 @@ unit: deps-test all fixtures $(BUILD)/tests/unit
 	$(TEST_ENV) LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:malloc_context_size=3 \
 	    $(BUILD)/tests/unit $(CRITERION_FLAGS)
 
-# The integration suite runs twice: one event loop, then two sharing the port.
+# The integration suite runs twice: one event loop, then two sharing the port;
+# then the payload round trips and the chains once more with every plugin
+# isolated (in child processes).
 integration: deps-test all fixtures $(BUILD)/tests/integration $(BUILD)/tests/upstream
 	$(TEST_ENV) HOOKD_REACTORS=1 $(BUILD)/tests/integration $(CRITERION_FLAGS)
 	$(TEST_ENV) HOOKD_REACTORS=2 $(BUILD)/tests/integration $(CRITERION_FLAGS)
+	$(TEST_ENV) HOOKD_REACTORS=1 HOOKD_ISOLATE=1 $(BUILD)/tests/integration $(CRITERION_FLAGS) \
+	    --filter '@(payloads|chains)/*'
 
 test: unit integration
 

@@ -386,6 +386,49 @@ static int parse_plugin_fetch(struct config_fetch *f, const char *plugin, const 
 	return 0;
 }
 
+/* plugins.<name>.isolate, failure_mode, rlimit_as, rlimit_cpu. */
+static int parse_plugin_host_keys(struct config_plugin *cp, const cJSON *p, struct verr *e)
+{
+	char key[320];
+	const cJSON *k;
+	uint64_t u;
+
+	cJSON_ArrayForEach(k, p)
+	{
+		snprintf(key, sizeof(key), "plugins.%s.%s", p->string, k->string);
+		if (strcmp(k->string, "isolate") == 0) {
+			if (!cJSON_IsBool(k)) {
+				verr_set(e, key, "expected true or false, got %s", type_name(k));
+				return -1;
+			}
+			cp->isolate = cJSON_IsTrue(k);
+		} else if (strcmp(k->string, "failure_mode") == 0) {
+			if (!cJSON_IsString(k) || (strcmp(k->valuestring, "open") != 0 &&
+						   strcmp(k->valuestring, "closed") != 0)) {
+				verr_set(e, key, "expected \"open\" (a failed step is skipped) or "
+					 "\"closed\" (the call fails)");
+				return -1;
+			}
+			cp->fail_open = strcmp(k->valuestring, "open") == 0;
+		} else if (strcmp(k->string, "rlimit_as") == 0) {
+			if (get_uint(k, key, 16u << 20, UINT64_C(1) << 46, &u, e) < 0)
+				return -1;
+			cp->rlimit_as = u;
+		} else if (strcmp(k->string, "rlimit_cpu") == 0) {
+			if (get_uint(k, key, 1, 86400 * 365, &u, e) < 0)
+				return -1;
+			cp->rlimit_cpu = (uint32_t)u;
+		} else {
+			continue;
+		}
+		if (dup_key(p, k)) {
+			verr_set(e, key, "defined twice");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int parse_plugins(struct config *cfg, const cJSON *k, struct verr *e)
 {
 	size_t n = (size_t)cJSON_GetArraySize(k);
@@ -424,8 +467,12 @@ static int parse_plugins(struct config *cfg, const cJSON *k, struct verr *e)
 			verr_set(e, pk, "out of memory");
 			return -1;
 		}
+		cp->isolate = -1;
 		cfg->nplugin_settings++;
-		/* the rest of the section is the plugin's own: only "fetch" is ours */
+		if (parse_plugin_host_keys(cp, p, e) < 0)
+			return -1;
+		/* the rest of the section is the plugin's own: only "fetch",
+		 * "isolate", "failure_mode" and "rlimit_*" are ours */
 		f = cJSON_GetObjectItemCaseSensitive(p, "fetch");
 		if (f) {
 			for (const cJSON *q = f->next; q; q = q->next)
@@ -467,6 +514,9 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 	cfg->loop_warn_ms = 100;
 	cfg->drain_ms = 10000;
 	cfg->log_level = LOG_INFO;
+	cfg->isolate_procs = 2;
+	cfg->quarantine_after = 3;
+	cfg->quarantine_window_s = 60;
 
 	cJSON_ArrayForEach(k, root)
 	{
@@ -534,6 +584,24 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 			if (get_uint(k, key, 0, CONFIG_MAX_TIMEOUT_MS, &u, e) < 0)
 				return -1;
 			cfg->loop_abort_ms = (uint32_t)u;
+		} else if (strcmp(key, "isolate") == 0) {
+			if (!cJSON_IsBool(k)) {
+				verr_set(e, key, "expected true or false, got %s", type_name(k));
+				return -1;
+			}
+			cfg->isolate = cJSON_IsTrue(k);
+		} else if (strcmp(key, "isolate_procs") == 0) {
+			if (get_uint(k, key, 1, CONFIG_MAX_ISOLATE_PROCS, &u, e) < 0)
+				return -1;
+			cfg->isolate_procs = (unsigned)u;
+		} else if (strcmp(key, "quarantine_after") == 0) {
+			if (get_uint(k, key, 1, 1000000, &u, e) < 0)
+				return -1;
+			cfg->quarantine_after = (unsigned)u;
+		} else if (strcmp(key, "quarantine_window_s") == 0) {
+			if (get_uint(k, key, 1, 86400 * 365, &u, e) < 0)
+				return -1;
+			cfg->quarantine_window_s = (uint32_t)u;
 		} else if (strcmp(key, "max_output") == 0) {
 			if (get_uint(k, key, 2, CONFIG_MAX_OUTPUT, &u, e) < 0)
 				return -1;
@@ -586,8 +654,8 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 		} else {
 			verr_set(e, key, "unknown key (expected one of listen, plugin_dir, "
 				 "runtime_dir, state_dir, trusted_sha256, reactors, workers, queue, timeout_ms, max_body, "
-				 "max_output, max_stuck_workers, drain_ms, loop_warn_ms, loop_abort_ms, log_level, hooks, "
-				 "plugins)");
+				 "max_output, max_stuck_workers, drain_ms, loop_warn_ms, loop_abort_ms, log_level, "
+				 "isolate, isolate_procs, quarantine_after, quarantine_window_s, hooks, plugins)");
 			return -1;
 		}
 	}
@@ -746,4 +814,26 @@ uint32_t config_hook_timeout(const struct config *cfg, const char *hook)
 	const struct config_hook *h = config_find_hook(cfg, hook);
 
 	return h && h->timeout_ms ? h->timeout_ms : cfg->timeout_ms;
+}
+
+const struct config_plugin *config_plugin_settings(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nplugin_settings; i++)
+		if (strcmp(cfg->plugin_settings[i].name, name) == 0)
+			return &cfg->plugin_settings[i];
+	return NULL;
+}
+
+int config_plugin_isolated(const struct config *cfg, const char *name)
+{
+	const struct config_plugin *cp = config_plugin_settings(cfg, name);
+
+	return cp && cp->isolate >= 0 ? cp->isolate : cfg->isolate;
+}
+
+int config_plugin_fail_open(const struct config *cfg, const char *name)
+{
+	const struct config_plugin *cp = config_plugin_settings(cfg, name);
+
+	return cp ? cp->fail_open : 0;
 }

@@ -38,10 +38,18 @@ struct config_fetch {
 	size_t max_response;  /* default response body limit; 0: the host's default */
 };
 
+/* plugins.<name>: the keys of a plugin's section the host reads itself
+ * (the whole section is still handed to the plugin's init). */
 struct config_plugin {
 	char *name;
 	struct config_fetch fetch;
+	int isolate;          /* "isolate": 1 yes, 0 no, -1 not given (the global default) */
+	int fail_open;        /* "failure_mode": 1 "open", 0 "closed" (the default) */
+	uint64_t rlimit_as;   /* "rlimit_as": bytes of address space per isolated process; 0: none */
+	uint32_t rlimit_cpu;  /* "rlimit_cpu": CPU seconds per isolated process; 0: none */
 };
+
+#define CONFIG_MAX_ISOLATE_PROCS 64u
 
 struct config_hook {
 	char *name;
@@ -72,6 +80,10 @@ struct config {
 	uint32_t loop_warn_ms;  /* plugin code holding a loop this long is named (0: off) */
 	uint32_t loop_abort_ms; /* and past this the daemon aborts (0: never) */
 	int log_level;      /* enum log_level */
+	int isolate;        /* plugins run isolated unless their section says otherwise */
+	unsigned isolate_procs;       /* processes per isolated plugin (default 2) */
+	unsigned quarantine_after;    /* crashes of an isolated plugin ... (default 3) */
+	uint32_t quarantine_window_s; /* ... within this many seconds quarantine it (60) */
 	struct config_hook *hooks; /* sorted by name */
 	size_t nhooks;
 	cJSON *plugins;     /* object: plugin name -> object; owned; never NULL */
@@ -106,6 +118,16 @@ const cJSON *config_plugin_section(const struct config *cfg, const char *name);
 /* The plugin's outbound-HTTP limits: its plugins.<name>.fetch, or all
  * zero (no limit, defaults) when it has none. Borrowed from cfg. */
 const struct config_fetch *config_plugin_fetch(const struct config *cfg, const char *name);
+
+/* What the host reads of the plugin's section, or NULL when it has none.
+ * Borrowed from cfg. */
+const struct config_plugin *config_plugin_settings(const struct config *cfg, const char *name);
+
+/* Whether plugin `name` runs isolated: its "isolate", else the global one. */
+int config_plugin_isolated(const struct config *cfg, const char *name);
+
+/* Whether a failure of plugin `name`'s step is skipped ("failure_mode": "open"). */
+int config_plugin_fail_open(const struct config *cfg, const char *name);
 
 /* Deadline of a hook in ms: its own timeout_ms, else the global one. */
 uint32_t config_hook_timeout(const struct config *cfg, const char *hook);

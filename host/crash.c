@@ -34,22 +34,10 @@ static struct {
 	bool record;
 	char path[PATH_MAX];     /* <state_dir>/crash.json */
 	char tmp[PATH_MAX];      /* <state_dir>/.crash.json.tmp */
-} conf = {.log_fd = 2};
+	char who[64];            /* "hookd", or "isolated process 123 of hookd" */
+} conf = {.log_fd = 2, .who = "hookd"};
 
 static _Thread_local void *altstack;
-
-static const char *signal_name(int sig)
-{
-	switch (sig) {
-	case SIGSEGV: return "SIGSEGV";
-	case SIGBUS: return "SIGBUS";
-	case SIGFPE: return "SIGFPE";
-	case SIGILL: return "SIGILL";
-	case SIGABRT: return "SIGABRT";
-	case SIGSYS: return "SIGSYS";
-	default: return "signal";
-	}
-}
 
 /* ---- the handler ------------------------------------------------------ */
 
@@ -99,7 +87,7 @@ static void write_record(const struct blame_frame *f, const char *sig, int64_t n
 static void on_fatal(int sig, siginfo_t *si, void *uctx)
 {
 	const struct blame_frame *f = blame_current();
-	const char *name = signal_name(sig);
+	const char *name = sigfmt_name(sig);
 	char buf[1024];
 	struct sbuf b = {buf, 0, sizeof(buf) - 1};
 	struct timespec ts;
@@ -109,7 +97,9 @@ static void on_fatal(int sig, siginfo_t *si, void *uctx)
 	(void)uctx;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	sb_log_time(&b, &ts);
-	sb_str(&b, " error hookd crashed: ");
+	sb_str(&b, " error ");
+	sb_str(&b, conf.who);
+	sb_str(&b, " crashed: ");
 	sb_str(&b, name);
 	if (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL) {
 		sb_str(&b, " at address ");
@@ -119,7 +109,7 @@ static void on_fatal(int sig, siginfo_t *si, void *uctx)
 		sb_str(&b, " in ");
 		blame_describe(&b, f);
 		if (conf.record)
-			sb_str(&b, "; crash record written: the next start will not load it "
+			sb_str(&b, "; crash record written: the next start runs it isolated "
 				   "until its file changes");
 	} else {
 		sb_str(&b, " outside plugin code (a bug in hookd: please report it with the "
@@ -172,12 +162,14 @@ void crash_thread_fini(void)
 	altstack = NULL;
 }
 
-int crash_init(int log_fd, const char *state_dir, char *err, size_t errlen)
+int crash_init(int log_fd, const char *state_dir, const char *who, char *err, size_t errlen)
 {
 	struct sigaction sa;
 	void *warm[2];
 
 	conf.log_fd = log_fd;
+	if (who)
+		snprintf(conf.who, sizeof(conf.who), "%s", who);
 	if (state_dir) {
 		int a = snprintf(conf.path, sizeof(conf.path), "%s/" CRASH_RECORD, state_dir);
 		int b = snprintf(conf.tmp, sizeof(conf.tmp), "%s/." CRASH_RECORD ".tmp", state_dir);
@@ -202,7 +194,7 @@ int crash_init(int log_fd, const char *state_dir, char *err, size_t errlen)
 	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < sizeof(fatal_signals) / sizeof(fatal_signals[0]); i++) {
 		if (sigaction(fatal_signals[i], &sa, NULL) < 0) {
-			snprintf(err, errlen, "sigaction(%s): %s", signal_name(fatal_signals[i]),
+			snprintf(err, errlen, "sigaction(%s): %s", sigfmt_name(fatal_signals[i]),
 				 strerror(errno));
 			return -1;
 		}

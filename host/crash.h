@@ -26,8 +26,9 @@
 /* Install the handler for SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT and
  * SIGSYS; crash lines go to `log_fd`. `state_dir` (NULL: no record) must
  * exist. Call once, from main, before any thread starts; also sets up the
- * calling thread's alternate stack. Returns 0 or -1 with err. */
-int crash_init(int log_fd, const char *state_dir, char *err, size_t errlen);
+ * calling thread's alternate stack. `who` names the process in crash lines
+ * (NULL: "hookd"). Returns 0 or -1 with err. */
+int crash_init(int log_fd, const char *state_dir, const char *who, char *err, size_t errlen);
 
 /* Give the calling thread an alternate signal stack (call first thing in
  * every thread that may run plugin code), and take it back before the

@@ -9,8 +9,10 @@
 #include "dispatch_int.h"
 #include "blame.h"
 #include "crash.h"
+#include "json.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -99,6 +101,8 @@ static const char *const outcome_names[DISPATCH_OUTCOME_COUNT] = {
 	[DISPATCH_DEADLINE] = "deadline",
 	[DISPATCH_SHUTDOWN] = "shutdown",
 	[DISPATCH_NOMEM] = "nomem",
+	[DISPATCH_CRASHED] = "crashed",
+	[DISPATCH_QUARANTINED] = "quarantined",
 };
 
 const char *dispatch_outcome_name(enum dispatch_outcome o)
@@ -188,6 +192,24 @@ void dispatch_step_ref(struct dispatch_step *s)
 	s->refs++;
 }
 
+/* A cancelled async step the plugin has not finished counts against its
+ * plugin's bound (held_calls, at most the config's queue). */
+static void held_count(struct dispatch_step *s)
+{
+	if (!s->held_counted && !atomic_load(&s->finished)) {
+		s->held_counted = true;
+		atomic_fetch_add_explicit(&s->plugin->held_calls, 1, memory_order_relaxed);
+	}
+}
+
+static void held_uncount(struct dispatch_step *s)
+{
+	if (s->held_counted) {
+		s->held_counted = false;
+		atomic_fetch_sub_explicit(&s->plugin->held_calls, 1, memory_order_relaxed);
+	}
+}
+
 void dispatch_step_unref(struct dispatch_step *s)
 {
 	struct dispatch_call *c = s->call;
@@ -199,12 +221,47 @@ void dispatch_step_unref(struct dispatch_step *s)
 		cJSON_Delete(s->input);
 	if (s->held_armed)
 		event_del(&s->held_ev);
+	held_uncount(s);
 	free(s->fail_msg);
+	cJSON_Delete(s->open_input);
+	isolate_req_clear(&s->iso);
 	free(s);
 	call_unref(c);
 }
 
 static void run_steps(struct dispatch_call *c);
+
+static enum plugin_skip skip_kind(enum dispatch_outcome o)
+{
+	switch (o) {
+	case DISPATCH_CRASHED: return PLUGIN_SKIP_CRASHED;
+	case DISPATCH_QUARANTINED: return PLUGIN_SKIP_QUARANTINED;
+	case DISPATCH_DEADLINE: return PLUGIN_SKIP_TIMEOUT;
+	default: return PLUGIN_SKIP_FAILED;
+	}
+}
+
+/* A failed step of a fail-open plugin (failure_mode "open") is skipped: its
+ * input (c->value) flows to the next step. Returns true when it did so. */
+static bool step_skip(struct dispatch_call *c, struct dispatch_step *s)
+{
+	enum dispatch_outcome o = s->host_failed ? s->host_outcome : DISPATCH_STEP_FAILED;
+	static const char *const kinds[] = {"failed", "crashed", "timed out", "quarantined"};
+
+	if (!s->plugin->fail_open || o == DISPATCH_SHUTDOWN || o == DISPATCH_NOMEM)
+		return false;
+	enum plugin_skip k = skip_kind(o);
+	atomic_fetch_add_explicit(&s->plugin->skipped[k], 1, memory_order_relaxed);
+	log_debug(c->env->log, "plugin %s %s in hook %s (generation %llu, step %zu): skipped "
+		  "(failure_mode open): %s", s->plugin->desc.name, kinds[k], c->hook->name,
+		  (unsigned long long)c->gen->id, s->index,
+		  s->fail_msg ? s->fail_msg : "no output");
+	c->step++;
+	call_enter(c, CALL_IDLE);
+	if (!c->walking)
+		run_steps(c);
+	return true;
+}
 
 /* The step's result is final: hand it to the call (or drop it when the call
  * has ended already). Runs once per step, on the loop thread. */
@@ -225,13 +282,18 @@ static void step_settle(struct dispatch_step *s)
 		call_fail(c, CALL_ANSWERED, DISPATCH_DEADLINE, s, NULL,
 			  "deadline of %u ms passed in plugin %s (step %zu)", c->hook->timeout_ms,
 			  name, s->index);
-	if (call_over(c) || s->fail_status || !out) {
+	if (call_over(c) || s->fail_status || s->host_failed || !out) {
 		if (out != in)
 			cJSON_Delete(out);
 		c->value = in; /* freed with the call */
 		if (call_over(c))
 			return;
-		if (s->fail_status) {
+		if (step_skip(c, s))
+			return;
+		if (s->host_failed) {
+			call_fail(c, CALL_ANSWERED, s->host_outcome, s, NULL, "%s",
+				  s->fail_msg ? s->fail_msg : dispatch_outcome_name(s->host_outcome));
+		} else if (s->fail_status) {
 			struct dispatch_result r = {.outcome = DISPATCH_STEP_FAILED,
 						    .plugin_status = s->fail_status,
 						    .error = s->fail_msg ? s->fail_msg
@@ -271,6 +333,7 @@ void dispatch_step_cancel_pending(struct dispatch_step *s)
 /* Loop thread: the async plugin finished s (complete or fail). */
 static void step_finished_on_loop(struct dispatch_step *s)
 {
+	held_uncount(s);
 	dispatch_step_ref(s);
 	step_settle(s);
 	dispatch_step_cancel_pending(s);
@@ -352,6 +415,93 @@ static struct dispatch_step *step_new(struct dispatch_call *c, struct plugin *p)
 	return s;
 }
 
+/* Loop thread, through the sink: an isolated step's request is over. */
+static void iso_done(struct pool_job *job)
+{
+	struct dispatch_step *s =
+		(struct dispatch_step *)(void *)((char *)job - offsetof(struct dispatch_step, iso.job));
+	struct isolate_req *r = &s->iso;
+
+	switch (r->end) {
+	case ISOLATE_RESULT:
+		if (r->outcome == DISPATCH_OK) {
+			s->output = r->output;
+			r->output = NULL;
+		} else if (r->outcome == DISPATCH_STEP_FAILED) {
+			s->fail_status = r->plugin_status;
+		} else if (r->outcome != DISPATCH_NO_OUTPUT) {
+			s->host_failed = true;
+			s->host_outcome = r->outcome > 0 && r->outcome < DISPATCH_OUTCOME_COUNT
+						  ? (enum dispatch_outcome)r->outcome
+						  : DISPATCH_NOMEM;
+		}
+		break;
+	case ISOLATE_CRASHED:
+	case ISOLATE_KILLED:
+		s->host_failed = true;
+		s->host_outcome = DISPATCH_CRASHED;
+		break;
+	case ISOLATE_QUARANTINED:
+		s->host_failed = true;
+		s->host_outcome = DISPATCH_QUARANTINED;
+		break;
+	case ISOLATE_OVERLOADED:
+		s->host_failed = true;
+		s->host_outcome = DISPATCH_OVERLOADED;
+		break;
+	case ISOLATE_CANCELLED:
+	case ISOLATE_SHUTDOWN:
+		s->host_failed = true;
+		s->host_outcome = DISPATCH_SHUTDOWN;
+		break;
+	}
+	free(s->fail_msg);
+	s->fail_msg = r->error;
+	r->error = NULL;
+	isolate_req_clear(r);
+	step_settle(s);
+	dispatch_step_unref(s); /* the request's reference */
+}
+
+/* Send step s of an isolated plugin to its processes. Returns 0 (iso_done
+ * will settle it), or -1 when it was settled at once (quarantined, no
+ * room): the caller goes on walking. */
+static int iso_start(struct dispatch_call *c, struct dispatch_step *s)
+{
+	struct dispatch_env *env = c->env;
+	struct jbuf text = {0};
+	int64_t left = c->deadline_ns - dispatch_now_ns();
+	int rc;
+
+	rc = json_print(s->input, &text);
+	if (rc < 0) {
+		jbuf_free(&text);
+		s->host_failed = true;
+		s->host_outcome = DISPATCH_NOMEM;
+		goto now;
+	}
+	s->iso.input = text.data;
+	s->iso.input_len = text.len;
+	s->iso.hook = c->hook->name;
+	s->iso.timeout_ms = left > 0 ? (uint32_t)(left / 1000000) : 0;
+	s->iso.job.done = iso_done;
+	s->iso.job.sink = &env->sink;
+	if (isolate_submit(s->plugin->iso, &s->iso) == 0)
+		return 0;
+	s->host_failed = true;
+	s->host_outcome = s->iso.end == ISOLATE_QUARANTINED ? DISPATCH_QUARANTINED
+							    : DISPATCH_OVERLOADED;
+	s->fail_msg = s->iso.error;
+	s->iso.error = NULL;
+	if (!s->fail_msg)
+		s->fail_msg = strdup("isolated plugin: no process can take the call: retry later");
+now:
+	isolate_req_clear(&s->iso);
+	step_settle(s);
+	dispatch_step_unref(s);
+	return -1;
+}
+
 /* Walk the chain from c->step while the call is IDLE. A trampoline: an
  * async step finished inside call_async only settles (IN_STEP -> IDLE) and
  * this loop starts the next one, so a chain never recurses. */
@@ -384,7 +534,16 @@ static void run_steps(struct dispatch_call *c)
 		s->input = c->value;
 		c->value = NULL;
 		c->cur = s;
+		/* a fail-open last step whose deadline passes answers with its
+		 * input: keep a copy (the plugin may change or free its own) */
+		if (p->fail_open && c->step + 1 == c->hook->nchain)
+			s->open_input = cJSON_Duplicate(s->input, 1);
 		call_enter(c, CALL_IN_STEP);
+		if (p->iso) {
+			if (iso_start(c, s) < 0)
+				continue; /* settled at once: failed, or skipped */
+			break; /* the result comes back through the sink */
+		}
 		if (!plugin_is_async(p)) {
 			/* the worker's blame frame, made here: reading the call and
 			 * its generation from the worker would pull their cache
@@ -407,6 +566,20 @@ static void run_steps(struct dispatch_call *c)
 				dispatch_step_unref(s);
 			}
 			break; /* the result comes back through the sink */
+		}
+		unsigned held = atomic_load_explicit(&p->held_calls, memory_order_relaxed);
+		if (held >= c->gen->cfg->queue) {
+			/* every call it never finishes keeps memory: bounded */
+			char msg[256];
+			snprintf(msg, sizeof(msg), "plugin %s holds %u cancelled calls it never "
+				 "finished (the bound is queue = %u): its new calls are refused until "
+				 "it finishes them", p->desc.name, held, c->gen->cfg->queue);
+			s->host_failed = true;
+			s->host_outcome = DISPATCH_OVERLOADED;
+			s->fail_msg = strdup(msg);
+			step_settle(s);
+			dispatch_step_unref(s);
+			continue;
 		}
 		dispatch_step_ref(s); /* the plugin may finish s inside call_async */
 		struct blame_frame f = {p, c->hook->name, c->gen->id, "call_async"};
@@ -498,7 +671,7 @@ static void call_cancel(struct dispatch_call *c, enum call_state final, enum dis
 	if (s) {
 		dispatch_step_ref(s);
 		atomic_store(&s->cancelled, 1);
-		if (!plugin_is_async(s->plugin)) {
+		if (!plugin_is_async(s->plugin) && !s->plugin->iso) {
 			int expect = STEP_QUEUED;
 			queued = atomic_compare_exchange_strong(&s->phase, &expect, STEP_SKIPPED);
 		}
@@ -508,6 +681,18 @@ static void call_cancel(struct dispatch_call *c, enum call_state final, enum dis
 		call_end(c, CALL_ABORTED, &r);
 	} else if (o != DISPATCH_DEADLINE) {
 		call_fail(c, final, o, s, NULL, "server shutting down");
+	} else if (s && s->open_input) {
+		/* failure_mode open: the last step's timeout is skipped */
+		struct dispatch_result r = {.outcome = DISPATCH_OK, .output = s->open_input,
+					    .plugin = plugin, .step = (int)s->index,
+					    .max_output = c->gen->cfg->max_output};
+		s->open_input = NULL;
+		atomic_fetch_add_explicit(&s->plugin->skipped[PLUGIN_SKIP_TIMEOUT], 1,
+					  memory_order_relaxed);
+		log_debug(c->env->log, "plugin %s timed out in hook %s (generation %llu, step %zu): "
+			  "skipped (failure_mode open)", plugin, c->hook->name,
+			  (unsigned long long)c->gen->id, s->index);
+		call_end(c, final, &r);
 	} else if (!s) {
 		call_fail(c, final, o, NULL, NULL, "deadline of %u ms passed", c->hook->timeout_ms);
 	} else if (queued) {
@@ -523,10 +708,14 @@ static void call_cancel(struct dispatch_call *c, enum call_state final, enum dis
 		call_fail(c, final, o, s, NULL, "deadline of %u ms passed in plugin %s (step %zu)",
 			  c->hook->timeout_ms, plugin, s->index);
 	}
-	if (s && o == DISPATCH_DEADLINE && !plugin_is_async(s->plugin) && !queued)
+	if (s && s->plugin->iso)
+		/* a sync call past its deadline: its process is killed and replaced */
+		isolate_cancel(s->plugin->iso, &s->iso,
+			       o == DISPATCH_DEADLINE && !plugin_is_async(s->plugin));
+	else if (s && o == DISPATCH_DEADLINE && !plugin_is_async(s->plugin) && !queued)
 		replace_stuck_worker(c, s);
 	if (s) {
-		if (plugin_is_async(s->plugin) && !atomic_load(&s->finished)) {
+		if (plugin_is_async(s->plugin) && !s->plugin->iso && !atomic_load(&s->finished)) {
 			hookd_cancel_fn fn = s->cancel_fn;
 			s->cancel_fn = NULL;
 			if (fn) {
@@ -537,6 +726,7 @@ static void call_cancel(struct dispatch_call *c, enum call_state final, enum dis
 				dispatch_plugin_leave(c->env, &f);
 			}
 			dispatch_step_cancel_pending(s);
+			held_count(s);
 			watch_held(s);
 		}
 		dispatch_step_unref(s);

@@ -42,6 +42,8 @@ enum dispatch_outcome {
 	DISPATCH_DEADLINE,         /* the call's deadline passed */
 	DISPATCH_SHUTDOWN,         /* the host is shutting down */
 	DISPATCH_NOMEM,            /* out of memory */
+	DISPATCH_CRASHED,          /* an isolated plugin's process died running the step */
+	DISPATCH_QUARANTINED,      /* the step's plugin is quarantined (crashed too often) */
 	DISPATCH_OUTCOME_COUNT
 };
 

@@ -25,6 +25,7 @@
 #include "blame.h"
 #include "dispatch.h"
 #include "fetch.h"
+#include "isolate.h"
 #include "wake.h"
 #include "watchdog.h"
 
@@ -108,11 +109,17 @@ struct dispatch_step {
 	                               * (which then reads nothing of the call) */
 	bool stuck;                   /* sync: its worker was replaced (loop thread) */
 	bool held_armed;              /* async: held_ev watches a cancelled step */
+	bool held_counted;            /* async: counted in plugin->held_calls */
 	struct event held_ev;         /* fires if the plugin never finishes it */
 	cJSON *input;                 /* lent by the call */
 	cJSON *output;
 	int fail_status;              /* 0: not failed */
 	char *fail_msg;
+	bool host_failed;             /* the host failed the step: host_outcome, fail_msg */
+	enum dispatch_outcome host_outcome;
+	cJSON *open_input;            /* fail-open last step: the input to answer with if
+	                               * its deadline passes */
+	struct isolate_req iso;       /* isolated plugin: the request to its process */
 	int64_t deadline_ns;
 	atomic_int cancelled;         /* the host gave up on it */
 	atomic_int phase;             /* sync: enum step_phase, settled by CAS */

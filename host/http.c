@@ -199,6 +199,10 @@ static int outcome_status(const struct dispatch_result *r, unsigned *retry_after
 		return 503;
 	case DISPATCH_DEADLINE:
 		return 504;
+	case DISPATCH_CRASHED:
+		return 502;
+	case DISPATCH_QUARANTINED:
+		return 503;
 	case DISPATCH_NO_OUTPUT:
 	case DISPATCH_NOMEM:
 	case DISPATCH_OUTCOME_COUNT:

@@ -10,7 +10,9 @@
  */
 #include "loader.h"
 #include "blame.h"
+#include "isolate.h"
 #include "name.h"
+#include "probe.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -39,7 +41,20 @@ struct loader {
 	loader_veto_fn veto;
 	void *veto_arg;
 	char dir_problem[LOADER_REASON_MAX]; /* this scan: why the folder is unsafe, or "" */
+	const char *exe;              /* probe and isolation: the hookd binary, or NULL */
+	struct isolate_sup *sup;
+	loader_isolate_fn isolate_fn;
+	void *isolate_arg;
 };
+
+void loader_set_isolation(struct loader *ld, const char *exe, struct isolate_sup *sup,
+			  loader_isolate_fn fn, void *arg)
+{
+	ld->exe = exe;
+	ld->sup = sup;
+	ld->isolate_fn = fn;
+	ld->isolate_arg = arg;
+}
 
 void loader_set_veto(struct loader *ld, loader_veto_fn fn, void *arg)
 {
@@ -71,10 +86,18 @@ static void plugin_free(struct plugin *p)
 		log_msg(p->log, LOG_INFO, NULL, "unloaded plugin %s (%s, generation %llu)",
 			p->desc.name, p->file, (unsigned long long)p->generation);
 	}
+	if (p->iso) {
+		log_msg(p->log, LOG_INFO, NULL, "unloaded isolated plugin %s (%s, generation %llu)",
+			p->desc.name, p->file, (unsigned long long)p->generation);
+		isolate_group_free(p->iso); /* closes its processes, in the background */
+	}
 	if (p->dl)
 		dlclose(p->dl);
 	if (p->copy_path)
-		unlink(p->copy_path);
+		unlink(p->copy_path); /* isolated: its processes made their own copies */
+	free(p->isolated_why);
+	free(p->probe_hooks);
+	cJSON_Delete(p->probe_desc);
 	cJSON_Delete(p->config);
 	free(p->file);
 	free(p->copy_path);
@@ -488,6 +511,88 @@ static const char *name_taken(const struct loader_result *r, const char *name)
 	return NULL;
 }
 
+/* Take the descriptor the probe read (pd, taken) as the plugin's and start
+ * its isolated processes instead of mapping it. Returns 0 or -1 (reason). */
+static int load_isolated(struct loader *ld, const struct config *cfg,
+			 const struct loader_result *sofar, struct plugin *p, cJSON *pd,
+			 const char *why, char *reason)
+{
+	const cJSON *hooks = cJSON_GetObjectItemCaseSensitive(pd, "hooks"), *h;
+	const cJSON *section;
+	const char *other;
+	char err[512];
+	size_t n = 0;
+
+	p->probe_desc = pd;
+	p->desc.magic = HOOKD_MAGIC;
+	p->desc.abi_major = (uint16_t)cJSON_GetNumberValue(cJSON_GetObjectItem(pd, "abi_major"));
+	p->desc.abi_minor = (uint16_t)cJSON_GetNumberValue(cJSON_GetObjectItem(pd, "abi_minor"));
+	p->desc.size = sizeof(p->desc);
+	p->desc.name = cJSON_GetObjectItemCaseSensitive(pd, "name")->valuestring;
+	p->desc.version = cJSON_GetStringValue(cJSON_GetObjectItem(pd, "version"));
+	if (!p->desc.version)
+		p->desc.version = "";
+	p->desc.mode = strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(pd, "mode")) ?: "", "async")
+			       ? HOOKD_MODE_SYNC
+			       : HOOKD_MODE_ASYNC;
+	if (!(p->probe_hooks = calloc((size_t)cJSON_GetArraySize(hooks) + 1, sizeof(char *)))) {
+		set_reason(reason, "out of memory");
+		return -1;
+	}
+	cJSON_ArrayForEach(h, hooks)
+		if (cJSON_IsString(h))
+			p->probe_hooks[n++] = h->valuestring;
+	p->desc.hooks = p->probe_hooks;
+	p->ctx.api = ld->api;
+	p->ctx.name = p->desc.name;
+	if ((other = name_taken(sofar, p->desc.name))) {
+		set_reason(reason, "duplicate plugin name \"%s\": already loaded from %s",
+			   p->desc.name, other);
+		return -1;
+	}
+	section = config_plugin_section(cfg, p->desc.name);
+	if (section && !(p->config = cJSON_Duplicate(section, 1))) {
+		set_reason(reason, "out of memory");
+		return -1;
+	}
+	p->fail_open = config_plugin_fail_open(cfg, p->desc.name);
+	if (!(p->isolated_why = strdup(why))) {
+		set_reason(reason, "out of memory");
+		return -1;
+	}
+	const struct config_plugin *cp = config_plugin_settings(cfg, p->desc.name);
+	char *init = isolate_init_text(cfg, p->desc.name, p->file, p->copy_path, p->generation,
+				       p->desc.hooks);
+	struct isolate_options o = {
+		.name = p->desc.name,
+		.file = p->file,
+		.copy_path = p->copy_path,
+		.generation = p->generation,
+		.sync = p->desc.mode == HOOKD_MODE_SYNC,
+		.procs = cfg->isolate_procs,
+		.queue = cfg->queue,
+		.quarantine_after = cfg->quarantine_after,
+		.quarantine_window_s = cfg->quarantine_window_s,
+		.rlimit_as = cp ? cp->rlimit_as : 0,
+		.rlimit_cpu = cp ? cp->rlimit_cpu : 0,
+		.init = init,
+		.start_timeout_ms = PROBE_TIMEOUT_MS,
+	};
+	if (!init) {
+		set_reason(reason, "out of memory");
+		return -1;
+	}
+	int rc = isolate_group_create(ld->sup, &o, &p->iso, err, sizeof(err));
+	free(init);
+	if (rc < 0) {
+		set_reason(reason, "plugin %s (isolated): %s", p->desc.name, err);
+		return -1;
+	}
+	log_info(ld->log, "plugin %s runs isolated in %u process(es): %s", p->desc.name,
+		 cfg->isolate_procs, why);
+	return 0;
+}
+
 /* Load `file` (open as fd) afresh. Returns the plugin (one reference) or
  * NULL with the reason. */
 static struct plugin *load_fresh(struct loader *ld, const struct config *cfg,
@@ -530,6 +635,26 @@ static struct plugin *load_fresh(struct loader *ld, const struct config *cfg,
 		set_reason(reason, "sha256 %s is not in trusted_sha256", p->sha256);
 		goto fail;
 	}
+	if (ld->exe) {
+		/* constructors run first in a throw-away child: a file that
+		 * crashes or hangs there is refused without being mapped here */
+		cJSON *pd;
+		char why[256] = "";
+		if (probe_run(ld->exe, p->copy_path, PROBE_TIMEOUT_MS, &pd, reason,
+			      LOADER_REASON_MAX) < 0)
+			goto fail;
+		const char *name = cJSON_GetObjectItemCaseSensitive(pd, "name")->valuestring;
+		if (ld->sup && config_plugin_isolated(cfg, name))
+			snprintf(why, sizeof(why), "configured (isolate: true)");
+		else if (ld->sup && ld->isolate_fn)
+			ld->isolate_fn(ld->isolate_arg, file, st, why, sizeof(why));
+		if (why[0]) {
+			if (load_isolated(ld, cfg, sofar, p, pd, why, reason) < 0)
+				goto fail;
+			return p;
+		}
+		cJSON_Delete(pd);
+	}
 	dlerror();
 	p->dl = dlopen(p->copy_path, RTLD_NOW | RTLD_LOCAL);
 	if (!p->dl) {
@@ -558,6 +683,7 @@ static struct plugin *load_fresh(struct loader *ld, const struct config *cfg,
 		set_reason(reason, "out of memory");
 		goto fail;
 	}
+	p->fail_open = config_plugin_fail_open(cfg, p->desc.name);
 	p->ctx.api = ld->api;
 	p->ctx.name = p->desc.name;
 	p->ctx.state = NULL;
@@ -785,4 +911,82 @@ void loader_result_free(struct loader_result *r)
 	free(r->plugins);
 	free(r->rejects);
 	memset(r, 0, sizeof(*r));
+}
+
+int loader_load_path(struct loader *ld, const struct config *cfg, const char *path,
+		     const char *file, uint64_t generation, struct loader_result *out,
+		     char *reason, size_t len)
+{
+	char why[LOADER_REASON_MAX];
+	struct plugin *p = NULL;
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		snprintf(reason, len, "%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	p = load_fresh(ld, cfg, out, file, fd, &st, generation, why);
+	close(fd);
+	if (!p) {
+		snprintf(reason, len, "%s", why);
+		return -1;
+	}
+	if (add_plugin(out, p) < 0) {
+		plugin_release(p);
+		snprintf(reason, len, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+int loader_describe_file(const char *path, cJSON **out, char *reason, size_t len)
+{
+	struct plugin *p = calloc(1, sizeof(*p));
+	char why[LOADER_REASON_MAX];
+	cJSON *o = NULL, *hooks;
+	void *dl, *sym;
+
+	*out = NULL;
+	if (!p) {
+		snprintf(reason, len, "out of memory");
+		return -1;
+	}
+	dlerror();
+	if (!(dl = dlopen(path, RTLD_NOW | RTLD_LOCAL))) {
+		const char *e = dlerror();
+		const char *tail = e ? strstr(e, ": ") : NULL;
+		snprintf(reason, len, "dlopen failed: %s", tail ? tail + 2 : e ? e : "unknown error");
+		goto fail;
+	}
+	if (!(sym = dlsym(dl, HOOKD_DESCRIPTOR_SYMBOL))) {
+		snprintf(reason, len, "no descriptor: symbol \"%s\" not found (define it with "
+			 "HOOKD_PLUGIN_SYNC or HOOKD_PLUGIN_ASYNC)", HOOKD_DESCRIPTOR_SYMBOL);
+		goto fail;
+	}
+	if (read_descriptor(p, sym, why) < 0) {
+		snprintf(reason, len, "%s", why);
+		goto fail;
+	}
+	if (!(o = cJSON_CreateObject()) || !cJSON_AddStringToObject(o, "name", p->desc.name) ||
+	    !cJSON_AddStringToObject(o, "version", p->desc.version) ||
+	    !cJSON_AddStringToObject(o, "mode", p->desc.mode == HOOKD_MODE_ASYNC ? "async"
+										  : "sync") ||
+	    !cJSON_AddNumberToObject(o, "abi_major", p->desc.abi_major) ||
+	    !cJSON_AddNumberToObject(o, "abi_minor", p->desc.abi_minor) ||
+	    !(hooks = cJSON_AddArrayToObject(o, "hooks"))) {
+		snprintf(reason, len, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; p->desc.hooks[i]; i++)
+		cJSON_AddItemToArray(hooks, cJSON_CreateString(p->desc.hooks[i]));
+	free(p); /* dl stays open: the probe exits right after */
+	*out = o;
+	return 0;
+fail:
+	cJSON_Delete(o);
+	free(p);
+	return -1;
 }

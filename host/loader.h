@@ -53,6 +53,30 @@ typedef bool (*loader_veto_fn)(void *arg, const char *file, const struct stat *s
 /* Install (or clear, fn NULL) the veto; `arg` must outlive the loader. */
 void loader_set_veto(struct loader *ld, loader_veto_fn fn, void *arg);
 
+/* Asked about a file about to be loaded: return true (with why) to run it
+ * isolated whatever the config says (it crashed the host before). */
+typedef bool (*loader_isolate_fn)(void *arg, const char *file, const struct stat *st, char *why,
+				  size_t len);
+
+/* Probe every new file in a child (`exe --probe`, probe.h) before mapping
+ * it, and run plugins configured `isolate` (or that `fn` names) in child
+ * processes supervised by `sup` instead of mapping them. exe and sup must
+ * outlive the loader; NULL exe: no probing, no isolation (in-process). */
+struct isolate_sup;
+void loader_set_isolation(struct loader *ld, const char *exe, struct isolate_sup *sup,
+			  loader_isolate_fn fn, void *arg);
+
+/* Load the single file at `path` (called `file` in logs and GET /plugins)
+ * into out (appended), in-process: what an isolated plugin's process does.
+ * Returns 0, or -1 with the reason. */
+int loader_load_path(struct loader *ld, const struct config *cfg, const char *path,
+		     const char *file, uint64_t generation, struct loader_result *out,
+		     char *reason, size_t len);
+
+/* dlopen `path` here, read and validate its descriptor, and describe it as
+ * probe.h says (the probe child's work). Returns 0 and *out, or -1. */
+int loader_describe_file(const char *path, cJSON **out, char *reason, size_t len);
+
 /* Remove the private directory (copies still loaded are unlinked when they
  * are unloaded) and free the loader. */
 void loader_destroy(struct loader *ld);

@@ -38,6 +38,9 @@
 #include "pool.h"
 #include "reactor.h"
 #include "registry.h"
+#include "isolate.h"
+#include "probe.h"
+#include "runner.h"
 #include "version.h"
 #include "watchdog.h"
 
@@ -77,6 +80,8 @@ struct daemon {
 	enum phase phase;
 	struct quarantine q;
 	struct watchdog *watchdog;
+	struct isolate_sup *sup;   /* isolated plugins' processes */
+	char exe[4096];            /* this binary: the probe and the runners run it */
 };
 
 static unsigned reactor_count(struct daemon *d)
@@ -461,6 +466,7 @@ static bool teardown(struct daemon *d)
 	watchdog_stop(d->watchdog); /* no slot is left on it now */
 	if (d->reg_ready)
 		registry_destroy(&d->reg); /* last generation: fini every plugin */
+	isolate_sup_stop(d->sup); /* isolated ones: their processes run fini and exit */
 	if (d->curl_ready)
 		curl_global_cleanup();
 	loader_destroy(d->loader);
@@ -482,8 +488,10 @@ static bool teardown(struct daemon *d)
 	return true;
 }
 
-static bool quarantine_veto(void *arg, const char *file, const struct stat *st, char *reason,
-			    size_t len)
+/* A plugin that crashed the host last time runs isolated until its file
+ * changes (then the record is cleared): it can crash only its own process. */
+static bool crash_isolate(void *arg, const char *file, const struct stat *st, char *why,
+			  size_t len)
 {
 	struct quarantine *q = arg;
 	const struct crash_record *r = &q->rec;
@@ -493,8 +501,7 @@ static bool quarantine_veto(void *arg, const char *file, const struct stat *st, 
 		return false;
 	if (st->st_dev == r->dev && st->st_ino == r->ino && st->st_size == r->size &&
 	    st->st_mtim.tv_sec == r->mtime.tv_sec && st->st_mtim.tv_nsec == r->mtime.tv_nsec) {
-		snprintf(reason, len, "quarantined: plugin %s %s; install a new version of the "
-			 "file to load it again", r->plugin, q->why);
+		snprintf(why, len, "isolated after it %s", q->why);
 		return true;
 	}
 	q->active = false;
@@ -529,7 +536,7 @@ static int crash_setup(struct daemon *d, char *dirbuf, size_t dirlen, char *err,
 	const char *dir = state_dir(d, dirbuf, dirlen);
 	int rc;
 
-	if (crash_init(STDERR_FILENO, dir, err, errlen) < 0)
+	if (crash_init(STDERR_FILENO, dir, NULL, err, errlen) < 0)
 		return -1;
 	d->q.log = &d->log;
 	d->q.state_dir = dir;
@@ -546,7 +553,7 @@ static int crash_setup(struct daemon *d, char *dirbuf, size_t dirlen, char *err,
 	if (rc == 1) {
 		d->q.active = true;
 		crash_record_describe(&d->q.rec, d->q.why, sizeof(d->q.why));
-		log_warn(&d->log, "plugin %s (file %s) %s: it will not be loaded until its file "
+		log_warn(&d->log, "plugin %s (file %s) %s: it runs isolated until its file "
 			 "changes", d->q.rec.plugin, d->q.rec.file, d->q.why);
 	}
 	return 0;
@@ -596,6 +603,11 @@ int main(int argc, char **argv)
 	char err[1024];
 	int opt, rc = 1;
 
+	/* the processes hookd starts itself (same binary, not for operators) */
+	if (argc == 2 && strcmp(argv[1], "--runner") == 0)
+		return runner_main();
+	if (argc == 3 && strcmp(argv[1], "--probe") == 0)
+		return probe_main(argv[2]);
 	log_init(&d.log, STDERR_FILENO, LOG_INFO);
 	while ((opt = getopt_long(argc, argv, "c:l:thV", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -653,7 +665,22 @@ int main(int argc, char **argv)
 		config_free(cfg);
 		goto out;
 	}
-	loader_set_veto(d.loader, quarantine_veto, &d.q);
+	{
+		ssize_t n = readlink("/proc/self/exe", d.exe, sizeof(d.exe) - 1);
+		if (n <= 0 || (size_t)n >= sizeof(d.exe) - 1) {
+			log_error(&d.log, "cannot find this program's path (/proc/self/exe): %s",
+				  strerror(errno));
+			config_free(cfg);
+			goto out;
+		}
+		d.exe[n] = 0;
+	}
+	if (isolate_sup_start(d.exe, &d.log, &d.sup, err, sizeof(err)) < 0) {
+		log_error(&d.log, "%s", err);
+		config_free(cfg);
+		goto out;
+	}
+	loader_set_isolation(d.loader, d.exe, d.sup, crash_isolate, &d.q);
 	if (registry_init(&d.reg) < 0) {
 		log_error(&d.log, "cannot initialise the registry");
 		config_free(cfg);

@@ -18,6 +18,7 @@
 #include "log.h"
 
 struct limiter;
+struct isolate_group;
 
 /* What identifies the bytes of a file: a change of any of these is a new
  * version of the plugin. */
@@ -50,7 +51,20 @@ struct plugin {
 	struct limiter *limiter;         /* NULL: no concurrency or rate limit */
 	size_t fetch_max_response;       /* 0: the host's default */
 	bool initialised;       /* init succeeded: fini is owed */
+	/* Isolated (isolate.h): the plugin runs in child processes and is
+	 * never mapped here; desc holds what the probe read (no entry points). */
+	struct isolate_group *iso;       /* NULL: in-process */
+	char *isolated_why;              /* why it is isolated */
+	cJSON *probe_desc;               /* owns desc's strings when isolated */
+	const char **probe_hooks;        /* desc.hooks when isolated */
+	bool fail_open;                  /* failure_mode "open": a failed step is skipped */
+	atomic_ulong skipped[4];         /* fail-open skips: enum plugin_skip */
+	atomic_uint held_calls;          /* cancelled calls it has not finished (async) */
 };
+
+/* Why a fail-open step was skipped (counted apart). */
+enum plugin_skip { PLUGIN_SKIP_FAILED, PLUGIN_SKIP_CRASHED, PLUGIN_SKIP_TIMEOUT,
+		   PLUGIN_SKIP_QUARANTINED };
 
 /* Take one more reference. Any thread. */
 void plugin_retain(struct plugin *p);

@@ -9,6 +9,7 @@
  * section.
  */
 #include "registry.h"
+#include "isolate.h"
 
 #include "limiter.h"
 
@@ -241,6 +242,20 @@ static cJSON *describe_plugin(const struct plugin *p)
 	cJSON_AddStringToObject(o, "file", p->file);
 	cJSON_AddNumberToObject(o, "generation", (double)p->generation);
 	cJSON_AddStringToObject(o, "sha256", p->sha256);
+	cJSON_AddStringToObject(o, "failure_mode", p->fail_open ? "open" : "closed");
+	if (p->fail_open) {
+		cJSON *sk = cJSON_AddObjectToObject(o, "skipped");
+		static const char *const kinds[] = {"failed", "crashed", "timeout", "quarantined"};
+		for (int i = 0; sk && i < 4; i++)
+			cJSON_AddNumberToObject(sk, kinds[i], (double)atomic_load_explicit(
+					&((struct plugin *)p)->skipped[i], memory_order_relaxed));
+	}
+	if (p->iso) {
+		isolate_describe(p->iso, o);
+		cJSON *iso = cJSON_GetObjectItemCaseSensitive(o, "isolated");
+		if (iso)
+			cJSON_AddStringToObject(iso, "why", p->isolated_why);
+	}
 	return o;
 }
 

@@ -3,6 +3,8 @@
  */
 #include "sigfmt.h"
 
+#include <signal.h>
+
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -122,4 +124,29 @@ void sb_log_time(struct sbuf *b, const struct timespec *ts)
 	sb_str(b, ".");
 	sb_mem(b, d, 3);
 	sb_str(b, "Z");
+}
+
+const char *sigfmt_name(int sig)
+{
+	switch (sig) {
+	case SIGSEGV: return "SIGSEGV";
+	case SIGBUS: return "SIGBUS";
+	case SIGFPE: return "SIGFPE";
+	case SIGILL: return "SIGILL";
+	case SIGABRT: return "SIGABRT";
+	case SIGSYS: return "SIGSYS";
+	case SIGKILL: return "SIGKILL";
+	case SIGTERM: return "SIGTERM";
+	case SIGXCPU: return "SIGXCPU";
+	case SIGXFSZ: return "SIGXFSZ";
+	case SIGPIPE: return "SIGPIPE";
+	case SIGINT: return "SIGINT";
+	case SIGHUP: return "SIGHUP";
+	case SIGQUIT: return "SIGQUIT";
+	case SIGTRAP: return "SIGTRAP";
+	case SIGUSR1: return "SIGUSR1";
+	case SIGUSR2: return "SIGUSR2";
+	case SIGALRM: return "SIGALRM";
+	default: return "a signal";
+	}
 }

@@ -28,4 +28,8 @@ void sb_log_time(struct sbuf *b, const struct timespec *ts);
 /* write(2) all of it, retrying on EINTR; gives up on any other error. */
 void sb_write_all(int fd, const char *p, size_t n);
 
+/* "SIGSEGV", "SIGKILL", ... for a signal number ("a signal" when unknown).
+ * Async-signal-safe. */
+const char *sigfmt_name(int sig);
+
 #endif

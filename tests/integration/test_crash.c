@@ -1,8 +1,9 @@
 /*
  * A plugin that crashes the daemon: the crash explains itself (signal,
  * plugin, file, generation, hook, backtrace), the daemon dies of that signal,
- * and the crash record keeps the next start from loading the same file
- * until a new version of it is installed.
+ * and the crash record makes the next start run the same file isolated (in
+ * child processes: it can crash only those) until a new version of it is
+ * installed.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -31,7 +32,7 @@ static void relaunch(struct hd *d)
 	hd_launch_or_fail(d);
 }
 
-Test(crash, a_crashing_plugin_is_named_and_not_loaded_again_until_replaced, .timeout = 60)
+Test(crash, a_crashing_plugin_is_named_and_isolated_until_replaced, .timeout = 90)
 {
 	struct hd_resp r;
 	char record[400];
@@ -62,15 +63,14 @@ Test(crash, a_crashing_plugin_is_named_and_not_loaded_again_until_replaced, .tim
 		  "%s", text);
 	free(text);
 
-	/* the next start refuses the same file, and serves everything else */
+	/* the next start runs the same file isolated, and serves everything else */
 	relaunch(&D);
 	cr_assert_eq(hd_log_count(&D, "plugin crash_sync (file crash_sync.so) crashed the host at "), 1);
 	/* the dead run's private copies are gone */
 	cr_assert_eq(hd_log_count(&D, "that ended without cleaning up"), 1);
 	hd_get(&D, "/plugins", &r);
 	cr_assert_eq(r.status, 200);
-	cr_assert(strstr(r.body, "\"file\":\"crash_sync.so\",\"reason\":\"quarantined: plugin "
-				 "crash_sync crashed the host at "), "%s", r.body);
+	cr_assert(strstr(r.body, "\"why\":\"isolated after it crashed the host at "), "%s", r.body);
 	cr_assert(strstr(r.body, "(SIGSEGV in hook crash, call_sync, generation 1)"), "%s", r.body);
 	hd_resp_free(&r);
 	hd_post(&D, "/hooks/echo", "{\"still\":\"serving\"}", &r);
@@ -78,14 +78,24 @@ Test(crash, a_crashing_plugin_is_named_and_not_loaded_again_until_replaced, .tim
 	cr_assert_str_eq(r.body, "{\"still\":\"serving\"}\n");
 	hd_resp_free(&r);
 	hd_post(&D, "/hooks/crash", "{\"a\":1}", &r);
-	cr_assert_eq(r.status, 404, "%ld %s", r.status, r.body);
+	cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+	hd_resp_free(&r);
+	/* crashing again costs its own process and that call only */
+	hd_post(&D, "/hooks/crash", "{\"crash\":true}", &r);
+	cr_assert_eq(r.status, 502, "%ld %s", r.status, r.body);
+	cr_assert(strstr(r.body, "plugin crash_sync crashed in its isolated process"), "%s", r.body);
+	cr_assert(strstr(r.body, "(SIGSEGV)"), "%s", r.body);
+	cr_assert(strstr(r.body, "\"outcome\":\"crashed\""), "%s", r.body);
+	hd_resp_free(&r);
+	hd_post(&D, "/hooks/echo", "{\"after\":1}", &r);
+	cr_assert_eq(r.status, 200);
 	hd_resp_free(&r);
 
-	/* a reload with the same file still refuses it */
+	/* a reload with the same file keeps it isolated */
 	hd_signal(&D, SIGHUP);
 	cr_assert(hd_wait_generation(&D, 2, 10000));
-	hd_post(&D, "/hooks/crash", "{\"a\":1}", &r);
-	cr_assert_eq(r.status, 404, "%ld %s", r.status, r.body);
+	hd_get(&D, "/plugins", &r);
+	cr_assert(strstr(r.body, "\"why\":\"isolated after it crashed the host at "), "%s", r.body);
 	hd_resp_free(&r);
 
 	/* a new version of the file clears the record and loads */
@@ -96,6 +106,9 @@ Test(crash, a_crashing_plugin_is_named_and_not_loaded_again_until_replaced, .tim
 	cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
 	hd_resp_free(&r);
 	cr_assert_eq(hd_log_count(&D, "crash record cleared: crash_sync.so changed"), 1);
+	hd_get(&D, "/plugins", &r);
+	cr_assert_null(strstr(r.body, "\"isolated\""), "%s", r.body);
+	hd_resp_free(&r);
 	cr_assert_eq(access(record, F_OK), -1, "the crash record is still there");
 	cr_assert_eq(hd_stop(&D), 0);
 }

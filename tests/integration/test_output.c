@@ -121,3 +121,31 @@ Test(output, a_cancelled_call_a_plugin_never_finishes_is_named, .timeout = 60)
 	hd_resp_free(&r);
 	cr_assert_eq(hd_stop(&D), 0);
 }
+
+/* Calls a plugin never finishes cannot grow without bound: once it holds
+ * `queue` of them, its new calls are refused (503 naming it); others serve. */
+Test(output, cancelled_calls_a_plugin_never_finishes_are_bounded, .timeout = 60)
+{
+	struct hd_resp r;
+
+	hd_prepare(&D, "\"queue\": 3, \"hooks\": {\"never\": {\"timeout_ms\": 50}}",
+		   (const char *const[]){"echo", NULL});
+	hd_install(&D, "fixtures/never_async.so", "never_async.so");
+	hd_launch_or_fail(&D);
+	for (int i = 0; i < 3; i++) {
+		hd_post(&D, "/hooks/never", "{}", &r);
+		cr_assert_eq(r.status, 504, "%ld %s", r.status, r.body);
+		hd_resp_free(&r);
+	}
+	hd_post(&D, "/hooks/never", "{}", &r);
+	cr_assert_eq(r.status, 503, "%ld %s", r.status, r.body);
+	cr_assert(strstr(r.body, "plugin never_async holds 3 cancelled calls it never finished "
+				 "(the bound is queue = 3)"), "%s", r.body);
+	cr_assert(strstr(r.body, "\"plugin\":\"never_async\""), "%s", r.body);
+	hd_resp_free(&r);
+	cr_assert_eq(hd_health(&D, "calls_held"), 3);
+	hd_post(&D, "/hooks/echo", "{\"still\":1}", &r);
+	cr_assert_eq(r.status, 200);
+	hd_resp_free(&r);
+	cr_assert_eq(hd_stop(&D), 0);
+}

@@ -113,9 +113,16 @@ void hd_write_config(struct hd *d, const char *members)
 	char reactors[64] = "";
 	if (nr && *nr && !(members && strstr(members, "\"reactors\"")))
 		snprintf(reactors, sizeof(reactors), ",\n  \"reactors\": %d", atoi(nr));
+	/* HOOKD_ISOLATE=1 runs every plugin isolated (the payload and chain
+	 * suites run that way too), unless the test sets "isolate" itself */
+	const char *iso = getenv("HOOKD_ISOLATE");
+	const char *isolate = iso && *iso == '1' && !(members && strstr(members, "\"isolate\""))
+				      ? ",\n  \"isolate\": true"
+				      : "";
 	fprintf(f, "{\n  \"listen\": \"127.0.0.1:0\",\n  \"plugin_dir\": \"plugins\",\n"
-		   "  \"runtime_dir\": \"%s/run\"%s%s%s\n}\n",
-		d->dir, reactors, members && *members ? ",\n  " : "", members ? members : "");
+		   "  \"runtime_dir\": \"%s/run\"%s%s%s%s\n}\n",
+		d->dir, reactors, isolate, members && *members ? ",\n  " : "",
+		members ? members : "");
 	fclose(f);
 	cr_assert_eq(rename(tmp, d->config), 0);
 }
