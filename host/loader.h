@@ -11,7 +11,8 @@
  * section) keeps its already-loaded copy; a file that fails to load while
  * an earlier version of it is loaded keeps that version (last known good).
  *
- * The loader is used by one thread at a time (dlerror is not thread-safe).
+ * The loader is used by one thread at a time (dlerror is not thread-safe):
+ * main's at start-up, then only the loader thread (reloader.h).
  */
 #ifndef HOOKD_LOADER_H
 #define HOOKD_LOADER_H

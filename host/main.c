@@ -1,13 +1,16 @@
 /*
  * main -- command line, start-up and shutdown order, signals.
  *
- * Start: config, libcurl, loader (private dir), worker pool, registry with
- * the first generation, then `reactors` event loops sharing the port
+ * Start: config, libcurl, loader (private dir), worker pool, the loader
+ * thread, registry with the first generation (loaded on this thread, before
+ * anything is served), then `reactors` event loops sharing the port
  * (reactor 0 on this thread), then signal events. Signals arrive as
  * libevent events on reactor 0 (every other thread blocks them), so no work
  * ever happens in a raw handler:
- *   SIGHUP           re-read the config, rescan the plugin folder, swap in
- *                    the new generation (or keep the old one, logged).
+ *   SIGHUP           on the loader thread (reloader.h): re-read the config,
+ *                    rescan the plugin folder, build the new generation;
+ *                    then, back on reactor 0, swap it in (or keep the old
+ *                    one, logged). SIGHUPs during a reload make one more.
  *   SIGTERM, SIGINT  every reactor stops accepting; calls in flight finish
  *                    up to drain_ms, the rest are answered 503; replies are
  *                    written out; every plugin is unloaded; exit 0. A second
@@ -38,6 +41,7 @@
 #include "pool.h"
 #include "reactor.h"
 #include "registry.h"
+#include "reloader.h"
 #include "version.h"
 #include "watchdog.h"
 
@@ -67,6 +71,8 @@ struct daemon {
 	struct loader *loader;
 	struct registry reg;
 	bool reg_ready, curl_ready;
+	struct reloader_ops reload_ops;
+	struct reloader *reloader; /* loads and unloads plugins once serving */
 	struct reactor_shared shared;
 	struct reactor **reactors;
 	/* reactors[0..nreactors) are serving; a reactor serves GET /health
@@ -120,10 +126,12 @@ static void usage(FILE *f)
 		"         SIGTERM/SIGINT finish calls in flight (up to drain_ms) and exit.\n");
 }
 
-/* Scan the plugin folder against the current generation and make the result
- * current. Takes cfg. Returns 0 or -1 (err says why; the current generation
- * stays). */
-static int load_generation(struct daemon *d, struct config *cfg, char *err, size_t errlen)
+/* Scan the plugin folder against the current generation and build the
+ * next generation from cfg (taken). Runs plugins' init: on the loader
+ * thread once the daemon serves, on main's before. Returns it (one
+ * reference), or NULL with err (the current generation stays). */
+static struct generation *build_generation(struct daemon *d, struct config *cfg, char *err,
+					   size_t errlen)
 {
 	struct generation *cur = registry_acquire(&d->reg), *g;
 	struct loader_result lr;
@@ -135,32 +143,41 @@ static int load_generation(struct daemon *d, struct config *cfg, char *err, size
 	generation_release(cur);
 	if (rc < 0) {
 		config_free(cfg);
-		return -1;
+		return NULL;
 	}
 	if (generation_build(cfg, &lr, id, &d->log, &g) < 0) {
 		snprintf(err, errlen, "out of memory building generation %llu",
 			 (unsigned long long)id);
-		return -1;
+		return NULL;
 	}
+	if (d->reloader) /* its plugins are unloaded off the loops */
+		g->reaper = reloader_reaper(d->reloader);
 	d->next_gen++;
+	return g;
+}
+
+/* Make g current (takes its reference). The loop thread. */
+static void install_generation(struct daemon *d, struct generation *g)
+{
 	log_info(&d->log, "generation %llu: %zu plugin(s), %zu hook(s), %zu file(s) rejected",
 		 (unsigned long long)g->id, g->lr.nplugins, g->nhooks, g->lr.nrejects);
 	registry_swap(&d->reg, g);
-	return 0;
 }
 
-static void reload(struct daemon *d)
+/* The loader thread: re-read the config and build the next generation from
+ * it. Returns it, or NULL (logged: the current generation stays). */
+static struct generation *reload_build(void *arg)
 {
-	struct generation *cur = registry_acquire(&d->reg);
+	struct daemon *d = arg;
+	struct generation *cur = registry_acquire(&d->reg), *g;
 	unsigned long long keep = cur ? (unsigned long long)cur->id : 0;
 	struct config *cfg;
 	char err[1024];
 
 	generation_release(cur);
-	log_info(&d->log, "SIGHUP: reloading %s", d->config_path);
 	if (load_config(d->config_path, d->listen, &cfg, err, sizeof(err)) < 0) {
 		log_error(&d->log, "reload failed: %s; still serving generation %llu", err, keep);
-		return;
+		return NULL;
 	}
 	if (strcmp(cfg->listen, d->boot->listen) != 0 || cfg->reactors != d->boot->reactors)
 		log_warn(&d->log, "reload: listen/reactors changed to %s/%u: takes effect at "
@@ -169,13 +186,26 @@ static void reload(struct daemon *d)
 	if (cfg->workers != d->boot->workers || cfg->queue != d->boot->queue)
 		log_warn(&d->log, "reload: workers/queue changed to %u/%u: takes effect at restart; "
 			 "still %u/%u", cfg->workers, cfg->queue, d->boot->workers, d->boot->queue);
-	/* applied only with the generation: a failed reload changes nothing */
-	int level = cfg->log_level;
-	size_t max_body = cfg->max_body;
-	if (load_generation(d, cfg, err, sizeof(err)) < 0) {
+	if (!(g = build_generation(d, cfg, err, sizeof(err))))
 		log_error(&d->log, "reload failed: %s; still serving generation %llu", err, keep);
+	return g;
+}
+
+/* Reactor 0's loop: swap in the generation a reload built, and only then
+ * apply the settings that come with it (a failed reload changes nothing). */
+static void reload_apply(void *arg, struct generation *g)
+{
+	struct daemon *d = arg;
+	int level = g->cfg->log_level;
+	size_t max_body = g->cfg->max_body;
+
+	if (d->phase != RUNNING) {
+		log_info(&d->log, "generation %llu not applied: shutting down",
+			 (unsigned long long)g->id);
+		generation_release(g);
 		return;
 	}
+	install_generation(d, g);
 	atomic_store(&d->log.level, level);
 	for (unsigned i = 0; i < reactor_count(d); i++)
 		reactor_set_max_body(d->reactors[i], max_body);
@@ -367,8 +397,14 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	if (sig == SIGHUP) {
-		if (d->phase == RUNNING)
-			reload(d);
+		/* the reload itself runs on the loader thread: this loop serves on */
+		if (d->phase != RUNNING)
+			return;
+		if (reloader_request(d->reloader))
+			log_info(&d->log, "SIGHUP: reloading %s", d->config_path);
+		else
+			log_info(&d->log, "SIGHUP: reloading %s once more after the reload under way",
+				 d->config_path);
 		return;
 	}
 	shutdown_begin(d, (int)sig);
@@ -446,6 +482,7 @@ static bool teardown(struct daemon *d)
 	if (t.live) {
 		/* a plugin is still running code for a call: never unmap it, and
 		 * never join a worker that may not come back */
+		reloader_stop(d->reloader); /* it may be using the loader */
 		if (d->reg_ready)
 			registry_swap(&d->reg, NULL);
 		log_warn(&d->log, "exiting with %u call(s) still held by plugins", t.live);
@@ -459,8 +496,11 @@ static bool teardown(struct daemon *d)
 		reactor_free(d->reactors[i]);
 	free(d->reactors);
 	watchdog_stop(d->watchdog); /* no slot is left on it now */
+	/* joined first: a reload under way reads the registry */
+	reloader_stop(d->reloader);
 	if (d->reg_ready)
 		registry_destroy(&d->reg); /* last generation: fini every plugin */
+	reloader_free(d->reloader);
 	if (d->curl_ready)
 		curl_global_cleanup();
 	loader_destroy(d->loader);
@@ -674,9 +714,20 @@ int main(int argc, char **argv)
 		config_free(cfg);
 		goto out;
 	}
-	if (load_generation(&d, cfg, err, sizeof(err)) < 0) {
+	d.reload_ops = (struct reloader_ops){reload_build, reload_apply, &d};
+	if (reloader_start(d.base, &d.reload_ops, &d.log, &d.reloader, err, sizeof(err)) < 0) {
 		log_error(&d.log, "%s", err);
+		config_free(cfg);
 		goto out;
+	}
+	{
+		/* the first load is synchronous: nothing is served before it */
+		struct generation *g = build_generation(&d, cfg, err, sizeof(err));
+		if (!g) {
+			log_error(&d.log, "%s", err);
+			goto out;
+		}
+		install_generation(&d, g);
 	}
 	if (start_reactors(&d, err, sizeof(err)) < 0) {
 		log_error(&d.log, "%s", err);
