@@ -10,6 +10,11 @@
  * A file that has not changed (same inode, size, mtime, same config
  * section) keeps its already-loaded copy; a file that fails to load while
  * an earlier version of it is loaded keeps that version (last known good).
+ * When files claim one plugin name, the one that serves it now keeps it,
+ * else the one the owner record names (loader_set_owner), else all of them
+ * are refused: never file-name order. Names are settled after dlopen and
+ * before any init, so a refused file's init never runs (its constructors
+ * have).
  *
  * The loader is used by one thread at a time (dlerror is not thread-safe):
  * main's at start-up, then only the loader thread (reloader.h).
@@ -53,6 +58,15 @@ typedef bool (*loader_veto_fn)(void *arg, const char *file, const struct stat *s
 
 /* Install (or clear, fn NULL) the veto; `arg` must outlive the loader. */
 void loader_set_veto(struct loader *ld, loader_veto_fn fn, void *arg);
+
+/* Which file served plugin `name` last (a record kept across restarts),
+ * or NULL. Asked only when files of one scan claim one name and none of
+ * them serves it now. */
+typedef const char *(*loader_owner_fn)(void *arg, const char *name);
+
+/* Install (or clear, fn NULL) the owner record; `arg` must outlive the
+ * loader. */
+void loader_set_owner(struct loader *ld, loader_owner_fn fn, void *arg);
 
 /* Remove the private directory (copies still loaded are unlinked when they
  * are unloaded) and free the loader. */

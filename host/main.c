@@ -38,6 +38,7 @@
 #include "crash.h"
 #include "loader.h"
 #include "log.h"
+#include "names.h"
 #include "pool.h"
 #include "reactor.h"
 #include "registry.h"
@@ -82,6 +83,7 @@ struct daemon {
 	uint64_t next_gen;
 	enum phase phase;
 	struct quarantine q;
+	struct names names; /* who served each plugin name last (state_dir) */
 	struct watchdog *watchdog;
 };
 
@@ -153,6 +155,9 @@ static struct generation *build_generation(struct daemon *d, struct config *cfg,
 	if (d->reloader) /* its plugins are unloaded off the loops */
 		g->reaper = reloader_reaper(d->reloader);
 	d->next_gen++;
+	/* before it is current: a restart right after the swap settles names
+	 * the way this generation does */
+	names_save(&d->names, g->lr.plugins, g->lr.nplugins);
 	return g;
 }
 
@@ -504,6 +509,7 @@ static bool teardown(struct daemon *d)
 	if (d->curl_ready)
 		curl_global_cleanup();
 	loader_destroy(d->loader);
+	names_free(&d->names);
 	if (d->sig_hup)
 		event_free(d->sig_hup);
 	if (d->sig_term)
@@ -694,6 +700,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	loader_set_veto(d.loader, quarantine_veto, &d.q);
+	names_load(&d.names, d.q.state_dir, &d.log);
+	loader_set_owner(d.loader, names_owner, &d.names);
 	if (registry_init(&d.reg) < 0) {
 		log_error(&d.log, "cannot initialise the registry");
 		config_free(cfg);
