@@ -17,7 +17,6 @@
  *                    signal skips the wait.
  * Everything the daemon owns lives in `struct daemon`, on main's stack.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -58,6 +57,7 @@ struct quarantine {
 	const struct log *log;
 	const char *state_dir;
 	bool active;
+	bool check_only;         /* hookd -t: never clear the record */
 	struct crash_record rec;
 	char why[320];
 };
@@ -118,8 +118,10 @@ static void usage(FILE *f)
 		"  -l, --listen HOST:PORT | PORT\n"
 		"           listen there instead of the file's \"listen\" (a bare PORT keeps\n"
 		"           the file's host); reloads keep it\n"
-		"  -t       check the configuration and that the plugin folder is readable,\n"
-		"           print the result, exit 0 (valid) or 1 (not)\n"
+		"  -t       check the configuration and load the plugin folder the way a\n"
+		"           start would (runs the plugins' init, then unloads them); print\n"
+		"           the result, exit 0 (valid) or 1 (not, or no plugin would load,\n"
+		"           or a hook's chain names a plugin that would not load)\n"
 		"  -V       print the version and exit\n"
 		"  -h       print this help and exit\n"
 		"\n"
@@ -427,46 +429,6 @@ static void raise_fd_limit(struct daemon *d)
 	}
 }
 
-static int check_config(const char *path, const char *listen)
-{
-	struct config *cfg;
-	char err[1024];
-	struct dirent *de;
-	DIR *dir;
-	size_t n = 0;
-
-	if (load_config(path, listen, &cfg, err, sizeof(err)) < 0) {
-		fprintf(stderr, "hookd: %s\n", err);
-		return 1;
-	}
-	dir = opendir(cfg->plugin_dir);
-	if (!dir) {
-		fprintf(stderr, "hookd: %s: plugin_dir %s: cannot open: %s\n", path,
-			cfg->plugin_dir, strerror(errno));
-		config_free(cfg);
-		return 1;
-	}
-	errno = 0;
-	while ((de = readdir(dir))) {
-		size_t l = strlen(de->d_name);
-		n += de->d_name[0] != '.' && l > 3 && strcmp(de->d_name + l - 3, ".so") == 0;
-	}
-	if (errno) {
-		fprintf(stderr, "hookd: %s: plugin_dir %s: cannot read: %s\n", path,
-			cfg->plugin_dir, strerror(errno));
-		closedir(dir);
-		config_free(cfg);
-		return 1;
-	}
-	closedir(dir);
-	printf("hookd: %s: configuration OK (listen %s, plugin_dir %s with %zu plugin file(s), "
-	       "%u reactor(s), %u workers, queue %u, %zu hook setting(s))\n",
-	       path, cfg->listen, cfg->plugin_dir, n, cfg->reactors, cfg->workers, cfg->queue,
-	       cfg->nhooks);
-	config_free(cfg);
-	return 0;
-}
-
 /* Release everything in reverse order of creation. Returns false when a
  * plugin still runs code for a call (drain deadline passed): nothing of it
  * may be unmapped and its worker may never come back, so the caller exits
@@ -543,6 +505,8 @@ static bool quarantine_veto(void *arg, const char *file, const struct stat *st, 
 			 "file to load it again", r->plugin, q->why);
 		return true;
 	}
+	if (q->check_only)
+		return false;
 	q->active = false;
 	if (crash_record_clear(q->state_dir, err, sizeof(err)) < 0)
 		log_error(q->log, "cannot clear the crash record: %s", err);
@@ -554,13 +518,20 @@ static bool quarantine_veto(void *arg, const char *file, const struct stat *st, 
 
 /* Where the crash record lives: state_dir, else systemd's StateDirectory
  * (the first of its paths). Created if missing; NULL: no record. */
-static const char *state_dir(struct daemon *d, char *buf, size_t len)
+static const char *state_dir_path(const struct config *cfg, char *buf, size_t len)
 {
-	const char *dir = d->boot->state_dir ? d->boot->state_dir : getenv("STATE_DIRECTORY");
+	const char *dir = cfg->state_dir ? cfg->state_dir : getenv("STATE_DIRECTORY");
 
 	if (!dir || !*dir)
 		return NULL;
 	snprintf(buf, len, "%.*s", (int)strcspn(dir, ":"), dir);
+	return buf;
+}
+
+static const char *state_dir(struct daemon *d, char *buf, size_t len)
+{
+	if (!state_dir_path(d->boot, buf, len))
+		return NULL;
 	if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
 		log_error(&d->log, "state_dir %s: %s: crashes will not be remembered", buf,
 			  strerror(errno));
@@ -625,6 +596,95 @@ static int start_reactors(struct daemon *d, char *err, size_t errlen)
 		atomic_store_explicit(&d->nreactors, i + 1, memory_order_release);
 		port = reactor_port(d->reactors[0]); /* the others join the first one's port */
 	}
+	return 0;
+}
+
+/* hookd -t's look at the plugin folder: scan it the way a start would (the
+ * crash record and the names record are read, never written), which runs
+ * the plugins' constructors and init, then unload everything. Problems go
+ * to stderr: the folder cannot be read, no plugin would load, a hook's
+ * chain names a plugin that would not be loaded. Returns how many problems
+ * (0: none); *nloaded and *nrejected count the files. One function, so that
+ * a probe in a forked child can take its place. */
+static int check_plugins(const char *path, const struct config *cfg, const struct log *log,
+			 size_t *nloaded, size_t *nrejected)
+{
+	struct quarantine q = {.log = log, .check_only = true};
+	struct names names;
+	struct loader *ld = NULL;
+	struct loader_result lr = {0};
+	char dirbuf[4096], err[1024];
+	int problems = 0;
+
+	*nloaded = *nrejected = 0;
+	q.state_dir = state_dir_path(cfg, dirbuf, sizeof(dirbuf));
+	if (q.state_dir && crash_record_load(q.state_dir, &q.rec, err, sizeof(err)) == 1) {
+		q.active = true;
+		crash_record_describe(&q.rec, q.why, sizeof(q.why));
+	}
+	names_load(&names, q.state_dir, log);
+	if (loader_create(cfg->runtime_dir, log, dispatch_host_api(), &ld, err, sizeof(err)) < 0) {
+		fprintf(stderr, "hookd: %s: %s\n", path, err);
+		problems++;
+		goto out;
+	}
+	loader_set_veto(ld, quarantine_veto, &q);
+	loader_set_owner(ld, names_owner, &names);
+	if (loader_scan(ld, cfg, NULL, 0, 1, &lr, err, sizeof(err)) < 0) {
+		fprintf(stderr, "hookd: %s: %s\n", path, err);
+		problems++;
+		goto out;
+	}
+	*nloaded = lr.nplugins;
+	*nrejected = lr.nrejects;
+	if (!lr.nplugins) {
+		fprintf(stderr, "hookd: %s: plugin_dir %s: no plugin would load (%zu file(s) "
+			"rejected)\n", path, cfg->plugin_dir, lr.nrejects);
+		problems++;
+	}
+	for (size_t i = 0; i < cfg->nhooks; i++) {
+		const struct config_hook *h = &cfg->hooks[i];
+		for (size_t j = 0; h->chain && j < h->nchain; j++) {
+			bool found = false;
+			for (size_t k = 0; k < lr.nplugins && !found; k++)
+				found = strcmp(lr.plugins[k]->desc.name, h->chain[j]) == 0;
+			if (found)
+				continue;
+			fprintf(stderr, "hookd: %s: hooks.%s.chain[%zu]: plugin %s would not be "
+				"loaded: the hook would answer 503\n", path, h->name, j, h->chain[j]);
+			problems++;
+		}
+	}
+out:
+	loader_result_free(&lr); /* fini + dlclose */
+	loader_destroy(ld);
+	names_free(&names);
+	return problems;
+}
+
+static int check_config(const char *path, const char *listen)
+{
+	struct config *cfg;
+	struct log log;
+	char err[1024];
+	size_t nloaded, nrejected;
+	int problems;
+
+	if (load_config(path, listen, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "hookd: %s\n", err);
+		return 1;
+	}
+	log_init(&log, STDERR_FILENO, cfg->log_level);
+	problems = check_plugins(path, cfg, &log, &nloaded, &nrejected);
+	if (problems) {
+		config_free(cfg);
+		return 1;
+	}
+	printf("hookd: %s: configuration OK (listen %s, plugin_dir %s with %zu plugin file(s): "
+	       "%zu would load, %zu rejected; %u reactor(s), %u workers, queue %u, %zu hook "
+	       "setting(s))\n", path, cfg->listen, cfg->plugin_dir, nloaded + nrejected, nloaded,
+	       nrejected, cfg->reactors, cfg->workers, cfg->queue, cfg->nhooks);
+	config_free(cfg);
 	return 0;
 }
 
@@ -735,6 +795,10 @@ int main(int argc, char **argv)
 			log_error(&d.log, "%s", err);
 			goto out;
 		}
+		if (!g->lr.nplugins) /* not fatal: a reload may load some later */
+			log_error(&d.log, "no plugin loaded from %s: %zu file(s) rejected; no hook "
+				  "is served until a reload loads one", g->cfg->plugin_dir,
+				  g->lr.nrejects);
 		install_generation(&d, g);
 	}
 	if (start_reactors(&d, err, sizeof(err)) < 0) {
