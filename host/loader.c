@@ -731,7 +731,8 @@ static void settle_names(struct loader *ld, struct cand *cs, size_t n)
 					keep = &cs[j];
 		if (keep) {
 			set_reason(reason, "duplicate plugin name \"%s\": %s keeps it, as the file "
-				   "that served it last; remove one of the two", name, keep->file);
+				   "that served it last; remove %s", name, keep->file,
+				   k == 2 ? "one of the two" : "the others");
 		} else {
 			len = (size_t)snprintf(reason, sizeof(reason),
 					       "plugin name \"%s\" is claimed by ", name);

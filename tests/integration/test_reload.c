@@ -1090,3 +1090,21 @@ Test(reload, slow_fini_on_reload_holds_no_loop, .timeout = 60)
 			      20000));
 	stop_clean(&d);
 }
+
+/* SIGTERM while a slow init runs on the loader thread: the daemon waits
+ * for it, drops the generation it made without serving it, unloads every
+ * copy it loaded and exits 0. */
+Test(reload, shutdown_during_a_slow_reload_is_clean, .timeout = 60)
+{
+	static struct hd d; /* static: the teardown may read it */
+	char members[96];
+
+	snprintf(members, sizeof(members), "\"plugins\": {\"slow_init\": {\"ms\": %d}}",
+		 1000 * hd_scale());
+	hd_start(&d, members, echo_only);
+	hd_install(&d, "fixtures/slow_init.so", "slow_init.so");
+	hd_signal(&d, SIGHUP);
+	cr_assert(hd_wait_log(&d, "plugin slow_init: init: sleeping", 1, 10000));
+	stop_clean(&d); /* loaded == unloaded: slow_init's copy too */
+	cr_assert_eq(hd_log_count(&d, "info generation 2:"), 0, "generation 2 was swapped in");
+}
