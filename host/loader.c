@@ -5,8 +5,9 @@
  * descriptor we copy from, so a rename in between cannot mix versions),
  * private copy, dlopen, descriptor (magic and ABI first, then at most the
  * plugin's own `size` bytes, and never more than our own struct: a plugin
- * of a newer minor may carry fields we do not know), validation, name
- * uniqueness, init.
+ * of a newer minor may carry fields we do not know), validation; then,
+ * once every file of the scan got that far, names (settle_names), and only
+ * then init.
  */
 #include "loader.h"
 #include "blame.h"
