@@ -619,7 +619,9 @@ static void on_respawn(evutil_socket_t fd, short what, void *arg)
 		return;
 	for (unsigned i = 0; i < g->o.procs; i++)
 		if (!g->slots[i] && !evtimer_pending(g->respawn[i], NULL)) {
-			g->restarts++;
+			pthread_mutex_lock(&g->mu);
+			g->restarts++; /* read by isolate_describe on other threads */
+			pthread_mutex_unlock(&g->mu);
 			child_spawn(g, i);
 		}
 }

@@ -5,8 +5,9 @@
  * descriptor we copy from, so a rename in between cannot mix versions),
  * private copy, dlopen, descriptor (magic and ABI first, then at most the
  * plugin's own `size` bytes, and never more than our own struct: a plugin
- * of a newer minor may carry fields we do not know), validation, name
- * uniqueness, init.
+ * of a newer minor may carry fields we do not know), validation; then,
+ * once every file of the scan got that far, names (settle_names), and only
+ * then init.
  */
 #include "loader.h"
 #include "blame.h"
@@ -40,12 +41,20 @@ struct loader {
 	uint64_t seq; /* copies made, for unique names */
 	loader_veto_fn veto;
 	void *veto_arg;
+	loader_owner_fn owner;
+	void *owner_arg;
 	char dir_problem[LOADER_REASON_MAX]; /* this scan: why the folder is unsafe, or "" */
 	const char *exe;              /* probe and isolation: the hookd binary, or NULL */
 	struct isolate_sup *sup;
 	loader_isolate_fn isolate_fn;
 	void *isolate_arg;
+	bool probe_only;              /* hookd -t: probe, never map, never init */
 };
+
+void loader_set_probe_only(struct loader *ld, bool on)
+{
+	ld->probe_only = on;
+}
 
 void loader_set_isolation(struct loader *ld, const char *exe, struct isolate_sup *sup,
 			  loader_isolate_fn fn, void *arg)
@@ -62,6 +71,12 @@ void loader_set_veto(struct loader *ld, loader_veto_fn fn, void *arg)
 	ld->veto_arg = arg;
 }
 
+void loader_set_owner(struct loader *ld, loader_owner_fn fn, void *arg)
+{
+	ld->owner = fn;
+	ld->owner_arg = arg;
+}
+
 struct plugin *plugin_of_ctx(const hookd_ctx *ctx)
 {
 	return (struct plugin *)((char *)ctx - offsetof(struct plugin, ctx));
@@ -74,7 +89,7 @@ void plugin_retain(struct plugin *p)
 
 static void plugin_free(struct plugin *p)
 {
-	if (p->initialised) {
+	if (p->initialised && !p->iso) {
 		if (p->desc.fini) {
 			struct blame_frame f = {.plugin = p, .generation = p->generation,
 						.entry = "fini"};
@@ -502,25 +517,12 @@ static int read_descriptor(struct plugin *p, const void *sym, char *reason)
 	return 0;
 }
 
-/* Name of an already accepted plugin called `name`, or NULL. */
-static const char *name_taken(const struct loader_result *r, const char *name)
-{
-	for (size_t i = 0; i < r->nplugins; i++)
-		if (strcmp(r->plugins[i]->desc.name, name) == 0)
-			return r->plugins[i]->file;
-	return NULL;
-}
-
-/* Take the descriptor the probe read (pd, taken) as the plugin's and start
- * its isolated processes instead of mapping it. Returns 0 or -1 (reason). */
-static int load_isolated(struct loader *ld, const struct config *cfg,
-			 const struct loader_result *sofar, struct plugin *p, cJSON *pd,
-			 const char *why, char *reason)
+/* Take the descriptor the probe read (pd, taken) as the plugin's: an
+ * isolated plugin is never mapped here. */
+static int take_probe_desc(struct loader *ld, struct plugin *p, cJSON *pd, const char *why,
+			   char *reason)
 {
 	const cJSON *hooks = cJSON_GetObjectItemCaseSensitive(pd, "hooks"), *h;
-	const cJSON *section;
-	const char *other;
-	char err[512];
 	size_t n = 0;
 
 	p->probe_desc = pd;
@@ -535,7 +537,8 @@ static int load_isolated(struct loader *ld, const struct config *cfg,
 	p->desc.mode = strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(pd, "mode")) ?: "", "async")
 			       ? HOOKD_MODE_SYNC
 			       : HOOKD_MODE_ASYNC;
-	if (!(p->probe_hooks = calloc((size_t)cJSON_GetArraySize(hooks) + 1, sizeof(char *)))) {
+	if (!(p->probe_hooks = calloc((size_t)cJSON_GetArraySize(hooks) + 1, sizeof(char *))) ||
+	    !(p->isolated_why = strdup(why))) {
 		set_reason(reason, "out of memory");
 		return -1;
 	}
@@ -545,22 +548,16 @@ static int load_isolated(struct loader *ld, const struct config *cfg,
 	p->desc.hooks = p->probe_hooks;
 	p->ctx.api = ld->api;
 	p->ctx.name = p->desc.name;
-	if ((other = name_taken(sofar, p->desc.name))) {
-		set_reason(reason, "duplicate plugin name \"%s\": already loaded from %s",
-			   p->desc.name, other);
-		return -1;
-	}
-	section = config_plugin_section(cfg, p->desc.name);
-	if (section && !(p->config = cJSON_Duplicate(section, 1))) {
-		set_reason(reason, "out of memory");
-		return -1;
-	}
-	p->fail_open = config_plugin_fail_open(cfg, p->desc.name);
-	if (!(p->isolated_why = strdup(why))) {
-		set_reason(reason, "out of memory");
-		return -1;
-	}
+	return 0;
+}
+
+/* The init of an isolated plugin: start its processes (they load it and run
+ * its init). Returns 0 or -1 (reason). */
+static int start_isolated(struct loader *ld, const struct config *cfg, struct plugin *p,
+			  char *reason)
+{
 	const struct config_plugin *cp = config_plugin_settings(cfg, p->desc.name);
+	char err[512];
 	char *init = isolate_init_text(cfg, p->desc.name, p->file, p->copy_path, p->generation,
 				       p->desc.hooks);
 	struct isolate_options o = {
@@ -578,6 +575,7 @@ static int load_isolated(struct loader *ld, const struct config *cfg,
 		.init = init,
 		.start_timeout_ms = PROBE_TIMEOUT_MS,
 	};
+
 	if (!init) {
 		set_reason(reason, "out of memory");
 		return -1;
@@ -588,23 +586,21 @@ static int load_isolated(struct loader *ld, const struct config *cfg,
 		set_reason(reason, "plugin %s (isolated): %s", p->desc.name, err);
 		return -1;
 	}
+	p->initialised = true; /* its processes ran init; they run fini */
 	log_info(ld->log, "plugin %s runs isolated in %u process(es): %s", p->desc.name,
-		 cfg->isolate_procs, why);
+		 cfg->isolate_procs, p->isolated_why);
 	return 0;
 }
 
-/* Load `file` (open as fd) afresh. Returns the plugin (one reference) or
- * NULL with the reason. */
-static struct plugin *load_fresh(struct loader *ld, const struct config *cfg,
-				 const struct loader_result *sofar, const char *file, int fd,
-				 const struct stat *st, uint64_t generation, char *reason)
+/* Load `file` (open as fd) afresh, up to its descriptor: copied, checked,
+ * dlopen'ed (its constructors have run), not initialised. Returns the
+ * plugin (one reference) or NULL with the reason. */
+static struct plugin *load_open(struct loader *ld, const struct config *cfg, const char *file,
+				int fd, const struct stat *st, uint64_t generation, char *reason)
 {
 	struct plugin *p = calloc(1, sizeof(*p));
-	const cJSON *section;
-	const char *other;
 	char path[4096];
 	void *sym;
-	int rc;
 
 	if (!p) {
 		set_reason(reason, "out of memory");
@@ -644,13 +640,17 @@ static struct plugin *load_fresh(struct loader *ld, const struct config *cfg,
 			      LOADER_REASON_MAX) < 0)
 			goto fail;
 		const char *name = cJSON_GetObjectItemCaseSensitive(pd, "name")->valuestring;
-		if (ld->sup && config_plugin_isolated(cfg, name))
+		if (config_plugin_isolated(cfg, name))
 			snprintf(why, sizeof(why), "configured (isolate: true)");
-		else if (ld->sup && ld->isolate_fn)
+		else if (ld->isolate_fn)
 			ld->isolate_fn(ld->isolate_arg, file, st, why, sizeof(why));
+		if (ld->probe_only && !why[0])
+			snprintf(why, sizeof(why), "probed only (hookd -t)");
+		if (!ld->sup && !ld->probe_only)
+			why[0] = 0; /* no supervisor: in-process */
 		if (why[0]) {
-			if (load_isolated(ld, cfg, sofar, p, pd, why, reason) < 0)
-				goto fail;
+			if (take_probe_desc(ld, p, pd, why, reason) < 0)
+				goto fail; /* pd is p's now */
 			return p;
 		}
 		cJSON_Delete(pd);
@@ -673,35 +673,45 @@ static struct plugin *load_fresh(struct loader *ld, const struct config *cfg,
 	}
 	if (read_descriptor(p, sym, reason) < 0)
 		goto fail;
-	if ((other = name_taken(sofar, p->desc.name))) {
-		set_reason(reason, "duplicate plugin name \"%s\": already loaded from %s",
-			   p->desc.name, other);
-		goto fail;
-	}
-	section = config_plugin_section(cfg, p->desc.name);
+	return p;
+fail:
+	plugin_free(p);
+	return NULL;
+}
+
+/* Give p (load_open'ed, its name settled) its config section and run its
+ * init. Returns 0, or -1 with the reason (p is left for the caller to
+ * release: no fini is owed). */
+static int load_init(struct loader *ld, const struct config *cfg, struct plugin *p,
+		     char *reason)
+{
+	const cJSON *section = config_plugin_section(cfg, p->desc.name);
+	int rc;
+
 	if (section && !(p->config = cJSON_Duplicate(section, 1))) {
 		set_reason(reason, "out of memory");
-		goto fail;
+		return -1;
 	}
 	p->fail_open = config_plugin_fail_open(cfg, p->desc.name);
 	p->ctx.api = ld->api;
 	p->ctx.name = p->desc.name;
 	p->ctx.state = NULL;
+	if (ld->probe_only)
+		return 0;
+	if (p->isolated_why)
+		return start_isolated(ld, cfg, p, reason);
 	if (p->desc.init) {
-		struct blame_frame f = {.plugin = p, .generation = generation, .entry = "init"};
+		struct blame_frame f = {.plugin = p, .generation = p->generation, .entry = "init"};
 		blame_push(&f);
 		rc = p->desc.init(&p->ctx, p->config);
 		blame_pop(&f);
 		if (rc != 0) {
 			set_reason(reason, "plugin %s: init failed (returned %d)", p->desc.name, rc);
-			goto fail;
+			return -1;
 		}
 	}
 	p->initialised = true;
-	return p;
-fail:
-	plugin_free(p);
-	return NULL;
+	return 0;
 }
 
 static bool same_file(const struct plugin *p, const struct stat *st)
@@ -733,99 +743,197 @@ static bool is_plugin_file(const char *name)
 }
 
 /*
- * Names are settled in three passes, so that what serves now keeps its name
- * against a newcomer (a file dropped in that claims a loaded plugin's name is
- * the one refused, never the running plugin):
- *   0: unchanged files of the previous generation (reused as they are),
- *   1: changed files of the previous generation (or their last good version),
- *   2: new files, in file-name order.
+ * One file of the folder through a scan. Its name is settled before any
+ * init runs, against every other file of the scan, never by file-name
+ * order (settle_names):
+ *   1. open: what the file offers (`p`): the loaded copy as it is when
+ *      nothing changed, else a fresh copy up to its descriptor; when the
+ *      new version fails, the previous one if any (`fallback`).
+ *   2. settle: when files claim one name, the one that serves it now
+ *      keeps it, else the one the owner record names; else all are
+ *      refused.
+ *   3. init the fresh copies that kept their names.
  */
-enum { PASS_UNCHANGED, PASS_CHANGED, PASS_NEW, PASSES };
+struct cand {
+	const char *file;
+	struct plugin *old;   /* the previous generation's copy of this file, or NULL */
+	struct plugin *p;     /* what the file offers, one reference; NULL: nothing */
+	bool running;         /* p's name is the one this file serves now */
+	bool fallback;        /* p is `old`, kept because the new version was refused */
+	char reason[LOADER_REASON_MAX]; /* why the new version was refused, or "" */
+};
 
-/* Decide what serves `file` in the new generation, if `file` belongs to
- * `pass`. Returns 1 when dealt with, 0 when it belongs to another pass, -1
- * when out of memory. */
-static int scan_one(struct loader *ld, const struct config *cfg, struct plugin *const *prev,
-		    size_t nprev, uint64_t generation, const char *file, int pass,
-		    struct loader_result *r)
+/* Step 1 for c->file. */
+static void open_one(struct loader *ld, const struct config *cfg, struct plugin *const *prev,
+		    size_t nprev, uint64_t generation, struct cand *c)
 {
-	char path[4096], reason[LOADER_REASON_MAX], full[LOADER_REASON_MAX + 128];
-	struct plugin *old = NULL, *p = NULL;
-	const char *other;
+	char path[4096];
 	struct stat st;
 	int fd;
 
 	for (size_t i = 0; i < nprev; i++)
-		if (strcmp(prev[i]->file, file) == 0)
-			old = prev[i];
-	snprintf(path, sizeof(path), "%s/%s", cfg->plugin_dir, file);
+		if (strcmp(prev[i]->file, c->file) == 0)
+			c->old = prev[i];
+	snprintf(path, sizeof(path), "%s/%s", cfg->plugin_dir, c->file);
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0 && errno == ELOOP)
 		fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a symlink is fine */
-	{
-		bool regular = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-		int mine = regular && old && same_file(old, &st) && same_config(old, cfg)
-				   ? PASS_UNCHANGED
-			   : old ? PASS_CHANGED
-				 : PASS_NEW;
-		if (mine != pass) {
-			if (fd >= 0)
-				close(fd);
-			return 0;
-		}
-	}
 	if (fd < 0) {
-		set_reason(reason, "cannot open: %s", strerror(errno));
+		set_reason(c->reason, "cannot open: %s", strerror(errno));
 	} else if (fstat(fd, &st) < 0) {
-		set_reason(reason, "cannot stat: %s", strerror(errno));
+		set_reason(c->reason, "cannot stat: %s", strerror(errno));
 	} else if (!S_ISREG(st.st_mode)) {
-		set_reason(reason, "not a regular file");
-	} else if (old && same_file(old, &st) && same_config(old, cfg)) {
-		p = old;
-		plugin_retain(p);
-		if ((other = name_taken(r, p->desc.name))) {
-			set_reason(reason, "duplicate plugin name \"%s\": already loaded from %s",
-				   p->desc.name, other);
-			plugin_release(p);
-			p = NULL;
-			old = NULL; /* the same file: nothing better to keep */
-		}
-	} else if (ld->veto && ld->veto(ld->veto_arg, file, &st, reason, sizeof(reason))) {
+		set_reason(c->reason, "not a regular file");
+	} else if (c->old && same_file(c->old, &st) && same_config(c->old, cfg)) {
+		c->p = c->old;
+		plugin_retain(c->p);
+		c->running = true;
+	} else if (ld->veto && ld->veto(ld->veto_arg, c->file, &st, c->reason,
+					sizeof(c->reason))) {
 		/* refused before any of its code runs */
-	} else if (insecure(ld, cfg, path, &st, reason)) {
+	} else if (insecure(ld, cfg, path, &st, c->reason)) {
 		/* likewise */
-	} else {
-		p = load_fresh(ld, cfg, r, file, fd, &st, generation, reason);
-		if (p)
-			log_info(ld->log, "loaded plugin %s %s (%s, %s, generation %llu) sha256 %s",
-				 p->desc.name, p->desc.version, file,
-				 plugin_is_async(p) ? "async" : "sync",
-				 (unsigned long long)generation, p->sha256);
-		if (p && p->desc.abi_minor > HOOKD_ABI_MINOR)
-			log_info(ld->log, "plugin %s (%s) was built for ABI %u.%u, newer than this "
-				 "host's %u.%u: it must check api->abi_minor before using a "
-				 "newer service", p->desc.name, file, p->desc.abi_major,
-				 p->desc.abi_minor, HOOKD_ABI_MAJOR, HOOKD_ABI_MINOR);
+	} else if ((c->p = load_open(ld, cfg, c->file, fd, &st, generation, c->reason))) {
+		c->running = c->old && strcmp(c->old->desc.name, c->p->desc.name) == 0;
 	}
 	if (fd >= 0)
 		close(fd);
-	if (p)
-		return add_plugin(r, p) < 0 ? (plugin_release(p), -1) : 1;
-
-	/* rejected: keep the last good version of the same file, if any */
-	if (old && !name_taken(r, old->desc.name)) {
-		snprintf(full, sizeof(full), "%s; still serving the previous version (loaded in "
-			 "generation %llu)", reason, (unsigned long long)old->generation);
-		log_error(ld->log, "plugin file %s rejected: %s", path, full);
-		plugin_retain(old);
-		if (add_plugin(r, old) < 0) {
-			plugin_release(old);
-			return -1;
-		}
-		return add_reject(r, file, full) < 0 ? -1 : 1;
+	if (!c->p && c->old) {
+		c->p = c->old;
+		plugin_retain(c->p);
+		c->running = c->fallback = true;
 	}
-	log_error(ld->log, "plugin file %s rejected: %s", path, reason);
-	return add_reject(r, file, reason) < 0 ? -1 : 1;
+}
+
+/* The candidate other than `self` whose p is called `name`, or NULL. */
+static const struct cand *holder(const struct cand *cs, size_t n, const struct cand *self,
+				 const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (&cs[i] != self && cs[i].p && strcmp(cs[i].p->desc.name, name) == 0)
+			return &cs[i];
+	return NULL;
+}
+
+/* c's offer is refused (`reason`): fall back to the previous version if it
+ * is a different copy whose name nobody else holds now. */
+static void refuse(struct cand *cs, size_t n, struct cand *c, const char *reason)
+{
+	bool was_old = c->p == c->old;
+
+	if (!c->fallback)
+		snprintf(c->reason, sizeof(c->reason), "%s", reason);
+	plugin_release(c->p); /* a fresh copy that never ran init: no fini */
+	c->p = NULL;
+	c->fallback = false;
+	if (c->old && !was_old && !holder(cs, n, c, c->old->desc.name)) {
+		c->p = c->old;
+		plugin_retain(c->p);
+		c->running = c->fallback = true;
+	}
+}
+
+/* Does c offer a plugin called `name`? */
+static bool claims(const struct cand *c, const char *name)
+{
+	return c->p && strcmp(c->p->desc.name, name) == 0;
+}
+
+/* Step 2: one name, one file, decided by who served it, never by order. */
+static void settle_names(struct loader *ld, struct cand *cs, size_t n)
+{
+	char reason[LOADER_REASON_MAX], name[128];
+
+	for (size_t i = 0; i < n; i++) {
+		const struct cand *keep = NULL;
+		const char *owner;
+		size_t k = 0, seen = 0, len;
+
+		if (!cs[i].p || !holder(cs + i + 1, n - i - 1, NULL, cs[i].p->desc.name))
+			continue; /* nothing, or one claimant (earlier ones were settled) */
+		/* a copy: refusing a claimant unmaps the name it points into */
+		snprintf(name, sizeof(name), "%s", cs[i].p->desc.name);
+		for (size_t j = i; j < n; j++)
+			if (claims(&cs[j], name)) {
+				k++;
+				if (cs[j].running)
+					keep = &cs[j];
+			}
+		if (!keep && ld->owner && (owner = ld->owner(ld->owner_arg, name)))
+			for (size_t j = i; j < n && !keep; j++)
+				if (claims(&cs[j], name) && strcmp(cs[j].file, owner) == 0)
+					keep = &cs[j];
+		if (keep) {
+			set_reason(reason, "duplicate plugin name \"%s\": %s keeps it, as the file "
+				   "that served it last; remove %s", name, keep->file,
+				   k == 2 ? "one of the two" : "the others");
+		} else {
+			len = (size_t)snprintf(reason, sizeof(reason),
+					       "plugin name \"%s\" is claimed by ", name);
+			for (size_t j = i; j < n && len < sizeof(reason); j++)
+				if (claims(&cs[j], name)) {
+					seen++;
+					len += (size_t)snprintf(reason + len, sizeof(reason) - len,
+								"%s%s", seen == 1 ? ""
+									: seen < k ? ", "
+										   : " and ",
+								cs[j].file);
+				}
+			if (len < sizeof(reason))
+				snprintf(reason + len, sizeof(reason) - len, "%s",
+					 k == 2 ? ": refusing both; remove one"
+						: ": refusing all of them; keep one");
+		}
+		for (size_t j = i; j < n; j++)
+			if (&cs[j] != keep && claims(&cs[j], name))
+				refuse(cs, n, &cs[j], reason);
+	}
+}
+
+/* Step 3 for c, and the log line of what it loaded. */
+static void init_one(struct loader *ld, const struct config *cfg, struct cand *cs, size_t n,
+		     struct cand *c)
+{
+	char reason[LOADER_REASON_MAX];
+	struct plugin *p = c->p;
+
+	if (!p || p->initialised)
+		return;
+	if (load_init(ld, cfg, p, reason) < 0) {
+		refuse(cs, n, c, reason);
+		return;
+	}
+	log_info(ld->log, "loaded plugin %s %s (%s, %s, generation %llu) sha256 %s", p->desc.name,
+		 p->desc.version, c->file, plugin_is_async(p) ? "async" : "sync",
+		 (unsigned long long)p->generation, p->sha256);
+	if (p->desc.abi_minor > HOOKD_ABI_MINOR)
+		log_info(ld->log, "plugin %s (%s) was built for ABI %u.%u, newer than this host's "
+			 "%u.%u: it must check api->abi_minor before using a newer service",
+			 p->desc.name, c->file, p->desc.abi_major, p->desc.abi_minor,
+			 HOOKD_ABI_MAJOR, HOOKD_ABI_MINOR);
+}
+
+/* Into the result: c's plugin, and its rejection (logged). Returns 0 or -1
+ * (out of memory). */
+static int add_cand(const struct config *cfg, const struct loader *ld, struct cand *c,
+		    struct loader_result *r)
+{
+	char full[LOADER_REASON_MAX + 128];
+
+	if (c->p) {
+		if (add_plugin(r, c->p) < 0)
+			return -1;
+		c->p = NULL; /* the result's now */
+	}
+	if (!c->reason[0])
+		return 0;
+	if (c->fallback)
+		snprintf(full, sizeof(full), "%s; still serving the previous version (loaded in "
+			 "generation %llu)", c->reason, (unsigned long long)c->old->generation);
+	else
+		snprintf(full, sizeof(full), "%s", c->reason);
+	log_error(ld->log, "plugin file %s/%s rejected: %s", cfg->plugin_dir, c->file, full);
+	return add_reject(r, c->file, full);
 }
 
 static int cmp_plugin_file(const void *a, const void *b)
@@ -845,6 +953,7 @@ int loader_scan(struct loader *ld, const struct config *cfg, struct plugin *cons
 {
 	struct dirent *de;
 	char **names = NULL;
+	struct cand *cs = NULL;
 	size_t n = 0, cap = 0;
 	DIR *dir;
 	int rc = -1;
@@ -876,11 +985,19 @@ int loader_scan(struct loader *ld, const struct config *cfg, struct plugin *cons
 	}
 	if (n > 1) /* qsort(NULL, 0) is undefined behaviour */
 		qsort(names, n, sizeof(*names), cmp_str);
+	if (!(cs = calloc(n ? n : 1, sizeof(*cs))))
+		goto oom;
 	check_dir(ld, cfg);
-	for (int pass = 0; pass < PASSES; pass++)
-		for (size_t i = 0; i < n; i++)
-			if (scan_one(ld, cfg, prev, nprev, generation, names[i], pass, out) < 0)
-				goto oom;
+	for (size_t i = 0; i < n; i++) {
+		cs[i].file = names[i];
+		open_one(ld, cfg, prev, nprev, generation, &cs[i]);
+	}
+	settle_names(ld, cs, n);
+	for (size_t i = 0; i < n; i++)
+		init_one(ld, cfg, cs, n, &cs[i]);
+	for (size_t i = 0; i < n; i++)
+		if (add_cand(cfg, ld, &cs[i], out) < 0)
+			goto oom;
 	/* chains without a config are in file-name order */
 	if (out->nplugins > 1)
 		qsort(out->plugins, out->nplugins, sizeof(*out->plugins), cmp_plugin_file);
@@ -893,6 +1010,10 @@ oom:
 out:
 	if (rc < 0)
 		loader_result_free(out);
+	for (size_t i = 0; cs && i < n; i++)
+		if (cs[i].p)
+			plugin_release(cs[i].p);
+	free(cs);
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
@@ -928,8 +1049,12 @@ int loader_load_path(struct loader *ld, const struct config *cfg, const char *pa
 			close(fd);
 		return -1;
 	}
-	p = load_fresh(ld, cfg, out, file, fd, &st, generation, why);
+	p = load_open(ld, cfg, file, fd, &st, generation, why);
 	close(fd);
+	if (p && load_init(ld, cfg, p, why) < 0) {
+		plugin_release(p);
+		p = NULL;
+	}
 	if (!p) {
 		snprintf(reason, len, "%s", why);
 		return -1;

@@ -10,8 +10,14 @@
  * A file that has not changed (same inode, size, mtime, same config
  * section) keeps its already-loaded copy; a file that fails to load while
  * an earlier version of it is loaded keeps that version (last known good).
+ * When files claim one plugin name, the one that serves it now keeps it,
+ * else the one the owner record names (loader_set_owner), else all of them
+ * are refused: never file-name order. Names are settled after dlopen and
+ * before any init, so a refused file's init never runs (its constructors
+ * have).
  *
- * The loader is used by one thread at a time (dlerror is not thread-safe).
+ * The loader is used by one thread at a time (dlerror is not thread-safe):
+ * main's at start-up, then only the loader thread (reloader.h).
  */
 #ifndef HOOKD_LOADER_H
 #define HOOKD_LOADER_H
@@ -66,6 +72,10 @@ struct isolate_sup;
 void loader_set_isolation(struct loader *ld, const char *exe, struct isolate_sup *sup,
 			  loader_isolate_fn fn, void *arg);
 
+/* hookd -t: every file is probed (loader_set_isolation's exe is required)
+ * and known by its probe's descriptor: nothing is mapped, no init runs. */
+void loader_set_probe_only(struct loader *ld, bool on);
+
 /* Load the single file at `path` (called `file` in logs and GET /plugins)
  * into out (appended), in-process: what an isolated plugin's process does.
  * Returns 0, or -1 with the reason. */
@@ -76,6 +86,15 @@ int loader_load_path(struct loader *ld, const struct config *cfg, const char *pa
 /* dlopen `path` here, read and validate its descriptor, and describe it as
  * probe.h says (the probe child's work). Returns 0 and *out, or -1. */
 int loader_describe_file(const char *path, cJSON **out, char *reason, size_t len);
+
+/* Which file served plugin `name` last (a record kept across restarts),
+ * or NULL. Asked only when files of one scan claim one name and none of
+ * them serves it now. */
+typedef const char *(*loader_owner_fn)(void *arg, const char *name);
+
+/* Install (or clear, fn NULL) the owner record; `arg` must outlive the
+ * loader. */
+void loader_set_owner(struct loader *ld, loader_owner_fn fn, void *arg);
 
 /* Remove the private directory (copies still loaded are unlinked when they
  * are unloaded) and free the loader. */

@@ -1,20 +1,22 @@
 /*
  * main -- command line, start-up and shutdown order, signals.
  *
- * Start: config, libcurl, loader (private dir), worker pool, registry with
- * the first generation, then `reactors` event loops sharing the port
+ * Start: config, libcurl, loader (private dir), worker pool, the loader
+ * thread, registry with the first generation (loaded on this thread, before
+ * anything is served), then `reactors` event loops sharing the port
  * (reactor 0 on this thread), then signal events. Signals arrive as
  * libevent events on reactor 0 (every other thread blocks them), so no work
  * ever happens in a raw handler:
- *   SIGHUP           re-read the config, rescan the plugin folder, swap in
- *                    the new generation (or keep the old one, logged).
+ *   SIGHUP           on the loader thread (reloader.h): re-read the config,
+ *                    rescan the plugin folder, build the new generation;
+ *                    then, back on reactor 0, swap it in (or keep the old
+ *                    one, logged). SIGHUPs during a reload make one more.
  *   SIGTERM, SIGINT  every reactor stops accepting; calls in flight finish
  *                    up to drain_ms, the rest are answered 503; replies are
  *                    written out; every plugin is unloaded; exit 0. A second
  *                    signal skips the wait.
  * Everything the daemon owns lives in `struct daemon`, on main's stack.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -35,12 +37,14 @@
 #include "crash.h"
 #include "loader.h"
 #include "log.h"
+#include "names.h"
 #include "pool.h"
 #include "reactor.h"
 #include "registry.h"
 #include "isolate.h"
 #include "probe.h"
 #include "runner.h"
+#include "reloader.h"
 #include "version.h"
 #include "watchdog.h"
 
@@ -56,6 +60,7 @@ struct quarantine {
 	const struct log *log;
 	const char *state_dir;
 	bool active;
+	bool check_only;         /* hookd -t: never clear the record */
 	struct crash_record rec;
 	char why[320];
 };
@@ -70,6 +75,8 @@ struct daemon {
 	struct loader *loader;
 	struct registry reg;
 	bool reg_ready, curl_ready;
+	struct reloader_ops reload_ops;
+	struct reloader *reloader; /* loads and unloads plugins once serving */
 	struct reactor_shared shared;
 	struct reactor **reactors;
 	/* reactors[0..nreactors) are serving; a reactor serves GET /health
@@ -79,6 +86,7 @@ struct daemon {
 	uint64_t next_gen;
 	enum phase phase;
 	struct quarantine q;
+	struct names names; /* who served each plugin name last (state_dir) */
 	struct watchdog *watchdog;
 	struct isolate_sup *sup;   /* isolated plugins' processes */
 	char exe[4096];            /* this binary: the probe and the runners run it */
@@ -115,8 +123,10 @@ static void usage(FILE *f)
 		"  -l, --listen HOST:PORT | PORT\n"
 		"           listen there instead of the file's \"listen\" (a bare PORT keeps\n"
 		"           the file's host); reloads keep it\n"
-		"  -t       check the configuration and that the plugin folder is readable,\n"
-		"           print the result, exit 0 (valid) or 1 (not)\n"
+		"  -t       check the configuration and load the plugin folder the way a\n"
+		"           start would (runs the plugins' init, then unloads them); print\n"
+		"           the result, exit 0 (valid) or 1 (not, or no plugin would load,\n"
+		"           or a hook's chain names a plugin that would not load)\n"
 		"  -V       print the version and exit\n"
 		"  -h       print this help and exit\n"
 		"\n"
@@ -125,10 +135,12 @@ static void usage(FILE *f)
 		"         SIGTERM/SIGINT finish calls in flight (up to drain_ms) and exit.\n");
 }
 
-/* Scan the plugin folder against the current generation and make the result
- * current. Takes cfg. Returns 0 or -1 (err says why; the current generation
- * stays). */
-static int load_generation(struct daemon *d, struct config *cfg, char *err, size_t errlen)
+/* Scan the plugin folder against the current generation and build the
+ * next generation from cfg (taken). Runs plugins' init: on the loader
+ * thread once the daemon serves, on main's before. Returns it (one
+ * reference), or NULL with err (the current generation stays). */
+static struct generation *build_generation(struct daemon *d, struct config *cfg, char *err,
+					   size_t errlen)
 {
 	struct generation *cur = registry_acquire(&d->reg), *g;
 	struct loader_result lr;
@@ -140,32 +152,44 @@ static int load_generation(struct daemon *d, struct config *cfg, char *err, size
 	generation_release(cur);
 	if (rc < 0) {
 		config_free(cfg);
-		return -1;
+		return NULL;
 	}
 	if (generation_build(cfg, &lr, id, &d->log, &g) < 0) {
 		snprintf(err, errlen, "out of memory building generation %llu",
 			 (unsigned long long)id);
-		return -1;
+		return NULL;
 	}
+	if (d->reloader) /* its plugins are unloaded off the loops */
+		g->reaper = reloader_reaper(d->reloader);
 	d->next_gen++;
+	/* before it is current: a restart right after the swap settles names
+	 * the way this generation does */
+	names_save(&d->names, g->lr.plugins, g->lr.nplugins);
+	return g;
+}
+
+/* Make g current (takes its reference). The loop thread. */
+static void install_generation(struct daemon *d, struct generation *g)
+{
 	log_info(&d->log, "generation %llu: %zu plugin(s), %zu hook(s), %zu file(s) rejected",
 		 (unsigned long long)g->id, g->lr.nplugins, g->nhooks, g->lr.nrejects);
 	registry_swap(&d->reg, g);
-	return 0;
 }
 
-static void reload(struct daemon *d)
+/* The loader thread: re-read the config and build the next generation from
+ * it. Returns it, or NULL (logged: the current generation stays). */
+static struct generation *reload_build(void *arg)
 {
-	struct generation *cur = registry_acquire(&d->reg);
+	struct daemon *d = arg;
+	struct generation *cur = registry_acquire(&d->reg), *g;
 	unsigned long long keep = cur ? (unsigned long long)cur->id : 0;
 	struct config *cfg;
 	char err[1024];
 
 	generation_release(cur);
-	log_info(&d->log, "SIGHUP: reloading %s", d->config_path);
 	if (load_config(d->config_path, d->listen, &cfg, err, sizeof(err)) < 0) {
 		log_error(&d->log, "reload failed: %s; still serving generation %llu", err, keep);
-		return;
+		return NULL;
 	}
 	if (strcmp(cfg->listen, d->boot->listen) != 0 || cfg->reactors != d->boot->reactors)
 		log_warn(&d->log, "reload: listen/reactors changed to %s/%u: takes effect at "
@@ -174,13 +198,26 @@ static void reload(struct daemon *d)
 	if (cfg->workers != d->boot->workers || cfg->queue != d->boot->queue)
 		log_warn(&d->log, "reload: workers/queue changed to %u/%u: takes effect at restart; "
 			 "still %u/%u", cfg->workers, cfg->queue, d->boot->workers, d->boot->queue);
-	/* applied only with the generation: a failed reload changes nothing */
-	int level = cfg->log_level;
-	size_t max_body = cfg->max_body;
-	if (load_generation(d, cfg, err, sizeof(err)) < 0) {
+	if (!(g = build_generation(d, cfg, err, sizeof(err))))
 		log_error(&d->log, "reload failed: %s; still serving generation %llu", err, keep);
+	return g;
+}
+
+/* Reactor 0's loop: swap in the generation a reload built, and only then
+ * apply the settings that come with it (a failed reload changes nothing). */
+static void reload_apply(void *arg, struct generation *g)
+{
+	struct daemon *d = arg;
+	int level = g->cfg->log_level;
+	size_t max_body = g->cfg->max_body;
+
+	if (d->phase != RUNNING) {
+		log_info(&d->log, "generation %llu not applied: shutting down",
+			 (unsigned long long)g->id);
+		generation_release(g);
 		return;
 	}
+	install_generation(d, g);
 	atomic_store(&d->log.level, level);
 	for (unsigned i = 0; i < reactor_count(d); i++)
 		reactor_set_max_body(d->reactors[i], max_body);
@@ -372,8 +409,14 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	if (sig == SIGHUP) {
-		if (d->phase == RUNNING)
-			reload(d);
+		/* the reload itself runs on the loader thread: this loop serves on */
+		if (d->phase != RUNNING)
+			return;
+		if (reloader_request(d->reloader))
+			log_info(&d->log, "SIGHUP: reloading %s", d->config_path);
+		else
+			log_info(&d->log, "SIGHUP: reloading %s once more after the reload under way",
+				 d->config_path);
 		return;
 	}
 	shutdown_begin(d, (int)sig);
@@ -389,46 +432,6 @@ static void raise_fd_limit(struct daemon *d)
 		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
 			log_warn(&d->log, "cannot raise the open-file limit: %s", strerror(errno));
 	}
-}
-
-static int check_config(const char *path, const char *listen)
-{
-	struct config *cfg;
-	char err[1024];
-	struct dirent *de;
-	DIR *dir;
-	size_t n = 0;
-
-	if (load_config(path, listen, &cfg, err, sizeof(err)) < 0) {
-		fprintf(stderr, "hookd: %s\n", err);
-		return 1;
-	}
-	dir = opendir(cfg->plugin_dir);
-	if (!dir) {
-		fprintf(stderr, "hookd: %s: plugin_dir %s: cannot open: %s\n", path,
-			cfg->plugin_dir, strerror(errno));
-		config_free(cfg);
-		return 1;
-	}
-	errno = 0;
-	while ((de = readdir(dir))) {
-		size_t l = strlen(de->d_name);
-		n += de->d_name[0] != '.' && l > 3 && strcmp(de->d_name + l - 3, ".so") == 0;
-	}
-	if (errno) {
-		fprintf(stderr, "hookd: %s: plugin_dir %s: cannot read: %s\n", path,
-			cfg->plugin_dir, strerror(errno));
-		closedir(dir);
-		config_free(cfg);
-		return 1;
-	}
-	closedir(dir);
-	printf("hookd: %s: configuration OK (listen %s, plugin_dir %s with %zu plugin file(s), "
-	       "%u reactor(s), %u workers, queue %u, %zu hook setting(s))\n",
-	       path, cfg->listen, cfg->plugin_dir, n, cfg->reactors, cfg->workers, cfg->queue,
-	       cfg->nhooks);
-	config_free(cfg);
-	return 0;
 }
 
 /* Release everything in reverse order of creation. Returns false when a
@@ -451,6 +454,7 @@ static bool teardown(struct daemon *d)
 	if (t.live) {
 		/* a plugin is still running code for a call: never unmap it, and
 		 * never join a worker that may not come back */
+		reloader_stop(d->reloader); /* it may be using the loader */
 		if (d->reg_ready)
 			registry_swap(&d->reg, NULL);
 		log_warn(&d->log, "exiting with %u call(s) still held by plugins", t.live);
@@ -464,12 +468,16 @@ static bool teardown(struct daemon *d)
 		reactor_free(d->reactors[i]);
 	free(d->reactors);
 	watchdog_stop(d->watchdog); /* no slot is left on it now */
+	/* joined first: a reload under way reads the registry */
+	reloader_stop(d->reloader);
 	if (d->reg_ready)
 		registry_destroy(&d->reg); /* last generation: fini every plugin */
+	reloader_free(d->reloader);
 	isolate_sup_stop(d->sup); /* isolated ones: their processes run fini and exit */
 	if (d->curl_ready)
 		curl_global_cleanup();
 	loader_destroy(d->loader);
+	names_free(&d->names);
 	if (d->sig_hup)
 		event_free(d->sig_hup);
 	if (d->sig_term)
@@ -504,6 +512,8 @@ static bool crash_isolate(void *arg, const char *file, const struct stat *st, ch
 		snprintf(why, len, "isolated after it %s", q->why);
 		return true;
 	}
+	if (q->check_only)
+		return false;
 	q->active = false;
 	if (crash_record_clear(q->state_dir, err, sizeof(err)) < 0)
 		log_error(q->log, "cannot clear the crash record: %s", err);
@@ -515,13 +525,20 @@ static bool crash_isolate(void *arg, const char *file, const struct stat *st, ch
 
 /* Where the crash record lives: state_dir, else systemd's StateDirectory
  * (the first of its paths). Created if missing; NULL: no record. */
-static const char *state_dir(struct daemon *d, char *buf, size_t len)
+static const char *state_dir_path(const struct config *cfg, char *buf, size_t len)
 {
-	const char *dir = d->boot->state_dir ? d->boot->state_dir : getenv("STATE_DIRECTORY");
+	const char *dir = cfg->state_dir ? cfg->state_dir : getenv("STATE_DIRECTORY");
 
 	if (!dir || !*dir)
 		return NULL;
 	snprintf(buf, len, "%.*s", (int)strcspn(dir, ":"), dir);
+	return buf;
+}
+
+static const char *state_dir(struct daemon *d, char *buf, size_t len)
+{
+	if (!state_dir_path(d->boot, buf, len))
+		return NULL;
 	if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
 		log_error(&d->log, "state_dir %s: %s: crashes will not be remembered", buf,
 			  strerror(errno));
@@ -586,6 +603,113 @@ static int start_reactors(struct daemon *d, char *err, size_t errlen)
 		atomic_store_explicit(&d->nreactors, i + 1, memory_order_release);
 		port = reactor_port(d->reactors[0]); /* the others join the first one's port */
 	}
+	return 0;
+}
+
+/* hookd -t's look at the plugin folder: scan it the way a start would (the
+ * crash record and the names record are read, never written), which runs
+ * the plugins' constructors and init, then unload everything. Problems go
+ * to stderr: the folder cannot be read, no plugin would load, a hook's
+ * chain names a plugin that would not be loaded. Returns how many problems
+ * (0: none); *nloaded and *nrejected count the files. One function, so that
+ * a probe in a forked child can take its place. */
+static int check_plugins(const char *path, const struct config *cfg, const struct log *log,
+			 size_t *nloaded, size_t *nrejected)
+{
+	struct quarantine q = {.log = log, .check_only = true};
+	struct names names;
+	struct loader *ld = NULL;
+	struct loader_result lr = {0};
+	char dirbuf[4096], err[1024], exe[4096];
+	int problems = 0;
+
+	*nloaded = *nrejected = 0;
+	q.state_dir = state_dir_path(cfg, dirbuf, sizeof(dirbuf));
+	if (q.state_dir && crash_record_load(q.state_dir, &q.rec, err, sizeof(err)) == 1) {
+		q.active = true;
+		crash_record_describe(&q.rec, q.why, sizeof(q.why));
+	}
+	names_load(&names, q.state_dir, log);
+	if (loader_create(cfg->runtime_dir, log, dispatch_host_api(), &ld, err, sizeof(err)) < 0) {
+		fprintf(stderr, "hookd: %s: %s\n", path, err);
+		problems++;
+		goto out;
+	}
+	{
+		/* every file is probed in a child, as a start would: nothing of a
+		 * plugin runs in this process */
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		if (n <= 0 || (size_t)n >= sizeof(exe) - 1) {
+			fprintf(stderr, "hookd: cannot find this program's path (/proc/self/exe)\n");
+			problems++;
+			goto out;
+		}
+		exe[n] = 0;
+	}
+	loader_set_isolation(ld, exe, NULL, crash_isolate, &q);
+	loader_set_probe_only(ld, true);
+	loader_set_owner(ld, names_owner, &names);
+	if (loader_scan(ld, cfg, NULL, 0, 1, &lr, err, sizeof(err)) < 0) {
+		fprintf(stderr, "hookd: %s: %s\n", path, err);
+		problems++;
+		goto out;
+	}
+	*nloaded = lr.nplugins;
+	*nrejected = lr.nrejects;
+	if (!lr.nplugins) {
+		fprintf(stderr, "hookd: %s: plugin_dir %s: no plugin would load (%zu file(s) "
+			"rejected)\n", path, cfg->plugin_dir, lr.nrejects);
+		problems++;
+	}
+	/* a start would serve without them: say which, and fail */
+	for (size_t i = 0; i < lr.nrejects; i++) {
+		fprintf(stderr, "hookd: %s: plugin file %s would be rejected: %s\n", path,
+			lr.rejects[i].file, lr.rejects[i].reason);
+		problems++;
+	}
+	for (size_t i = 0; i < cfg->nhooks; i++) {
+		const struct config_hook *h = &cfg->hooks[i];
+		for (size_t j = 0; h->chain && j < h->nchain; j++) {
+			bool found = false;
+			for (size_t k = 0; k < lr.nplugins && !found; k++)
+				found = strcmp(lr.plugins[k]->desc.name, h->chain[j]) == 0;
+			if (found)
+				continue;
+			fprintf(stderr, "hookd: %s: hooks.%s.chain[%zu]: plugin %s would not be "
+				"loaded: the hook would answer 503\n", path, h->name, j, h->chain[j]);
+			problems++;
+		}
+	}
+out:
+	loader_result_free(&lr); /* nothing was mapped: probed only */
+	loader_destroy(ld);
+	names_free(&names);
+	return problems;
+}
+
+static int check_config(const char *path, const char *listen)
+{
+	struct config *cfg;
+	struct log log;
+	char err[1024];
+	size_t nloaded, nrejected;
+	int problems;
+
+	if (load_config(path, listen, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "hookd: %s\n", err);
+		return 1;
+	}
+	log_init(&log, STDERR_FILENO, cfg->log_level);
+	problems = check_plugins(path, cfg, &log, &nloaded, &nrejected);
+	if (problems) {
+		config_free(cfg);
+		return 1;
+	}
+	printf("hookd: %s: configuration OK (listen %s, plugin_dir %s with %zu plugin file(s): "
+	       "%zu would load, %zu rejected; %u reactor(s), %u workers, queue %u, %zu hook "
+	       "setting(s))\n", path, cfg->listen, cfg->plugin_dir, nloaded + nrejected, nloaded,
+	       nrejected, cfg->reactors, cfg->workers, cfg->queue, cfg->nhooks);
+	config_free(cfg);
 	return 0;
 }
 
@@ -681,6 +805,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	loader_set_isolation(d.loader, d.exe, d.sup, crash_isolate, &d.q);
+	names_load(&d.names, d.q.state_dir, &d.log);
+	loader_set_owner(d.loader, names_owner, &d.names);
 	if (registry_init(&d.reg) < 0) {
 		log_error(&d.log, "cannot initialise the registry");
 		config_free(cfg);
@@ -701,9 +827,24 @@ int main(int argc, char **argv)
 		config_free(cfg);
 		goto out;
 	}
-	if (load_generation(&d, cfg, err, sizeof(err)) < 0) {
+	d.reload_ops = (struct reloader_ops){reload_build, reload_apply, &d};
+	if (reloader_start(d.base, &d.reload_ops, &d.log, &d.reloader, err, sizeof(err)) < 0) {
 		log_error(&d.log, "%s", err);
+		config_free(cfg);
 		goto out;
+	}
+	{
+		/* the first load is synchronous: nothing is served before it */
+		struct generation *g = build_generation(&d, cfg, err, sizeof(err));
+		if (!g) {
+			log_error(&d.log, "%s", err);
+			goto out;
+		}
+		if (!g->lr.nplugins) /* not fatal: a reload may load some later */
+			log_error(&d.log, "no plugin loaded from %s: %zu file(s) rejected; no hook "
+				  "is served until a reload loads one", g->cfg->plugin_dir,
+				  g->lr.nrejects);
+		install_generation(&d, g);
 	}
 	if (start_reactors(&d, err, sizeof(err)) < 0) {
 		log_error(&d.log, "%s", err);

@@ -70,8 +70,9 @@ enum plugin_skip { PLUGIN_SKIP_FAILED, PLUGIN_SKIP_CRASHED, PLUGIN_SKIP_TIMEOUT,
 void plugin_retain(struct plugin *p);
 
 /* Drop a reference; the last one runs fini, dlclose, removes the private
- * copy and frees p. Call from a thread on which fini may run (a loop
- * thread). */
+ * copy and frees p. Call from a thread on which fini may run and block:
+ * the loader thread (reloader.h), or main's before or after serving;
+ * never an event loop. */
 void plugin_release(struct plugin *p);
 
 /* The plugin that owns `ctx` (ctx must be a plugin's ctx member). */

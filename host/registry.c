@@ -196,6 +196,14 @@ void generation_release(struct generation *g)
 {
 	if (!g || atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
 		return;
+	if (g->reaper)
+		g->reaper->fn(g->reaper->arg, g);
+	else
+		generation_free(g);
+}
+
+void generation_free(struct generation *g)
+{
 	for (size_t i = 0; i < g->nhooks; i++) {
 		free(g->hooks[i].name);
 		free(g->hooks[i].chain);
@@ -338,5 +346,5 @@ void registry_swap(struct registry *r, struct generation *g)
 	old = r->current;
 	r->current = g;
 	pthread_mutex_unlock(&r->mu);
-	generation_release(old); /* outside the lock: it may run plugins' fini */
+	generation_release(old); /* outside the lock: without a reaper it runs fini */
 }

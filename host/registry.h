@@ -32,6 +32,17 @@ struct hook_entry {
 	int explicit_chain;      /* chain came from the config */
 };
 
+struct generation;
+
+/* Where a generation goes when its last reference is dropped, if it has
+ * one: fn(arg, g) takes g and must have generation_free(g) run later on a
+ * thread where plugins' fini may run (never an event loop: main's loader
+ * thread, reloader.h). */
+struct generation_reaper {
+	void (*fn)(void *arg, struct generation *g);
+	void *arg;
+};
+
 struct generation {
 	atomic_uint refs;
 	uint64_t id;
@@ -42,6 +53,10 @@ struct generation {
 	size_t nhooks;
 	struct timespec created;  /* CLOCK_REALTIME */
 	const struct log *log;
+	/* set before the generation is published, never after; NULL: the
+	 * last release frees it on the releasing thread */
+	const struct generation_reaper *reaper;
+	struct generation *next_dead; /* the reaper's queue */
 };
 
 /* Build generation `id` from cfg and lr; takes ownership of both (also on
@@ -55,9 +70,12 @@ int generation_build(struct config *cfg, struct loader_result *lr, uint64_t id,
 		     const struct log *log, struct generation **out);
 
 void generation_retain(struct generation *g);
-/* The last release frees it and releases its plugins (see plugin_release
- * for the thread this must run on). */
+/* Drop a reference. Any thread. The last one hands g to its reaper, or
+ * without one frees it at once (generation_free). */
 void generation_release(struct generation *g);
+/* Free g (no reference is left) and release its plugins: the last
+ * release of a plugin runs its fini and dlclose on the calling thread. */
+void generation_free(struct generation *g);
 
 /* The hook called `name`, or NULL. Borrowed from g. */
 const struct hook_entry *generation_find_hook(const struct generation *g, const char *name);

@@ -39,8 +39,11 @@
  *     possibly several at once on different threads. It may block.
  *   - ASYNC plugins: call_async and every callback the host makes for them
  *     (timers, cancel) run on an event-loop thread. They must never block.
- *   - init and fini run on an event-loop thread, never concurrently for the
- *     same loaded copy; fini runs after every call of that copy has ended. A
+ *   - init and fini run on the host's loader thread (at start-up, init on
+ *     its main thread before anything is served), never on an event loop,
+ *     so they may block: a slow init delays only its own reload. Never
+ *     concurrently for the same loaded copy; fini runs after every call of
+ *     that copy has ended. A
  *     plugin that started threads of its own must stop them in fini: its code
  *     is unmapped right after fini returns. On a reload the new copy's init
  *     may run while the old copy still serves calls or runs its fini on

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../support/harness.h"
 
@@ -179,6 +180,36 @@ Test(isolate, a_constructor_that_crashes_is_refused_by_the_probe, .timeout = 60)
 	cr_assert_eq(r.status, 404);
 	hd_resp_free(&r);
 	expect(&D, "/hooks/echo", "{\"e\":2}", 200, NULL);
+	cr_assert_eq(hd_stop(&D), 0);
+}
+
+/* A .so still being written when SIGHUP arrives (here: the first half of
+ * one) is refused at the probe, whatever way it fails there. */
+Test(isolate, a_half_written_file_is_refused_at_reload, .timeout = 60)
+{
+	char src[512], dst[600];
+	size_t len;
+	char *bytes;
+	FILE *f;
+
+	hd_prepare(&D, "", (const char *const[]){"echo", NULL});
+	hd_launch_or_fail(&D);
+	hd_build_path("plugins/echo_async.so", src, sizeof(src));
+	bytes = hd_read_file(src, &len);
+	cr_assert_not_null(bytes);
+	snprintf(dst, sizeof(dst), "%s/partial.so", D.plugin_dir);
+	f = fopen(dst, "w");
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(bytes, 1, len / 2, f), len / 2);
+	fclose(f);
+	chmod(dst, 0644);
+	free(bytes);
+	hd_signal(&D, SIGHUP);
+	cr_assert(hd_wait_generation(&D, 2, 10000));
+	plugins_has(&D, "\"file\":\"partial.so\",\"reason\":\"");
+	cr_assert(hd_wait_log(&D, "partial.so rejected: ", 1, 5000));
+	expect(&D, "/hooks/echo", "{\"e\":1}", 200, NULL);
+	expect(&D, "/hooks/echo_async", "{}", 404, NULL);
 	cr_assert_eq(hd_stop(&D), 0);
 }
 

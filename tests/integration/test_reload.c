@@ -986,3 +986,125 @@ Test(reload, a_thousand_reloads_in_a_row_under_load, .timeout = 300)
 	cr_assert_geq(hd_log_count(&d, "unloaded plugin ver "), 999);
 	stop_clean(&d);
 }
+
+/* ---- loading and unloading off the event loops ------------------------ */
+
+/* One POST /hooks/echo and one GET /health, both answered 200 now. */
+static void loop_answers(struct hd *d)
+{
+	struct hd_resp r;
+
+	hd_post(d, "/hooks/echo", "{\"during\": true}", &r);
+	cr_assert_eq(r.status, 200, "POST /hooks/echo: %ld %s", r.status, r.body);
+	hd_resp_free(&r);
+	hd_get(d, "/health", &r);
+	cr_assert_eq(r.status, 200, "GET /health: %ld %s", r.status, r.body);
+	hd_resp_free(&r);
+}
+
+/* A plugin whose init sleeps is loaded by SIGHUP: while its init runs, the
+ * loops answer calls and /health. Order, not time: each answer must come
+ * back before the log says the new generation is made (with init on a
+ * loop, the call would wait for the whole init and the line would be
+ * there first), and then the new plugin serves. */
+Test(reload, slow_init_on_reload_holds_no_loop, .timeout = 60)
+{
+	static struct hd d; /* static: the teardown may read it */
+	char members[96];
+	struct hd_resp r;
+
+	snprintf(members, sizeof(members), "\"plugins\": {\"slow_init\": {\"ms\": %d}}",
+		 2000 * hd_scale());
+	hd_start(&d, members, echo_only);
+	hd_install(&d, "fixtures/slow_init.so", "slow_init.so");
+	hd_signal(&d, SIGHUP);
+	cr_assert(hd_wait_log(&d, "plugin slow_init: init: sleeping", 1, 10000));
+	for (int i = 0; i < 5; i++) {
+		loop_answers(&d);
+		cr_assert_eq(hd_log_count(&d, "info generation 2:"), 0,
+			     "answer %d came after the reload was over", i + 1);
+		cr_assert_eq(hd_log_count(&d, "plugin slow_init: init: done"), 0,
+			     "answer %d came after init returned", i + 1);
+	}
+	cr_assert(hd_wait_generation(&d, 2, 20000), "generation 2 never came");
+	hd_post(&d, "/hooks/slow_init", "{\"k\": 1}", &r);
+	cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+	cr_assert_str_eq(r.body, "{\"k\":1}\n");
+	hd_resp_free(&r);
+	stop_clean(&d);
+}
+
+/* SIGHUPs that arrive while a reload runs make one more reload after it,
+ * not one each: three during the slow init give generation 3, and the
+ * next SIGHUP generation 4. */
+Test(reload, sighups_during_a_reload_coalesce_into_one_more, .timeout = 60)
+{
+	static struct hd d; /* static: the teardown may read it */
+	char members[96];
+
+	snprintf(members, sizeof(members), "\"plugins\": {\"slow_init\": {\"ms\": %d}}",
+		 1500 * hd_scale());
+	hd_start(&d, members, echo_only);
+	hd_install(&d, "fixtures/slow_init.so", "slow_init.so");
+	hd_signal(&d, SIGHUP);
+	cr_assert(hd_wait_log(&d, "plugin slow_init: init: sleeping", 1, 10000));
+	/* one at a time: the kernel merges a SIGHUP into one still pending */
+	for (int i = 0; i < 3; i++) {
+		hd_signal(&d, SIGHUP);
+		cr_assert(hd_wait_log(&d, "once more after the reload under way", i + 1, 10000));
+	}
+	cr_assert_eq(hd_log_count(&d, "plugin slow_init: init: done"), 0,
+		     "the SIGHUPs came after the reload");
+	cr_assert(hd_wait_generation(&d, 3, 20000), "no reload after the coalesced SIGHUPs");
+	hd_signal(&d, SIGHUP);
+	cr_assert(hd_wait_generation(&d, 4, 20000), "generation 4 never came");
+	cr_assert_eq(current_generation(&d), 4, "the coalesced SIGHUPs made more than one reload");
+	/* slow_init did not change: loaded once, by generation 2 */
+	cr_assert_eq(hd_log_count(&d, "plugin slow_init: init: sleeping"), 1);
+	stop_clean(&d);
+}
+
+/* A plugin whose fini sleeps is removed: while its fini runs, the loops
+ * answer; "unloaded plugin slow_fini" comes after those answers. */
+Test(reload, slow_fini_on_reload_holds_no_loop, .timeout = 60)
+{
+	static struct hd d; /* static: the teardown may read it */
+	char members[96];
+
+	snprintf(members, sizeof(members), "\"plugins\": {\"slow_fini\": {\"ms\": %d}}",
+		 2000 * hd_scale());
+	hd_prepare(&d, members, echo_only);
+	hd_install(&d, "fixtures/slow_fini.so", "slow_fini.so");
+	hd_launch_or_fail(&d);
+	expect_status(&d, "/hooks/slow_fini", "{}", 200);
+	hd_uninstall(&d, "slow_fini.so");
+	reload_to(&d, 2);
+	cr_assert(hd_wait_log(&d, "plugin slow_fini: fini: sleeping", 1, 10000));
+	for (int i = 0; i < 5; i++) {
+		loop_answers(&d);
+		cr_assert_eq(hd_log_count(&d, "unloaded plugin slow_fini"), 0,
+			     "answer %d came after fini returned", i + 1);
+	}
+	expect_status(&d, "/hooks/slow_fini", "{}", 404);
+	cr_assert(hd_wait_log(&d, "unloaded plugin slow_fini (slow_fini.so, generation 1)", 1,
+			      20000));
+	stop_clean(&d);
+}
+
+/* SIGTERM while a slow init runs on the loader thread: the daemon waits
+ * for it, drops the generation it made without serving it, unloads every
+ * copy it loaded and exits 0. */
+Test(reload, shutdown_during_a_slow_reload_is_clean, .timeout = 60)
+{
+	static struct hd d; /* static: the teardown may read it */
+	char members[96];
+
+	snprintf(members, sizeof(members), "\"plugins\": {\"slow_init\": {\"ms\": %d}}",
+		 1000 * hd_scale());
+	hd_start(&d, members, echo_only);
+	hd_install(&d, "fixtures/slow_init.so", "slow_init.so");
+	hd_signal(&d, SIGHUP);
+	cr_assert(hd_wait_log(&d, "plugin slow_init: init: sleeping", 1, 10000));
+	stop_clean(&d); /* loaded == unloaded: slow_init's copy too */
+	cr_assert_eq(hd_log_count(&d, "info generation 2:"), 0, "generation 2 was swapped in");
+}

@@ -480,7 +480,8 @@ Test(cli, config_test_mode_accepts_a_good_config, .timeout = 30)
 	cr_assert(strstr(out, "3 workers"), "%s", out);
 	free(out);
 	free(err);
-	/* only a check: nothing was started, no private directory made */
+	/* only a check: nothing was started, and the private directory the
+	 * plugins were loaded from is gone */
 	cr_assert_eq(hd_log_count(&d, "listening"), 0);
 	char run_dir[400];
 	snprintf(run_dir, sizeof(run_dir), "%s/run", d.dir);
@@ -562,6 +563,106 @@ Test(cli, config_test_mode_names_an_unreadable_plugin_dir, .timeout = 30)
 	free(out);
 	free(err);
 	cleanup(&d);
+}
+
+/* -t loads the folder the way a start would: a folder from which no
+ * plugin would load is an error, named with the folder and the count. */
+Test(cli, config_test_mode_fails_when_no_plugin_would_load, .timeout = 30)
+{
+	static struct hd d;
+	char *out, *err, want[600];
+
+	hd_prepare(&d, "", NULL);
+	cr_assert_eq(run((const char *const[]){"-t", "-c", d.config, NULL}, &out, &err), 1,
+		     "an empty folder passed");
+	snprintf(want, sizeof(want), "plugin_dir %s: no plugin would load (0 file(s) rejected)",
+		 d.plugin_dir);
+	cr_assert(strstr(err, want), "%s", err);
+	cr_assert_null(strstr(out, "configuration OK"), "%s", out);
+	free(out);
+	free(err);
+	hd_install(&d, "fixtures/not_elf.so", "not_elf.so");
+	cr_assert_eq(run((const char *const[]){"-t", "-c", d.config, NULL}, &out, &err), 1);
+	snprintf(want, sizeof(want), "plugin_dir %s: no plugin would load (1 file(s) rejected)",
+		 d.plugin_dir);
+	cr_assert(strstr(err, want), "%s", err);
+	cr_assert(strstr(err, "not_elf.so rejected: dlopen failed"), "the file and why: %s", err);
+	free(out);
+	free(err);
+	cleanup(&d);
+}
+
+/* -t probes every file in a child, as a start does: a file whose
+ * constructor crashes is named (and -t survives it), and -t fails. */
+Test(cli, config_test_mode_probes_every_file_and_names_each_rejected_one, .timeout = 30)
+{
+	static struct hd d;
+	char *out, *err;
+
+	hd_prepare(&d, "", (const char *const[]){"echo", NULL});
+	hd_install(&d, "fixtures/ctor_crash.so", "ctor_crash.so");
+	hd_install(&d, "fixtures/bad_magic.so", "bad_magic.so");
+	cr_assert_eq(run((const char *const[]){"-t", "-c", d.config, NULL}, &out, &err), 1, "%s",
+		     err);
+	cr_assert(strstr(err, "plugin file ctor_crash.so would be rejected: probe: loading it "
+			      "killed the probe process with SIGSEGV"), "%s", err);
+	cr_assert(strstr(err, "plugin file bad_magic.so would be rejected: not a hookd plugin"),
+		  "%s", err);
+	cr_assert_null(strstr(out, "configuration OK"), "%s", out);
+	free(out);
+	free(err);
+	hd_uninstall(&d, "ctor_crash.so");
+	hd_uninstall(&d, "bad_magic.so");
+	cr_assert_eq(run((const char *const[]){"-t", "-c", d.config, NULL}, &out, &err), 0, "%s",
+		     err);
+	cr_assert(strstr(out, "configuration OK"), "%s", out);
+	free(out);
+	free(err);
+	cleanup(&d);
+}
+
+/* ...and a hook whose chain names a plugin that would not load is named. */
+Test(cli, config_test_mode_names_a_chain_whose_plugin_would_not_load, .timeout = 30)
+{
+	static struct hd d;
+	char *out, *err;
+
+	hd_prepare(&d, "\"hooks\": {\"pipe\": {\"chain\": [\"echo\", \"ver\"]}, "
+		   "\"solo\": {\"chain\": [\"nope\"]}}", (const char *const[]){"echo", NULL});
+	hd_install(&d, "fixtures/not_elf.so", "ver.so");
+	cr_assert_eq(run((const char *const[]){"-t", "-c", d.config, NULL}, &out, &err), 1);
+	cr_assert(strstr(err, "hooks.pipe.chain[1]: plugin ver would not be loaded"), "%s", err);
+	cr_assert(strstr(err, "hooks.solo.chain[0]: plugin nope would not be loaded"), "%s", err);
+	cr_assert_null(strstr(err, "chain[0]: plugin echo"), "%s", err);
+	cr_assert_null(strstr(out, "configuration OK"), "%s", out);
+	free(out);
+	free(err);
+	/* a good ver.so, and no chain naming a missing plugin: OK */
+	hd_write_config(&d, "\"hooks\": {\"pipe\": {\"chain\": [\"echo\", \"ver\"]}}");
+	hd_install(&d, "fixtures/ver_a.so", "ver.so");
+	cr_assert_eq(run((const char *const[]){"-t", "-c", d.config, NULL}, &out, &err), 0, "%s",
+		     err);
+	cr_assert(strstr(out, "2 plugin file(s): 2 would load, 0 rejected"), "%s", out);
+	free(out);
+	free(err);
+	cleanup(&d);
+}
+
+/* A start from which no plugin loads serves (a reload may bring some), but
+ * says so loudly, naming the folder and the count. */
+Test(cli, a_start_that_loads_no_plugin_logs_an_error, .timeout = 30)
+{
+	static struct hd d;
+	char want[600];
+
+	hd_prepare(&d, "", NULL);
+	hd_install(&d, "fixtures/not_elf.so", "not_elf.so");
+	hd_install(&d, "fixtures/bad_magic.so", "bad_magic.so");
+	hd_launch_or_fail(&d);
+	snprintf(want, sizeof(want), "error no plugin loaded from %s: 2 file(s) rejected",
+		 d.plugin_dir);
+	cr_assert_eq(hd_log_count(&d, want), 1, "no '%s' in the log", want);
+	cr_assert_eq(hd_stop(&d), 0);
 }
 
 /* A top-level key given twice: at 6238b9c the last one won silently and the

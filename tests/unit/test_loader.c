@@ -106,8 +106,10 @@ static const struct {
 	{"fixtures/init_fail.so", "init_fail.so", "init failed"},
 	{"fixtures/not_elf.so", "not_elf.so", "dlopen failed"},
 	{"fixtures/unresolved.so", "unresolved.so", "dlopen failed"},
-	/* dup_name.so claims "echo" and sorts first: echo.so is refused */
-	{"plugins/echo.so", "echo.so", "duplicate plugin name"},
+	/* dup_name.so claims "echo" too, and nothing says which served it
+	 * last: both are refused, whatever their order */
+	{"plugins/echo.so", "echo.so", "is claimed by dup_name.so and echo.so: refusing both"},
+	{"fixtures/dup_name.so", "dup_name.so", "is claimed by dup_name.so and echo.so"},
 };
 #define NBROKEN (sizeof(broken) / sizeof(broken[0]))
 
@@ -119,7 +121,6 @@ Test(loader, every_broken_fixture_is_rejected_and_good_plugins_load_beside_them)
 
 	for (size_t i = 0; i < NBROKEN; i++)
 		u_env_install(&E, broken[i].src, broken[i].file);
-	u_env_install(&E, "fixtures/dup_name.so", "dup_name.so");
 	u_env_install(&E, "plugins/tag.so", "tag.so");
 	u_env_install(&E, "plugins/echo_async.so", "echo_async.so");
 	u_env_install(&E, "fixtures/ver_a.so", "ver.so");
@@ -134,22 +135,19 @@ Test(loader, every_broken_fixture_is_rejected_and_good_plugins_load_beside_them)
 		cr_assert_not_null(strstr(why, "hookd_fixture_symbol_that_does_not_exist"), "%s", why);
 		cr_assert_null(strstr(why, loader_dir(E.ld)), "the private path leaks: %s", why);
 		why = u_find_reject(&r, "echo.so")->reason;
-		cr_assert_not_null(strstr(why, "dup_name.so"), "names the file that has it: %s", why);
+		cr_assert_not_null(strstr(why, "remove one"), "says what to do: %s", why);
 		why = u_find_reject(&r, "init_fail.so")->reason;
 		cr_assert_not_null(strstr(why, "returned -3"), "%s", why);
 	}
 
 	/* the good ones, sorted by file name */
-	cr_assert_eq(r.nplugins, 4);
-	cr_assert_str_eq(r.plugins[0]->file, "dup_name.so");
-	cr_assert_str_eq(r.plugins[0]->desc.name, "echo");
-	cr_assert_str_eq(r.plugins[0]->desc.version, "9.9.9");
-	cr_assert_str_eq(r.plugins[1]->file, "echo_async.so");
-	cr_assert(plugin_is_async(r.plugins[1]));
-	cr_assert_str_eq(r.plugins[2]->file, "tag.so");
-	cr_assert_not(plugin_is_async(r.plugins[2]));
-	cr_assert_str_eq(r.plugins[3]->file, "ver.so");
-	cr_assert_str_eq(r.plugins[3]->desc.version, "a");
+	cr_assert_eq(r.nplugins, 3);
+	cr_assert_str_eq(r.plugins[0]->file, "echo_async.so");
+	cr_assert(plugin_is_async(r.plugins[0]));
+	cr_assert_str_eq(r.plugins[1]->file, "tag.so");
+	cr_assert_not(plugin_is_async(r.plugins[1]));
+	cr_assert_str_eq(r.plugins[2]->file, "ver.so");
+	cr_assert_str_eq(r.plugins[2]->desc.version, "a");
 	for (size_t i = 0; i < r.nplugins; i++) {
 		struct plugin *p = r.plugins[i];
 		cr_assert_eq(atomic_load(&p->refs), 1);
@@ -574,8 +572,7 @@ Test(loader, a_removed_file_disappears)
 }
 
 /* On a rescan, what serves keeps its name: a newcomer claiming it is the
- * one refused, even though it sorts first (at start-up, with nothing
- * loaded yet, file-name order decides). */
+ * one refused, even though it sorts first. */
 Test(loader, a_loaded_plugin_keeps_its_name_against_a_newcomer_on_rescan)
 {
 	struct config *cfg;
@@ -594,6 +591,123 @@ Test(loader, a_loaded_plugin_keeps_its_name_against_a_newcomer_on_rescan)
 	cr_assert_not_null(rj);
 	cr_assert_not_null(strstr(rj->reason, "duplicate plugin name \"echo\""), "%s", rj->reason);
 	cr_assert_not_null(strstr(rj->reason, "echo.so"), "%s", rj->reason);
+	loader_result_free(&r1);
+	loader_result_free(&r2);
+	config_free(cfg);
+}
+
+/* An owner record for the tests: "echo" was last served by `echo_file`. */
+static const char *echo_file;
+static const char *record_owner(void *arg, const char *name)
+{
+	(void)arg;
+	return strcmp(name, "echo") == 0 ? echo_file : NULL;
+}
+
+/* Two files claim "echo" at start; the record names `owner`: `kept` loads,
+ * the other is refused naming `kept` (kept NULL: both refused). */
+static void start_with_two_echoes(const char *owner, const char *kept)
+{
+	struct config *cfg;
+	struct loader_result r;
+	const struct loader_reject *rj;
+
+	u_env_install(&E, "plugins/echo.so", "echo.so");
+	u_env_install(&E, "fixtures/dup_name.so", "dup_name.so");
+	echo_file = owner;
+	loader_set_owner(E.ld, record_owner, NULL);
+	cfg = u_env_config(&E, NULL);
+	u_env_scan(&E, cfg, NULL, 1, &r);
+	if (kept) {
+		const char *lost = strcmp(kept, "echo.so") == 0 ? "dup_name.so" : "echo.so";
+		cr_assert_eq(r.nplugins, 1);
+		cr_assert_str_eq(r.plugins[0]->file, kept);
+		cr_assert_eq(r.nrejects, 1);
+		rj = u_find_reject(&r, lost);
+		cr_assert_not_null(rj, "%s is not the one refused", lost);
+		cr_assert_not_null(strstr(rj->reason, "duplicate plugin name \"echo\""), "%s",
+				   rj->reason);
+		cr_assert_not_null(strstr(rj->reason, kept), "names the keeper: %s", rj->reason);
+	} else {
+		cr_assert_eq(r.nplugins, 0);
+		cr_assert_eq(r.nrejects, 2);
+		for (int i = 0; i < 2; i++)
+			cr_assert_str_eq(r.rejects[i].reason,
+					 "plugin name \"echo\" is claimed by dup_name.so and echo.so: "
+					 "refusing both; remove one");
+	}
+	cr_assert_eq(u_count_entries(loader_dir(E.ld)), (long)r.nplugins,
+		     "a refused copy is unloaded");
+	loader_result_free(&r);
+	config_free(cfg);
+}
+
+/* The record of who served a name last decides at start, whichever file
+ * sorts first; without a word from it, both are refused. */
+Test(loader, at_start_the_record_decides_which_file_keeps_a_name)
+{
+	start_with_two_echoes("echo.so", "echo.so");
+}
+
+Test(loader, at_start_the_record_decides_even_for_the_file_that_sorts_first)
+{
+	start_with_two_echoes("dup_name.so", "dup_name.so");
+}
+
+Test(loader, at_start_a_record_naming_neither_file_refuses_both)
+{
+	start_with_two_echoes("gone.so", NULL);
+}
+
+Test(loader, at_start_without_a_record_both_files_are_refused)
+{
+	start_with_two_echoes(NULL, NULL);
+}
+
+/* Names are settled before init: neither copy of a refused pair runs its
+ * init; three claimants are all refused. */
+Test(loader, refused_claimants_never_run_init)
+{
+	struct config *cfg;
+	struct loader_result r;
+	char *log;
+
+	u_env_install(&E, "fixtures/init_fail.so", "a.so");
+	u_env_install(&E, "fixtures/init_fail.so", "b.so");
+	u_env_install(&E, "fixtures/init_fail.so", "c.so");
+	cfg = u_env_config(&E, NULL);
+	u_env_scan(&E, cfg, NULL, 1, &r);
+	cr_assert_eq(r.nplugins, 0);
+	cr_assert_eq(r.nrejects, 3);
+	for (int i = 0; i < 3; i++)
+		cr_assert_str_eq(r.rejects[i].reason,
+				 "plugin name \"init_fail\" is claimed by a.so, b.so and c.so: "
+				 "refusing all of them; keep one");
+	log = log_text();
+	cr_assert_null(strstr(log, "missing database URL"), "a refused file's init ran");
+	free(log);
+	loader_result_free(&r);
+	config_free(cfg);
+}
+
+/* A changed file that serves a name keeps it against a newcomer: the new
+ * version of the file that served it last is the one loaded. */
+Test(loader, a_changed_plugin_keeps_its_name_against_a_newcomer)
+{
+	struct config *cfg;
+	struct loader_result r1, r2;
+
+	u_env_install(&E, "fixtures/ver_a.so", "zz.so");
+	cfg = u_env_config(&E, NULL);
+	u_env_scan(&E, cfg, NULL, 1, &r1);
+	u_env_install(&E, "fixtures/ver_b.so", "zz.so");
+	u_env_install(&E, "fixtures/ver_a.so", "aa.so");
+	u_env_scan(&E, cfg, &r1, 2, &r2);
+	cr_assert_eq(r2.nplugins, 1);
+	cr_assert_str_eq(r2.plugins[0]->file, "zz.so");
+	cr_assert_str_eq(r2.plugins[0]->desc.version, "b");
+	cr_assert_eq(r2.plugins[0]->generation, 2);
+	cr_assert_not_null(u_find_reject(&r2, "aa.so"));
 	loader_result_free(&r1);
 	loader_result_free(&r2);
 	config_free(cfg);
