@@ -62,8 +62,13 @@ deps:
 deps-test:
 	@scripts/deps.sh test
 
-$(BUILD)/hookd: $(HOST_OBJS)
-	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(PC_LIBS) -ldl -lpthread
+# Plugins must reach the pthread functions host/interpose.c defines before
+# libc's: export exactly those from the executable (and from the unit runner,
+# which loads fixtures through the same loader).
+EXPORTS_LDFLAGS := -Wl,--dynamic-list=host/exports.list
+
+$(BUILD)/hookd: $(HOST_OBJS) host/exports.list
+	$(CC) $(SAN) $(LDFLAGS) $(EXPORTS_LDFLAGS) -o $@ $(HOST_OBJS) $(PC_LIBS) -ldl -lpthread
 
 # order-only: under -j no compiler runs before the packages are there
 $(BUILD)/obj/%.o: %.c | deps
@@ -126,9 +131,10 @@ $(BUILD)/fixtures/ver_%.so: tests/fixtures/src/ver.c sdk/hookd.h
 	@mkdir -p $(dir $@)
 	$(CC) $(PLUGIN_CFLAGS) $(PLUGIN_LDFLAGS) -DVER='"$*"' -o $@ $< -lcjson
 
-$(BUILD)/tests/unit: $(UNIT_OBJS) $(LIB_OBJS)
+$(BUILD)/tests/unit: $(UNIT_OBJS) $(LIB_OBJS) host/exports.list
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(PC_LIBS) -lcriterion -ldl -lpthread
+	$(CC) $(SAN) $(LDFLAGS) $(EXPORTS_LDFLAGS) -o $@ $(UNIT_OBJS) $(LIB_OBJS) $(PC_LIBS) \
+	    -lcriterion -ldl -lpthread
 
 $(BUILD)/tests/integration: $(INTEG_OBJS) $(BUILD)/obj/host/json.o
 	@mkdir -p $(dir $@)
