@@ -43,7 +43,8 @@ FIXTURE_SRCS := $(wildcard tests/fixtures/*.c)
 FIXTURES     := $(FIXTURE_SRCS:tests/fixtures/%.c=$(BUILD)/fixtures/%.so) \
                 $(BUILD)/fixtures/not_elf.so $(BUILD)/fixtures/unresolved.so \
                 $(BUILD)/fixtures/ver_a.so $(BUILD)/fixtures/ver_b.so \
-                $(BUILD)/fixtures/preload/slowdns.so $(BUILD)/fixtures/cxx_plugin.so
+                $(BUILD)/fixtures/preload/slowdns.so $(BUILD)/fixtures/cxx_plugin.so \
+                $(BUILD)/fixtures/cxx_thread.so
 
 UNIT_SRCS  := $(wildcard tests/unit/*.c)
 INTEG_SRCS := $(wildcard tests/integration/*.c) $(wildcard tests/support/*.c)
@@ -123,7 +124,7 @@ CXXFLAGS ?= -O2 -g
 # empty) before `deps` has installed the packages on a fresh machine
 PLUGIN_CXXFLAGS = -std=c++20 -D_GNU_SOURCE -Isdk -Wall -Wextra -Werror -Wshadow $(PC_CFLAGS) \
                    $(SAN) $(CXXFLAGS) -fPIC -fvisibility=hidden -fvisibility-inlines-hidden
-$(BUILD)/fixtures/cxx_plugin.so: tests/fixtures/cxx_plugin.cc sdk/hookd.h
+$(BUILD)/fixtures/cxx_%.so: tests/fixtures/cxx_%.cc sdk/hookd.h
 	@mkdir -p $(dir $@)
 	$(CXX) $(PLUGIN_CXXFLAGS) $(PLUGIN_LDFLAGS) -o $@ $< -lcjson
 

@@ -171,3 +171,17 @@ Test(interpose, the_hosts_own_threads_and_keys_are_not_counted)
 	unload(&r);
 	cr_assert_eq(log_has("unloaded plugin echo"), 1);
 }
+
+/* std::thread: pthread_create is called by libstdc++, with libstdc++'s
+ * start routine; the blame frame still names the plugin. */
+Test(interpose, a_cxx_std_thread_is_counted)
+{
+	struct loader_result r;
+	struct plugin *p = load("fixtures/cxx_thread.so", "cxx_thread.so", NULL, &r);
+
+	call(p);
+	cr_assert_eq(atomic_load(&p->live_threads), 1);
+	unload(&r);
+	cr_assert_eq(log_has("plugin cxx_thread (cxx_thread.so, generation 1) left 1 thread "
+			     "running after fini: its code stays mapped"), 1);
+}
