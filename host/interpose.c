@@ -49,7 +49,27 @@ static key_delete_fn real_key_delete_fn;
 static pthread_mutex_t keys_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct plugin *key_owner[PTHREAD_KEYS_MAX];
 
-static void *real(void **cache, const char *name)
+/* Set once hookd's own constructors run. Sanitizer runtimes call these
+ * functions while they initialise, before then (TSan's pthread_key_create
+ * for its thread finaliser): until `ready`, everything passes straight
+ * through, and the exported functions and what they call before that test
+ * are not instrumented (a ThreadSanitizer hook called while TSan
+ * initialises crashes). */
+static bool ready;
+
+#define INTERPOSE_RAW __attribute__((no_sanitize("thread")))
+
+__attribute__((constructor)) static void interpose_ready(void)
+{
+	__atomic_store_n(&ready, true, __ATOMIC_RELEASE);
+}
+
+INTERPOSE_RAW static bool is_ready(void)
+{
+	return __atomic_load_n(&ready, __ATOMIC_ACQUIRE);
+}
+
+INTERPOSE_RAW static void *real(void **cache, const char *name)
 {
 	void *fn = __atomic_load_n(cache, __ATOMIC_ACQUIRE);
 
@@ -125,16 +145,29 @@ static void *trampoline(void *arg)
 	return ret;
 }
 
+static int create_counted(create_fn create, pthread_t *t, const pthread_attr_t *attr,
+			  void *(*fn)(void *), void *arg);
+
 /* Exported: a plugin's pthread_create lands here. */
-int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+INTERPOSE_RAW int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
+				 void *arg)
 {
 	create_fn create = (create_fn)real((void **)&real_create_fn, "pthread_create");
+
+	if (!create)
+		return EAGAIN;
+	if (!is_ready())
+		return create(t, attr, fn, arg);
+	return create_counted(create, t, attr, fn, arg);
+}
+
+static int create_counted(create_fn create, pthread_t *t, const pthread_attr_t *attr,
+			  void *(*fn)(void *), void *arg)
+{
 	struct plugin *p = responsible();
 	struct start *s;
 	int rc;
 
-	if (!create)
-		return EAGAIN;
 	if (!p || is_host_code((const void *)fn))
 		return create(t, attr, fn, arg);
 	if (!(s = malloc(sizeof(*s))))
@@ -149,47 +182,54 @@ int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *)
 	return rc;
 }
 
+static void key_created(pthread_key_t key, void (*destructor)(void *))
+{
+	struct plugin *p = responsible();
+
+	if (!p || !is_code_of(p, (const void *)destructor))
+		return;
+	pthread_mutex_lock(&keys_mu);
+	key_owner[key] = p;
+	atomic_fetch_add_explicit(&p->live_keys, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&keys_mu);
+}
+
 /* Exported. */
-int pthread_key_create(pthread_key_t *key, void (*destructor)(void *))
+INTERPOSE_RAW int pthread_key_create(pthread_key_t *key, void (*destructor)(void *))
 {
 	key_create_fn create =
 		(key_create_fn)real((void **)&real_key_create_fn, "pthread_key_create");
-	struct plugin *p;
 	int rc;
 
 	if (!create)
 		return EAGAIN;
 	rc = create(key, destructor);
-	if (rc != 0 || !destructor || *key >= PTHREAD_KEYS_MAX)
-		return rc;
-	p = responsible();
-	if (!p || !is_code_of(p, (const void *)destructor))
-		return rc;
-	pthread_mutex_lock(&keys_mu);
-	key_owner[*key] = p;
-	atomic_fetch_add_explicit(&p->live_keys, 1, memory_order_relaxed);
-	pthread_mutex_unlock(&keys_mu);
+	if (rc == 0 && destructor && *key < PTHREAD_KEYS_MAX && is_ready())
+		key_created(*key, destructor);
 	return rc;
+}
+
+static void key_deleted(pthread_key_t key)
+{
+	pthread_mutex_lock(&keys_mu);
+	if (key_owner[key]) {
+		atomic_fetch_sub_explicit(&key_owner[key]->live_keys, 1, memory_order_relaxed);
+		key_owner[key] = NULL;
+	}
+	pthread_mutex_unlock(&keys_mu);
 }
 
 /* Exported. Forgotten before the real delete: the key's number may be
  * handed out again as soon as that returns. */
-int pthread_key_delete(pthread_key_t key)
+INTERPOSE_RAW int pthread_key_delete(pthread_key_t key)
 {
 	key_delete_fn del =
 		(key_delete_fn)real((void **)&real_key_delete_fn, "pthread_key_delete");
 
 	if (!del)
 		return EINVAL;
-	if (key < PTHREAD_KEYS_MAX) {
-		pthread_mutex_lock(&keys_mu);
-		if (key_owner[key]) {
-			atomic_fetch_sub_explicit(&key_owner[key]->live_keys, 1,
-						  memory_order_relaxed);
-			key_owner[key] = NULL;
-		}
-		pthread_mutex_unlock(&keys_mu);
-	}
+	if (key < PTHREAD_KEYS_MAX && is_ready())
+		key_deleted(key);
 	return del(key);
 }
 
