@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../host/blame.h"
 #include "../../host/config.h"
@@ -183,5 +184,22 @@ Test(interpose, a_cxx_std_thread_is_counted)
 	cr_assert_eq(atomic_load(&p->live_threads), 1);
 	unload(&r);
 	cr_assert_eq(log_has("plugin cxx_thread (cxx_thread.so, generation 1) left 1 thread "
+			     "running after fini: its code stays mapped"), 1);
+}
+
+/* A plugin thread's own thread is the plugin's too (no blame frame there:
+ * the creating thread's owner says whose it is). */
+Test(interpose, a_thread_started_by_a_plugin_thread_is_counted)
+{
+	struct loader_result r;
+	struct plugin *p = load("fixtures/leak_thread.so", "leak_thread.so",
+				"\"plugins\": {\"leak_thread\": {\"start\": \"init\", "
+				"\"nested\": true}}, ", &r);
+
+	for (int i = 0; i < 5000 && atomic_load(&p->live_threads) < 2; i++)
+		usleep(1000);
+	cr_assert_eq(atomic_load(&p->live_threads), 2);
+	unload(&r);
+	cr_assert_eq(log_has("plugin leak_thread (leak_thread.so, generation 1) left 2 threads "
 			     "running after fini: its code stays mapped"), 1);
 }
