@@ -102,6 +102,7 @@ static void plugin_free(struct plugin *p)
 	if (p->dl && left_code_in_use(p)) {
 		/* p stays too: the threads count down in it, the key table points
 		 * at it. The copy may go: a mapping outlives its file. */
+		/* Trap: a thread ending after the grace period leaves p unreachable: LSan reports it. */
 		if (p->copy_path)
 			unlink(p->copy_path);
 		return;
