@@ -42,10 +42,10 @@
  *   - init and fini run on an event-loop thread, never concurrently for the
  *     same loaded copy; fini runs after every call of that copy has ended. A
  *     plugin that started threads of its own must stop them in fini: its code
- *     is unmapped right after fini returns (see fini below). On a reload the new copy's init
- *     may run while the old copy still serves calls or runs its fini on
- *     another thread: process-wide resources (ports, lock files) must allow
- *     two copies at once.
+ *     is unmapped right after fini returns (see fini below). On a reload the
+ *     new copy's init may run while the old copy still serves calls or runs
+ *     its fini on another thread: process-wide resources (ports, lock files)
+ *     must allow two copies at once.
  *
  * ABI rules (the compatibility window):
  *   - HOOKD_ABI_MAJOR must match the host's exactly. A plugin of another
