@@ -43,7 +43,8 @@ FIXTURE_SRCS := $(wildcard tests/fixtures/*.c)
 FIXTURES     := $(FIXTURE_SRCS:tests/fixtures/%.c=$(BUILD)/fixtures/%.so) \
                 $(BUILD)/fixtures/not_elf.so $(BUILD)/fixtures/unresolved.so \
                 $(BUILD)/fixtures/ver_a.so $(BUILD)/fixtures/ver_b.so \
-                $(BUILD)/fixtures/preload/slowdns.so $(BUILD)/fixtures/cxx_plugin.so
+                $(BUILD)/fixtures/preload/slowdns.so $(BUILD)/fixtures/cxx_plugin.so \
+                $(BUILD)/fixtures/cxx_thread.so
 
 UNIT_SRCS  := $(wildcard tests/unit/*.c)
 INTEG_SRCS := $(wildcard tests/integration/*.c) $(wildcard tests/support/*.c)
@@ -62,8 +63,13 @@ deps:
 deps-test:
 	@scripts/deps.sh test
 
-$(BUILD)/hookd: $(HOST_OBJS)
-	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(PC_LIBS) -ldl -lpthread
+# Plugins must reach the pthread functions host/interpose.c defines before
+# libc's: export exactly those from the executable (and from the unit runner,
+# which loads fixtures through the same loader).
+EXPORTS_LDFLAGS := -Wl,--dynamic-list=host/exports.list
+
+$(BUILD)/hookd: $(HOST_OBJS) host/exports.list
+	$(CC) $(SAN) $(LDFLAGS) $(EXPORTS_LDFLAGS) -o $@ $(HOST_OBJS) $(PC_LIBS) -ldl -lpthread
 
 # order-only: under -j no compiler runs before the packages are there
 $(BUILD)/obj/%.o: %.c | deps
@@ -118,7 +124,7 @@ CXXFLAGS ?= -O2 -g
 # empty) before `deps` has installed the packages on a fresh machine
 PLUGIN_CXXFLAGS = -std=c++20 -D_GNU_SOURCE -Isdk -Wall -Wextra -Werror -Wshadow $(PC_CFLAGS) \
                    $(SAN) $(CXXFLAGS) -fPIC -fvisibility=hidden -fvisibility-inlines-hidden
-$(BUILD)/fixtures/cxx_plugin.so: tests/fixtures/cxx_plugin.cc sdk/hookd.h
+$(BUILD)/fixtures/cxx_%.so: tests/fixtures/cxx_%.cc sdk/hookd.h
 	@mkdir -p $(dir $@)
 	$(CXX) $(PLUGIN_CXXFLAGS) $(PLUGIN_LDFLAGS) -o $@ $< -lcjson
 
@@ -126,9 +132,10 @@ $(BUILD)/fixtures/ver_%.so: tests/fixtures/src/ver.c sdk/hookd.h
 	@mkdir -p $(dir $@)
 	$(CC) $(PLUGIN_CFLAGS) $(PLUGIN_LDFLAGS) -DVER='"$*"' -o $@ $< -lcjson
 
-$(BUILD)/tests/unit: $(UNIT_OBJS) $(LIB_OBJS)
+$(BUILD)/tests/unit: $(UNIT_OBJS) $(LIB_OBJS) host/exports.list
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(PC_LIBS) -lcriterion -ldl -lpthread
+	$(CC) $(SAN) $(LDFLAGS) $(EXPORTS_LDFLAGS) -o $@ $(UNIT_OBJS) $(LIB_OBJS) $(PC_LIBS) \
+	    -lcriterion -ldl -lpthread
 
 $(BUILD)/tests/integration: $(INTEG_OBJS) $(BUILD)/obj/host/json.o
 	@mkdir -p $(dir $@)

@@ -12,6 +12,7 @@
 #include "loader.h"
 #include "blame.h"
 #include "isolate.h"
+#include "interpose.h"
 #include "name.h"
 #include "probe.h"
 
@@ -33,6 +34,9 @@
 
 #define LOADER_MAX_HOOKS 256
 #define LOADER_REASON_MAX 512
+/* How long an unload waits for the threads of a plugin that fini told to
+ * stop but did not join: long enough for a thread on its way out. */
+#define LOADER_THREAD_GRACE_MS 200
 
 struct loader {
 	const struct log *log;
@@ -87,25 +91,61 @@ void plugin_retain(struct plugin *p)
 	atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
 }
 
+/* True when p's code must stay mapped because a thread it started still
+ * runs, or a pthread key with a destructor in its code is alive (a thread
+ * exiting later would call it): logged, naming the plugin and the
+ * leftovers. Runs after fini (or a failed init). */
+static bool left_code_in_use(struct plugin *p)
+{
+	unsigned threads = interpose_wait_threads(p, LOADER_THREAD_GRACE_MS);
+	unsigned keys = interpose_live_keys(p);
+	char what[160];
+
+	if (!threads && !keys)
+		return false;
+	if (threads && keys)
+		snprintf(what, sizeof(what), "%u thread%s running and %u pthread key%s with a "
+			 "destructor in its code", threads, threads == 1 ? "" : "s", keys,
+			 keys == 1 ? "" : "s");
+	else if (threads)
+		snprintf(what, sizeof(what), "%u thread%s running", threads,
+			 threads == 1 ? "" : "s");
+	else
+		snprintf(what, sizeof(what), "%u pthread key%s with a destructor in its code",
+			 keys, keys == 1 ? "" : "s");
+	log_warn(p->log, "plugin %s (%s, generation %llu) left %s after %s: its code stays "
+		 "mapped (a plugin bug: stop and join your threads and delete your pthread "
+		 "keys in fini)", p->desc.name ? p->desc.name : "?", p->file,
+		 (unsigned long long)p->generation, what, p->initialised ? "fini" : "a failed init");
+	return true;
+}
+
 static void plugin_free(struct plugin *p)
 {
-	if (p->initialised && !p->iso) {
-		if (p->desc.fini) {
-			struct blame_frame f = {.plugin = p, .generation = p->generation,
-						.entry = "fini"};
-			blame_push(&f);
-			p->desc.fini(&p->ctx);
-			blame_pop(&f);
-		}
-		/* desc.name lives in the plugin's own memory: log before dlclose */
-		log_msg(p->log, LOG_INFO, NULL, "unloaded plugin %s (%s, generation %llu)",
-			p->desc.name, p->file, (unsigned long long)p->generation);
-	}
 	if (p->iso) {
 		log_msg(p->log, LOG_INFO, NULL, "unloaded isolated plugin %s (%s, generation %llu)",
 			p->desc.name, p->file, (unsigned long long)p->generation);
 		isolate_group_free(p->iso); /* closes its processes, in the background */
 	}
+	if (p->initialised && !p->iso && p->desc.fini) {
+		struct blame_frame f = {.plugin = p, .generation = p->generation,
+					.entry = "fini"};
+		blame_push(&f);
+		p->desc.fini(&p->ctx);
+		blame_pop(&f);
+	}
+	if (p->dl && left_code_in_use(p)) {
+		/* p stays too: the threads count down in it, the key table points
+		 * at it. The copy may go: a mapping outlives its file. */
+		/* Trap: a thread ending after the grace period leaves p unreachable: LSan reports it. */
+		if (p->copy_path)
+			unlink(p->copy_path);
+		return;
+	}
+	/* desc.name lives in the plugin's own memory: log before dlclose */
+	if (p->initialised && !p->iso)
+		log_msg(p->log, LOG_INFO, NULL, "unloaded plugin %s (%s, generation %llu)",
+			p->desc.name, p->file, (unsigned long long)p->generation);
 	if (p->dl)
 		dlclose(p->dl);
 	if (p->copy_path)

@@ -39,6 +39,9 @@ struct plugin {
 	struct plugin_id id;    /* identity of the file that was copied */
 	char sha256[65];        /* of the private copy that was loaded, hex */
 	atomic_uint stuck_workers; /* workers inside a call of it past its deadline */
+	/* Kept by interpose.c (the plugin's pthread_create and key calls): */
+	atomic_uint live_threads; /* threads it started that have not ended */
+	atomic_uint live_keys;    /* pthread keys with a destructor in its code */
 	cJSON *config;          /* copy of the section given to init, or NULL */
 	uint64_t generation;    /* the generation that loaded it */
 	const struct log *log;
@@ -72,7 +75,11 @@ void plugin_retain(struct plugin *p);
 /* Drop a reference; the last one runs fini, dlclose, removes the private
  * copy and frees p. Call from a thread on which fini may run and block:
  * the loader thread (reloader.h), or main's before or after serving;
- * never an event loop. */
+ * never an event loop. A plugin that left a thread running or a pthread
+ * key with a destructor in its code after fini is not dlclose'd and p is
+ * not freed (the thread still uses both): logged as a warning, its code
+ * stays mapped until exit. Waits up to 200 ms (loader.c) for its threads
+ * to end. */
 void plugin_release(struct plugin *p);
 
 /* The plugin that owns `ctx` (ctx must be a plugin's ctx member). */

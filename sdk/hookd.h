@@ -45,10 +45,10 @@
  *     concurrently for the same loaded copy; fini runs after every call of
  *     that copy has ended. A
  *     plugin that started threads of its own must stop them in fini: its code
- *     is unmapped right after fini returns. On a reload the new copy's init
- *     may run while the old copy still serves calls or runs its fini on
- *     another thread: process-wide resources (ports, lock files) must allow
- *     two copies at once.
+ *     is unmapped right after fini returns (see fini below). On a reload the
+ *     new copy's init may run while the old copy still serves calls or runs
+ *     its fini on another thread: process-wide resources (ports, lock files)
+ *     must allow two copies at once.
  *
  * ABI rules (the compatibility window):
  *   - HOOKD_ABI_MAJOR must match the host's exactly. A plugin of another
@@ -369,7 +369,17 @@ typedef struct hookd_descriptor {
 	 * (copy what you keep). Set ctx->state if you need state. Return 0, or
 	 * non-zero to refuse to load (log why with api->log first). */
 	int (*init)(hookd_ctx *ctx, const cJSON *config);
-	/* Optional. Release ctx->state; stop every thread the plugin started. */
+	/* Optional. Release ctx->state. Before it returns:
+	 *   - every thread the plugin started (pthread_create, std::thread,
+	 *     from init, a call or another of its threads) has been told to
+	 *     stop and joined: its code is unmapped right after fini;
+	 *   - every pthread key it created with a destructor has been deleted
+	 *     (pthread_key_delete): a thread exiting later would call it.
+	 * The host counts both and, if any is left (a thread gets 200 ms to
+	 * end), logs a warning naming the plugin and keeps its code mapped
+	 * until exit instead of crashing: a leak, and still a bug to fix.
+	 * C++ thread_local objects with destructors are fine: glibc keeps the
+	 * code of a dlclose'd object until every thread that used them exits. */
 	void (*fini)(hookd_ctx *ctx);
 
 	hookd_sync_fn call_sync;   /* required for HOOKD_MODE_SYNC */
