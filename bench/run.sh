@@ -5,7 +5,9 @@
 # (bench/ref), the FastAPI/uvicorn peer (bench/peer_fastapi.py) and the test
 # upstream (fan-out), drives each with wrk using the same request, and prints
 # one table of requests/s, p50/p99, errors and ratios to the references
-# measured in this same run; then the c10k rows (bench/c10k: 10,000
+# measured in this same run, among them isolated vs in-process plugins and an
+# in-process hook while an isolated plugin (the crash_sync test fixture)
+# crashes; then the c10k rows (bench/c10k: 10,000
 # connections, each with a 1 s delay call in flight, hookd's RSS sampled).
 # Then bench/callgrind.sh (instructions per call) unless SKIP_CALLGRIND=1.
 # See bench/README.md for how to read it.
