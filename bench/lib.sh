@@ -87,12 +87,24 @@ free_port() {
 
 # hookd_setup DIR WORKERS [REACTORS] -- a config and a private plugin folder
 # in DIR (copies, so a rebuild of build/plugins during the run changes
-# nothing). REACTORS: event loops sharing the port (default 1).
+# nothing). REACTORS: event loops sharing the port (default 1). From the
+# environment (all optional, for the isolation rows):
+#   HOOKD_ISOLATE="echo ..."  these plugins get "isolate": true (child processes)
+#   HOOKD_FIXTURES="crash_sync ..."  test fixtures (build/fixtures/NAME.so, `make
+#                             fixtures`) copied into the plugin folder too
+#   HOOKD_EXTRA='"k": v, ...'  more top-level config keys
 hookd_setup() {
-	local dir=$1 workers=$2 reactors=${3:-1} p
+	local dir=$1 workers=$2 reactors=${3:-1} p iso=
 	mkdir -p "$dir/plugins"
 	for p in echo echo_async tag tag_async cpu fanout delay; do
 		install -m 755 "$BUILD/plugins/$p.so" "$dir/plugins/$p.so"
+	done
+	for p in ${HOOKD_FIXTURES:-}; do
+		install -m 755 "$BUILD/fixtures/$p.so" "$dir/plugins/$p.so"
+	done
+	for p in ${HOOKD_ISOLATE:-}; do
+		iso+=",
+    \"$p\": { \"isolate\": true }"
 	done
 	cat >"$dir/hookd.json" <<EOF
 {
@@ -104,13 +116,14 @@ hookd_setup() {
   "timeout_ms": 60000,
   "drain_ms": 5000,
   "log_level": "info",
-  "runtime_dir": "$dir",
+  "runtime_dir": "$dir",${HOOKD_EXTRA:+
+  $HOOKD_EXTRA,}
   "hooks": {
     "mixed": { "chain": ["tag", "tag_async", "echo"] }
   },
   "plugins": {
     "tag": { "label": "sync step" },
-    "tag_async": { "label": "async step" }
+    "tag_async": { "label": "async step" }$iso
   }
 }
 EOF
@@ -140,12 +153,9 @@ setup_pinning() {
 # that work must not land in the next row. Prints how long it waited when
 # that was more than a moment.
 cpu_ticks() {
-	local t=0 p v
-	for p in "$@"; do
-		v=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
-		t=$((t + ${v:-0}))
-	done
-	echo "$t"
+	local fam
+	fam=$(family_scan "$@")
+	echo "${fam%% *}"
 }
 quiesce() {
 	local i a b
@@ -159,14 +169,56 @@ quiesce() {
 	return 0
 }
 
-# proc_usage PID -- "CPU_TICKS CONTEXT_SWITCHES" of a process, all its
-# threads (user+system clock ticks; voluntary+involuntary switches).
+# family_usage PID -- "CPU_TICKS CONTEXT_SWITCHES PROCESSES" of a process
+# and all its descendants (an isolated hookd's plugin processes, started with
+# posix_spawn as hookd's children). CPU: user+system clock ticks of every
+# thread of each of them, plus the ticks of the children they have already
+# reaped (cutime+cstime), so a plugin process that crashed and was reaped
+# during a round still counts. The descendants are found through the ppid
+# field of every /proc/N/stat (this kernel has no /proc/N/task/T/children;
+# the children do not get a process group of their own either). Context
+# switches: voluntary+involuntary of every thread alive now (those of a
+# process that exited in between are lost).
+family_scan() { # family_scan PID... -- "TICKS PID..." of these processes and their descendants
+	cat /proc/[0-9]*/stat 2>/dev/null | awk -v roots="$*" '
+		{ pid = $1; line = $0; sub(/^.*\) /, "", line); split(line, f, " ")
+		  ppid[pid] = f[2]; ticks[pid] = f[12] + f[13] + f[14] + f[15]; all[++n] = pid }
+		END {
+			t = 0; out = ""; k = split(roots, r, " ")
+			for (i = 1; i <= k; i++)
+				if (r[i] in ppid && !(r[i] in in_fam)) { in_fam[r[i]] = 1; t += ticks[r[i]]; out = out " " r[i] }
+			grew = 1
+			while (grew) {
+				grew = 0
+				for (i = 1; i <= n; i++) {
+					p = all[i]
+					if (!(p in in_fam) && (ppid[p] in in_fam)) {
+						in_fam[p] = 1; t += ticks[p]; out = out " " p; grew = 1
+					}
+				}
+			}
+			print t out
+		}'
+}
+family_usage() {
+	local sw p
+	set -- $(family_scan "$1")
+	local t=${1:-0}
+	shift
+	sw=0
+	if [ $# -gt 0 ]; then
+		sw=$(for p in "$@"; do cat /proc/"$p"/task/*/status 2>/dev/null; done |
+			awk '/^(voluntary|nonvoluntary)_ctxt_switches:/ { s += $2 } END { print s + 0 }')
+	fi
+	echo "$t ${sw:-0} $#"
+}
+
+# proc_usage PID -- "CPU_TICKS CONTEXT_SWITCHES" of a server: the process,
+# all its threads and its descendants (family_usage).
 proc_usage() {
-	local pid=$1 ticks sw
-	ticks=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
-	sw=$(cat /proc/"$pid"/task/*/status 2>/dev/null |
-		awk '/^(voluntary|nonvoluntary)_ctxt_switches:/ { s += $2 } END { print s + 0 }')
-	echo "${ticks:-0} ${sw:-0}"
+	local t sw
+	read -r t sw _ <<<"$(family_usage "$1")"
+	echo "${t:-0} ${sw:-0}"
 }
 
 # sample_proc PID PORT OUT STOP -- every 100 ms until the file STOP exists

@@ -5,7 +5,9 @@
 # (bench/ref), the FastAPI/uvicorn peer (bench/peer_fastapi.py) and the test
 # upstream (fan-out), drives each with wrk using the same request, and prints
 # one table of requests/s, p50/p99, errors and ratios to the references
-# measured in this same run; then the c10k rows (bench/c10k: 10,000
+# measured in this same run, among them isolated vs in-process plugins and an
+# in-process hook while an isolated plugin (the crash_sync test fixture)
+# crashes; then the c10k rows (bench/c10k: 10,000
 # connections, each with a 1 s delay call in flight, hookd's RSS sampled).
 # Then bench/callgrind.sh (instructions per call) unless SKIP_CALLGRIND=1.
 # See bench/README.md for how to read it.
@@ -30,6 +32,10 @@
 #                     (default 20000: 10,000 in 0.5 s)
 #   C10K_HOLD_MS=MS   how long the c10k client keeps its connections open,
 #                     idle, after the answers (default 2000)
+#   ONLY=a,b          run only these scenarios (and skip the others, c10k and
+#                     callgrind unless named): echo_async, echo, mixed, large,
+#                     cpu, reactors, fanout, reload, isolate (the isolation rows),
+#                     c10k, callgrind. E.g. ONLY=isolate
 #   KEEP=1            keep the temp dir (configs, server logs, every wrk output)
 set -euo pipefail
 
@@ -66,6 +72,9 @@ C10K_N=${C10K_N:-10000}
 C10K_RATE=${C10K_RATE:-20000}
 C10K_HOLD_MS=${C10K_HOLD_MS:-2000}
 WRK_TIMEOUT=10s
+ONLY=${ONLY:-}
+# want NAME -- true when ONLY is unset or names NAME
+want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 PAYLOAD=${PAYLOAD:-}
 if [ -z "$PAYLOAD" ]; then
 	# a real GitHub push body when that corpus sits beside the project (the
@@ -86,11 +95,13 @@ mkdir -p "$LOGS"
 : >"$NOTES"
 : >"$C10K"
 HUP_PID=
+LOOP_PID=
 SAMPLER_PID=
 
 cleanup() {
 	local rc=$?
 	[ -n "$HUP_PID" ] && kill "$HUP_PID" 2>/dev/null
+	[ -n "$LOOP_PID" ] && kill "$LOOP_PID" 2>/dev/null
 	[ -n "$SAMPLER_PID" ] && kill "$SAMPLER_PID" 2>/dev/null
 	stop_all
 	if [ "${KEEP:-0}" = 1 ]; then
@@ -109,9 +120,11 @@ note() { echo "$*" | tee -a "$NOTES" >&2; }
 make -s -C "$ROOT/bench" BUILD="$BUILD" >/dev/null
 # the test upstream (the fan-out's target) is built by the top Makefile's own rule
 REL_BUILD=${BUILD#"$ROOT"/}
-make -s -C "$ROOT" BUILD="$REL_BUILD" "$REL_BUILD/tests/upstream" >/dev/null
+# and so is the fixture of the crash-loop row (a plugin that segfaults on
+# {"crash": true}; a test fixture, never in build/plugins)
+make -s -C "$ROOT" BUILD="$REL_BUILD" "$REL_BUILD/tests/upstream" "$REL_BUILD/fixtures/crash_sync.so" >/dev/null
 for b in "$BUILD/hookd" "$BUILD/bench/ref" "$BUILD/bench/c10k" "$BUILD/tests/upstream" "$BUILD/plugins/cpu.so" \
-	"$BUILD/plugins/delay.so"; do
+	"$BUILD/plugins/delay.so" "$BUILD/fixtures/crash_sync.so"; do
 	[ -x "$b" ] || [ -f "$b" ] || { echo "bench: missing $b (run make all)" >&2; exit 1; }
 done
 command -v wrk >/dev/null || { echo "bench: wrk is not installed (scripts/deps.sh bench)" >&2; exit 1; }
@@ -124,6 +137,11 @@ setup_pinning
 SMALL=$TMP/small.json
 printf '%s' '{"id":"evt_1042","type":"order.paid","order":7,"amount":1999,"currency":"EUR","ok":true,"tags":["a","b"]}' >"$SMALL"
 CPUBODY=$TMP/cpu.json
+# the crash loop's bodies: crash_sync segfaults on the first, echoes the second
+CRASHBODY=$TMP/crash.json
+printf '{"crash":true}' >"$CRASHBODY"
+CALMBODY=$TMP/calm.json
+printf '{"crash":false}' >"$CALMBODY"
 printf '{"n":%s}' "$CPU_N" >"$CPUBODY"
 LARGE=
 if [ -n "$PAYLOAD" ]; then
@@ -154,19 +172,29 @@ start_hookd() {
 	H_PORT=$(wait_listen "$H_LOG" "$H_PID")
 }
 
-# stop_hookd PID LOG NAME -- SIGTERM; hookd must exit 0 (recorded if not)
+# stop_hookd PID LOG NAME [EXPECTED_RE] -- SIGTERM; hookd must exit 0
+# (recorded if not). Error/warn lines of its log are problems, except those
+# matching EXPECTED_RE (the crash row's crashes), which are only counted.
 stop_hookd() {
-	local pid=$1 log=$2 name=$3 rc=0
+	local pid=$1 log=$2 name=$3 expect=${4:-} rc=0
 	stop_pid "$pid" TERM || rc=$?
 	if [ "$rc" != 0 ]; then
 		note "PROBLEM: hookd ($name) exited with status $rc after SIGTERM; last log lines:"
 		tail -n 20 "$log" | sed 's/^/  | /' | tee -a "$NOTES" >&2
 	fi
-	local bad
-	bad=$(grep -c -E ' (error|warn) ' "$log" || true)
+	local bad lines
+	lines=$(grep -E ' (error|warn) ' "$log" || true)
+	if [ -n "$expect" ] && [ -n "$lines" ]; then
+		local nexp
+		nexp=$(grep -c -E -e "$expect" <<<"$lines" || true)
+		[ "$nexp" -gt 0 ] && note "note: hookd ($name) logged $nexp expected error line(s) (crashes of the crash loop)"
+		lines=$(grep -v -E -e "$expect" <<<"$lines" || true)
+	fi
+	bad=0
+	[ -n "$lines" ] && bad=$(wc -l <<<"$lines")
 	if [ "$bad" -gt 0 ]; then
 		note "PROBLEM: hookd ($name) logged $bad error/warn line(s), e.g.:"
-		grep -E ' (error|warn) ' "$log" | head -n 5 | sed 's/^/  | /' | tee -a "$NOTES" >&2
+		head -n 5 <<<"$lines" | sed 's/^/  | /' | tee -a "$NOTES" >&2
 	fi
 }
 
@@ -235,10 +263,38 @@ wrk_flags() {
 	return 0
 }
 
+# crash_loop PORT crash|calm SECONDS -- every 100 ms for SECONDS, one
+# POST /hooks/crash with {"crash":true} (crash: crash_sync segfaults in its
+# isolated process) or {"crash":false} (calm: it echoes), each a background
+# curl (a call may wait for a process being respawned: it must not delay the
+# next one); each answer's status code is appended to $TMP/loop-MODE.codes
+# (000: no answer within 10 s). On CPU 1 with wrk, as the SIGHUP loop; waits
+# for its curls, so it ends at most 10 s after the run.
+crash_loop() {
+	local port=$1 mode=$2 dur=$3 body=$CALMBODY now next end wait_us
+	[ "$mode" = crash ] && body=$CRASHBODY
+	if [ ${#PIN_LOAD[@]} -gt 0 ]; then taskset -cp 1 "$BASHPID" >/dev/null 2>&1 || true; fi
+	now=${EPOCHREALTIME/./}
+	next=$now end=$((now + dur * 1000000))
+	# paced to absolute times (every 100 ms from the start), so the forks of
+	# curl and sleep do not stretch the period
+	while [ "$next" -lt "$end" ]; do
+		curl -s -o /dev/null -m 10 -w '%{http_code}\n' -XPOST -H 'Content-Type: application/json' \
+			--data-binary @"$body" "http://127.0.0.1:$port/hooks/crash" >>"$TMP/loop-$mode.codes" 2>/dev/null &
+		next=$((next + 100000))
+		now=${EPOCHREALTIME/./}
+		wait_us=$((next - now))
+		[ "$wait_us" -gt 0 ] && sleep "$(printf '0.%06d' "$wait_us")"
+	done
+	wait
+}
+
 # measure SCENARIO SERVER PID PORT PATH BODY CONNS NOTE FLAGS ROUND -- one wrk
 # run; FLAGS (comma-separated): "check" counts 200 bodies containing
 # "error" (fan-out), "prime" runs prime() first, "dur=S" sets the run's
-# length, "hup" sends hookd a SIGHUP every 100 ms during the run; and those of
+# length, "hup" sends hookd a SIGHUP every 100 ms during the run, "loop=crash"
+# (or "loop=calm") POSTs {"crash":true} (or false) to the same server's
+# /hooks/crash every 100 ms during the run (crash_loop); and those of
 # wrk_flags (threads, pinning, GET, scenario). Appends to
 # $RESULTS: scenario server round req/s p50_us p99_us errors bad_bodies
 # cpu_us_per_call ctxsw_per_call mean_latency_us note -- cpu and ctxsw from
@@ -266,6 +322,12 @@ measure() {
 		HUP_PID=$hup
 		;;
 	esac
+	local loop=
+	if [[ $flags =~ (^|,)loop=([a-z]+) ]]; then
+		crash_loop "$port" "${BASH_REMATCH[2]}" "$dur" &
+		loop=$!
+		LOOP_PID=$loop
+	fi
 	local u0 u1
 	u0=$(proc_usage "$spid")
 	METHOD=$WRK_METHOD CHECK_BODY=$check BODY_FILE=$body "${WRK_PIN[@]}" wrk -t"$WRK_T" -c"$conns" -d"${dur}s" \
@@ -274,6 +336,10 @@ measure() {
 	if [ -n "$hup" ]; then
 		wait "$hup" 2>/dev/null || true
 		HUP_PID=
+	fi
+	if [ -n "$loop" ]; then
+		wait "$loop" 2>/dev/null || true
+		LOOP_PID=
 	fi
 	line=$(grep '^BENCH ' "$out" || true)
 	if [ -z "$line" ]; then
@@ -309,7 +375,7 @@ scenario() {
 	echo "$scen (at ${SECONDS} s)" >&2
 	for spec in "$@"; do
 		IFS='|' read -r srv spid port path body conns rnote flags <<<"$spec"
-		case "$flags" in *hup* | *nowarm*) continue ;; esac # same server as its no-HUP row; no warm-up wanted
+		case "$flags" in *hup* | *nowarm* | *loop=*) continue ;; esac # same server as its plain row; no warm-up wanted
 		if [ "$WARMUP" != 0 ]; then
 			wrk_flags "$flags"
 			METHOD=$WRK_METHOD BODY_FILE=$body "${WRK_PIN[@]}" wrk -t"$WRK_T" -c"$conns" -d"${WARMUP}s" --timeout "$WRK_TIMEOUT" \
@@ -405,7 +471,34 @@ case "$(curl -s -m 10 "http://127.0.0.1:$R2_PORT/health")" in
 *'"reactors":2'*) ;;
 *) note "PROBLEM: hookd-r2's /health does not report \"reactors\":2" ;;
 esac
-SERVER_PIDS=("$REF_PID" "$HOOKD_PID" "$W1_PID" "$W2_PID" "$R1_PID" "$R2_PID" "$UP_PID" ${PEER_PID:+"$PEER_PID"})
+# The isolation rows (issue 9): the same config as the main hookd with echo
+# and echo_async isolated (isolate_procs 2, hookd's default; pinned as the
+# main hookd, so the plugin processes, which inherit the affinity, share its
+# CPU); and a hookd whose crash_sync fixture is isolated and may crash
+# without end (quarantine_after 1000000; quarantine_window_s 1, the least,
+# so the respawn backoff, which doubles with each crash of the window, stays
+# short and the plugin crashes as often as it can), echo in-process.
+ISO_PID= CRASH_PID=
+if want isolate; then
+	HOOKD_ISOLATE="echo echo_async" start_hookd hookd-iso "$WORKERS" "${PIN_SRV[@]}"
+	ISO_PID=$H_PID ISO_PORT=$H_PORT ISO_LOG=$H_LOG
+	check_answer hookd-iso "$ISO_PORT" /hooks/echo "$SMALL" '"evt_1042"'
+	check_answer hookd-iso "$ISO_PORT" /hooks/echo_async "$SMALL" '"evt_1042"'
+	case "$(curl -s -m 10 "http://127.0.0.1:$ISO_PORT/plugins")" in
+	*'"isolated":{'*) ;;
+	*) note "PROBLEM: hookd-iso's GET /plugins shows no isolated plugin" ;;
+	esac
+	read -r _ _ ISO_PROCS <<<"$(family_usage "$ISO_PID")"
+	HOOKD_ISOLATE=crash_sync HOOKD_FIXTURES=crash_sync \
+		HOOKD_EXTRA='"quarantine_after": 1000000, "quarantine_window_s": 1' \
+		start_hookd hookd-crash "$WORKERS" "${PIN_SRV[@]}"
+	CRASH_PID=$H_PID CRASH_PORT=$H_PORT CRASH_LOG=$H_LOG
+	check_answer hookd-crash "$CRASH_PORT" /hooks/echo "$SMALL" '"evt_1042"'
+	check_answer hookd-crash "$CRASH_PORT" /hooks/crash "$CALMBODY" '"crash":false'
+	check_answer hookd-crash "$CRASH_PORT" /hooks/crash "$CRASHBODY" '"outcome":"crashed"'
+fi
+SERVER_PIDS=("$REF_PID" "$HOOKD_PID" "$W1_PID" "$W2_PID" "$R1_PID" "$R2_PID" "$UP_PID" ${PEER_PID:+"$PEER_PID"}
+	${ISO_PID:+"$ISO_PID"} ${CRASH_PID:+"$CRASH_PID"})
 
 # with_peer SPEC... -- S=(SPEC... plus, when the peer runs, the last SPEC
 # given for it: "fastapi|...")
@@ -424,31 +517,31 @@ with_peer() {
 with_peer "ref|$REF_PID|$REF_PORT|/hooks/echo|$SMALL|$CONNS||" \
 	"hookd|$HOOKD_PID|$HOOKD_PORT|/hooks/echo_async|$SMALL|$CONNS||" \
 	"fastapi|${PEER_PID:-}|${PEER_PORT:-}|/hooks/echo_async|$SMALL|$CONNS|async def|"
-scenario "echo_async" "${S[@]}"
+want echo_async && scenario "echo_async" "${S[@]}"
 
 with_peer "ref|$REF_PID|$REF_PORT|/hooks/echo|$SMALL|$CONNS|no pool|" \
 	"hookd|$HOOKD_PID|$HOOKD_PORT|/hooks/echo|$SMALL|$CONNS|workers=$WORKERS|" \
 	"fastapi|${PEER_PID:-}|${PEER_PORT:-}|/hooks/echo|$SMALL|$CONNS|plain def|"
-scenario "echo (sync)" "${S[@]}"
+want echo && scenario "echo (sync)" "${S[@]}"
 
 with_peer "ref|$REF_PID|$REF_PORT|/hooks/echo|$SMALL|$CONNS|1 parse+print|" \
 	"hookd|$HOOKD_PID|$HOOKD_PORT|/hooks/mixed|$SMALL|$CONNS|tag>tag_async>echo|" \
 	"fastapi|${PEER_PID:-}|${PEER_PORT:-}|/hooks/mixed|$SMALL|$CONNS||"
-scenario "mixed 3-step" "${S[@]}"
+want mixed && scenario "mixed 3-step" "${S[@]}"
 
 if [ -n "$LARGE" ]; then
 	LSIZE="$(wc -c <"$LARGE") B github-push-1"
 	with_peer "ref|$REF_PID|$REF_PORT|/hooks/echo|$LARGE|$CONNS|$LSIZE|" \
 		"hookd|$HOOKD_PID|$HOOKD_PORT|/hooks/echo_async|$LARGE|$CONNS|$LSIZE|" \
 		"fastapi|${PEER_PID:-}|${PEER_PORT:-}|/hooks/echo_async|$LARGE|$CONNS|$LSIZE|"
-	scenario "large echo_async" "${S[@]}"
+	want large && scenario "large echo_async" "${S[@]}"
 fi
 
 with_peer "ref|$REF_PID|$REF_PORT|/hooks/cpu|$CPUBODY|$CPU_CONNS|inline, CPU 0|" \
 	"hookd w=1|$W1_PID|$W1_PORT|/hooks/cpu|$CPUBODY|$CPU_CONNS|CPU 0|" \
 	"hookd w=2|$W2_PID|$W2_PORT|/hooks/cpu|$CPUBODY|$CPU_CONNS|CPUs 0,1|" \
 	"fastapi|${PEER_PID:-}|${PEER_PORT:-}|/hooks/cpu|$CPUBODY|$CPU_CONNS|pure Python, CPU 0|"
-scenario "cpu" "${S[@]}"
+want cpu && scenario "cpu" "${S[@]}"
 
 # per_reactor PORT -- hookd's calls_per_reactor from GET /health, "a b ..."
 per_reactor() {
@@ -461,6 +554,7 @@ reactor_shares() {
 		for (i = 1; i <= n; i++) { d[i] = y[i] - x[i]; t += d[i] }
 		for (i = 1; i <= n; i++) printf "%s%.0f", (i > 1 ? "/" : ""), (t > 0 ? 100 * d[i] / t : 0) }'
 }
+if want reactors; then
 RSPLIT0=$(per_reactor "$R2_PORT")
 scenario "reactors: async" \
 	"hookd r=1|$R1_PID|$R1_PORT|/hooks/echo_async|$SMALL|$CONNS|unpinned, wrk -t2 unpinned|t=2,wrkpin=any" \
@@ -472,6 +566,49 @@ scenario "reactors: sync" \
 RSPLIT2=$(per_reactor "$R2_PORT")
 SPLIT_ASYNC=$(reactor_shares "$RSPLIT0" "$RSPLIT1")
 SPLIT_SYNC=$(reactor_shares "$RSPLIT1" "$RSPLIT2")
+fi
+
+# --- isolation (issue 9) -------------------------------------------------------
+# isolated vs in-process: the main hookd and hookd-iso (same config, same
+# workers, same CPU; echo and echo_async in 2 child processes each). Their
+# cpu us/call counts the plugin processes too (proc_usage: hookd and all its
+# descendants, with the CPU of the children it reaped).
+# The crash loop: hookd-crash's /hooks/echo (in-process) with nothing else,
+# with a calm loop (10 {"crash":false} calls/s to the isolated crash_sync:
+# the loop's own cost, curl forks on wrk's CPU and the round trips), and with
+# the crash loop (10 {"crash":true}/s: each crashes the process it reaches,
+# 502, respawned after the backoff; calls arriving meanwhile wait for it).
+CRASHES=0 LOOP_CRASH= LOOP_CALM=
+if want isolate; then
+	scenario "isolated echo (sync)" \
+		"in-process|$HOOKD_PID|$HOOKD_PORT|/hooks/echo|$SMALL|$CONNS|workers=$WORKERS|" \
+		"isolated|$ISO_PID|$ISO_PORT|/hooks/echo|$SMALL|$CONNS|workers=$WORKERS; $ISO_PROCS processes|"
+	scenario "isolated echo_async" \
+		"in-process|$HOOKD_PID|$HOOKD_PORT|/hooks/echo_async|$SMALL|$CONNS||" \
+		"isolated|$ISO_PID|$ISO_PORT|/hooks/echo_async|$SMALL|$CONNS|$ISO_PROCS processes|"
+	CR0=$(grep -c 'crashed in its isolated process' "$CRASH_LOG" || true)
+	rm -f "$TMP/loop-crash.codes" "$TMP/loop-calm.codes"
+	scenario "crash loop" \
+		"no loop|$CRASH_PID|$CRASH_PORT|/hooks/echo|$SMALL|$CONNS|echo in-process|" \
+		"calm/100ms|$CRASH_PID|$CRASH_PORT|/hooks/echo|$SMALL|$CONNS|echo in-process|loop=calm" \
+		"crash/100ms|$CRASH_PID|$CRASH_PORT|/hooks/echo|$SMALL|$CONNS|echo in-process|loop=crash"
+	sleep 0.5
+	CRASHES=$(( $(grep -c 'crashed in its isolated process' "$CRASH_LOG" || true) - CR0 ))
+	# "502:38 200:2": how the loops' calls were answered
+	tally() { [ -s "$1" ] && sort "$1" | uniq -c | awk '{ printf "%s%s:%s", (NR > 1 ? " " : ""), $2, $1 }'; return 0; }
+	LOOP_CRASH=$(tally "$TMP/loop-crash.codes")
+	LOOP_CALM=$(tally "$TMP/loop-calm.codes")
+	case " $LOOP_CRASH" in *" 503:"*) note "PROBLEM: the crash loop got 503 answers (quarantined?): $LOOP_CRASH" ;; esac
+	case "$(curl -s -m 10 "http://127.0.0.1:$CRASH_PORT/plugins")" in
+	*'"quarantined":true'*) note "PROBLEM: hookd-crash quarantined crash_sync (quarantine_after 1000000)" ;;
+	esac
+	echo "  crash loop: $CRASHES crashes logged by hookd; crash calls answered: ${LOOP_CRASH:-none};" \
+		"calm calls answered: ${LOOP_CALM:-none}" >&2
+	alive "$ISO_PID" hookd-iso || true
+	alive "$CRASH_PID" hookd-crash || true
+	check_answer hookd-crash "$CRASH_PORT" /hooks/echo "$SMALL" '"evt_1042"'
+	check_answer hookd-crash "$CRASH_PORT" /hooks/crash "$CALMBODY" '"crash":false'
+fi
 
 # The upstream alone at the fan-out's concurrency (UP_CONNS = 1000
 # connections on /delay/100, GET as the fan-out's sub-requests), in the
@@ -488,12 +625,12 @@ with_peer "hookd|$HOOKD_PID|$HOOKD_PORT|/hooks/fanout|$FANBODY|$FANOUT_CONNS||ch
 # off at the end of a run (calls/s understated by up to 0.1 s / duration)
 SAVED_ROUNDS=$ROUNDS
 ROUNDS=$FANOUT_ROUNDS
-scenario "fanout" "${S[@]}"
+want fanout && scenario "fanout" "${S[@]}"
 ROUNDS=$SAVED_ROUNDS
 alive "$UP_PID" upstream || true
 
 HUPS_BEFORE=$(grep -c 'SIGHUP: reloading' "$HOOKD_LOG" || true)
-scenario "reload" \
+want reload && scenario "reload" \
 	"no HUP|$HOOKD_PID|$HOOKD_PORT|/hooks/echo_async|$SMALL|$CONNS||" \
 	"HUP/100ms|$HOOKD_PID|$HOOKD_PORT|/hooks/echo_async|$SMALL|$CONNS||hup"
 sleep 0.3
@@ -511,6 +648,8 @@ stop_hookd "$W1_PID" "$W1_LOG" "workers=1"
 stop_hookd "$W2_PID" "$W2_LOG" "workers=2"
 stop_hookd "$R1_PID" "$R1_LOG" "reactors=1"
 stop_hookd "$R2_PID" "$R2_LOG" "reactors=2"
+[ -n "$ISO_PID" ] && stop_hookd "$ISO_PID" "$ISO_LOG" "isolated"
+[ -n "$CRASH_PID" ] && stop_hookd "$CRASH_PID" "$CRASH_LOG" "crash loop" 'plugin crash_sync'
 
 # --- c10k: N connections, each with a 1 s delay call in flight -----------------
 # A dedicated hookd per row (the delay plugin; 2 workers, idle). bench/c10k
@@ -576,8 +715,8 @@ c10k_row() {
 		"in flight at most $flmax, listen overflows $(($3 - $1))" >&2
 }
 
-if [ "${SKIP_C10K:-0}" = 1 ]; then
-	note "note: c10k rows skipped (SKIP_C10K=1)"
+if [ "${SKIP_C10K:-0}" = 1 ] || ! want c10k; then
+	note "note: c10k rows skipped (SKIP_C10K=1 or ONLY)"
 else
 	echo "c10k (at ${SECONDS} s)" >&2
 	DELAY0=$TMP/delay0.json
@@ -611,7 +750,8 @@ fi
 "$PY" "$ROOT/bench/table.py" "$RESULTS" "$HUPS" "$GENS" "$FANOUT_CONNS" "$FANOUT_DELAY_MS" \
 	"$(nproc) CPU(s), $PINNING (except where said); median of $ROUNDS interleaved rounds of ${DURATION} s per row (fan-out and upstream direct: $FANOUT_ROUNDS of ${FANOUT_DURATION} s); wrk -t1 -c$CONNS (cpu -c$CPU_CONNS, fan-out -c$FANOUT_CONNS, upstream direct -c$UP_CONNS, reactors -t2 -c$CONNS); hookd workers=$WORKERS; cpu n=$CPU_N" \
 	"c10k=$C10K" "up_conns=$UP_CONNS" "split_async=${SPLIT_ASYNC:-}" "split_sync=${SPLIT_SYNC:-}" \
-	"c10k_limits=${C10K_LIMITS:-}" "c10k_hold_ms=$C10K_HOLD_MS"
+	"c10k_limits=${C10K_LIMITS:-}" "c10k_hold_ms=$C10K_HOLD_MS" \
+	"crashes=$CRASHES" "loop_crash=$LOOP_CRASH" "loop_calm=$LOOP_CALM" "loop_s=$((ROUNDS * DURATION))"
 if [ -s "$NOTES" ]; then
 	echo
 	echo "Notes and problems seen during the run:"
@@ -619,7 +759,7 @@ if [ -s "$NOTES" ]; then
 fi
 stop_all
 
-if [ "${SKIP_CALLGRIND:-0}" != 1 ]; then
+if [ "${SKIP_CALLGRIND:-0}" != 1 ] && want callgrind; then
 	echo
 	QUICK=$QUICK WORKERS=$WORKERS "$ROOT/bench/callgrind.sh" "$SMALL" ${LARGE:+"$LARGE"}
 fi

@@ -5,7 +5,11 @@
 KEY=VALUE (all optional): c10k=FILE (the c10k rows, one line of key=value
 pairs each, written by run.sh's c10k_row), up_conns=N (connections of the
 "upstream direct" rows), split_async=A/B and split_sync=A/B (the 2-reactor
-hookd's calls per reactor, %), c10k_limits=TEXT, c10k_hold_ms=MS.
+hookd's calls per reactor, %), c10k_limits=TEXT, c10k_hold_ms=MS; for the
+"crash loop" rows: crashes=N (crashes hookd logged during them),
+loop_crash="502:N ..." and loop_calm="200:N ..." (how the loops' calls to
+/hooks/crash were answered, by status; 000: no answer), loop_s=S (the
+seconds each loop ran in all).
 
 RESULTS.tsv: scenario, server, round, req/s, p50 us, p99 us, errors, bad
 bodies, server CPU us per call, context switches per call, note -- one line
@@ -79,6 +83,13 @@ def fmt(x, suffix="x", digits=2):
     return "%.*f%s" % (digits, x, suffix) if x is not None else "-"
 
 
+def crash_summary():
+    secs = float(opt.get("loop_s") or 0)
+    n = int(opt.get("crashes") or 0)
+    return "crash calls answered %s; %d crashes (%s/s)" % (
+        opt.get("loop_crash") or "-", n, "%.1f" % (n / secs) if secs > 0 else "-")
+
+
 hdr = ("scenario", "server", "req/s", "spread", "p50 ms", "p99 ms", "errors", "x ref", "x fastapi",
        "cpu us/call", "ctxsw/call", "note")
 out = []
@@ -109,6 +120,19 @@ for r in rows:
         kept = ratio(r, find("reload", "no HUP"))
         note = "kept %s of no-HUP req/s; %d SIGHUPs, %d new generations" % (
             fmt(kept and kept * 100, " %"), hups, gens)
+    if r["scen"].startswith("isolated ") and r["srv"] == "isolated":
+        inp = find(r["scen"], "in-process")
+        note += "; %s of in-process req/s, %s its cpu/call" % (
+            fmt(ratio(r, inp)), fmt(r["cpu"] / inp["cpu"] if inp and inp["cpu"] > 0 else None))
+    if r["scen"] == "crash loop" and r["srv"] != "no loop":
+        note += "; kept %s of no-loop req/s" % fmt(ratio(r, find("crash loop", "no loop")) and
+                                                  ratio(r, find("crash loop", "no loop")) * 100, " %")
+        if r["srv"].startswith("crash"):
+            note += ", %s of calm-loop; %s" % (
+                fmt(ratio(r, find("crash loop", "calm/100ms")) and
+                    ratio(r, find("crash loop", "calm/100ms")) * 100, " %"), crash_summary())
+        else:
+            note += "; loop calls answered %s" % (opt.get("loop_calm") or "-")
     if r["scen"] == "cpu" and r["srv"] == "hookd w=2":
         note += "; %s of w=1" % fmt(ratio(r, find("cpu", "hookd w=1")))
     out.append((r["scen"], r["srv"], "%.0f" % r["rps"], "%.0f %%" % (100 * r["spread"]),
@@ -132,8 +156,9 @@ print("req/s, p50, p99: the median round; spread: (max - min) / median req/s ove
       " all rounds")
 print("x ref: req/s / the bare evhttp+cJSON server's (bench/ref) in the same scenario;"
       " x fastapi: / the FastAPI peer's; both the median of the per-round ratios")
-print("cpu us/call, ctxsw/call: the server process's CPU time (user+system, all threads) and"
-      " context switches during a round / calls answered (median round)")
+print("cpu us/call, ctxsw/call: the server process's CPU time (user+system, all threads, and its"
+      " child processes': an isolated hookd's plugin processes) and context switches during a round"
+      " / calls answered (median round)")
 print()
 print(line(hdr))
 print(line(["-" * w for w in widths]))
@@ -205,11 +230,15 @@ if c10k:
         print(cline(cells))
 
 # --- the targets of issues 3 and 4, from this run -------------------------
-print()
-print("Targets (issues 3 and 4), this run:")
+heading = ["Targets (issues 3 and 4), this run:"]  # printed before the first line under it
 
 
 def target(label, ok, value):
+    if ok is None and value == "-":
+        return  # its rows did not run (ONLY=...)
+    if heading:
+        print()
+        print(heading.pop())
     state = "-" if ok is None else ("met" if ok else "MISSED")
     print("  %-66s %-7s %s" % (label, state, value))
 
@@ -297,3 +326,23 @@ for kv, paced in ((cb2, False), (cp2, True)):
 w1, w2 = find("cpu", "hookd w=1"), find("cpu", "hookd w=2")
 x = ratio(w2, w1)
 target("cpu hook: 2 workers on 2 CPUs vs 1 worker (no target; ~2x ideal)", None, fmt(x))
+
+# --- isolation (issue 9): no targets, ratios of this run -------------------
+iso = [(sc, find(sc, "isolated"), find(sc, "in-process"))
+       for sc in ("isolated echo (sync)", "isolated echo_async")]
+cl = find("crash loop", "crash/100ms")
+if any(a and b for _, a, b in iso) or cl:
+    heading[:] = ["Isolation (issue 9; no targets), this run:"]
+    for sc, a, b in iso:
+        if a and b:
+            target("%s: isolated / in-process" % sc.replace("isolated ", ""), None,
+                   "req/s %s (%.0f vs %.0f), p50 %.2f vs %.2f ms, p99 %.2f vs %.2f ms, cpu/call %s"
+                   " (%.1f vs %.1f us)"
+                   % (fmt(ratio(a, b), digits=3), a["rps"], b["rps"], a["p50"], b["p50"], a["p99"],
+                      b["p99"], fmt(a["cpu"] / b["cpu"] if b["cpu"] > 0 else None), a["cpu"], b["cpu"]))
+    if cl:
+        base, calm = find("crash loop", "no loop"), find("crash loop", "calm/100ms")
+        target("echo (in-process) while an isolated plugin crashes / without", None,
+               "%s (%.0f vs %.0f req/s), %d errors; vs the calm loop %s; %s"
+               % (fmt(ratio(cl, base), digits=3), cl["rps"], base["rps"] if base else 0, cl["err"],
+                  fmt(ratio(cl, calm), digits=3), crash_summary()))
