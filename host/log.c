@@ -17,6 +17,7 @@ void log_init(struct log *lg, int fd, enum log_level level)
 {
 	atomic_init(&lg->level, (int)level);
 	lg->fd = fd;
+	lg->who[0] = 0;
 }
 
 int log_level_parse(const char *name)
@@ -52,6 +53,10 @@ void log_vmsg(const struct log *lg, enum log_level level, const char *tag, const
 	w = snprintf(line + n, cap - n, ".%03ldZ %s ", ts.tv_nsec / 1000000L,
 		     log_level_name(level));
 	n += (w > 0 && (size_t)w < cap - n) ? (size_t)w : 0;
+	if (lg->who[0]) {
+		w = snprintf(line + n, cap - n, "[%s] ", lg->who);
+		n += (w > 0 && (size_t)w < cap - n) ? (size_t)w : 0;
+	}
 	if (tag) {
 		w = snprintf(line + n, cap - n, "%s: ", tag);
 		n += (w > 0 && (size_t)w < cap - n) ? (size_t)w : 0;

@@ -16,6 +16,7 @@ enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 struct log {
 	atomic_int level; /* lines above this level are dropped */
 	int fd;
+	char who[48];     /* "" (hookd), or "isolated process 123": starts every line */
 };
 
 /* Initialise `lg` to write to `fd` at `level`. */

@@ -370,6 +370,8 @@ int runner_main(void)
 	int rc;
 
 	log_init(&r.log, STDERR_FILENO, LOG_INFO);
+	/* the host's log is ours too: say whose line it is */
+	snprintf(r.log.who, sizeof(r.log.who), "isolated process %ld", (long)getpid());
 	TAILQ_INIT(&r.calls);
 	/* die with the host; never gain privileges (setuid binaries, file caps) */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
