@@ -9,6 +9,7 @@
  */
 #include "isolate.h"
 #include "config.h"
+#include "crash.h"
 #include "sigfmt.h"
 #include "wake.h"
 #include "wire.h"
@@ -837,12 +838,7 @@ static void *sup_main(void *arg)
 	sigset_t all;
 	int rc;
 
-	sigfillset(&all);
-	sigdelset(&all, SIGSEGV);
-	sigdelset(&all, SIGBUS);
-	sigdelset(&all, SIGFPE);
-	sigdelset(&all, SIGILL);
-	sigdelset(&all, SIGABRT);
+	crash_blockable_signals(&all); /* signals go to the main loop */
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	rc = wake_init(&sup->wake, sup->base, on_wake, sup);
 	pthread_mutex_lock(&sup->start_mu);

@@ -2,6 +2,7 @@
  * probe -- see probe.h.
  */
 #include "probe.h"
+#include "crash.h"
 #include "loader.h"
 #include "sigfmt.h"
 
@@ -135,6 +136,11 @@ int probe_main(const char *path)
 	 * keep the real stdout for us and give the plugin stderr */
 	int out = dup(STDOUT_FILENO);
 	dup2(STDERR_FILENO, STDOUT_FILENO);
+	/* a fault in a constructor must kill this process by its signal, for
+	 * probe_run to name it: the sanitizers' own handlers would exit 1 */
+	static const int fatal[] = {CRASH_FATAL_SIGNALS};
+	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
+		signal(fatal[i], SIG_DFL);
 	if (loader_describe_file(path, &d, reason, sizeof(reason)) < 0) {
 		d = cJSON_CreateObject();
 		cJSON_AddStringToObject(d, "error", reason);

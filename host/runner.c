@@ -141,7 +141,7 @@ static void put_result(struct runner *r, uint64_t id, uint32_t outcome, uint32_t
 
 	if (wire_put_header(&r->out, WIRE_RESULT, id, (uint32_t)(12 + el + ol)) < 0 ||
 	    wire_put_u32(&r->out, outcome) < 0 || wire_put_u32(&r->out, status) < 0 ||
-	    wire_put_u32(&r->out, (uint32_t)el) < 0 || jbuf_append(&r->out, err, el) < 0 ||
+	    wire_put_u32(&r->out, (uint32_t)el) < 0 || (el && jbuf_append(&r->out, err, el) < 0) ||
 	    (ol && jbuf_append(&r->out, output->data, ol) < 0)) {
 		r->out.len = mark;
 		if (output) /* try once more without the output */
