@@ -189,6 +189,8 @@ tsan: deps-test
 	$(MAKE) BUILD=build build/tests/integration build/tests/upstream
 	HOOKD_BUILD=build/tsan HOOKD_TSAN=1 HOOKD_REACTORS=1 build/tests/integration $(CRITERION_FLAGS)
 	HOOKD_BUILD=build/tsan HOOKD_TSAN=1 HOOKD_REACTORS=2 build/tests/integration $(CRITERION_FLAGS)
+	HOOKD_BUILD=build/tsan HOOKD_TSAN=1 HOOKD_REACTORS=1 HOOKD_ISOLATE=1 build/tests/integration \
+	    $(CRITERION_FLAGS) --filter '@(payloads|chains)/*'
 
 # the pool under TSan, driven by a plain program (see tests/tsan/)
 $(BUILD)/tests/pool_stress: $(BUILD)/obj/tests/tsan/pool_stress.o $(BUILD)/obj/host/pool.o

@@ -756,9 +756,10 @@ static void group_maybe_free(struct isolate_group *g)
 			*pp = g->next;
 			break;
 		}
+	bool done = sup->stopping && !sup->groups;
 	pthread_mutex_unlock(&sup->mu);
 	group_destroy(g);
-	if (sup->stopping && !sup->groups)
+	if (done)
 		event_base_loopbreak(sup->base);
 }
 
@@ -828,7 +829,10 @@ static void on_wake(void *arg)
 		if (close_it && !g->closing)
 			group_close(g);
 	}
-	if (sup->stopping && !sup->groups)
+	pthread_mutex_lock(&sup->mu);
+	bool done = sup->stopping && !sup->groups;
+	pthread_mutex_unlock(&sup->mu);
+	if (done)
 		event_base_loopbreak(sup->base);
 }
 
@@ -848,7 +852,9 @@ static void *sup_main(void *arg)
 	if (rc < 0)
 		return NULL;
 	event_base_loop(sup->base, EVLOOP_NO_EXIT_ON_EMPTY);
-	wake_fini(&sup->wake);
+	/* the wake-up is closed by isolate_sup_stop after the join: a thread
+	 * may still be signalling it now (ThreadSanitizer saw the close race
+	 * with the stop's own signal) */
 	return NULL;
 }
 
@@ -906,6 +912,7 @@ void isolate_sup_stop(struct isolate_sup *sup)
 	pthread_mutex_unlock(&sup->mu);
 	wake_signal(&sup->wake);
 	pthread_join(sup->thread, NULL);
+	wake_fini(&sup->wake);
 	event_base_free(sup->base);
 	pthread_cond_destroy(&sup->start_cv);
 	pthread_mutex_destroy(&sup->start_mu);
