@@ -802,11 +802,9 @@ const cJSON *config_plugin_section(const struct config *cfg, const char *name)
 const struct config_fetch *config_plugin_fetch(const struct config *cfg, const char *name)
 {
 	static const struct config_fetch none;
+	const struct config_plugin *cp = config_plugin_settings(cfg, name);
 
-	for (size_t i = 0; i < cfg->nplugin_settings; i++)
-		if (strcmp(cfg->plugin_settings[i].name, name) == 0)
-			return &cfg->plugin_settings[i].fetch;
-	return &none;
+	return cp ? &cp->fetch : &none;
 }
 
 uint32_t config_hook_timeout(const struct config *cfg, const char *hook)

@@ -415,6 +415,19 @@ static struct dispatch_step *step_new(struct dispatch_call *c, struct plugin *p)
 	return s;
 }
 
+/* The host fails step s before its plugin ran (`msg` taken, may be NULL):
+ * settle it now and drop the reference its start would have handed on. */
+static void step_fail_now(struct dispatch_step *s, enum dispatch_outcome o, char *msg)
+{
+	s->host_failed = true;
+	s->host_outcome = o;
+	free(s->fail_msg);
+	s->fail_msg = msg;
+	isolate_req_clear(&s->iso);
+	step_settle(s);
+	dispatch_step_unref(s);
+}
+
 /* Loop thread, through the sink: an isolated step's request is over. */
 static void iso_done(struct pool_job *job)
 {
@@ -468,37 +481,28 @@ static void iso_done(struct pool_job *job)
  * room): the caller goes on walking. */
 static int iso_start(struct dispatch_call *c, struct dispatch_step *s)
 {
-	struct dispatch_env *env = c->env;
 	struct jbuf text = {0};
 	int64_t left = c->deadline_ns - dispatch_now_ns();
-	int rc;
+	char *msg;
 
-	rc = json_print(s->input, &text);
-	if (rc < 0) {
+	if (json_print(s->input, &text) < 0) {
 		jbuf_free(&text);
-		s->host_failed = true;
-		s->host_outcome = DISPATCH_NOMEM;
-		goto now;
+		step_fail_now(s, DISPATCH_NOMEM, NULL);
+		return -1;
 	}
 	s->iso.input = text.data;
 	s->iso.input_len = text.len;
 	s->iso.hook = c->hook->name;
 	s->iso.timeout_ms = left > 0 ? (uint32_t)(left / 1000000) : 0;
 	s->iso.job.done = iso_done;
-	s->iso.job.sink = &env->sink;
+	s->iso.job.sink = &c->env->sink;
 	if (isolate_submit(s->plugin->iso, &s->iso) == 0)
 		return 0;
-	s->host_failed = true;
-	s->host_outcome = s->iso.end == ISOLATE_QUARANTINED ? DISPATCH_QUARANTINED
-							    : DISPATCH_OVERLOADED;
-	s->fail_msg = s->iso.error;
+	msg = s->iso.error ? s->iso.error
+			   : strdup("isolated plugin: no process can take the call: retry later");
 	s->iso.error = NULL;
-	if (!s->fail_msg)
-		s->fail_msg = strdup("isolated plugin: no process can take the call: retry later");
-now:
-	isolate_req_clear(&s->iso);
-	step_settle(s);
-	dispatch_step_unref(s);
+	step_fail_now(s, s->iso.end == ISOLATE_QUARANTINED ? DISPATCH_QUARANTINED
+							   : DISPATCH_OVERLOADED, msg);
 	return -1;
 }
 
@@ -574,11 +578,7 @@ static void run_steps(struct dispatch_call *c)
 			snprintf(msg, sizeof(msg), "plugin %s holds %u cancelled calls it never "
 				 "finished (the bound is queue = %u): its new calls are refused until "
 				 "it finishes them", p->desc.name, held, c->gen->cfg->queue);
-			s->host_failed = true;
-			s->host_outcome = DISPATCH_OVERLOADED;
-			s->fail_msg = strdup(msg);
-			step_settle(s);
-			dispatch_step_unref(s);
+			step_fail_now(s, DISPATCH_OVERLOADED, strdup(msg));
 			continue;
 		}
 		dispatch_step_ref(s); /* the plugin may finish s inside call_async */

@@ -158,26 +158,12 @@ static void post_all(struct isolate_req *list, enum isolate_end end, const char 
 
 /* ---- writing to a child (g->mu) -------------------------------------- */
 
-/* Write what can be written now; returns false when the child's socket is
- * broken (it is dying: the supervisor reaps it). */
-static bool child_flush(struct isolate_child *c)
+/* Write what can be written now; want_write says whether some is left (a
+ * broken socket leaves nothing to write: the child is dying, and the
+ * supervisor reaps it). */
+static void child_flush(struct isolate_child *c)
 {
-	while (c->out_off < c->out.len) {
-		ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			c->want_write = true;
-			return true;
-		}
-		if (n <= 0)
-			return false;
-		c->out_off += (size_t)n;
-	}
-	c->out.len = c->out_off = 0;
-	c->want_write = false;
-	return true;
+	c->want_write = wire_flush(c->fd, &c->out, &c->out_off) == WIRE_BLOCKED;
 }
 
 /* Queue the CALL frame of `r` on child `c` and make `r` in flight there. */
@@ -301,16 +287,6 @@ void isolate_cancel(struct isolate_group *g, struct isolate_req *r, bool kill_ch
 		wake_signal(&g->sup->wake);
 }
 
-bool isolate_quarantined(struct isolate_group *g)
-{
-	bool q;
-
-	pthread_mutex_lock(&g->mu);
-	q = g->quarantined;
-	pthread_mutex_unlock(&g->mu);
-	return q;
-}
-
 void isolate_describe(struct isolate_group *g, cJSON *o)
 {
 	cJSON *iso = cJSON_AddObjectToObject(o, "isolated"), *pids;
@@ -352,8 +328,7 @@ static void on_child_write(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	pthread_mutex_lock(&c->g->mu);
-	if (!child_flush(c))
-		c->want_write = false; /* broken: the reaper takes over */
+	child_flush(c);
 	if (c->want_write)
 		event_add(c->wev, NULL);
 	pthread_mutex_unlock(&c->g->mu);
@@ -476,8 +451,10 @@ static void on_child_read(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Count a crash and quarantine the plugin when they come too fast. g->mu. */
-static bool count_crash(struct isolate_group *g, int64_t t)
+/* Count a crash and quarantine the plugin when they come too fast; returns
+ * the crashes of the last window (the respawn backoff grows with them).
+ * g->mu. */
+static unsigned count_crash(struct isolate_group *g, int64_t t)
 {
 	unsigned recent = 0;
 	int64_t window = (int64_t)g->o.quarantine_window_s * 1000000000;
@@ -495,18 +472,7 @@ static bool count_crash(struct isolate_group *g, int64_t t)
 			 "version of %s and reload to load it again", g->o.name, recent,
 			 g->o.quarantine_window_s, g->last_crash, g->o.file);
 	}
-	return g->quarantined;
-}
-
-/* Crashes of the last window, for the backoff. g->mu. */
-static unsigned recent_crashes(struct isolate_group *g, int64_t t)
-{
-	unsigned n = 0;
-
-	for (unsigned i = 0; i < ISOLATE_MAX_CRASH_LOG && i < g->ncrash_log; i++)
-		if (t - g->crash_ns[i] <= (int64_t)g->o.quarantine_window_s * 1000000000)
-			n++;
-	return n;
+	return recent;
 }
 
 static void child_free(struct isolate_child *c)
@@ -561,7 +527,6 @@ static void on_child_exit(evutil_socket_t fd, short what, void *arg)
 		end = ISOLATE_KILLED;
 		snprintf(msg, sizeof(msg), "plugin %s's isolated process %ld was killed: %s", g->o.name,
 			 (long)c->pid, c->kill_reason);
-		delay_ms = 0;
 	} else {
 		end = ISOLATE_CRASHED;
 		snprintf(g->last_crash, sizeof(g->last_crash), "%s%s%.160s", how,
@@ -575,8 +540,8 @@ static void on_child_exit(evutil_socket_t fd, short what, void *arg)
 				snprintf(g->start_err, sizeof(g->start_err),
 					 "its isolated process died while loading it (%s)", how);
 		}
-		quarantined = count_crash(g, t);
-		unsigned n = recent_crashes(g, t);
+		unsigned n = count_crash(g, t);
+		quarantined = g->quarantined;
 		delay_ms = 100u << (n > 6 ? 6 : n ? n - 1 : 0);
 		if (delay_ms > 5000)
 			delay_ms = 5000;
@@ -598,7 +563,8 @@ static void on_child_exit(evutil_socket_t fd, short what, void *arg)
 		log_warn(g->sup->log, "%s (generation %llu); starting another", msg,
 			 (unsigned long long)g->o.generation);
 	if (quarantined)
-		log_error(g->sup->log, "%s", g->quarantine_why);
+		log_error(g->sup->log, "%s (generation %llu)", g->quarantine_why,
+			  (unsigned long long)g->o.generation);
 	post_all(lost, end, msg);
 	post_all(pending, ISOLATE_QUARANTINED, g->quarantine_why);
 	child_free(c);

@@ -112,9 +112,6 @@ int isolate_submit(struct isolate_group *g, struct isolate_req *r);
  * other call in that child ends ISOLATE_KILLED). Any thread. */
 void isolate_cancel(struct isolate_group *g, struct isolate_req *r, bool kill_child);
 
-/* Whether the plugin is quarantined. Any thread. */
-bool isolate_quarantined(struct isolate_group *g);
-
 /* The INIT frame for plugin `name`'s processes (caller frees): its private
  * copy, its section, and the settings of cfg a runner needs. NULL: out of
  * memory. */

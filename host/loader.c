@@ -43,8 +43,6 @@ struct loader {
 	const hookd_host_api *api;
 	char *dir;    /* private copies */
 	uint64_t seq; /* copies made, for unique names */
-	loader_veto_fn veto;
-	void *veto_arg;
 	loader_owner_fn owner;
 	void *owner_arg;
 	char dir_problem[LOADER_REASON_MAX]; /* this scan: why the folder is unsafe, or "" */
@@ -67,12 +65,6 @@ void loader_set_isolation(struct loader *ld, const char *exe, struct isolate_sup
 	ld->sup = sup;
 	ld->isolate_fn = fn;
 	ld->isolate_arg = arg;
-}
-
-void loader_set_veto(struct loader *ld, loader_veto_fn fn, void *arg)
-{
-	ld->veto = fn;
-	ld->veto_arg = arg;
 }
 
 void loader_set_owner(struct loader *ld, loader_owner_fn fn, void *arg)
@@ -828,11 +820,8 @@ static void open_one(struct loader *ld, const struct config *cfg, struct plugin 
 		c->p = c->old;
 		plugin_retain(c->p);
 		c->running = true;
-	} else if (ld->veto && ld->veto(ld->veto_arg, c->file, &st, c->reason,
-					sizeof(c->reason))) {
-		/* refused before any of its code runs */
 	} else if (insecure(ld, cfg, path, &st, c->reason)) {
-		/* likewise */
+		/* refused before any of its code runs */
 	} else if ((c->p = load_open(ld, cfg, c->file, fd, &st, generation, c->reason))) {
 		c->running = c->old && strcmp(c->old->desc.name, c->p->desc.name) == 0;
 	}

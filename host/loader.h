@@ -51,14 +51,6 @@ struct loader_result {
 int loader_create(const char *parent, const struct log *log, const hookd_host_api *api,
 		  struct loader **out, char *err, size_t errlen);
 
-/* Asked before a file that is not loaded is copied and dlopen'ed: return
- * true, with a one-line reason, to refuse it (nothing of it runs). */
-typedef bool (*loader_veto_fn)(void *arg, const char *file, const struct stat *st, char *reason,
-			       size_t len);
-
-/* Install (or clear, fn NULL) the veto; `arg` must outlive the loader. */
-void loader_set_veto(struct loader *ld, loader_veto_fn fn, void *arg);
-
 /* Asked about a file about to be loaded: return true (with why) to run it
  * isolated whatever the config says (it crashed the host before). */
 typedef bool (*loader_isolate_fn)(void *arg, const char *file, const struct stat *st, char *why,

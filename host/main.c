@@ -496,6 +496,22 @@ static bool teardown(struct daemon *d)
 	return true;
 }
 
+/* This program's path, which the probe and the isolated processes run.
+ * Returns 0, or -1 with errno. */
+static int self_exe(char *buf, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+
+	if (n < 0)
+		return -1;
+	if ((size_t)n >= len - 1) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	buf[n] = 0;
+	return 0;
+}
+
 /* A plugin that crashed the host last time runs isolated until its file
  * changes (then the record is cleared): it can crash only its own process. */
 static bool crash_isolate(void *arg, const char *file, const struct stat *st, char *why,
@@ -635,16 +651,13 @@ static int check_plugins(const char *path, const struct config *cfg, const struc
 		problems++;
 		goto out;
 	}
-	{
-		/* every file is probed in a child, as a start would: nothing of a
-		 * plugin runs in this process */
-		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-		if (n <= 0 || (size_t)n >= sizeof(exe) - 1) {
-			fprintf(stderr, "hookd: cannot find this program's path (/proc/self/exe)\n");
-			problems++;
-			goto out;
-		}
-		exe[n] = 0;
+	/* every file is probed in a child, as a start would: nothing of a
+	 * plugin runs in this process */
+	if (self_exe(exe, sizeof(exe)) < 0) {
+		fprintf(stderr, "hookd: cannot find this program's path (/proc/self/exe): %s\n",
+			strerror(errno));
+		problems++;
+		goto out;
 	}
 	loader_set_isolation(ld, exe, NULL, crash_isolate, &q);
 	loader_set_probe_only(ld, true);
@@ -789,15 +802,11 @@ int main(int argc, char **argv)
 		config_free(cfg);
 		goto out;
 	}
-	{
-		ssize_t n = readlink("/proc/self/exe", d.exe, sizeof(d.exe) - 1);
-		if (n <= 0 || (size_t)n >= sizeof(d.exe) - 1) {
-			log_error(&d.log, "cannot find this program's path (/proc/self/exe): %s",
-				  strerror(errno));
-			config_free(cfg);
-			goto out;
-		}
-		d.exe[n] = 0;
+	if (self_exe(d.exe, sizeof(d.exe)) < 0) {
+		log_error(&d.log, "cannot find this program's path (/proc/self/exe): %s",
+			  strerror(errno));
+		config_free(cfg);
+		goto out;
 	}
 	if (isolate_sup_start(d.exe, &d.log, &d.sup, err, sizeof(err)) < 0) {
 		log_error(&d.log, "%s", err);

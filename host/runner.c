@@ -108,22 +108,16 @@ static int read_frame(int fd, struct jbuf *b, struct wire_frame *f)
 
 static void flush_out(struct runner *r)
 {
-	while (r->out_off < r->out.len) {
-		ssize_t n = send(RUNNER_FD, r->out.data + r->out_off, r->out.len - r->out_off,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			event_add(r->wev, NULL);
-			return;
-		}
-		if (n <= 0) {
-			r->out.len = r->out_off = 0; /* the host is gone: on_read exits */
-			return;
-		}
-		r->out_off += (size_t)n;
+	switch (wire_flush(RUNNER_FD, &r->out, &r->out_off)) {
+	case WIRE_BLOCKED:
+		event_add(r->wev, NULL);
+		break;
+	case WIRE_BROKEN:
+		r->out.len = r->out_off = 0; /* the host is gone: on_read exits */
+		break;
+	case WIRE_SENT:
+		break;
 	}
-	r->out.len = r->out_off = 0;
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg)

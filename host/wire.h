@@ -16,8 +16,10 @@
 #ifndef HOOKD_WIRE_H
 #define HOOKD_WIRE_H
 
+#include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "json.h"
 
@@ -84,6 +86,28 @@ static inline int wire_get_u32(const char **p, const char *end, uint32_t *v)
 	memcpy(v, *p, 4);
 	*p += 4;
 	return 0;
+}
+
+/* How far wire_flush got. */
+enum wire_flush { WIRE_SENT, WIRE_BLOCKED, WIRE_BROKEN };
+
+/* Send out[*off..len) on non-blocking socket fd, as much as it takes now.
+ * WIRE_SENT: all of it (out and *off are emptied); WIRE_BLOCKED: the rest
+ * waits for the socket to be writable; WIRE_BROKEN: the peer is gone. */
+static inline enum wire_flush wire_flush(int fd, struct jbuf *out, size_t *off)
+{
+	while (*off < out->len) {
+		ssize_t n = send(fd, out->data + *off, out->len - *off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return WIRE_BLOCKED;
+		if (n <= 0)
+			return WIRE_BROKEN;
+		*off += (size_t)n;
+	}
+	out->len = *off = 0;
+	return WIRE_SENT;
 }
 
 #endif
