@@ -39,7 +39,7 @@ bool dispatch_on_loop(const struct dispatch_env *env)
 void dispatch_plugin_enter(struct dispatch_env *env, struct blame_frame *f)
 {
 	blame_push(f);
-	if (!env->loop_warn_ms)
+	if (!env->loop_warn_ms && !env->metrics)
 		return;
 	f->start_ns = dispatch_now_ns();
 	f->child_ns = 0;
@@ -52,7 +52,7 @@ void dispatch_plugin_leave(struct dispatch_env *env, struct blame_frame *f)
 	int64_t held, own;
 
 	blame_pop(f);
-	if (!env->loop_warn_ms)
+	if (!env->loop_warn_ms && !env->metrics)
 		return;
 	if (env->watchdog)
 		watch_leave(&env->watch);
@@ -60,7 +60,8 @@ void dispatch_plugin_leave(struct dispatch_env *env, struct blame_frame *f)
 	if (f->prev)
 		f->prev->child_ns += held;
 	own = held - f->child_ns; /* a step started inside is blamed on its own */
-	if (own >= (int64_t)env->loop_warn_ms * 1000000)
+	metrics_plugin_loop(env->metrics, f->plugin->metric_slot, own);
+	if (env->loop_warn_ms && own >= (int64_t)env->loop_warn_ms * 1000000)
 		log_warn(env->log, "plugin %s held loop %u for %lld ms in %s (hook %s, generation "
 			 "%llu): async code must never block; every call on this loop waited",
 			 f->plugin->desc.name, env->watch.id, (long long)(own / 1000000), f->entry,
@@ -152,8 +153,10 @@ static void call_end(struct dispatch_call *c, enum call_state final, struct disp
 		c->out = NULL;
 	}
 	if (final == CALL_ANSWERED) {
-		if (c->hook)
+		if (c->hook) {
 			r->hook = c->hook->name;
+			r->hook_slot = c->hook->metric_slot;
+		}
 		r->generation = c->gen ? c->gen->id : 0;
 		c->done(c->done_arg, r);
 	} else {
@@ -190,6 +193,37 @@ static void call_fail(struct dispatch_call *c, enum call_state final, enum dispa
 void dispatch_step_ref(struct dispatch_step *s)
 {
 	s->refs++;
+}
+
+/* Count the end of step s in the loop's metrics, once (a step the host
+ * cancelled and the plugin finishes later was counted when cancelled). */
+static void step_count(struct dispatch_step *s, enum metrics_outcome o)
+{
+	if (s->counted)
+		return;
+	s->counted = true;
+	metrics_plugin_step(s->call->env->metrics, s->plugin->metric_slot, o,
+			    dispatch_now_ns() - s->started_ns);
+}
+
+/* A step that ended without an outcome worth counting (shutdown, client
+ * gone): never counted. */
+static void step_uncounted(struct dispatch_step *s)
+{
+	s->counted = true;
+}
+
+/* The metrics outcome of a step the host failed with `o`. */
+static void step_count_host(struct dispatch_step *s, enum dispatch_outcome o)
+{
+	switch (o) {
+	case DISPATCH_CRASHED: step_count(s, METRICS_CRASHED); break;
+	case DISPATCH_QUARANTINED:
+	case DISPATCH_OVERLOADED: step_count(s, METRICS_REFUSED); break;
+	case DISPATCH_DEADLINE: step_count(s, METRICS_TIMEOUT); break;
+	case DISPATCH_SHUTDOWN: step_uncounted(s); break;
+	default: step_count(s, METRICS_FAILED); break;
+	}
 }
 
 /* A cancelled async step the plugin has not finished counts against its
@@ -252,6 +286,7 @@ static bool step_skip(struct dispatch_call *c, struct dispatch_step *s)
 		return false;
 	enum plugin_skip k = skip_kind(o);
 	atomic_fetch_add_explicit(&s->plugin->skipped[k], 1, memory_order_relaxed);
+	step_count(s, METRICS_SKIPPED);
 	log_debug(c->env->log, "plugin %s %s in hook %s (generation %llu, step %zu): skipped "
 		  "(failure_mode open): %s", s->plugin->desc.name, kinds[k], c->hook->name,
 		  (unsigned long long)c->gen->id, s->index,
@@ -278,18 +313,26 @@ static void step_settle(struct dispatch_step *s)
 	 * ran before the deadline's: a loop held up past both (a busy machine)
 	 * runs them in no useful order -- the deadline's common-timeout queue
 	 * activates it one callback after a plain timer due later. */
-	if (!call_over(c) && dispatch_now_ns() >= c->deadline_ns)
+	if (!call_over(c) && dispatch_now_ns() >= c->deadline_ns) {
+		step_count(s, METRICS_TIMEOUT);
 		call_fail(c, CALL_ANSWERED, DISPATCH_DEADLINE, s, NULL,
 			  "deadline of %u ms passed in plugin %s (step %zu)", c->hook->timeout_ms,
 			  name, s->index);
+	}
 	if (call_over(c) || s->fail_status || s->host_failed || !out) {
 		if (out != in)
 			cJSON_Delete(out);
 		c->value = in; /* freed with the call */
-		if (call_over(c))
+		if (call_over(c)) {
+			step_uncounted(s); /* counted when the call was cancelled, if at all */
 			return;
+		}
 		if (step_skip(c, s))
 			return;
+		if (s->host_failed)
+			step_count_host(s, s->host_outcome);
+		else
+			step_count(s, METRICS_FAILED);
 		if (s->host_failed) {
 			call_fail(c, CALL_ANSWERED, s->host_outcome, s, NULL, "%s",
 				  s->fail_msg ? s->fail_msg : dispatch_outcome_name(s->host_outcome));
@@ -309,6 +352,7 @@ static void step_settle(struct dispatch_step *s)
 	}
 	if (out != in)
 		cJSON_Delete(in);
+	step_count(s, METRICS_OK);
 	c->value = out;
 	c->step++;
 	call_enter(c, CALL_IDLE);
@@ -381,6 +425,8 @@ static void sync_done(struct pool_job *job)
 {
 	struct dispatch_step *s = (struct dispatch_step *)job;
 
+	if (atomic_load_explicit(&s->phase, memory_order_relaxed) == STEP_ENTERED)
+		metrics_queue_wait(s->call->env->metrics, job->waited_ns);
 	if (s->stuck) {
 		struct dispatch_call *c = s->call;
 		atomic_fetch_sub_explicit(&s->plugin->stuck_workers, 1, memory_order_relaxed);
@@ -558,6 +604,10 @@ static void run_steps(struct dispatch_call *c)
 			s->job.sink = &env->sink;
 			rc = pool_submit(env->pool, &s->job);
 			if (rc < 0) {
+				if (rc == -EAGAIN)
+					step_count(s, METRICS_REFUSED);
+				else
+					step_uncounted(s);
 				c->cur = NULL;
 				c->value = s->input;
 				s->input = NULL;
@@ -676,6 +726,10 @@ static void call_cancel(struct dispatch_call *c, enum call_state final, enum dis
 			queued = atomic_compare_exchange_strong(&s->phase, &expect, STEP_SKIPPED);
 		}
 	}
+	if (s && o == DISPATCH_DEADLINE)
+		step_count(s, s->open_input ? METRICS_SKIPPED : METRICS_TIMEOUT);
+	else if (s)
+		step_uncounted(s);
 	if (final == CALL_ABORTED) {
 		struct dispatch_result r = {.outcome = o, .step = -1};
 		call_end(c, CALL_ABORTED, &r);
@@ -870,6 +924,11 @@ void dispatch_env_watch(struct dispatch_env *env, struct watchdog *w, unsigned l
 	env->loop_warn_ms = warn_ms;
 	env->watchdog = warn_ms ? w : NULL;
 	watchdog_add(env->watchdog, &env->watch);
+}
+
+void dispatch_env_metrics(struct dispatch_env *env, struct metrics_shard *shard)
+{
+	env->metrics = shard;
 }
 
 void dispatch_env_free(struct dispatch_env *env)

@@ -65,6 +65,7 @@ struct dispatch_result {
 	int step;               /* index in the chain of `plugin`'s step, or -1 */
 	bool queued;            /* DISPATCH_DEADLINE: the step was still waiting for
 	                         * a worker (the plugin never ran) */
+	unsigned hook_slot;     /* the hook's metrics slot (METRICS_UNKNOWN: no such hook) */
 };
 
 /* Called exactly once per call unless the call was aborted; may be called
@@ -95,6 +96,12 @@ int dispatch_env_create(struct event_base *base, struct pool *pool, struct regis
 struct watchdog;
 void dispatch_env_watch(struct dispatch_env *env, struct watchdog *w, unsigned loop_id,
 			unsigned warn_ms);
+
+/* Count this loop's plugin steps, loop time, queue waits and outbound
+ * requests into `shard` (metrics.h; NULL: not counted). Loop thread,
+ * before any call starts. */
+struct metrics_shard;
+void dispatch_env_metrics(struct dispatch_env *env, struct metrics_shard *shard);
 
 /* Free the dispatcher. Every call must have been freed (stats.live == 0)
  * and the pool destroyed or drained of this env's jobs. */

@@ -26,6 +26,7 @@
 #include "dispatch.h"
 #include "fetch.h"
 #include "isolate.h"
+#include "metrics.h"
 #include "wake.h"
 #include "watchdog.h"
 
@@ -41,7 +42,8 @@ struct dispatch_env {
 	TAILQ_HEAD(, dispatch_call) calls; /* unanswered calls */
 	struct watch_slot watch;      /* this loop, for the watchdog */
 	struct watchdog *watchdog;    /* NULL: not watched */
-	unsigned loop_warn_ms;        /* 0: plugin code on the loop is not timed */
+	unsigned loop_warn_ms;        /* 0: plugin code on the loop is not logged */
+	struct metrics_shard *metrics; /* this loop's counters, or NULL */
 	/* written by the loop thread only; read by any (GET /health, drain) */
 	atomic_uint pending, live;
 	atomic_ullong started, answered_ok, answered_err;
@@ -108,6 +110,7 @@ struct dispatch_step {
 	struct blame_frame frame;     /* sync: filled on the loop, pushed by the worker
 	                               * (which then reads nothing of the call) */
 	bool stuck;                   /* sync: its worker was replaced (loop thread) */
+	bool counted;                 /* its end is counted in metrics (or must not be) */
 	bool held_armed;              /* async: held_ev watches a cancelled step */
 	bool held_counted;            /* async: counted in plugin->held_calls */
 	struct event held_ev;         /* fires if the plugin never finishes it */

@@ -243,8 +243,21 @@ struct api_fetch {
 	char *url;                   /* for the ECANCELED report */
 	struct event ev;             /* deferred ECANCELED callback (alone) */
 	bool listed;                 /* on the step's fetches */
+	int64_t started_ns;          /* for hookd_fetch_duration_seconds */
 	TAILQ_ENTRY(api_fetch) link;
 };
+
+/* Count a finished transfer of af's plugin in the loop's metrics. */
+static void fetch_count(const struct api_fetch *af, const hookd_response *r)
+{
+	enum metrics_fetch o = r->error == HOOKD_ETIMEDOUT ? METRICS_FETCH_TIMEOUT
+			       : r->error != HOOKD_OK     ? METRICS_FETCH_FAILED
+			       : r->status >= 400         ? METRICS_FETCH_HTTP_ERROR
+							  : METRICS_FETCH_OK;
+
+	metrics_fetch(af->step->call->env->metrics, af->step->plugin->metric_slot, o,
+		      dispatch_now_ns() - af->started_ns);
+}
 
 struct api_gather {
 	struct dispatch_step *step;
@@ -388,6 +401,7 @@ static void on_kid_done(struct fetch_xfer *x, void *arg)
 	struct api_gather *g = k->g;
 	const hookd_response *r = fetch_response(x);
 
+	fetch_count(k, r);
 	af_unlist(k);
 	g->resps[k->index] = *r; /* points into x, released after the callback */
 	g->pending--;
@@ -406,6 +420,7 @@ static void on_alone_done(struct fetch_xfer *x, void *arg)
 	struct dispatch_step *s = af->step;
 
 	af_unlist(af);
+	fetch_count(af, fetch_response(x));
 	fetch_callback(af, fetch_response(x));
 	fetch_release(x);
 	free(af->url);
@@ -499,6 +514,7 @@ static int api_fetch(hookd_call *h, const hookd_request *req_any, hookd_fetch_fn
 	af->arg = arg;
 	af->compat = sdk_uses_1_1(s->plugin->desc.abi_minor);
 	fetch_opts_of(s, &req, &o);
+	af->started_ns = dispatch_now_ns();
 	af->x = fetch_start(s->call->env->fetch, s->plugin->limiter, &req, &o, on_alone_done, af, &rc);
 	if (!af->x)
 		goto fail;
@@ -554,6 +570,7 @@ static int api_fetch_all(hookd_call *h, const hookd_request *const *reqs_any, si
 		k->step = s;
 		k->g = g;
 		k->index = started;
+		k->started_ns = dispatch_now_ns();
 		fetch_opts_of(s, &reqs[started], &o);
 		if (!(k->url = strdup(reqs[started].url))) {
 			rc = HOOKD_ENOMEM;

@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -53,6 +54,10 @@ struct http_server {
 	const struct log *log;
 	void (*health)(void *arg, cJSON *out);
 	void *health_arg;
+	struct metrics *metrics;
+	struct metrics_shard *shard;
+	void (*metrics_cb)(void *arg, struct metrics_text *out);
+	void *metrics_arg;
 	size_t max_body;
 	uint16_t port;
 	bool stopping;
@@ -71,6 +76,7 @@ struct http_call {
 	struct dispatch_call *call; /* NULL once answered */
 	struct event *closed;       /* peer-close watch while the reply is deferred */
 	struct timeval started;     /* the loop's cached time when it was accepted */
+	int64_t t0_ns;              /* CLOCK_MONOTONIC on arrival: the call's duration */
 	bool starting, answered;    /* done may run inside dispatch_call_start */
 	bool unwatched;             /* on srv's list of calls not watched yet */
 	TAILQ_ENTRY(http_call) link;
@@ -108,15 +114,15 @@ static void on_reply_lost(struct evhttp_connection *evcon, void *arg)
 	atomic_fetch_sub_explicit(&srv->unsent, 1, memory_order_relaxed);
 }
 
-/* Send the JSON text in `b` (taken) with `status`. */
-static void send_json(struct http_server *srv, struct evhttp_request *req, int status,
-		      struct jbuf *b, unsigned retry_after)
+/* Send the text in `b` (taken) of type `ctype` with `status`. */
+static void send_body(struct http_server *srv, struct evhttp_request *req, int status,
+		      const char *ctype, struct jbuf *b, unsigned retry_after)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	struct evbuffer *out = evhttp_request_get_output_buffer(req);
 	char num[32];
 
-	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Content-Type", ctype);
 	snprintf(num, sizeof(num), "%zu", b->len);
 	evhttp_add_header(h, "Content-Length", num);
 	if (retry_after) {
@@ -137,6 +143,38 @@ static void send_json(struct http_server *srv, struct evhttp_request *req, int s
 		evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_reply_lost,
 					      srv);
 	evhttp_send_reply(req, status, NULL, NULL);
+}
+
+/* Send the JSON text in `b` (taken) with `status`. */
+static void send_json(struct http_server *srv, struct evhttp_request *req, int status,
+		      struct jbuf *b, unsigned retry_after)
+{
+	send_body(srv, req, status, "application/json", b, retry_after);
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The metrics slot of hook `name` (METRICS_UNKNOWN: not configured): for
+ * the few answers given before the call reaches dispatch (405, 413, 400). */
+static unsigned hook_slot(struct http_server *srv, const char *name)
+{
+	struct generation *g;
+	const struct hook_entry *h;
+	unsigned slot;
+
+	if (!srv->shard)
+		return METRICS_UNKNOWN;
+	g = registry_acquire(srv->reg);
+	h = g ? generation_find_hook(g, name) : NULL;
+	slot = h ? h->metric_slot : METRICS_UNKNOWN;
+	generation_release(g);
+	return slot;
 }
 
 /* Send `body`, a tree the host built, with `status`. */
@@ -240,7 +278,7 @@ static void reply_failure(struct http_server *srv, struct evhttp_request *req,
  * output larger than the generation's max_output, or one that is not valid
  * JSON, is the plugin's fault: 502 naming it. Printing stops at the
  * limit, so a huge output costs no more than max_output bytes of work. */
-static void send_output(struct http_server *srv, struct evhttp_request *req,
+static int send_output(struct http_server *srv, struct evhttp_request *req,
 		       struct dispatch_result *r)
 {
 	struct jbuf b = {.limit = r->max_output + 1}; /* + the newline */
@@ -252,7 +290,7 @@ static void send_output(struct http_server *srv, struct evhttp_request *req,
 		cJSON_Delete(r->output);
 		r->output = NULL;
 		send_json(srv, req, 200, &b, 0);
-		return;
+		return 200;
 	}
 	jbuf_free(&b);
 	cJSON_Delete(r->output);
@@ -274,6 +312,7 @@ static void send_output(struct http_server *srv, struct evhttp_request *req,
 	reply_failure(srv, req, r, msg,
 		      prc == -E2BIG ? "output_too_large" : prc == -EINVAL ? "bad_output" : "nomem",
 		      prc == -ENOMEM ? 500 : 502, 0);
+	return prc == -ENOMEM ? 500 : 502;
 }
 
 static void on_call_done(void *arg, struct dispatch_result *r)
@@ -284,11 +323,13 @@ static void on_call_done(void *arg, struct dispatch_result *r)
 	int status = outcome_status(r, &retry_after);
 
 	if (r->outcome == DISPATCH_OK) {
-		send_output(srv, hc->req, r); /* a bad output is answered there */
+		status = send_output(srv, hc->req, r); /* a bad output is answered there */
 	} else {
 		reply_failure(srv, hc->req, r, r->error ? r->error : "call failed",
 			      dispatch_outcome_name(r->outcome), status, retry_after);
 	}
+	if (srv->shard)
+		metrics_call(srv->shard, r->hook_slot, status, now_ns() - hc->t0_ns);
 	if (hc->closed)
 		event_free(hc->closed);
 	hc->closed = NULL;
@@ -361,15 +402,18 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 	char err[256];
 	cJSON *input;
 	struct http_call *hc;
+	int64_t t0 = srv->shard ? now_ns() : 0;
 
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
 		reply_error(srv, req, 405, name, "method not allowed: use POST /hooks/%s", name);
+		metrics_call(srv->shard, hook_slot(srv, name), 405, now_ns() - t0);
 		return;
 	}
 	if (len > srv->max_body) {
 		reply_error(srv, req, 413, name, "body of %zu bytes is over the limit of %zu bytes",
 			    len, srv->max_body);
+		metrics_call(srv->shard, hook_slot(srv, name), 413, now_ns() - t0);
 		return;
 	}
 	/* evbuffer_pullup makes the body one contiguous block (a no-op when
@@ -381,6 +425,7 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 	}
 	if (json_parse(text, len, &input, err, sizeof(err)) < 0) {
 		reply_error(srv, req, 400, name, "%s", err);
+		metrics_call(srv->shard, hook_slot(srv, name), 400, now_ns() - t0);
 		return;
 	}
 	hc = calloc(1, sizeof(*hc));
@@ -393,6 +438,7 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 	event_base_gettimeofday_cached(srv->base, &now);
 	hc->srv = srv;
 	hc->req = req;
+	hc->t0_ns = t0;
 	hc->starting = true;
 	dispatch_call_start(srv->env, name, input, on_call_done, hc, &hc->call);
 	hc->starting = false;
@@ -472,6 +518,26 @@ static void handle_health(struct http_server *srv, struct evhttp_request *req)
 	cJSON_Delete(o);
 }
 
+/* GET /metrics: the Prometheus text exposition. One function, so that the
+ * route moves with the admin routes. */
+static void handle_metrics(struct http_server *srv, struct evhttp_request *req)
+{
+	struct metrics_text t = {0};
+	struct jbuf b;
+
+	if (srv->metrics)
+		metrics_render(srv->metrics, &t);
+	if (srv->metrics_cb)
+		srv->metrics_cb(srv->metrics_arg, &t);
+	if (t.oom) {
+		metrics_text_free(&t);
+		reply_error(srv, req, 500, NULL, "out of memory");
+		return;
+	}
+	b = (struct jbuf){.data = t.data, .len = t.len, .cap = t.cap};
+	send_body(srv, req, 200, "text/plain; version=0.0.4; charset=utf-8", &b, 0);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct http_server *srv = arg;
@@ -507,9 +573,20 @@ static void on_request(struct evhttp_request *req, void *arg)
 	if (strncmp(path, "/hooks/", 7) == 0) {
 		if (!name_valid(path + 7)) {
 			reply_error(srv, req, 404, NULL, "unknown hook \"%.80s\"", path + 7);
+			metrics_call(srv->shard, METRICS_UNKNOWN, 404, 0);
 			return;
 		}
 		handle_hook(srv, req, path + 7);
+		return;
+	}
+	if (strcmp(path, "/metrics") == 0) {
+		if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+					  "GET, HEAD");
+			reply_error(srv, req, 405, NULL, "method not allowed: use GET %s", path);
+			return;
+		}
+		handle_metrics(srv, req);
 		return;
 	}
 	if (strcmp(path, "/plugins") == 0 || strcmp(path, "/health") == 0) {
@@ -526,7 +603,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	reply_error(srv, req, 404, NULL, "no such resource: %.100s (try POST /hooks/<name>, "
-		    "GET /plugins, GET /health)", path);
+		    "GET /plugins, GET /health, GET /metrics)", path);
 }
 
 /* The server of this loop thread. libevent 2.1 calls a listener's error
@@ -628,6 +705,10 @@ int http_server_create(struct event_base *base, const struct http_options *opt,
 	srv->log = deps->log;
 	srv->health = deps->health;
 	srv->health_arg = deps->health_arg;
+	srv->metrics = deps->metrics;
+	srv->shard = deps->shard;
+	srv->metrics_cb = deps->metrics_cb;
+	srv->metrics_arg = deps->metrics_arg;
 	srv->max_body = opt->max_body;
 	evhttp_set_gencb(srv->http, on_request, srv);
 	evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |

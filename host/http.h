@@ -7,6 +7,7 @@
  *   POST /hooks/<name>  run the hook's chain   200 | 400 404 405 413 503 504 | plugin's
  *   GET  /plugins       loaded plugins, rejected files, hooks
  *   GET  /health        liveness and counters
+ *   GET  /metrics       Prometheus text exposition (metrics.h)
  */
 #ifndef HOOKD_HTTP_H
 #define HOOKD_HTTP_H
@@ -19,6 +20,7 @@
 
 #include "dispatch.h"
 #include "log.h"
+#include "metrics.h"
 #include "registry.h"
 
 struct http_server;
@@ -38,6 +40,12 @@ struct http_deps {
 	/* adds the daemon's counters to GET /health's object (any loop) */
 	void (*health)(void *arg, cJSON *out);
 	void *health_arg;
+	/* GET /metrics: the sharded families of `metrics` (NULL: none), then
+	 * the daemon's own (gauges, process_*) from metrics_cb (any loop) */
+	struct metrics *metrics;
+	struct metrics_shard *shard; /* this loop's: hookd_calls_total and the call durations */
+	void (*metrics_cb)(void *arg, struct metrics_text *out);
+	void *metrics_arg;
 };
 
 /* Bind and start serving on `base`. Returns 0 and *out, or -1 with a

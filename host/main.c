@@ -37,6 +37,7 @@
 #include "crash.h"
 #include "loader.h"
 #include "log.h"
+#include "metrics.h"
 #include "names.h"
 #include "pool.h"
 #include "reactor.h"
@@ -89,6 +90,7 @@ struct daemon {
 	struct names names; /* who served each plugin name last (state_dir) */
 	struct watchdog *watchdog;
 	struct isolate_sup *sup;   /* isolated plugins' processes */
+	struct metrics *metrics;   /* GET /metrics: names and the reactors' shards */
 	char exe[4096];            /* this binary: the probe and the runners run it */
 };
 
@@ -135,6 +137,8 @@ static void usage(FILE *f)
 		"         SIGTERM/SIGINT finish calls in flight (up to drain_ms) and exit.\n");
 }
 
+static void metrics_name_generation(struct daemon *d, struct generation *g);
+
 /* Scan the plugin folder against the current generation and build the
  * next generation from cfg (taken). Runs plugins' init: on the loader
  * thread once the daemon serves, on main's before. Returns it (one
@@ -161,11 +165,26 @@ static struct generation *build_generation(struct daemon *d, struct config *cfg,
 	}
 	if (d->reloader) /* its plugins are unloaded off the loops */
 		g->reaper = reloader_reaper(d->reloader);
+	metrics_name_generation(d, g);
 	d->next_gen++;
 	/* before it is current: a restart right after the swap settles names
 	 * the way this generation does */
 	names_save(&d->names, g->lr.plugins, g->lr.nplugins);
 	return g;
+}
+
+/* Intern g's hook and plugin names (metrics.h) before g is published: a
+ * plugin kept from an earlier generation has its slot already (set once,
+ * never rewritten: other threads read it). */
+static void metrics_name_generation(struct daemon *d, struct generation *g)
+{
+	for (size_t i = 0; i < g->nhooks; i++)
+		g->hooks[i].metric_slot = metrics_intern(d->metrics, METRICS_HOOK, g->hooks[i].name);
+	for (size_t i = 0; i < g->lr.nplugins; i++) {
+		struct plugin *p = g->lr.plugins[i];
+		if (!p->metric_slot)
+			p->metric_slot = metrics_intern(d->metrics, METRICS_PLUGIN, p->desc.name);
+	}
 }
 
 /* Make g current (takes its reference). The loop thread. */
@@ -295,6 +314,61 @@ static void health(void *arg, cJSON *o)
 		reactor_counters(d->reactors[i], &c);
 		cJSON_AddItemToArray(per, cJSON_CreateNumber((double)c.calls.started));
 	}
+}
+
+/* GET /metrics: the daemon's own families (any reactor's thread). */
+static void metrics_daemon(void *arg, struct metrics_text *t)
+{
+	struct daemon *d = arg;
+	struct generation *g = registry_acquire(&d->reg);
+	unsigned queued = 0, running = 0, threads = 0, stuck = pool_stuck(d->pool);
+	size_t loaded = 0, isolated = 0, quarantined = 0;
+
+	pool_stats(d->pool, &queued, &running, &threads);
+	metrics_text_family(t, "hookd_build_info", "gauge", "hookd's version and plugin ABI.");
+	metrics_text_printf(t, "hookd_build_info{version=\"");
+	metrics_text_escape(t, HOOKD_VERSION);
+	metrics_text_printf(t, "\",abi=\"%d.%d\"} 1\n", HOOKD_ABI_MAJOR, HOOKD_ABI_MINOR);
+	metrics_text_family(t, "hookd_workers", "gauge", "Worker threads, by state.");
+	/* a stuck worker is busy too; its replacement is counted in threads */
+	metrics_text_printf(t, "hookd_workers{state=\"busy\"} %u\n",
+			    running > stuck ? running - stuck : 0);
+	metrics_text_printf(t, "hookd_workers{state=\"idle\"} %u\n",
+			    threads > running ? threads - running : 0);
+	metrics_text_printf(t, "hookd_workers{state=\"stuck\"} %u\n", stuck);
+	metrics_text_family(t, "hookd_queue_depth", "gauge", "Sync steps waiting for a worker.");
+	metrics_text_printf(t, "hookd_queue_depth %u\n", queued);
+	metrics_text_family(t, "hookd_generation", "gauge",
+			    "The registry generation being served (0: none yet).");
+	metrics_text_printf(t, "hookd_generation %llu\n",
+			    g ? (unsigned long long)generation_id(g) : 0ULL);
+	for (size_t i = 0; g && i < g->lr.nplugins; i++) {
+		struct plugin *p = g->lr.plugins[i];
+		cJSON *o, *q;
+		if (!p->iso) {
+			loaded++;
+			continue;
+		}
+		isolated++;
+		if (!(o = cJSON_CreateObject()))
+			continue;
+		isolate_describe(p->iso, o);
+		q = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "isolated"),
+						     "quarantined");
+		if (cJSON_IsTrue(q))
+			quarantined++;
+		cJSON_Delete(o);
+	}
+	metrics_text_family(t, "hookd_plugins", "gauge",
+			    "Plugins of the current generation, by state (loaded: in this "
+			    "process; isolated: in child processes, quarantined among them; "
+			    "rejected: files that did not load).");
+	metrics_text_printf(t, "hookd_plugins{state=\"loaded\"} %zu\n", loaded);
+	metrics_text_printf(t, "hookd_plugins{state=\"rejected\"} %zu\n", g ? g->lr.nrejects : 0);
+	metrics_text_printf(t, "hookd_plugins{state=\"quarantined\"} %zu\n", quarantined);
+	metrics_text_printf(t, "hookd_plugins{state=\"isolated\"} %zu\n", isolated);
+	generation_release(g);
+	metrics_render_process(t);
 }
 
 static void send_all(struct daemon *d, enum reactor_cmd cmd)
@@ -478,6 +552,7 @@ static bool teardown(struct daemon *d)
 		curl_global_cleanup();
 	loader_destroy(d->loader);
 	names_free(&d->names);
+	metrics_free(d->metrics); /* after the reactors: nobody counts any more */
 	if (d->sig_hup)
 		event_free(d->sig_hup);
 	if (d->sig_term)
@@ -605,6 +680,9 @@ static int start_reactors(struct daemon *d, char *err, size_t errlen)
 		.reuse_port = d->boot->reactors > 1,
 		.health = health,
 		.health_arg = d,
+		.metrics = d->metrics,
+		.metrics_cb = metrics_daemon,
+		.metrics_arg = d,
 		.watchdog = d->watchdog,
 		.loop_warn_ms = d->boot->loop_warn_ms,
 	};
@@ -816,6 +894,11 @@ int main(int argc, char **argv)
 	loader_set_isolation(d.loader, d.exe, d.sup, crash_isolate, &d.q);
 	names_load(&d.names, d.q.state_dir, &d.log);
 	loader_set_owner(d.loader, names_owner, &d.names);
+	if (metrics_create(&d.metrics) < 0) {
+		log_error(&d.log, "out of memory");
+		config_free(cfg);
+		goto out;
+	}
 	if (registry_init(&d.reg) < 0) {
 		log_error(&d.log, "cannot initialise the registry");
 		config_free(cfg);

@@ -63,6 +63,8 @@ struct plugin {
 	bool fail_open;                  /* failure_mode "open": a failed step is skipped */
 	atomic_ulong skipped[4];         /* fail-open skips: enum plugin_skip */
 	atomic_uint held_calls;          /* cancelled calls it has not finished (async) */
+	unsigned metric_slot;            /* metrics_intern(METRICS_PLUGIN) of its name, set
+	                                  * once before it is first published (0: none) */
 };
 
 /* Why a fail-open step was skipped (counted apart). */

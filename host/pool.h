@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct pool;
 struct pool_sink;
@@ -29,6 +30,9 @@ struct pool_job {
 	struct pool_sink *sink;              /* where done() is delivered */
 	bool active;                         /* the pool's: a worker is running it */
 	bool stuck;                          /* the pool's: marked by pool_job_stuck */
+	int64_t queued_ns;                   /* the pool's: CLOCK_MONOTONIC at pool_submit */
+	int64_t waited_ns;                   /* the pool's: how long it waited for a worker
+	                                      * (read it in done()) */
 };
 
 struct pool_sink {

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "http.h"
 
@@ -36,6 +37,9 @@ struct reactor {
 	struct fetch_engine *fetch;
 	struct dispatch_env *env;
 	struct http_server *http;
+	struct metrics_shard *shard; /* this loop's counters (owned by sh->metrics) */
+	struct event *lag;           /* the loop-lag probe, or NULL */
+	int64_t lag_due_ns;          /* when it should fire next */
 	uint16_t port;
 	atomic_size_t max_body;
 	struct reactor_msg msgs[REACTOR_CMDS];
@@ -98,6 +102,36 @@ void reactor_set_max_body(struct reactor *r, size_t max_body)
 	reactor_send(r, REACTOR_MAX_BODY);
 }
 
+#define REACTOR_LAG_MS 500 /* how often the loop-lag probe fires */
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void lag_arm(struct reactor *r)
+{
+	struct timeval tv = {REACTOR_LAG_MS / 1000, (REACTOR_LAG_MS % 1000) * 1000};
+
+	r->lag_due_ns = mono_ns() + (int64_t)REACTOR_LAG_MS * 1000000;
+	evtimer_add(r->lag, &tv);
+}
+
+/* hookd_loop_lag_seconds: how late the loop ran this timer (a loop busy
+ * with plugin code or a burst of work runs it late). */
+static void on_lag(evutil_socket_t fd, short what, void *arg)
+{
+	struct reactor *r = arg;
+
+	(void)fd;
+	(void)what;
+	metrics_loop_lag(r->shard, mono_ns() - r->lag_due_ns);
+	lag_arm(r);
+}
+
 /* Build the reactor's objects on the calling thread. */
 static int build(struct reactor *r, uint16_t port, char *err, size_t errlen)
 {
@@ -121,7 +155,20 @@ static int build(struct reactor *r, uint16_t port, char *err, size_t errlen)
 		return -1;
 	}
 	dispatch_env_watch(r->env, sh->watchdog, r->id, sh->loop_warn_ms);
+	if (sh->metrics) {
+		if (!(r->shard = metrics_shard_new(sh->metrics, r->id)) ||
+		    !(r->lag = evtimer_new(r->base, on_lag, r))) {
+			snprintf(err, errlen, "reactor %u: cannot create its metrics", r->id);
+			return -1;
+		}
+		dispatch_env_metrics(r->env, r->shard);
+		lag_arm(r);
+	}
 	hd.env = r->env;
+	hd.metrics = sh->metrics;
+	hd.shard = r->shard;
+	hd.metrics_cb = sh->metrics_cb;
+	hd.metrics_arg = sh->metrics_arg;
 	if (http_server_create(r->base, &ho, &hd, &r->http, err, errlen) < 0)
 		return -1;
 	r->port = http_server_port(r->http);
@@ -246,6 +293,10 @@ void reactor_join(struct reactor *r)
 
 void reactor_close(struct reactor *r)
 {
+	if (r->lag) {
+		event_free(r->lag);
+		r->lag = NULL;
+	}
 	if (r->http) {
 		http_server_free(r->http);
 		r->http = NULL;
@@ -256,6 +307,8 @@ void reactor_free(struct reactor *r)
 {
 	if (!r)
 		return;
+	if (r->lag)
+		event_free(r->lag);
 	dispatch_env_free(r->env); /* runs what the pool posted last */
 	fetch_engine_free(r->fetch);
 	if (r->own_base && r->base)

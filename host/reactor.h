@@ -23,6 +23,7 @@
 #include "dispatch.h"
 #include "fetch.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "registry.h"
 
@@ -40,6 +41,9 @@ struct reactor_shared {
 	unsigned loop_warn_ms;  /* log plugin code that held a loop this long (0: off) */
 	void (*health)(void *arg, cJSON *out); /* GET /health counters */
 	void *health_arg;
+	struct metrics *metrics;  /* each reactor counts into a shard of it, or NULL */
+	void (*metrics_cb)(void *arg, struct metrics_text *out); /* GET /metrics: the daemon's */
+	void *metrics_arg;
 };
 
 enum reactor_cmd {

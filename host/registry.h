@@ -30,6 +30,8 @@ struct hook_entry {
 	uint32_t timeout_ms;
 	char *unavailable;       /* non-NULL: the chain cannot run, and why */
 	int explicit_chain;      /* chain came from the config */
+	unsigned metric_slot;    /* metrics_intern(METRICS_HOOK) of its name, set before
+	                          * the generation is published (0: "(unknown)") */
 };
 
 struct generation;

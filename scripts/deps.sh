@@ -7,7 +7,7 @@ set -eu
 pkgs="gcc make pkg-config libevent-dev libcjson-dev libcurl4-openssl-dev libssl-dev"
 case "${1:-build}" in
 build) ;;
-test) pkgs="$pkgs libcriterion-dev g++" ;; # g++: the C++ plugin fixture
+test) pkgs="$pkgs libcriterion-dev g++ python3 python3-prometheus-client prometheus" ;; # g++: the C++ plugin fixture; /metrics: its parser and a real Prometheus
 bench) pkgs="$pkgs wrk valgrind python3 python3-fastapi python3-uvicorn util-linux" ;;
 *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
