@@ -512,6 +512,7 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 	cfg->max_body = 1024 * 1024;
 	cfg->max_output = 16 * 1024 * 1024;
 	cfg->loop_warn_ms = 100;
+	cfg->metrics = 1;
 	cfg->drain_ms = 10000;
 	cfg->log_level = LOG_INFO;
 	cfg->isolate_procs = 2;
@@ -590,6 +591,12 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 				return -1;
 			}
 			cfg->isolate = cJSON_IsTrue(k);
+		} else if (strcmp(key, "metrics") == 0) {
+			if (!cJSON_IsBool(k)) {
+				verr_set(e, key, "expected true or false, got %s", type_name(k));
+				return -1;
+			}
+			cfg->metrics = cJSON_IsTrue(k);
 		} else if (strcmp(key, "isolate_procs") == 0) {
 			if (get_uint(k, key, 1, CONFIG_MAX_ISOLATE_PROCS, &u, e) < 0)
 				return -1;
@@ -655,7 +662,8 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 			verr_set(e, key, "unknown key (expected one of listen, plugin_dir, "
 				 "runtime_dir, state_dir, trusted_sha256, reactors, workers, queue, timeout_ms, max_body, "
 				 "max_output, max_stuck_workers, drain_ms, loop_warn_ms, loop_abort_ms, log_level, "
-				 "isolate, isolate_procs, quarantine_after, quarantine_window_s, hooks, plugins)");
+				 "isolate, isolate_procs, quarantine_after, quarantine_window_s, metrics, hooks, "
+				 "plugins)");
 			return -1;
 		}
 	}

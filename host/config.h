@@ -81,6 +81,7 @@ struct config {
 	uint32_t loop_abort_ms; /* and past this the daemon aborts (0: never) */
 	int log_level;      /* enum log_level */
 	int isolate;        /* plugins run isolated unless their section says otherwise */
+	int metrics;        /* count for GET /metrics (default 1; a restart applies it) */
 	unsigned isolate_procs;       /* processes per isolated plugin (default 2) */
 	unsigned quarantine_after;    /* crashes of an isolated plugin ... (default 3) */
 	uint32_t quarantine_window_s; /* ... within this many seconds quarantine it (60) */

@@ -525,6 +525,10 @@ static void handle_metrics(struct http_server *srv, struct evhttp_request *req)
 	struct metrics_text t = {0};
 	struct jbuf b;
 
+	if (!srv->metrics && !srv->metrics_cb) {
+		reply_error(srv, req, 404, NULL, "metrics are off (\"metrics\": false in the config)");
+		return;
+	}
 	if (srv->metrics)
 		metrics_render(srv->metrics, &t);
 	if (srv->metrics_cb)

@@ -681,7 +681,7 @@ static int start_reactors(struct daemon *d, char *err, size_t errlen)
 		.health = health,
 		.health_arg = d,
 		.metrics = d->metrics,
-		.metrics_cb = metrics_daemon,
+		.metrics_cb = d->metrics ? metrics_daemon : NULL, /* "metrics": false */
 		.metrics_arg = d,
 		.watchdog = d->watchdog,
 		.loop_warn_ms = d->boot->loop_warn_ms,
@@ -894,7 +894,7 @@ int main(int argc, char **argv)
 	loader_set_isolation(d.loader, d.exe, d.sup, crash_isolate, &d.q);
 	names_load(&d.names, d.q.state_dir, &d.log);
 	loader_set_owner(d.loader, names_owner, &d.names);
-	if (metrics_create(&d.metrics) < 0) {
+	if (d.boot->metrics && metrics_create(&d.metrics) < 0) {
 		log_error(&d.log, "out of memory");
 		config_free(cfg);
 		goto out;

@@ -309,3 +309,19 @@ Test(metrics, a_real_prometheus_reads_a_plugin_rate_and_p99, .timeout = 180)
 	cr_log_info("prometheus: echo ok rate %.1f/s, p99 %.6f s", rate, p99);
 	cr_assert_eq(hd_stop(&d), 0);
 }
+
+Test(metrics, off_in_the_config_means_no_route, .timeout = 30)
+{
+	static struct hd d;
+	struct hd_resp r;
+
+	hd_start(&d, "\"metrics\": false", plugins);
+	hd_post(&d, "/hooks/echo", "{}", &r);
+	cr_assert_eq(r.status, 200);
+	hd_resp_free(&r);
+	hd_get(&d, "/metrics", &r);
+	cr_assert_eq(r.status, 404, "%s", r.body);
+	cr_assert(strstr(r.body, "metrics"), "%s", r.body);
+	hd_resp_free(&r);
+	cr_assert_eq(hd_stop(&d), 0);
+}
