@@ -35,7 +35,8 @@
 #   ONLY=a,b          run only these scenarios (and skip the others, c10k and
 #                     callgrind unless named): echo_async, echo, mixed, large,
 #                     cpu, reactors, fanout, reload, isolate (the isolation rows),
-#                     c10k, callgrind. E.g. ONLY=isolate
+#                     c10k, callgrind, metrics (bench/metrics.sh: the cost of
+#                     counting for GET /metrics). E.g. ONLY=isolate
 #   KEEP=1            keep the temp dir (configs, server logs, every wrk output)
 set -euo pipefail
 
@@ -75,6 +76,10 @@ WRK_TIMEOUT=10s
 ONLY=${ONLY:-}
 # want NAME -- true when ONLY is unset or names NAME
 want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
+# the metrics rows need none of the servers below: bench/metrics.sh alone
+if [ "$ONLY" = metrics ]; then
+	QUICK=$QUICK WORKERS=$WORKERS exec "$ROOT/bench/metrics.sh"
+fi
 PAYLOAD=${PAYLOAD:-}
 if [ -z "$PAYLOAD" ]; then
 	# a real GitHub push body when that corpus sits beside the project (the
@@ -762,4 +767,9 @@ stop_all
 if [ "${SKIP_CALLGRIND:-0}" != 1 ] && want callgrind; then
 	echo
 	QUICK=$QUICK WORKERS=$WORKERS "$ROOT/bench/callgrind.sh" "$SMALL" ${LARGE:+"$LARGE"}
+fi
+
+if want metrics; then
+	echo
+	QUICK=$QUICK WORKERS=$WORKERS SKIP_CALLGRIND=${SKIP_CALLGRIND:-0} "$ROOT/bench/metrics.sh"
 fi

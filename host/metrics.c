@@ -351,14 +351,22 @@ void metrics_text_printf(struct metrics_text *t, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0 || !text_room(t, (size_t)n))
+	/* print once into the room left; only a line that did not fit is
+	 * printed again after growing */
+	if (!text_room(t, 256))
 		return;
 	va_start(ap, fmt);
-	vsnprintf(t->data + t->len, t->cap - t->len, fmt, ap);
+	n = vsnprintf(t->data + t->len, t->cap - t->len, fmt, ap);
 	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= t->cap - t->len) {
+		if (!text_room(t, (size_t)n))
+			return;
+		va_start(ap, fmt);
+		vsnprintf(t->data + t->len, t->cap - t->len, fmt, ap);
+		va_end(ap);
+	}
 	t->len += (size_t)n;
 }
 
