@@ -108,15 +108,15 @@ static bool dup_key(const cJSON *obj, const cJSON *item)
 	return false;
 }
 
-/* Split cfg->listen ("HOST:PORT") into listen_host and listen_port; `key`
+/* Split `s` ("HOST:PORT") into *host_out (allocated) and *port_out; `key`
  * names it in errors. */
-static int split_listen(struct config *cfg, const char *key, struct verr *e)
+static int split_hostport(const char *s, const char *key, char **host_out, uint16_t *port_out,
+			  struct verr *e)
 {
-	const char *s, *colon, *host, *hend;
+	const char *colon, *host, *hend;
 	char *endp;
 	long port;
 
-	s = cfg->listen;
 	colon = strrchr(s, ':');
 	if (!colon || colon == s || colon[1] == '\0')
 		goto bad;
@@ -137,17 +137,23 @@ static int split_listen(struct config *cfg, const char *key, struct verr *e)
 	port = strtol(colon + 1, &endp, 10);
 	if (errno || *endp || port < 0 || port > 65535)
 		goto bad;
-	cfg->listen_host = strndup(host, (size_t)(hend - host));
-	if (!cfg->listen_host) {
+	*host_out = strndup(host, (size_t)(hend - host));
+	if (!*host_out) {
 		verr_set(e, key, "out of memory");
 		return -1;
 	}
-	cfg->listen_port = (uint16_t)port;
+	*port_out = (uint16_t)port;
 	return 0;
 bad:
 	verr_set(e, key, "expected \"HOST:PORT\" (port 0-65535, IPv6 as \"[::1]:PORT\"), "
 		 "got \"%s\"", s);
 	return -1;
+}
+
+/* Split cfg->listen into listen_host and listen_port. */
+static int split_listen(struct config *cfg, const char *key, struct verr *e)
+{
+	return split_hostport(cfg->listen, key, &cfg->listen_host, &cfg->listen_port, e);
 }
 
 static int parse_listen(struct config *cfg, const cJSON *v, struct verr *e)
@@ -190,6 +196,36 @@ int config_set_listen(struct config *cfg, const char *listen, char *err, size_t 
 }
 
 /* `dir` relative to the directory of `cfgpath` unless absolute. */
+static char *resolve_dir(const char *cfgpath, const char *dir);
+
+/* "admin_listen": "HOST:PORT" or "unix:PATH" (PATH relative to the config
+ * file unless absolute). */
+static int parse_admin_listen(struct config *cfg, const cJSON *v, struct verr *e)
+{
+	if (get_string(v, "admin_listen", &cfg->admin_listen, e) < 0)
+		return -1;
+	if (strncmp(cfg->admin_listen, "unix:", 5) == 0) {
+		const char *p = cfg->admin_listen + 5;
+		if (!p[0] || strlen(p) > 100) {
+			verr_set(e, "admin_listen", "expected \"unix:PATH\" with a path of 1 to 100 "
+				 "characters, got \"%s\"", cfg->admin_listen);
+			return -1;
+		}
+		if (!(cfg->admin_unix = resolve_dir(cfg->path, p))) {
+			verr_set(e, "admin_listen", "out of memory");
+			return -1;
+		}
+		if (strlen(cfg->admin_unix) > 107) {
+			verr_set(e, "admin_listen", "the socket path %s is longer than 107 bytes",
+				 cfg->admin_unix);
+			return -1;
+		}
+		return 0;
+	}
+	return split_hostport(cfg->admin_listen, "admin_listen", &cfg->admin_host,
+			      &cfg->admin_port, e);
+}
+
 /* "trusted_sha256": an array of SHA-256 digests (64 hex digits each). */
 static int parse_trusted(struct config *cfg, const cJSON *v, struct verr *e)
 {
@@ -386,7 +422,7 @@ static int parse_plugin_fetch(struct config_fetch *f, const char *plugin, const 
 	return 0;
 }
 
-/* plugins.<name>.isolate, failure_mode, rlimit_as, rlimit_cpu. */
+/* plugins.<name>.isolate, failure_mode, max_in_flight, rlimit_as, rlimit_cpu. */
 static int parse_plugin_host_keys(struct config_plugin *cp, const cJSON *p, struct verr *e)
 {
 	char key[320];
@@ -414,6 +450,10 @@ static int parse_plugin_host_keys(struct config_plugin *cp, const cJSON *p, stru
 			if (get_uint(k, key, 16u << 20, UINT64_C(1) << 46, &u, e) < 0)
 				return -1;
 			cp->rlimit_as = u;
+		} else if (strcmp(k->string, "max_in_flight") == 0) {
+			if (get_uint(k, key, 1, CONFIG_MAX_QUEUE, &u, e) < 0)
+				return -1;
+			cp->max_in_flight = (unsigned)u;
 		} else if (strcmp(k->string, "rlimit_cpu") == 0) {
 			if (get_uint(k, key, 1, 86400 * 365, &u, e) < 0)
 				return -1;
@@ -552,6 +592,20 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 				verr_set(e, key, "out of memory");
 				return -1;
 			}
+		} else if (strcmp(key, "pid_file") == 0) {
+			char *f;
+			if (get_string(k, key, &f, e) < 0)
+				return -1;
+			cfg->pid_file = f[0] ? resolve_dir(cfg->path, f) : NULL;
+			if (f[0] && !cfg->pid_file) {
+				free(f);
+				verr_set(e, key, "out of memory");
+				return -1;
+			}
+			free(f);
+		} else if (strcmp(key, "admin_listen") == 0) {
+			if (parse_admin_listen(cfg, k, e) < 0)
+				return -1;
 		} else if (strcmp(key, "runtime_dir") == 0) {
 			if (get_string(k, key, &cfg->runtime_dir, e) < 0)
 				return -1;
@@ -660,7 +714,7 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 				return -1;
 		} else {
 			verr_set(e, key, "unknown key (expected one of listen, plugin_dir, "
-				 "runtime_dir, state_dir, trusted_sha256, reactors, workers, queue, timeout_ms, max_body, "
+				 "runtime_dir, state_dir, pid_file, admin_listen, trusted_sha256, reactors, workers, queue, timeout_ms, max_body, "
 				 "max_output, max_stuck_workers, drain_ms, loop_warn_ms, loop_abort_ms, log_level, "
 				 "isolate, isolate_procs, quarantine_after, quarantine_window_s, metrics, hooks, "
 				 "plugins)");
@@ -789,6 +843,10 @@ void config_free(struct config *cfg)
 	free(cfg->plugin_dir);
 	free(cfg->runtime_dir);
 	free(cfg->state_dir);
+	free(cfg->pid_file);
+	free(cfg->admin_listen);
+	free(cfg->admin_host);
+	free(cfg->admin_unix);
 	free(cfg->trusted_sha256);
 	free(cfg);
 }

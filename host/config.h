@@ -47,6 +47,7 @@ struct config_plugin {
 	int fail_open;        /* "failure_mode": 1 "open", 0 "closed" (the default) */
 	uint64_t rlimit_as;   /* "rlimit_as": bytes of address space per isolated process; 0: none */
 	uint32_t rlimit_cpu;  /* "rlimit_cpu": CPU seconds per isolated process; 0: none */
+	unsigned max_in_flight; /* "max_in_flight": its steps running at once; 0: no limit */
 };
 
 #define CONFIG_MAX_ISOLATE_PROCS 64u
@@ -66,6 +67,11 @@ struct config {
 	char *plugin_dir;   /* resolved against the config file's directory */
 	char *runtime_dir;  /* where private plugin copies live; NULL: $TMPDIR or /tmp */
 	char *state_dir;    /* the crash record; resolved like plugin_dir; NULL: none */
+	char *pid_file;     /* written at start, removed at exit; resolved; NULL: none */
+	char *admin_listen; /* as written, or NULL: admin routes on the public listener */
+	char *admin_host;   /* admin_listen "HOST:PORT": HOST without brackets, and ... */
+	uint16_t admin_port;
+	char *admin_unix;   /* ... or "unix:PATH": PATH resolved like plugin_dir */
 	char (*trusted_sha256)[65]; /* allow-list of plugin file digests (hex), or NULL: any */
 	size_t ntrusted;
 	unsigned reactors;  /* event-loop threads sharing the port (default 1) */

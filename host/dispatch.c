@@ -104,6 +104,7 @@ static const char *const outcome_names[DISPATCH_OUTCOME_COUNT] = {
 	[DISPATCH_NOMEM] = "nomem",
 	[DISPATCH_CRASHED] = "crashed",
 	[DISPATCH_QUARANTINED] = "quarantined",
+	[DISPATCH_REFUSED] = "refused",
 };
 
 const char *dispatch_outcome_name(enum dispatch_outcome o)
@@ -219,6 +220,7 @@ static void step_count_host(struct dispatch_step *s, enum dispatch_outcome o)
 	switch (o) {
 	case DISPATCH_CRASHED: step_count(s, METRICS_CRASHED); break;
 	case DISPATCH_QUARANTINED:
+	case DISPATCH_REFUSED:
 	case DISPATCH_OVERLOADED: step_count(s, METRICS_REFUSED); break;
 	case DISPATCH_DEADLINE: step_count(s, METRICS_TIMEOUT); break;
 	case DISPATCH_SHUTDOWN: step_uncounted(s); break;
@@ -256,6 +258,8 @@ void dispatch_step_unref(struct dispatch_step *s)
 	if (s->held_armed)
 		event_del(&s->held_ev);
 	held_uncount(s);
+	if (s->in_flight)
+		atomic_fetch_sub_explicit(&s->plugin->in_flight, 1, memory_order_relaxed);
 	free(s->fail_msg);
 	cJSON_Delete(s->open_input);
 	isolate_req_clear(&s->iso);
@@ -552,6 +556,27 @@ static int iso_start(struct dispatch_call *c, struct dispatch_step *s)
 	return -1;
 }
 
+/* Admission control: a plugin with max_in_flight runs at most that many
+ * steps at once (begun and not finished by the plugin, on every loop); a
+ * step over it is refused at once. Returns true when s may run (it counts
+ * until it is freed), false when it was settled as refused. */
+static bool admit(struct dispatch_step *s)
+{
+	struct plugin *p = s->plugin;
+	unsigned was = atomic_fetch_add_explicit(&p->in_flight, 1, memory_order_relaxed);
+	char msg[256];
+
+	if (was < p->max_in_flight) {
+		s->in_flight = true;
+		return true;
+	}
+	atomic_fetch_sub_explicit(&p->in_flight, 1, memory_order_relaxed);
+	snprintf(msg, sizeof(msg), "plugin %s is running %u call(s), its max_in_flight: retry "
+		 "later", p->desc.name, p->max_in_flight);
+	step_fail_now(s, DISPATCH_REFUSED, strdup(msg));
+	return false;
+}
+
 /* Walk the chain from c->step while the call is IDLE. A trampoline: an
  * async step finished inside call_async only settles (IN_STEP -> IDLE) and
  * this loop starts the next one, so a chain never recurses. */
@@ -589,6 +614,8 @@ static void run_steps(struct dispatch_call *c)
 		if (p->fail_open && c->step + 1 == c->hook->nchain)
 			s->open_input = cJSON_Duplicate(s->input, 1);
 		call_enter(c, CALL_IN_STEP);
+		if (p->max_in_flight && !admit(s))
+			continue; /* refused: failed, or skipped */
 		if (p->iso) {
 			if (iso_start(c, s) < 0)
 				continue; /* settled at once: failed, or skipped */

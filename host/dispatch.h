@@ -44,6 +44,7 @@ enum dispatch_outcome {
 	DISPATCH_NOMEM,            /* out of memory */
 	DISPATCH_CRASHED,          /* an isolated plugin's process died running the step */
 	DISPATCH_QUARANTINED,      /* the step's plugin is quarantined (crashed too often) */
+	DISPATCH_REFUSED,          /* the step's plugin runs max_in_flight steps already */
 	DISPATCH_OUTCOME_COUNT
 };
 

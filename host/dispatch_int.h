@@ -113,6 +113,7 @@ struct dispatch_step {
 	bool counted;                 /* its end is counted in metrics (or must not be) */
 	bool held_armed;              /* async: held_ev watches a cancelled step */
 	bool held_counted;            /* async: counted in plugin->held_calls */
+	bool in_flight;               /* counted in plugin->in_flight (max_in_flight) */
 	struct event held_ev;         /* fires if the plugin never finishes it */
 	cJSON *input;                 /* lent by the call */
 	cJSON *output;

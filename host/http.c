@@ -21,6 +21,9 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -58,6 +61,10 @@ struct http_server {
 	struct metrics_shard *shard;
 	void (*metrics_cb)(void *arg, struct metrics_text *out);
 	void *metrics_arg;
+	bool (*ready)(void *arg, cJSON *reasons);
+	void *ready_arg;
+	enum http_routes routes;
+	char *unix_path;      /* the Unix socket to remove at the end, or NULL */
 	size_t max_body;
 	uint16_t port;
 	bool stopping;
@@ -233,6 +240,7 @@ static int outcome_status(const struct dispatch_result *r, unsigned *retry_after
 	case DISPATCH_NOT_READY:
 	case DISPATCH_OVERLOADED:
 	case DISPATCH_SHUTDOWN:
+	case DISPATCH_REFUSED:
 		*retry_after = 1;
 		return 503;
 	case DISPATCH_DEADLINE:
@@ -542,6 +550,59 @@ static void handle_metrics(struct http_server *srv, struct evhttp_request *req)
 	send_body(srv, req, 200, "text/plain; version=0.0.4; charset=utf-8", &b, 0);
 }
 
+/* 200 {"ready": true} or 503 {"ready": false, "reasons": [...]}. */
+static void handle_ready(struct http_server *srv, struct evhttp_request *req)
+{
+	cJSON *o = cJSON_CreateObject(), *reasons = cJSON_CreateArray();
+	bool ok = true;
+
+	if (srv->stopping) {
+		cJSON_AddItemToArray(reasons, cJSON_CreateString("shutting down: not accepting "
+								 "connections"));
+		ok = false;
+	}
+	if (srv->ready && !srv->ready(srv->ready_arg, reasons))
+		ok = false;
+	if (o) {
+		cJSON_AddBoolToObject(o, "ready", ok);
+		if (reasons && cJSON_GetArraySize(reasons))
+			cJSON_AddItemToObject(o, "reasons", reasons);
+		else
+			cJSON_Delete(reasons);
+		reasons = NULL;
+		cJSON_AddNumberToObject(o, "status", ok ? 200 : 503);
+	}
+	cJSON_Delete(reasons);
+	reply(srv, req, ok ? 200 : 503, o, 0);
+	cJSON_Delete(o);
+}
+
+/* GET/HEAD /plugins, /health, /ready, /metrics. Returns false when `path` is none
+ * of them. */
+static bool handle_admin(struct http_server *srv, struct evhttp_request *req, const char *path)
+{
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	void (*fn)(struct http_server *, struct evhttp_request *);
+
+	if (strcmp(path, "/plugins") == 0)
+		fn = handle_plugins;
+	else if (strcmp(path, "/health") == 0)
+		fn = handle_health;
+	else if (strcmp(path, "/ready") == 0)
+		fn = handle_ready;
+	else if (strcmp(path, "/metrics") == 0)
+		fn = handle_metrics;
+	else
+		return false;
+	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+		reply_error(srv, req, 405, NULL, "method not allowed: use GET %s", path);
+		return true;
+	}
+	fn(srv, req);
+	return true;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct http_server *srv = arg;
@@ -550,6 +611,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
 	char path[256];
 	size_t plen;
+	bool admin = srv->routes != HTTP_ROUTES_HOOKS, hooks = srv->routes != HTTP_ROUTES_ADMIN;
 
 	if (!uri) {
 		reply_error(srv, req, 400, NULL, "malformed request");
@@ -571,10 +633,15 @@ static void on_request(struct evhttp_request *req, void *arg)
 	memcpy(path, uri, plen);
 	path[plen] = '\0';
 	if (srv->stopping) {
+		if (admin && strcmp(path, "/ready") == 0 && (cmd == EVHTTP_REQ_GET ||
+							     cmd == EVHTTP_REQ_HEAD)) {
+			handle_ready(srv, req);
+			return;
+		}
 		reply_error(srv, req, 503, NULL, "server shutting down");
 		return;
 	}
-	if (strncmp(path, "/hooks/", 7) == 0) {
+	if (hooks && strncmp(path, "/hooks/", 7) == 0) {
 		if (!name_valid(path + 7)) {
 			reply_error(srv, req, 404, NULL, "unknown hook \"%.80s\"", path + 7);
 			metrics_call(srv->shard, METRICS_UNKNOWN, 404, 0);
@@ -583,47 +650,40 @@ static void on_request(struct evhttp_request *req, void *arg)
 		handle_hook(srv, req, path + 7);
 		return;
 	}
-	if (strcmp(path, "/metrics") == 0) {
-		if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
-			evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-					  "GET, HEAD");
-			reply_error(srv, req, 405, NULL, "method not allowed: use GET %s", path);
-			return;
-		}
-		handle_metrics(srv, req);
+	if (admin && handle_admin(srv, req, path))
 		return;
-	}
-	if (strcmp(path, "/plugins") == 0 || strcmp(path, "/health") == 0) {
-		if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
-			evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-					  "GET, HEAD");
-			reply_error(srv, req, 405, NULL, "method not allowed: use GET %s", path);
-			return;
-		}
-		if (path[1] == 'p')
-			handle_plugins(srv, req);
-		else
-			handle_health(srv, req);
-		return;
-	}
-	reply_error(srv, req, 404, NULL, "no such resource: %.100s (try POST /hooks/<name>, "
-		    "GET /plugins, GET /health, GET /metrics)", path);
+	reply_error(srv, req, 404, NULL, "no such resource: %.100s (%s)", path,
+		    srv->routes == HTTP_ROUTES_ALL ? "try POST /hooks/<name>, GET /plugins, "
+						     "GET /health, GET /ready, GET /metrics"
+		    : srv->routes == HTTP_ROUTES_HOOKS ? "this listener serves POST /hooks/<name>; "
+							 "the admin routes are on admin_listen"
+		    : "the admin listener serves GET /plugins, /health, /ready, /metrics");
 }
 
-/* The server of this loop thread. libevent 2.1 calls a listener's error
+/* The servers of this loop thread. libevent 2.1 calls a listener's error
  * callback with the evhttp's pointer (the listener's cbarg) and gives no
- * way back to ours; there is exactly one server per loop thread. */
-static _Thread_local struct http_server *thread_server;
+ * way back to ours; a loop thread has at most a public and an admin
+ * server. */
+#define HTTP_THREAD_SERVERS 2
+static _Thread_local struct http_server *thread_servers[HTTP_THREAD_SERVERS];
+
+static struct http_server *thread_server_of(const void *evhttp)
+{
+	for (int i = 0; i < HTTP_THREAD_SERVERS; i++)
+		if (thread_servers[i] && thread_servers[i]->http == evhttp)
+			return thread_servers[i];
+	return NULL;
+}
 
 /* accept() failed: out of descriptors (or memory) would make libevent's
  * listener spin at 100 % CPU retrying (seen at ulimit -n 1024 with 5,000
  * connections); pause it instead. */
 static void on_accept_error(struct evconnlistener *lev, void *arg)
 {
-	struct http_server *srv = thread_server;
+	struct http_server *srv = thread_server_of(arg);
 	int err = EVUTIL_SOCKET_ERROR();
 
-	if (!srv || srv->http != arg)
+	if (!srv)
 		return;
 	struct timeval tv = {0, HTTP_ACCEPT_PAUSE_MS * 1000};
 
@@ -680,6 +740,47 @@ static struct evconnlistener *listen_on(struct event_base *base, const struct ht
 	return lev;
 }
 
+/* A listener on the Unix socket `path` (a stale socket file left by a
+ * killed daemon is replaced; any other file is not), mode 0660. */
+static struct evconnlistener *listen_unix(struct event_base *base, const char *path, char *err,
+					  size_t errlen)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct evconnlistener *lev;
+	struct stat st;
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "cannot listen on unix:%s: path too long", path);
+		return NULL;
+	}
+	strcpy(sa.sun_path, path);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "cannot listen on unix:%s: the file exists and is not a "
+				 "socket", path);
+			return NULL;
+		}
+		unlink(path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    chmod(path, 0660) < 0) {
+		snprintf(err, errlen, "cannot listen on unix:%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	lev = evconnlistener_new(base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+				 HTTP_BACKLOG, fd);
+	if (!lev) {
+		snprintf(err, errlen, "cannot listen on unix:%s: %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+	}
+	return lev;
+}
+
 int http_server_create(struct event_base *base, const struct http_options *opt,
 		       const struct http_deps *deps, struct http_server **out, char *err,
 		       size_t errlen)
@@ -713,6 +814,9 @@ int http_server_create(struct event_base *base, const struct http_options *opt,
 	srv->shard = deps->shard;
 	srv->metrics_cb = deps->metrics_cb;
 	srv->metrics_arg = deps->metrics_arg;
+	srv->ready = deps->ready;
+	srv->ready_arg = deps->ready_arg;
+	srv->routes = opt->routes;
 	srv->max_body = opt->max_body;
 	evhttp_set_gencb(srv->http, on_request, srv);
 	evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
@@ -726,8 +830,15 @@ int http_server_create(struct event_base *base, const struct http_options *opt,
 	 * client sees the answer instead of a reset */
 	evhttp_set_flags(srv->http, EVHTTP_SERVER_LINGERING_CLOSE);
 
-	if (!(lev = listen_on(base, opt, err, errlen)))
+	if (!(lev = opt->unix_path ? listen_unix(base, opt->unix_path, err, errlen)
+				   : listen_on(base, opt, err, errlen)))
 		goto fail;
+	if (opt->unix_path && !(srv->unix_path = strdup(opt->unix_path))) {
+		evconnlistener_free(lev);
+		unlink(opt->unix_path);
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	evconnlistener_set_error_cb(lev, on_accept_error);
 	srv->bound = evhttp_bind_listener(srv->http, lev);
 	if (!srv->bound) {
@@ -735,7 +846,12 @@ int http_server_create(struct event_base *base, const struct http_options *opt,
 		snprintf(err, errlen, "cannot listen on %s:%u: out of memory", opt->host, opt->port);
 		goto fail;
 	}
-	thread_server = srv;
+	for (int i = 0; i < HTTP_THREAD_SERVERS; i++) {
+		if (!thread_servers[i]) {
+			thread_servers[i] = srv;
+			break;
+		}
+	}
 	fd = evhttp_bound_socket_get_fd(srv->bound);
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
 		if (ss.ss_family == AF_INET)
@@ -746,6 +862,10 @@ int http_server_create(struct event_base *base, const struct http_options *opt,
 	*out = srv;
 	return 0;
 fail:
+	if (srv->unix_path) {
+		unlink(srv->unix_path);
+		free(srv->unix_path);
+	}
 	event_free(srv->sweep);
 	event_free(srv->resume);
 	evhttp_free(srv->http);
@@ -783,8 +903,13 @@ void http_server_free(struct http_server *srv)
 {
 	if (!srv)
 		return;
-	if (thread_server == srv)
-		thread_server = NULL;
+	for (int i = 0; i < HTTP_THREAD_SERVERS; i++)
+		if (thread_servers[i] == srv)
+			thread_servers[i] = NULL;
+	if (srv->unix_path) {
+		unlink(srv->unix_path);
+		free(srv->unix_path);
+	}
 	event_free(srv->sweep);
 	event_free(srv->resume);
 	evhttp_free(srv->http);

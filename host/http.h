@@ -5,8 +5,12 @@
  * loop thread that owns the evhttp.
  *
  *   POST /hooks/<name>  run the hook's chain   200 | 400 404 405 413 503 504 | plugin's
+ * and the admin routes (on the public listener unless admin_listen is set,
+ * then only on the admin listener):
  *   GET  /plugins       loaded plugins, rejected files, hooks
- *   GET  /health        liveness and counters
+ *   GET  /health        liveness, counters, the last reload's outcome
+ *   GET  /ready         200 when accepting and every hook can run, else 503
+ *                       with the reasons
  *   GET  /metrics       Prometheus text exposition (metrics.h)
  */
 #ifndef HOOKD_HTTP_H
@@ -25,8 +29,17 @@
 
 struct http_server;
 
+/* Which routes a server serves. */
+enum http_routes {
+	HTTP_ROUTES_ALL,   /* hooks and admin routes (no admin listener) */
+	HTTP_ROUTES_HOOKS, /* hooks only (the public listener beside an admin one) */
+	HTTP_ROUTES_ADMIN, /* admin routes only (the admin listener) */
+};
+
 struct http_options {
 	const char *host;  /* address to bind ("0.0.0.0", "::1", "localhost") */
+	const char *unix_path; /* non-NULL: listen on this Unix socket instead */
+	enum http_routes routes;
 	uint16_t port;     /* 0: an ephemeral port */
 	size_t max_body;   /* request body limit */
 	bool reuse_port;   /* SO_REUSEPORT: several loops accept on one port */
@@ -40,6 +53,11 @@ struct http_deps {
 	/* adds the daemon's counters to GET /health's object (any loop) */
 	void (*health)(void *arg, cJSON *out);
 	void *health_arg;
+	/* GET /ready: true when every hook can run, else false with the
+	 * reasons appended to `reasons` (an array); the server adds its own
+	 * (not accepting). NULL: only the server's own. Any loop. */
+	bool (*ready)(void *arg, cJSON *reasons);
+	void *ready_arg;
 	/* GET /metrics: the sharded families of `metrics` (NULL: none), then
 	 * the daemon's own (gauges, process_*) from metrics_cb (any loop) */
 	struct metrics *metrics;

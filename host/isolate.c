@@ -287,6 +287,18 @@ void isolate_cancel(struct isolate_group *g, struct isolate_req *r, bool kill_ch
 		wake_signal(&g->sup->wake);
 }
 
+bool isolate_quarantined(struct isolate_group *g, char *why, size_t len)
+{
+	bool q;
+
+	pthread_mutex_lock(&g->mu);
+	q = g->quarantined;
+	if (q && why && len)
+		snprintf(why, len, "%s", g->quarantine_why);
+	pthread_mutex_unlock(&g->mu);
+	return q;
+}
+
 void isolate_describe(struct isolate_group *g, cJSON *o)
 {
 	cJSON *iso = cJSON_AddObjectToObject(o, "isolated"), *pids;

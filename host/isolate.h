@@ -119,6 +119,10 @@ struct config;
 char *isolate_init_text(const struct config *cfg, const char *name, const char *file,
 			const char *copy, uint64_t generation, const char *const *hooks);
 
+/* Is the plugin quarantined? If so and why != NULL, why gets the reason.
+ * Any thread. */
+bool isolate_quarantined(struct isolate_group *g, char *why, size_t len);
+
 /* Add "isolated": {...} (pids, crashes, quarantine) to a GET /plugins entry. */
 void isolate_describe(struct isolate_group *g, cJSON *o);
 

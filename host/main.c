@@ -34,7 +34,9 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "control.h"
 #include "crash.h"
+#include "http.h"
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
@@ -46,6 +48,7 @@
 #include "probe.h"
 #include "runner.h"
 #include "reloader.h"
+#include "status.h"
 #include "version.h"
 #include "watchdog.h"
 
@@ -90,6 +93,11 @@ struct daemon {
 	struct names names; /* who served each plugin name last (state_dir) */
 	struct watchdog *watchdog;
 	struct isolate_sup *sup;   /* isolated plugins' processes */
+	struct status status;      /* the last reload's outcome */
+	bool status_ready;
+	atomic_bool draining;      /* read by GET /ready on any loop */
+	struct http_server *admin; /* admin_listen's server (reactor 0's loop), or NULL */
+	bool pid_written;
 	struct metrics *metrics;   /* GET /metrics: names and the reactors' shards */
 	char exe[4096];            /* this binary: the probe and the runners run it */
 };
@@ -117,6 +125,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: hookd [-t] -c FILE [-l HOST:PORT | -l PORT]\n"
+		"       hookd -s reload|stop -c FILE\n"
 		"       hookd -V | -h\n"
 		"\n"
 		"Serve compiled plugins as HTTP hooks (POST /hooks/<name>).\n"
@@ -129,6 +138,10 @@ static void usage(FILE *f)
 		"           start would (runs the plugins' init, then unloads them); print\n"
 		"           the result, exit 0 (valid) or 1 (not, or no plugin would load,\n"
 		"           or a hook's chain names a plugin that would not load)\n"
+		"  -s reload  signal the hookd running with FILE (its pid_file) to reload,\n"
+		"           wait for the outcome, print it; exit 0 (reloaded) or 1 (failed:\n"
+		"           the old generation still serves)\n"
+		"  -s stop  signal it to drain and exit, wait until it has; exit 0 or 1\n"
 		"  -V       print the version and exit\n"
 		"  -h       print this help and exit\n"
 		"\n"
@@ -195,6 +208,11 @@ static void install_generation(struct daemon *d, struct generation *g)
 	registry_swap(&d->reg, g);
 }
 
+static bool same(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 /* The loader thread: re-read the config and build the next generation from
  * it. Returns it, or NULL (logged: the current generation stays). */
 static struct generation *reload_build(void *arg)
@@ -206,8 +224,10 @@ static struct generation *reload_build(void *arg)
 	char err[1024];
 
 	generation_release(cur);
+	status_load_begin(&d->status);
 	if (load_config(d->config_path, d->listen, &cfg, err, sizeof(err)) < 0) {
 		log_error(&d->log, "reload failed: %s; still serving generation %llu", err, keep);
+		status_load_failed(&d->status, keep, err);
 		return NULL;
 	}
 	if (strcmp(cfg->listen, d->boot->listen) != 0 || cfg->reactors != d->boot->reactors)
@@ -217,8 +237,16 @@ static struct generation *reload_build(void *arg)
 	if (cfg->workers != d->boot->workers || cfg->queue != d->boot->queue)
 		log_warn(&d->log, "reload: workers/queue changed to %u/%u: takes effect at restart; "
 			 "still %u/%u", cfg->workers, cfg->queue, d->boot->workers, d->boot->queue);
-	if (!(g = build_generation(d, cfg, err, sizeof(err))))
+	if (!same(cfg->admin_listen, d->boot->admin_listen) || !same(cfg->pid_file, d->boot->pid_file))
+		log_warn(&d->log, "reload: admin_listen/pid_file changed to %s/%s: takes effect at "
+			 "restart; still %s/%s", cfg->admin_listen ? cfg->admin_listen : "(none)",
+			 cfg->pid_file ? cfg->pid_file : "(none)",
+			 d->boot->admin_listen ? d->boot->admin_listen : "(none)",
+			 d->boot->pid_file ? d->boot->pid_file : "(none)");
+	if (!(g = build_generation(d, cfg, err, sizeof(err)))) {
 		log_error(&d->log, "reload failed: %s; still serving generation %llu", err, keep);
+		status_load_failed(&d->status, keep, err);
+	}
 	return g;
 }
 
@@ -233,10 +261,14 @@ static void reload_apply(void *arg, struct generation *g)
 	if (d->phase != RUNNING) {
 		log_info(&d->log, "generation %llu not applied: shutting down",
 			 (unsigned long long)g->id);
+		struct generation *cur = registry_acquire(&d->reg);
+		status_load_failed(&d->status, cur ? cur->id : 0, "not applied: shutting down");
+		generation_release(cur);
 		generation_release(g);
 		return;
 	}
 	install_generation(d, g);
+	status_load_ok(&d->status, g, false);
 	atomic_store(&d->log.level, level);
 	for (unsigned i = 0; i < reactor_count(d); i++)
 		reactor_set_max_body(d->reactors[i], max_body);
@@ -303,6 +335,7 @@ static void health(void *arg, cJSON *o)
 	cJSON_AddNumberToObject(o, "workers_busy", running);
 	cJSON_AddNumberToObject(o, "workers_stuck", pool_stuck(d->pool));
 	stuck_per_plugin(d, o);
+	status_describe_reload(&d->status, o);
 	cJSON_AddNumberToObject(o, "queue", queued);
 	cJSON_AddNumberToObject(o, "fetch_alive", t.fetch.alive);
 	cJSON_AddNumberToObject(o, "fetch_running", t.fetch.running);
@@ -368,7 +401,42 @@ static void metrics_daemon(void *arg, struct metrics_text *t)
 	metrics_text_printf(t, "hookd_plugins{state=\"quarantined\"} %zu\n", quarantined);
 	metrics_text_printf(t, "hookd_plugins{state=\"isolated\"} %zu\n", isolated);
 	generation_release(g);
+	if (d->status_ready) {
+		struct status_reload last;
+		status_last(&d->status, &last);
+		metrics_text_family(t, "hookd_reloads_total", "counter",
+				    "Reloads (SIGHUP, hookd -s reload) by result; start-up not counted.");
+		metrics_text_printf(t, "hookd_reloads_total{result=\"ok\"} %llu\n",
+				    (unsigned long long)last.ok_total);
+		metrics_text_printf(t, "hookd_reloads_total{result=\"failed\"} %llu\n",
+				    (unsigned long long)last.failed_total);
+		metrics_text_family(t, "hookd_last_reload_success", "gauge",
+				    "1 if the last load (start-up or reload) made a new generation "
+				    "current, else 0.");
+		metrics_text_printf(t, "hookd_last_reload_success %d\n", last.ok ? 1 : 0);
+		metrics_text_family(t, "hookd_last_reload_timestamp_seconds", "gauge",
+				    "When the last load ended (Unix time).");
+		metrics_text_printf(t, "hookd_last_reload_timestamp_seconds %.3f\n", last.time);
+	}
 	metrics_render_process(t);
+}
+
+/* GET /ready's verdict beyond the listener's own (any loop). */
+static bool ready(void *arg, cJSON *reasons)
+{
+	struct daemon *d = arg;
+	bool ok = true;
+
+	if (atomic_load(&d->draining)) {
+		cJSON_AddItemToArray(reasons, cJSON_CreateString("shutting down: draining calls "
+								 "in flight"));
+		ok = false;
+	}
+	struct generation *g = registry_acquire(&d->reg);
+	if (!status_hooks_ready(g, reasons))
+		ok = false;
+	generation_release(g);
+	return ok;
 }
 
 static void send_all(struct daemon *d, enum reactor_cmd cmd)
@@ -457,6 +525,7 @@ static void shutdown_begin(struct daemon *d, int sig)
 		return;
 	}
 	d->phase = DRAINING;
+	atomic_store(&d->draining, true);
 	send_all(d, REACTOR_DRAIN);
 	/* every loop closes its own listener: wait (briefly, bounded) until
 	 * they all did, so that "shutting down" means no new connection */
@@ -536,6 +605,8 @@ static bool teardown(struct daemon *d)
 		d->loader = NULL;
 		return false;
 	}
+	http_server_free(d->admin);
+	d->admin = NULL;
 	if (d->pool)
 		pool_destroy(d->pool); /* no worker posts to a reactor after this */
 	for (unsigned i = 0; d->reactors && i < reactor_count(d); i++)
@@ -567,6 +638,10 @@ static bool teardown(struct daemon *d)
 		event_free(d->poll_timer);
 	if (d->base)
 		event_base_free(d->base);
+	if (d->pid_written)
+		ctl_pidfile_remove(d->boot->pid_file);
+	if (d->status_ready)
+		status_destroy(&d->status);
 	config_free(d->boot);
 	return true;
 }
@@ -680,6 +755,9 @@ static int start_reactors(struct daemon *d, char *err, size_t errlen)
 		.reuse_port = d->boot->reactors > 1,
 		.health = health,
 		.health_arg = d,
+		.ready = ready,
+		.ready_arg = d,
+		.routes = d->boot->admin_listen ? HTTP_ROUTES_HOOKS : HTTP_ROUTES_ALL,
 		.metrics = d->metrics,
 		.metrics_cb = d->metrics ? metrics_daemon : NULL, /* "metrics": false */
 		.metrics_arg = d,
@@ -697,6 +775,33 @@ static int start_reactors(struct daemon *d, char *err, size_t errlen)
 		atomic_store_explicit(&d->nreactors, i + 1, memory_order_release);
 		port = reactor_port(d->reactors[0]); /* the others join the first one's port */
 	}
+	return 0;
+}
+
+/* admin_listen: /plugins, /health, /ready on their own listener, served by
+ * reactor 0's loop (it stays open through the drain, so /ready says why
+ * the host is not ready until it exits). */
+static int start_admin(struct daemon *d, char *err, size_t errlen)
+{
+	struct http_options ho = {.host = d->boot->admin_host, .unix_path = d->boot->admin_unix,
+				  .routes = HTTP_ROUTES_ADMIN, .port = d->boot->admin_port,
+				  .max_body = d->boot->max_body};
+	struct http_deps hd = {.reg = &d->reg, .log = &d->log, .health = health,
+			       .health_arg = d, .ready = ready, .ready_arg = d,
+			       .metrics = d->metrics,
+			       .metrics_cb = d->metrics ? metrics_daemon : NULL,
+			       .metrics_arg = d};
+
+	if (!d->boot->admin_listen)
+		return 0;
+	if (http_server_create(d->base, &ho, &hd, &d->admin, err, errlen) < 0)
+		return -1;
+	if (d->boot->admin_unix)
+		log_info(&d->log, "admin listener on unix:%s", d->boot->admin_unix);
+	else
+		log_info(&d->log, "admin listener on %s%s%s:%u",
+			 strchr(d->boot->admin_host, ':') ? "[" : "", d->boot->admin_host,
+			 strchr(d->boot->admin_host, ':') ? "]" : "", http_server_port(d->admin));
 	return 0;
 }
 
@@ -811,7 +916,8 @@ int main(int argc, char **argv)
 		{"listen", required_argument, NULL, 'l'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *config_path = NULL, *listen = NULL;
+	const char *config_path = NULL, *listen = NULL, *control = NULL;
+	sigset_t hup;
 	char statebuf[4096];
 	bool test_only = false;
 	struct config *cfg = NULL;
@@ -823,10 +929,17 @@ int main(int argc, char **argv)
 		return runner_main();
 	if (argc == 3 && strcmp(argv[1], "--probe") == 0)
 		return probe_main(argv[2]);
+	/* a SIGHUP that arrives while starting (its default action kills) is
+	 * held until the loop handles it: blocked here, in every thread started
+	 * from here, and unblocked on this thread once libevent handles it */
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &hup, NULL);
 	log_init(&d.log, STDERR_FILENO, LOG_INFO);
-	while ((opt = getopt_long(argc, argv, "c:l:thV", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:l:s:thV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': config_path = optarg; break;
+		case 's': control = optarg; break;
 		case 'l': listen = optarg; break;
 		case 't': test_only = true; break;
 		case 'h': usage(stdout); return 0;
@@ -841,6 +954,8 @@ int main(int argc, char **argv)
 	}
 	if (test_only)
 		return check_config(config_path, listen);
+	if (control)
+		return ctl_main(control, config_path, listen);
 
 	d.config_path = config_path;
 	d.listen = listen;
@@ -849,6 +964,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	atomic_store(&d.log.level, d.boot->log_level);
+	if ((rc = status_init(&d.status)) < 0) {
+		log_error(&d.log, "cannot initialise: %s", strerror(-rc));
+		rc = 1;
+		goto out;
+	}
+	d.status_ready = true;
 	if (crash_setup(&d, statebuf, sizeof(statebuf), err, sizeof(err)) < 0) {
 		log_error(&d.log, "%s", err);
 		goto out;
@@ -927,6 +1048,7 @@ int main(int argc, char **argv)
 	}
 	{
 		/* the first load is synchronous: nothing is served before it */
+		status_load_begin(&d.status);
 		struct generation *g = build_generation(&d, cfg, err, sizeof(err));
 		if (!g) {
 			log_error(&d.log, "%s", err);
@@ -937,10 +1059,18 @@ int main(int argc, char **argv)
 				  "is served until a reload loads one", g->cfg->plugin_dir,
 				  g->lr.nrejects);
 		install_generation(&d, g);
+		status_load_ok(&d.status, g, true);
 	}
-	if (start_reactors(&d, err, sizeof(err)) < 0) {
+	if (start_reactors(&d, err, sizeof(err)) < 0 || start_admin(&d, err, sizeof(err)) < 0) {
 		log_error(&d.log, "%s", err);
 		goto out;
+	}
+	if (d.boot->pid_file) {
+		if (ctl_pidfile_write(d.boot->pid_file, err, sizeof(err)) < 0) {
+			log_error(&d.log, "%s", err);
+			goto out;
+		}
+		d.pid_written = true;
 	}
 	d.sig_hup = evsignal_new(d.base, SIGHUP, on_signal, &d);
 	d.sig_term = evsignal_new(d.base, SIGTERM, on_signal, &d);
@@ -954,6 +1084,7 @@ int main(int argc, char **argv)
 		log_error(&d.log, "cannot install signal handlers");
 		goto out;
 	}
+	pthread_sigmask(SIG_UNBLOCK, &hup, NULL); /* a held SIGHUP now reloads */
 	log_info(&d.log, "hookd %s listening on %s%s%s:%u (pid %ld, %u reactor(s), %u workers, "
 		 "queue %u)", HOOKD_VERSION, strchr(d.boot->listen_host, ':') ? "[" : "",
 		 d.boot->listen_host, strchr(d.boot->listen_host, ':') ? "]" : "",

@@ -63,6 +63,10 @@ struct plugin {
 	bool fail_open;                  /* failure_mode "open": a failed step is skipped */
 	atomic_ulong skipped[4];         /* fail-open skips: enum plugin_skip */
 	atomic_uint held_calls;          /* cancelled calls it has not finished (async) */
+	/* plugins.<name>.max_in_flight (0: none), set with the fetch limits
+	 * (registry.c), and its steps begun and not yet finished */
+	unsigned max_in_flight;
+	atomic_uint in_flight;
 	unsigned metric_slot;            /* metrics_intern(METRICS_PLUGIN) of its name, set
 	                                  * once before it is first published (0: none) */
 };

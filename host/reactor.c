@@ -136,8 +136,10 @@ static void on_lag(evutil_socket_t fd, short what, void *arg)
 static int build(struct reactor *r, uint16_t port, char *err, size_t errlen)
 {
 	const struct reactor_shared *sh = r->sh;
-	struct http_options ho = {sh->host, port, sh->max_body, sh->reuse_port};
-	struct http_deps hd = {NULL, sh->reg, sh->log, sh->health, sh->health_arg};
+	struct http_options ho = {.host = sh->host, .routes = sh->routes, .port = port,
+				  .max_body = sh->max_body, .reuse_port = sh->reuse_port};
+	struct http_deps hd = {NULL, sh->reg, sh->log, sh->health, sh->health_arg, sh->ready,
+			       sh->ready_arg};
 
 	if (!r->base) {
 		if (!(r->base = event_base_new())) {

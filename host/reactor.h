@@ -22,6 +22,7 @@
 
 #include "dispatch.h"
 #include "fetch.h"
+#include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
@@ -41,6 +42,9 @@ struct reactor_shared {
 	unsigned loop_warn_ms;  /* log plugin code that held a loop this long (0: off) */
 	void (*health)(void *arg, cJSON *out); /* GET /health counters */
 	void *health_arg;
+	bool (*ready)(void *arg, cJSON *reasons); /* GET /ready (http.h) */
+	void *ready_arg;
+	enum http_routes routes; /* HTTP_ROUTES_HOOKS when an admin listener serves the rest */
 	struct metrics *metrics;  /* each reactor counts into a shard of it, or NULL */
 	void (*metrics_cb)(void *arg, struct metrics_text *out); /* GET /metrics: the daemon's */
 	void *metrics_arg;

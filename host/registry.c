@@ -152,6 +152,8 @@ static int build_limiters(struct generation *g)
 			if (limiter_create(&ll, &p->limiter) < 0)
 				return -ENOMEM;
 			p->fetch_max_response = cf->max_response;
+			const struct config_plugin *cp = config_plugin_settings(g->cfg, p->desc.name);
+			p->max_in_flight = cp ? cp->max_in_flight : 0;
 			p->fetch_bound = true;
 		} else {
 			limiter_retain(p->limiter);

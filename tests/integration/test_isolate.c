@@ -88,6 +88,12 @@ Test(isolate, crashing_too_often_quarantines_until_the_file_changes, .timeout = 
 	plugins_has(&D, "\"quarantined\":true,\"quarantine_reason\":\"plugin crash_sync is "
 			"quarantined");
 	plugins_has(&D, "\"quarantined_since\":\"20");
+	/* a quarantined step makes its hook unable to run: not ready */
+	struct hd_resp r;
+	hd_get(&D, "/ready", &r);
+	cr_assert_eq(r.status, 503, "GET /ready: %ld %s", r.status, r.body);
+	cr_assert(strstr(r.body, "hook crash: plugin crash_sync is quarantined"), "%s", r.body);
+	hd_resp_free(&r);
 
 	/* a reload with the same file keeps the quarantine */
 	hd_signal(&D, SIGHUP);
@@ -100,6 +106,9 @@ Test(isolate, crashing_too_often_quarantines_until_the_file_changes, .timeout = 
 	cr_assert(hd_wait_generation(&D, 3, 10000));
 	expect(&D, "/hooks/crash", "{\"a\":1}", 200, "{\"a\":1}");
 	plugins_has(&D, "\"quarantined\":false");
+	hd_get(&D, "/ready", &r);
+	cr_assert_eq(r.status, 200, "GET /ready: %ld %s", r.status, r.body);
+	hd_resp_free(&r);
 	cr_assert_eq(hd_stop(&D), 0);
 }
 

@@ -325,3 +325,97 @@ Test(metrics, off_in_the_config_means_no_route, .timeout = 30)
 	hd_resp_free(&r);
 	cr_assert_eq(hd_stop(&d), 0);
 }
+
+/* The reload outcome, a series that survives reloads, steps refused by
+ * max_in_flight and a step past its deadline. */
+Test(metrics, reloads_refusals_and_timeouts, .timeout = 90)
+{
+	static struct hd d;
+	static const char *const some[] = {"echo", "sleep", NULL};
+	const char *cfg = "\"workers\": 4, \"hooks\": {\"slow\": {\"chain\": [\"sleep\"], "
+			  "\"timeout_ms\": 100}}, \"plugins\": {\"sleep\": {\"max_in_flight\": 1}}";
+	struct hd_resp r;
+	char *text;
+
+	hd_start(&d, cfg, some);
+	hd_post(&d, "/hooks/echo", "{}", &r);
+	cr_assert_eq(r.status, 200);
+	hd_resp_free(&r);
+	text = scrape_until(&d, "hookd_calls_total{hook=\"echo\",code=\"200\"}", 1);
+	cr_assert_eq(sample(text, "hookd_reloads_total{result=\"ok\"}"), 0, "%s", text);
+	cr_assert_eq(sample(text, "hookd_last_reload_success"), 1);
+	cr_assert_gt(sample(text, "hookd_last_reload_timestamp_seconds"), 1e9);
+	free(text);
+
+	hd_signal(&d, SIGHUP);
+	cr_assert(hd_wait_generation(&d, 2, 10000));
+	hd_post(&d, "/hooks/echo", "{}", &r);
+	hd_resp_free(&r);
+	/* the series goes on across the reload: 2, not 1 */
+	text = scrape_until(&d, "hookd_calls_total{hook=\"echo\",code=\"200\"}", 2);
+	cr_assert_eq(sample(text, "hookd_calls_total{hook=\"echo\",code=\"200\"}"), 2, "%s", text);
+	cr_assert_eq(sample(text, "hookd_plugin_calls_total{plugin=\"echo\",outcome=\"ok\"}"), 2);
+	cr_assert_eq(sample(text, "hookd_reloads_total{result=\"ok\"}"), 1);
+	cr_assert_eq(sample(text, "hookd_generation"), 2);
+	free(text);
+
+	/* a step past the hook's deadline (100 ms): 504, outcome timeout */
+	hd_post(&d, "/hooks/slow", "{\"ms\": 600}", &r);
+	cr_assert_eq(r.status, 504, "%ld %s", r.status, r.body);
+	hd_resp_free(&r);
+	/* max_in_flight 1: the sleep still holds its worker, the next is refused */
+	hd_post(&d, "/hooks/sleep", "{\"ms\": 0}", &r);
+	long refused = r.status;
+	hd_resp_free(&r);
+	text = scrape_until(&d, "hookd_calls_total{hook=\"slow\",code=\"504\"}", 1);
+	cr_assert_eq(sample(text, "hookd_plugin_calls_total{plugin=\"sleep\",outcome=\"timeout\"}"), 1,
+		     "%s", text);
+	if (refused == 503)
+		cr_assert_eq(sample(text, "hookd_plugin_calls_total{plugin=\"sleep\",outcome=\"refused\"}"),
+			     1, "%s", text);
+	else /* the timed-out step had let go already (a slow machine) */
+		cr_log_info("the call after the timeout was not refused (%ld)", refused);
+	free(text);
+
+	hd_write_config(&d, "\"workers\": \"many\"");
+	hd_signal(&d, SIGHUP);
+	cr_assert(hd_wait_log(&d, "reload failed", 1, 10000));
+	text = scrape_until(&d, "hookd_reloads_total{result=\"failed\"}", 1);
+	cr_assert_eq(sample(text, "hookd_reloads_total{result=\"failed\"}"), 1, "%s", text);
+	cr_assert_eq(sample(text, "hookd_reloads_total{result=\"ok\"}"), 1);
+	cr_assert_eq(sample(text, "hookd_last_reload_success"), 0);
+	cr_assert_eq(sample(text, "hookd_generation"), 2, "the old generation serves on");
+	free(text);
+	cr_assert_eq(hd_stop(&d), 0);
+}
+
+/* With admin_listen, /metrics moves there with the other admin routes. */
+Test(metrics, served_on_the_admin_listener_only, .timeout = 60)
+{
+	static struct hd d;
+	struct hd_resp r;
+	char *log, *p;
+	int port;
+
+	hd_start(&d, "\"admin_listen\": \"127.0.0.1:0\"", plugins);
+	cr_assert(hd_wait_log(&d, "admin listener on", 1, 5000));
+	log = hd_log_read(&d);
+	p = strstr(log, "admin listener on 127.0.0.1:");
+	port = p ? atoi(p + strlen("admin listener on 127.0.0.1:")) : 0;
+	free(log);
+	cr_assert_gt(port, 0);
+	hd_post(&d, "/hooks/echo", "{}", &r);
+	cr_assert_eq(r.status, 200);
+	hd_resp_free(&r);
+	hd_get(&d, "/metrics", &r);
+	cr_assert_eq(r.status, 404, "the public listener served /metrics");
+	hd_resp_free(&r);
+	int save = d.port;
+	d.port = port; /* hd_get talks to the admin port */
+	hd_get(&d, "/metrics", &r);
+	d.port = save;
+	cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+	cr_assert_eq(sample(r.body, "hookd_calls_total{hook=\"echo\",code=\"200\"}"), 1, "%s", r.body);
+	hd_resp_free(&r);
+	cr_assert_eq(hd_stop(&d), 0);
+}

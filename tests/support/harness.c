@@ -280,7 +280,7 @@ static bool health_answers(struct hd *d)
 	if (curl_easy_perform(c) == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_cleanup(c);
-	return status == 200;
+	return status == 200 || status == 404; /* 404: admin routes on admin_listen */
 }
 
 /* Log why the daemon is not ready, with the last lines of its log. At info

@@ -653,3 +653,38 @@ Test(config, load_of_a_missing_file_names_it)
 	cr_assert_not_null(strstr(err, "not a regular file"), "%s", err);
 	u_rmtree(dir);
 }
+
+/* admin_listen: HOST:PORT (IPv6 in brackets) or unix:PATH (relative to
+ * the config file); pid_file relative to the config file;
+ * plugins.<name>.max_in_flight. */
+Test(config, operations_keys)
+{
+	struct config *cfg = parse_ok("{" REQ ", \"admin_listen\": \"[::1]:9901\", "
+				      "\"pid_file\": \"run/hookd.pid\", "
+				      "\"plugins\": {\"echo\": {\"max_in_flight\": 8}}}");
+	cr_assert_str_eq(cfg->admin_host, "::1");
+	cr_assert_eq(cfg->admin_port, 9901);
+	cr_assert_null(cfg->admin_unix);
+	cr_assert_str_eq(cfg->pid_file, "/srv/hookd/run/hookd.pid");
+	cr_assert_eq(config_plugin_settings(cfg, "echo")->max_in_flight, 8);
+	config_free(cfg);
+
+	cfg = parse_ok("{" REQ ", \"admin_listen\": \"unix:admin.sock\"}");
+	cr_assert_str_eq(cfg->admin_unix, "/srv/hookd/admin.sock");
+	cr_assert_null(cfg->admin_host);
+	cr_assert_null(cfg->pid_file);
+	config_free(cfg);
+
+	cfg = parse_ok("{" REQ ", \"admin_listen\": \"unix:/run/hookd/admin.sock\"}");
+	cr_assert_str_eq(cfg->admin_unix, "/run/hookd/admin.sock");
+	config_free(cfg);
+
+	expect_error("{" REQ ", \"admin_listen\": \"localhost\"}", "admin_listen", "HOST:PORT");
+	expect_error("{" REQ ", \"admin_listen\": \"unix:\"}", "admin_listen", "unix:PATH");
+	expect_error("{" REQ ", \"admin_listen\": 9901}", "admin_listen", "string");
+	expect_error("{" REQ ", \"pid_file\": 1}", "pid_file", "string");
+	expect_error("{" REQ ", \"plugins\": {\"echo\": {\"max_in_flight\": 0}}}",
+		     "plugins.echo.max_in_flight", "between");
+	expect_error("{" REQ ", \"plugins\": {\"echo\": {\"max_in_flight\": true}}}",
+		     "plugins.echo.max_in_flight", "");
+}
