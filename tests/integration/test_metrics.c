@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../support/harness.h"
+#include "../support/upstream.h"
 
 static const char *const plugins[] = {"echo", "echo_async", "fail", NULL};
 
@@ -418,4 +419,36 @@ Test(metrics, served_on_the_admin_listener_only, .timeout = 60)
 	cr_assert_eq(sample(r.body, "hookd_calls_total{hook=\"echo\",code=\"200\"}"), 1, "%s", r.body);
 	hd_resp_free(&r);
 	cr_assert_eq(hd_stop(&d), 0);
+}
+
+/* A plugin's outbound requests, by outcome, with their duration. */
+Test(metrics, fetches_counted_per_plugin, .timeout = 60)
+{
+	static struct hd d;
+	static const char *const net[] = {"fetch", NULL};
+	struct upstream *u = upstream_start(0);
+	struct hd_resp r;
+	char body[256], *text;
+
+	cr_assert_not_null(u);
+	hd_start(&d, "", net);
+	snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%u/bytes/10\"}", upstream_port(u));
+	hd_post(&d, "/hooks/fetch", body, &r);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	hd_resp_free(&r);
+	snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%u/status/404\"}",
+		 upstream_port(u));
+	hd_post(&d, "/hooks/fetch", body, &r);
+	hd_resp_free(&r);
+	text = scrape_until(&d, "hookd_fetch_requests_total{plugin=\"fetch\",outcome=\"http_error\"}", 1);
+	cr_assert_eq(sample(text, "hookd_fetch_requests_total{plugin=\"fetch\",outcome=\"ok\"}"), 1,
+		     "%s", text);
+	cr_assert_eq(sample(text, "hookd_fetch_requests_total{plugin=\"fetch\",outcome=\"http_error\"}"),
+		     1);
+	cr_assert_eq(sample(text, "hookd_fetch_duration_seconds_count{plugin=\"fetch\"}"), 2);
+	cr_assert_gt(sample(text, "hookd_plugin_loop_seconds_total{plugin=\"fetch\"}"), 0,
+		     "async code on the loop was not timed");
+	free(text);
+	cr_assert_eq(hd_stop(&d), 0);
+	upstream_stop(u);
 }
