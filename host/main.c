@@ -191,12 +191,18 @@ static struct generation *build_generation(struct daemon *d, struct config *cfg,
  * never rewritten: other threads read it). */
 static void metrics_name_generation(struct daemon *d, struct generation *g)
 {
+	if (!d->metrics)
+		return; /* "metrics": false: every slot stays METRICS_UNKNOWN */
 	for (size_t i = 0; i < g->nhooks; i++)
 		g->hooks[i].metric_slot = metrics_intern(d->metrics, METRICS_HOOK, g->hooks[i].name);
 	for (size_t i = 0; i < g->lr.nplugins; i++) {
 		struct plugin *p = g->lr.plugins[i];
-		if (!p->metric_slot)
-			p->metric_slot = metrics_intern(d->metrics, METRICS_PLUGIN, p->desc.name);
+		unsigned slot;
+		/* a kept plugin is published already: its slot is only ever
+		 * written while it is 0, and never with 0 (a full table) */
+		if (!p->metric_slot &&
+		    (slot = metrics_intern(d->metrics, METRICS_PLUGIN, p->desc.name)))
+			p->metric_slot = slot;
 	}
 }
 
