@@ -974,7 +974,7 @@ Test(dispatch, outcome_names_are_stable)
 	static const char *const names[DISPATCH_OUTCOME_COUNT] = {
 		"ok", "step_failed", "no_output", "no_hook", "hook_unavailable",
 		"not_ready", "overloaded", "deadline", "shutdown", "nomem", "crashed",
-		"quarantined"};
+		"quarantined", "refused"};
 
 	for (int o = 0; o < DISPATCH_OUTCOME_COUNT; o++)
 		cr_assert_str_eq(dispatch_outcome_name((enum dispatch_outcome)o), names[o]);
