@@ -38,6 +38,7 @@
 #include "loader.h"
 #include "log.h"
 #include "names.h"
+#include "notify.h"
 #include "pool.h"
 #include "reactor.h"
 #include "registry.h"
@@ -90,6 +91,7 @@ struct daemon {
 	struct watchdog *watchdog;
 	struct isolate_sup *sup;   /* isolated plugins' processes */
 	char exe[4096];            /* this binary: the probe and the runners run it */
+	struct notify notify;      /* systemd's NOTIFY_SOCKET (no-op when unset) */
 };
 
 static unsigned reactor_count(struct daemon *d)
@@ -187,8 +189,11 @@ static struct generation *reload_build(void *arg)
 	char err[1024];
 
 	generation_release(cur);
+	notify_reloading(&d->notify);
 	if (load_config(d->config_path, d->listen, &cfg, err, sizeof(err)) < 0) {
 		log_error(&d->log, "reload failed: %s; still serving generation %llu", err, keep);
+		notify_ready(&d->notify, "reload failed: %s; still serving generation %llu", err,
+			     keep);
 		return NULL;
 	}
 	if (strcmp(cfg->listen, d->boot->listen) != 0 || cfg->reactors != d->boot->reactors)
@@ -198,8 +203,11 @@ static struct generation *reload_build(void *arg)
 	if (cfg->workers != d->boot->workers || cfg->queue != d->boot->queue)
 		log_warn(&d->log, "reload: workers/queue changed to %u/%u: takes effect at restart; "
 			 "still %u/%u", cfg->workers, cfg->queue, d->boot->workers, d->boot->queue);
-	if (!(g = build_generation(d, cfg, err, sizeof(err))))
+	if (!(g = build_generation(d, cfg, err, sizeof(err)))) {
 		log_error(&d->log, "reload failed: %s; still serving generation %llu", err, keep);
+		notify_ready(&d->notify, "reload failed: %s; still serving generation %llu", err,
+			     keep);
+	}
 	return g;
 }
 
@@ -218,6 +226,8 @@ static void reload_apply(void *arg, struct generation *g)
 		return;
 	}
 	install_generation(d, g);
+	notify_ready(&d->notify, "generation %llu loaded: %zu plugin(s), %zu hook(s)",
+		     (unsigned long long)g->id, g->lr.nplugins, g->nhooks);
 	atomic_store(&d->log.level, level);
 	for (unsigned i = 0; i < reactor_count(d); i++)
 		reactor_set_max_body(d->reactors[i], max_body);
@@ -383,6 +393,7 @@ static void shutdown_begin(struct daemon *d, int sig)
 		return;
 	}
 	d->phase = DRAINING;
+	notify_stopping(&d->notify, "%s: draining, up to %u ms", strsignal(sig), drain_ms);
 	send_all(d, REACTOR_DRAIN);
 	/* every loop closes its own listener: wait (briefly, bounded) until
 	 * they all did, so that "shutting down" means no new connection */
@@ -493,6 +504,7 @@ static bool teardown(struct daemon *d)
 	if (d->base)
 		event_base_free(d->base);
 	config_free(d->boot);
+	notify_fini(&d->notify);
 	return true;
 }
 
@@ -763,6 +775,9 @@ int main(int argc, char **argv)
 	}
 	if (test_only)
 		return check_config(config_path, listen);
+	/* first, before any thread: it takes the variables out of the environment */
+	if (notify_init(&d.notify, err, sizeof(err)) < 0)
+		log_error(&d.log, "%s", err);
 
 	d.config_path = config_path;
 	d.listen = listen;
@@ -777,7 +792,8 @@ int main(int argc, char **argv)
 	}
 	{
 		struct watchdog_options wo = {d.boot->loop_warn_ms, d.boot->loop_abort_ms,
-					      STDERR_FILENO};
+					      STDERR_FILENO, notify_ping_ms(&d.notify),
+					      notify_watchdog_tick, &d.notify};
 		if (watchdog_start(&wo, &d.watchdog, err, sizeof(err)) < 0) {
 			log_error(&d.log, "%s", err);
 			goto out;
@@ -876,6 +892,9 @@ int main(int argc, char **argv)
 		 d.boot->listen_host, strchr(d.boot->listen_host, ':') ? "]" : "",
 		 reactor_port(d.reactors[0]), (long)getpid(), reactor_count(&d), d.boot->workers,
 		 d.boot->queue);
+	notify_ready(&d.notify, "generation %llu loaded; listening on port %u (%u reactor(s))",
+		     (unsigned long long)(d.next_gen - 1), reactor_port(d.reactors[0]),
+		     reactor_count(&d));
 	if (event_base_dispatch(d.base) < 0) {
 		log_error(&d.log, "event loop failed");
 		goto out;
