@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,11 +78,14 @@ int notify_init(struct notify *n, char *err, size_t errlen)
 			 "notifying the service manager", sock);
 		rc = -1;
 	} else if (sock) {
-		n->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		struct timeval tv = {NOTIFY_SEND_WAIT_MS / 1000, (NOTIFY_SEND_WAIT_MS % 1000) * 1000};
+		n->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 		if (n->fd < 0) {
 			snprintf(err, errlen, "NOTIFY_SOCKET: socket: %s", strerror(errno));
 			rc = -1;
 		} else {
+			/* bounds a waiting send (notify_send) */
+			setsockopt(n->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 			n->watchdog_usec = notify_watchdog_usec(getenv("WATCHDOG_USEC"),
 								getenv("WATCHDOG_PID"), getpid());
 		}
@@ -101,14 +105,14 @@ void notify_fini(struct notify *n)
 	pthread_mutex_destroy(&n->mu);
 }
 
-int notify_send(struct notify *n, const char *msg)
+int notify_send(struct notify *n, const char *msg, bool wait)
 {
 	ssize_t w;
 
 	if (n->fd < 0)
 		return 0;
 	do
-		w = sendto(n->fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT,
+		w = sendto(n->fd, msg, strlen(msg), MSG_NOSIGNAL | (wait ? 0 : MSG_DONTWAIT),
 			   (const struct sockaddr *)&n->addr, n->addrlen);
 	while (w < 0 && errno == EINTR);
 	return w < 0 ? -1 : 0;
@@ -128,7 +132,7 @@ static void send_status(struct notify *n, const char *head, const char *fmt, va_
 			*p = ' ';
 	snprintf(msg, sizeof(msg), "%s%sSTATUS=%s", head, *head ? "\n" : "", n->status);
 	pthread_mutex_unlock(&n->mu);
-	notify_send(n, msg);
+	notify_send(n, msg, true);
 }
 
 void notify_ready(struct notify *n, const char *fmt, ...)
@@ -138,6 +142,11 @@ void notify_ready(struct notify *n, const char *fmt, ...)
 	va_start(ap, fmt);
 	send_status(n, "READY=1", fmt, ap);
 	va_end(ap);
+	if (n->fd >= 0) {
+		pthread_mutex_lock(&n->mu);
+		n->ready = true;
+		pthread_mutex_unlock(&n->mu);
+	}
 }
 
 void notify_reloading(struct notify *n)
@@ -150,7 +159,7 @@ void notify_reloading(struct notify *n)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	notify_format_reloading(msg, sizeof(msg),
 				(uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000);
-	notify_send(n, msg);
+	notify_send(n, msg, true);
 }
 
 void notify_stopping(struct notify *n, const char *fmt, ...)
@@ -179,6 +188,10 @@ void notify_watchdog_tick(void *arg, const char *stuck)
 	bool was;
 
 	pthread_mutex_lock(&n->mu);
+	if (!n->ready) {
+		pthread_mutex_unlock(&n->mu);
+		return;
+	}
 	was = n->withheld;
 	n->withheld = stuck != NULL;
 	if (stuck && !was)
@@ -188,6 +201,7 @@ void notify_watchdog_tick(void *arg, const char *stuck)
 	else
 		snprintf(msg, sizeof(msg), "%s", stuck ? "" : "WATCHDOG=1");
 	pthread_mutex_unlock(&n->mu);
+	/* a ping may be dropped (the next comes soon); the status lines not */
 	if (*msg)
-		notify_send(n, msg);
+		notify_send(n, msg, strcmp(msg, "WATCHDOG=1") != 0);
 }

@@ -41,6 +41,7 @@ struct notify {
 	pthread_mutex_t mu;          /* status, withheld */
 	char status[NOTIFY_STATUS_MAX]; /* the last STATUS= said (sent again after a stall) */
 	bool withheld;               /* watchdog pings are held back: a loop is stuck */
+	bool ready;                  /* READY=1 went out: pings start then */
 };
 
 /* Parse a NOTIFY_SOCKET value into an address: "/path" or "@abstract".
@@ -64,8 +65,12 @@ int notify_init(struct notify *n, char *err, size_t errlen);
 void notify_fini(struct notify *n);
 
 /* Send msg (newline-separated assignments) as one datagram. Returns 0, or
- * -1 (errno); 0 when there is no socket. Any thread; never blocks. */
-int notify_send(struct notify *n, const char *msg);
+ * -1 (errno); 0 when there is no socket. Any thread. A datagram socket's
+ * queue is short (net.unix.max_dgram_qlen, 10 by default): with `wait`
+ * the send waits for room up to NOTIFY_SEND_WAIT_MS (state changes must
+ * not be lost), without it a full queue drops the message (pings). */
+#define NOTIFY_SEND_WAIT_MS 1000
+int notify_send(struct notify *n, const char *msg, bool wait);
 
 /* Messages. The STATUS= text (printf-style, one line: newlines become
  * spaces) is kept as the current status. Any thread. */
@@ -80,7 +85,8 @@ unsigned notify_ping_ms(const struct notify *n);
 /* The watchdog thread, every notify_ping_ms: `stuck` is NULL when every
  * loop is fresh (WATCHDOG=1 is sent; after a stall the status is sent
  * again), else what holds a loop (the first time: a STATUS= line saying so,
- * and no ping). */
+ * and no ping). Nothing before the first READY=1: systemd arms its watchdog
+ * once start-up is over, and early pings would only fill the queue. */
 void notify_watchdog_tick(void *arg, const char *stuck);
 
 #endif

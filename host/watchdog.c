@@ -113,38 +113,47 @@ static void check_slot(struct watchdog *w, struct watch_slot *s, int64_t now)
 	pthread_kill(s->thread, HOOKD_WATCH_SIGNAL);
 }
 
-/* Time for the service manager's ping: only if every loop is fresh (none
- * held by plugin code for ping_ms or more), so a blocked loop stops them. */
-static void ping_due(struct watchdog *w, int64_t now)
+/* Time for the service manager's ping? Only if every loop is fresh (none
+ * held by plugin code for ping_ms or more), so a blocked loop stops them.
+ * Returns true when due, with *stuck NULL or naming the loop held. */
+static bool ping_due(struct watchdog *w, int64_t now, const char **stuck)
 {
-	const char *stuck = NULL;
-
+	*stuck = NULL;
 	if (!w->ping_ms || now < w->next_ping_ns)
-		return;
+		return false;
 	w->next_ping_ns = now + (int64_t)w->ping_ms * 1000000;
-	for (struct watch_slot *s = w->slots; s && !stuck; s = s->next) {
+	for (struct watch_slot *s = w->slots; s && !*stuck; s = s->next) {
 		unsigned seq = atomic_load_explicit(&s->seq, memory_order_acquire);
 		int64_t since = atomic_load_explicit(&s->since_ns, memory_order_relaxed);
 		if (!(seq & 1) || now - since < (int64_t)w->ping_ms * 1000000)
 			continue;
 		snprintf(w->stuck, sizeof(w->stuck), "loop %u held by plugin code for %lld ms",
 			 s->id, (long long)((now - since) / 1000000));
-		stuck = w->stuck;
+		*stuck = w->stuck;
 	}
-	w->ping(w->ping_arg, stuck);
+	return true;
 }
 
 static void *watchdog_main(void *arg)
 {
 	struct watchdog *w = arg;
 	struct timespec until;
+	const char *stuck;
 
 	pthread_mutex_lock(&w->mu);
 	while (!w->stopping) {
 		int64_t now = mono_ns();
 		for (struct watch_slot *s = w->slots; s; s = s->next)
 			check_slot(w, s, now);
-		ping_due(w, now);
+		if (ping_due(w, now, &stuck)) {
+			/* a status line may wait for room in the manager's queue:
+			 * never with the slots' lock held */
+			pthread_mutex_unlock(&w->mu);
+			w->ping(w->ping_arg, stuck);
+			pthread_mutex_lock(&w->mu);
+			if (w->stopping)
+				break; /* its wake-up came while unlocked */
+		}
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_nsec += (long)w->period_ms * 1000000;
 		until.tv_sec += until.tv_nsec / 1000000000;

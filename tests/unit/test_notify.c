@@ -112,7 +112,7 @@ Test(notify, without_notify_socket_everything_is_a_no_op)
 	cr_assert_eq(notify_init(&n, err, sizeof(err)), 0);
 	cr_assert_eq(n.fd, -1);
 	cr_assert_eq(notify_ping_ms(&n), 0, "no socket, no pings");
-	cr_assert_eq(notify_send(&n, "READY=1"), 0);
+	cr_assert_eq(notify_send(&n, "READY=1", true), 0);
 	cr_assert_null(getenv("WATCHDOG_USEC"));
 	notify_fini(&n);
 }
