@@ -220,7 +220,8 @@ PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(call ver_of,HOOKD_VERS
 
 # The unit goes where systemd looks for PREFIX (/usr/lib/systemd/system,
 # /usr/local/lib/systemd/system). The example config gets pid_file in
-# RuntimeDirectory (hookd -s reload, the unit's ExecReload, reads it).
+# RuntimeDirectory (hookd -s reload, the unit's ExecReload, reads it),
+# whatever etc/hookd.json says (a development path, if anything).
 # The .pc is arch-independent (a header and Requires): share/pkgconfig.
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 install: all
@@ -232,7 +233,7 @@ install: all
 	install -m 644 sdk/hookd.h $(DESTDIR)$(PREFIX)/include/hookd.h
 	install -m 755 $(PLUGINS) $(DESTDIR)$(PREFIX)/lib/hookd/plugins/
 	sed -e 's|"plugin_dir": "[^"]*"|"plugin_dir": "$(PREFIX)/lib/hookd/plugins"|' \
-	    -e '/"state_dir":/d' \
+	    -e '/"state_dir":/d' -e '/"pid_file":/d' \
 	    -e 's|^{$$|{\n  "pid_file": "/run/hookd/hookd.pid",|' etc/hookd.json \
 	    > $(DESTDIR)$(PREFIX)/share/hookd/hookd.json.example
 	sed 's|/usr/local/|$(PREFIX)/|g' etc/hookd.service > $(DESTDIR)$(UNITDIR)/hookd.service
