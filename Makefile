@@ -6,7 +6,9 @@
 #   make asan         the whole suite, ASan+UBSan build (in build/asan)
 #   make tsan         the integration suite against a TSan daemon (build/tsan)
 #   make bench        benchmarks (not part of the suite)
-#   make install      PREFIX=/usr/local DESTDIR=
+#   make install      PREFIX=/usr/local DESTDIR= (uninstall: the same, removed)
+#   make scaleout     nginx in front of 3 hookd under wrk: rolling restart + reload
+#   make unit-check   systemd-analyze the unit offline (exposure <= 3.5)
 #
 # Sanitizers are a knob: make SANITIZER=address,undefined BUILD=build/x test
 
@@ -52,7 +54,7 @@ UNIT_OBJS  := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)
 INTEG_OBJS := $(INTEG_SRCS:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all deps deps-test run test check unit integration asan tsan bench install \
-        uninstall clean fixtures
+        uninstall clean fixtures scaleout unit-check
 .DELETE_ON_ERROR:
 
 all: deps $(BUILD)/hookd $(PLUGINS)
@@ -209,20 +211,51 @@ bench:
 	$(MAKE) all
 	bench/run.sh
 
+# hookd.pc.in -> hookd.pc for PREFIX (written at install time, so that a
+# build made for another PREFIX never leaks into it)
+ver_of = $(shell sed -n 's/^\#define $(1) "*\([0-9.]*\)"*$$/\1/p' $(2))
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(call ver_of,HOOKD_VERSION,host/version.h)|' \
+	     -e 's|@ABI_MAJOR@|$(call ver_of,HOOKD_ABI_MAJOR,sdk/hookd.h)|' \
+	     -e 's|@ABI_MINOR@|$(call ver_of,HOOKD_ABI_MINOR,sdk/hookd.h)|'
+
+# The unit goes where systemd looks for PREFIX (/usr/lib/systemd/system,
+# /usr/local/lib/systemd/system). The example config gets pid_file in
+# RuntimeDirectory (hookd -s reload, the unit's ExecReload, reads it),
+# whatever etc/hookd.json says (a development path, if anything).
+# The .pc is arch-independent (a header and Requires): share/pkgconfig.
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include \
-	    $(DESTDIR)$(PREFIX)/lib/hookd/plugins $(DESTDIR)$(PREFIX)/share/hookd
+	    $(DESTDIR)$(PREFIX)/lib/hookd/plugins $(DESTDIR)$(PREFIX)/share/hookd \
+	    $(DESTDIR)$(PREFIX)/share/pkgconfig $(DESTDIR)$(PREFIX)/share/man/man8 \
+	    $(DESTDIR)$(UNITDIR)
 	install -m 755 $(BUILD)/hookd $(DESTDIR)$(PREFIX)/bin/hookd
 	install -m 644 sdk/hookd.h $(DESTDIR)$(PREFIX)/include/hookd.h
 	install -m 755 $(PLUGINS) $(DESTDIR)$(PREFIX)/lib/hookd/plugins/
 	sed -e 's|"plugin_dir": "[^"]*"|"plugin_dir": "$(PREFIX)/lib/hookd/plugins"|' \
-	    -e '/"state_dir":/d' etc/hookd.json \
+	    -e '/"state_dir":/d' -e '/"pid_file":/d' \
+	    -e 's|^{$$|{\n  "pid_file": "/run/hookd/hookd.pid",|' etc/hookd.json \
 	    > $(DESTDIR)$(PREFIX)/share/hookd/hookd.json.example
-	sed 's|/usr/local/|$(PREFIX)/|g' etc/hookd.service > $(DESTDIR)$(PREFIX)/share/hookd/hookd.service
+	sed 's|/usr/local/|$(PREFIX)/|g' etc/hookd.service > $(DESTDIR)$(UNITDIR)/hookd.service
+	$(PC_SED) hookd.pc.in > $(DESTDIR)$(PREFIX)/share/pkgconfig/hookd.pc
+	install -m 644 doc/hookd.8 $(DESTDIR)$(PREFIX)/share/man/man8/hookd.8
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/hookd $(DESTDIR)$(PREFIX)/include/hookd.h
+	rm -f $(DESTDIR)$(PREFIX)/bin/hookd $(DESTDIR)$(PREFIX)/include/hookd.h \
+	    $(DESTDIR)$(PREFIX)/share/pkgconfig/hookd.pc $(DESTDIR)$(PREFIX)/share/man/man8/hookd.8 \
+	    $(DESTDIR)$(UNITDIR)/hookd.service
 	rm -rf $(DESTDIR)$(PREFIX)/lib/hookd $(DESTDIR)$(PREFIX)/share/hookd
+
+# Not part of the suite: nginx (Debian nginx-light, installed if missing) in
+# front of 3 hookd on loopback, wrk load, rolling restart and reload of all
+# three; exits 1 unless every call succeeded.
+scaleout: all
+	@scripts/deps.sh scaleout
+	scripts/scaleout.sh $(BUILD)
+
+# The unit's sandbox, offline (no systemd needed as PID 1): exposure <= 3.5
+unit-check:
+	systemd-analyze security --offline=true --threshold=35 etc/hookd.service
 
 clean:
 	rm -rf build

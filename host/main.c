@@ -41,6 +41,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "names.h"
+#include "notify.h"
 #include "pool.h"
 #include "reactor.h"
 #include "registry.h"
@@ -100,6 +101,7 @@ struct daemon {
 	bool pid_written;
 	struct metrics *metrics;   /* GET /metrics: names and the reactors' shards */
 	char exe[4096];            /* this binary: the probe and the runners run it */
+	struct notify notify;      /* systemd's NOTIFY_SOCKET (no-op when unset) */
 };
 
 static unsigned reactor_count(struct daemon *d)
@@ -231,9 +233,12 @@ static struct generation *reload_build(void *arg)
 
 	generation_release(cur);
 	status_load_begin(&d->status);
+	notify_reloading(&d->notify);
 	if (load_config(d->config_path, d->listen, &cfg, err, sizeof(err)) < 0) {
 		log_error(&d->log, "reload failed: %s; still serving generation %llu", err, keep);
 		status_load_failed(&d->status, keep, err);
+		notify_ready(&d->notify, "reload failed: %s; still serving generation %llu", err,
+			     keep);
 		return NULL;
 	}
 	if (strcmp(cfg->listen, d->boot->listen) != 0 || cfg->reactors != d->boot->reactors)
@@ -252,6 +257,8 @@ static struct generation *reload_build(void *arg)
 	if (!(g = build_generation(d, cfg, err, sizeof(err)))) {
 		log_error(&d->log, "reload failed: %s; still serving generation %llu", err, keep);
 		status_load_failed(&d->status, keep, err);
+		notify_ready(&d->notify, "reload failed: %s; still serving generation %llu", err,
+			     keep);
 	}
 	return g;
 }
@@ -275,6 +282,8 @@ static void reload_apply(void *arg, struct generation *g)
 	}
 	install_generation(d, g);
 	status_load_ok(&d->status, g, false);
+	notify_ready(&d->notify, "generation %llu loaded: %zu plugin(s), %zu hook(s)",
+		     (unsigned long long)g->id, g->lr.nplugins, g->nhooks);
 	atomic_store(&d->log.level, level);
 	for (unsigned i = 0; i < reactor_count(d); i++)
 		reactor_set_max_body(d->reactors[i], max_body);
@@ -532,6 +541,7 @@ static void shutdown_begin(struct daemon *d, int sig)
 	}
 	d->phase = DRAINING;
 	atomic_store(&d->draining, true);
+	notify_stopping(&d->notify, "%s: draining, up to %u ms", strsignal(sig), drain_ms);
 	send_all(d, REACTOR_DRAIN);
 	/* every loop closes its own listener: wait (briefly, bounded) until
 	 * they all did, so that "shutting down" means no new connection */
@@ -649,6 +659,7 @@ static bool teardown(struct daemon *d)
 	if (d->status_ready)
 		status_destroy(&d->status);
 	config_free(d->boot);
+	notify_fini(&d->notify);
 	return true;
 }
 
@@ -963,6 +974,10 @@ int main(int argc, char **argv)
 	if (control)
 		return ctl_main(control, config_path, listen);
 
+	/* first, before any thread: it takes the variables out of the environment */
+	if (notify_init(&d.notify, err, sizeof(err)) < 0)
+		log_error(&d.log, "%s", err);
+
 	d.config_path = config_path;
 	d.listen = listen;
 	if (load_config(config_path, listen, &d.boot, err, sizeof(err)) < 0) {
@@ -982,7 +997,8 @@ int main(int argc, char **argv)
 	}
 	{
 		struct watchdog_options wo = {d.boot->loop_warn_ms, d.boot->loop_abort_ms,
-					      STDERR_FILENO};
+					      STDERR_FILENO, notify_ping_ms(&d.notify),
+					      notify_watchdog_tick, &d.notify};
 		if (watchdog_start(&wo, &d.watchdog, err, sizeof(err)) < 0) {
 			log_error(&d.log, "%s", err);
 			goto out;
@@ -1096,6 +1112,9 @@ int main(int argc, char **argv)
 		 d.boot->listen_host, strchr(d.boot->listen_host, ':') ? "]" : "",
 		 reactor_port(d.reactors[0]), (long)getpid(), reactor_count(&d), d.boot->workers,
 		 d.boot->queue);
+	notify_ready(&d.notify, "generation %llu loaded; listening on port %u (%u reactor(s))",
+		     (unsigned long long)(d.next_gen - 1), reactor_port(d.reactors[0]),
+		     reactor_count(&d));
 	if (event_base_dispatch(d.base) < 0) {
 		log_error(&d.log, "event loop failed");
 		goto out;

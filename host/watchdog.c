@@ -27,6 +27,11 @@ struct watchdog {
 	bool stopping;
 	unsigned period_ms;
 	unsigned warn_ms;
+	unsigned ping_ms;                    /* the service manager's watchdog, or 0 */
+	void (*ping)(void *arg, const char *stuck);
+	void *ping_arg;
+	int64_t next_ping_ns;
+	char stuck[160];
 };
 
 /* Set once by watchdog_start before any loop runs plugin code. */
@@ -92,7 +97,7 @@ static void check_slot(struct watchdog *w, struct watch_slot *s, int64_t now)
 	unsigned seq = atomic_load_explicit(&s->seq, memory_order_acquire);
 	int64_t since = atomic_load_explicit(&s->since_ns, memory_order_relaxed);
 
-	if (!(seq & 1) || atomic_load_explicit(&s->seq, memory_order_acquire) != seq)
+	if (!w->warn_ms || !(seq & 1) || atomic_load_explicit(&s->seq, memory_order_acquire) != seq)
 		return;
 	int64_t abort_ns = (int64_t)conf.abort_ms * 1000000;
 	if (now - since < (int64_t)w->warn_ms * 1000000)
@@ -108,16 +113,47 @@ static void check_slot(struct watchdog *w, struct watch_slot *s, int64_t now)
 	pthread_kill(s->thread, HOOKD_WATCH_SIGNAL);
 }
 
+/* Time for the service manager's ping? Only if every loop is fresh (none
+ * held by plugin code for ping_ms or more), so a blocked loop stops them.
+ * Returns true when due, with *stuck NULL or naming the loop held. */
+static bool ping_due(struct watchdog *w, int64_t now, const char **stuck)
+{
+	*stuck = NULL;
+	if (!w->ping_ms || now < w->next_ping_ns)
+		return false;
+	w->next_ping_ns = now + (int64_t)w->ping_ms * 1000000;
+	for (struct watch_slot *s = w->slots; s && !*stuck; s = s->next) {
+		unsigned seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+		int64_t since = atomic_load_explicit(&s->since_ns, memory_order_relaxed);
+		if (!(seq & 1) || now - since < (int64_t)w->ping_ms * 1000000)
+			continue;
+		snprintf(w->stuck, sizeof(w->stuck), "loop %u held by plugin code for %lld ms",
+			 s->id, (long long)((now - since) / 1000000));
+		*stuck = w->stuck;
+	}
+	return true;
+}
+
 static void *watchdog_main(void *arg)
 {
 	struct watchdog *w = arg;
 	struct timespec until;
+	const char *stuck;
 
 	pthread_mutex_lock(&w->mu);
 	while (!w->stopping) {
 		int64_t now = mono_ns();
 		for (struct watch_slot *s = w->slots; s; s = s->next)
 			check_slot(w, s, now);
+		if (ping_due(w, now, &stuck)) {
+			/* a status line may wait for room in the manager's queue:
+			 * never with the slots' lock held */
+			pthread_mutex_unlock(&w->mu);
+			w->ping(w->ping_arg, stuck);
+			pthread_mutex_lock(&w->mu);
+			if (w->stopping)
+				break; /* its wake-up came while unlocked */
+		}
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_nsec += (long)w->period_ms * 1000000;
 		until.tv_sec += until.tv_nsec / 1000000000;
@@ -138,7 +174,7 @@ int watchdog_start(const struct watchdog_options *opt, struct watchdog **out, ch
 	int rc;
 
 	*out = NULL;
-	if (!opt->warn_ms)
+	if (!opt->warn_ms && !(opt->ping_ms && opt->ping))
 		return 0;
 	conf.warn_ms = opt->warn_ms;
 	conf.abort_ms = opt->abort_ms;
@@ -157,8 +193,15 @@ int watchdog_start(const struct watchdog_options *opt, struct watchdog **out, ch
 		return -1;
 	}
 	w->warn_ms = opt->warn_ms;
-	/* a few looks per warn_ms, so the name comes soon after it passes */
-	w->period_ms = opt->warn_ms / 4 < 5 ? 5 : opt->warn_ms / 4 > 100 ? 100 : opt->warn_ms / 4;
+	w->ping_ms = opt->ping ? opt->ping_ms : 0;
+	w->ping = opt->ping;
+	w->ping_arg = opt->ping_arg;
+	/* a few looks per warn_ms, so the name comes soon after it passes;
+	 * at least two per ping period */
+	unsigned look = opt->warn_ms ? opt->warn_ms / 4 : 100;
+	if (w->ping_ms && look > w->ping_ms / 2)
+		look = w->ping_ms / 2;
+	w->period_ms = look < 5 ? 5 : look > 100 ? 100 : look;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

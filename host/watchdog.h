@@ -45,11 +45,19 @@ struct watchdog_options {
 	unsigned warn_ms;  /* a loop held this long is named (0: no watchdog) */
 	unsigned abort_ms; /* and past this the process aborts (0: never) */
 	int log_fd;
+	/* The service manager's watchdog (notify.h): every ping_ms (0: never)
+	 * the thread calls ping(ping_arg, stuck) with stuck NULL when no loop
+	 * has been held by plugin code for ping_ms or more, else a line naming
+	 * the loop that is (a static buffer of the thread's). */
+	unsigned ping_ms;
+	void (*ping)(void *arg, const char *stuck);
+	void *ping_arg;
 };
 
 /* Install the signal handler and start the thread. Call before the loops
- * run plugin code. Returns 0, or -1 with err. With warn_ms 0 nothing
- * starts and *out is NULL (every other function accepts NULL). */
+ * run plugin code. Returns 0, or -1 with err. With warn_ms and ping_ms 0
+ * nothing starts and *out is NULL (every other function accepts NULL).
+ * With warn_ms 0 no loop is watched (pings, if any, always go). */
 int watchdog_start(const struct watchdog_options *opt, struct watchdog **out, char *err,
 		   size_t errlen);
 

@@ -1,15 +1,16 @@
 #!/bin/sh
 # Install the Debian packages a make target needs, when they are missing.
-#   scripts/deps.sh build|test|bench
+#   scripts/deps.sh build|test|bench|scaleout
 # Quiet and quick when everything is there (one dpkg-query per package).
 set -eu
 
 pkgs="gcc make pkg-config libevent-dev libcjson-dev libcurl4-openssl-dev libssl-dev"
 case "${1:-build}" in
 build) ;;
-test) pkgs="$pkgs libcriterion-dev g++ python3 python3-prometheus-client prometheus" ;; # g++: the C++ plugin fixture; /metrics: its parser and a real Prometheus
+test) pkgs="$pkgs libcriterion-dev g++ python3 python3-prometheus-client prometheus systemd" ;; # g++: the C++ plugin fixture; /metrics: its parser and a real Prometheus; systemd: systemd-analyze (the unit's sandbox)
 bench) pkgs="$pkgs wrk valgrind python3 python3-fastapi python3-uvicorn util-linux" ;;
-*) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+scaleout) pkgs="$pkgs nginx-light wrk curl" ;;
+*) echo "usage: $0 build|test|bench|scaleout" >&2; exit 2 ;;
 esac
 
 missing=""

@@ -334,6 +334,8 @@ bool hd_launch_args(struct hd *d, int timeout_ms, const char *const *args)
 		if (hd_scale() > 1)
 			setenv("TSAN_OPTIONS", "halt_on_error=1:exitcode=66:second_deadlock_stack=1",
 			       1);
+		for (size_t i = 0; d->env && d->env[i]; i++)
+			putenv((char *)d->env[i]);
 		argv[argc++] = bin;
 		argv[argc++] = "-c";
 		argv[argc++] = d->config;

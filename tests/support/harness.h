@@ -25,6 +25,9 @@ struct hd {
 	char log[320];
 	bool stopped;
 	int exit_status;      /* after hd_stop: exit code, or 128+signal */
+	/* extra environment for the daemon: "NAME=VALUE" strings, NULL-terminated
+	 * (or NULL); set before hd_launch, borrowed */
+	const char *const *env;
 };
 
 struct hd_resp {
