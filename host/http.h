@@ -7,6 +7,12 @@
  *   POST /hooks/<name>  run the hook's chain   200 | 400 404 405 413 503 504 | plugin's
  *   GET  /plugins       loaded plugins, rejected files, hooks
  *   GET  /health        liveness and counters
+ *
+ * Every hook request (POST /hooks/..., refused ones too) gets a request id
+ * (a valid X-Request-Id from the client, else a new one), echoed in the
+ * X-Request-Id header and in error bodies ("request_id"), one access-log
+ * line (alog.h) when the log is on, and, when answered 5xx, a warn line in
+ * the daemon's log (rate-limited per loop).
  */
 #ifndef HOOKD_HTTP_H
 #define HOOKD_HTTP_H
@@ -17,6 +23,7 @@
 
 #include <event2/event.h>
 
+#include "alog.h"
 #include "dispatch.h"
 #include "log.h"
 #include "registry.h"
@@ -38,6 +45,7 @@ struct http_deps {
 	/* adds the daemon's counters to GET /health's object (any loop) */
 	void (*health)(void *arg, cJSON *out);
 	void *health_arg;
+	const struct alog *alog;    /* the access log (may be off), or NULL */
 };
 
 /* Bind and start serving on `base`. Returns 0 and *out, or -1 with a

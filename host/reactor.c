@@ -122,6 +122,7 @@ static int build(struct reactor *r, uint16_t port, char *err, size_t errlen)
 	}
 	dispatch_env_watch(r->env, sh->watchdog, r->id, sh->loop_warn_ms);
 	hd.env = r->env;
+	hd.alog = sh->alog;
 	if (http_server_create(r->base, &ho, &hd, &r->http, err, errlen) < 0)
 		return -1;
 	r->port = http_server_port(r->http);

@@ -20,6 +20,7 @@
 #include <cjson/cJSON.h>
 #include <event2/event.h>
 
+#include "alog.h"
 #include "dispatch.h"
 #include "fetch.h"
 #include "log.h"
@@ -40,6 +41,7 @@ struct reactor_shared {
 	unsigned loop_warn_ms;  /* log plugin code that held a loop this long (0: off) */
 	void (*health)(void *arg, cJSON *out); /* GET /health counters */
 	void *health_arg;
+	const struct alog *alog; /* the access log (may be off), or NULL */
 };
 
 enum reactor_cmd {
