@@ -217,9 +217,12 @@ static int access_log_apply(struct daemon *d, const struct config *cfg)
 
 	if (alog_configure(&d->alog, cfg->access_log, cfg->access_log_json ? ALOG_JSON : ALOG_TEXT,
 			   err, sizeof(err)) < 0) {
-		log_error(&d->log, "%s; the access log stays %s%s", err,
-			  alog_enabled(&d->alog) ? "at " : "off",
-			  alog_enabled(&d->alog) ? d->alog.path : "");
+		if (d->reactors) /* a reload: keep serving */
+			log_error(&d->log, "%s; the access log stays %s%s", err,
+				  alog_enabled(&d->alog) ? "at " : "off",
+				  alog_enabled(&d->alog) ? d->alog.path : "");
+		else
+			log_error(&d->log, "%s", err);
 		return -1;
 	}
 	return 0;
