@@ -446,8 +446,8 @@ static void send_output(struct http_server *srv, struct evhttp_request *req,
 		snprintf(msg, sizeof(msg), "out of memory printing the output of plugin %s",
 			 plugin);
 	}
-	log_error(srv->log, "hook %s, generation %llu, request_id %s: %s", r->hook ? r->hook : "?",
-		  (unsigned long long)r->generation, srv->acc ? srv->acc->rid : "-", msg);
+	log_error(srv->log, "hook %s, generation %llu: %s (request_id %s)", r->hook ? r->hook : "?",
+		  (unsigned long long)r->generation, msg, srv->acc ? srv->acc->rid : "-");
 	reply_failure(srv, req, r, msg,
 		      prc == -E2BIG ? "output_too_large" : prc == -EINVAL ? "bad_output" : "nomem",
 		      prc == -ENOMEM ? 500 : 502, 0);
