@@ -219,6 +219,7 @@ install: all
 	    -e '/"state_dir":/d' etc/hookd.json \
 	    > $(DESTDIR)$(PREFIX)/share/hookd/hookd.json.example
 	sed 's|/usr/local/|$(PREFIX)/|g' etc/hookd.service > $(DESTDIR)$(PREFIX)/share/hookd/hookd.service
+	install -m 644 etc/logrotate.d/hookd $(DESTDIR)$(PREFIX)/share/hookd/logrotate.hookd
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/hookd $(DESTDIR)$(PREFIX)/include/hookd.h
