@@ -85,7 +85,7 @@ int alog_configure(struct alog *al, const char *path, enum alog_format format, c
 		return -1;
 	snprintf(al->path, sizeof(al->path), "%s", path);
 	atomic_store(&al->format, format);
-	atomic_store(&al->on, 1);
+	atomic_store_explicit(&al->on, 1, memory_order_release); /* after fd */
 	return 0;
 }
 

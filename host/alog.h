@@ -75,7 +75,8 @@ void alog_fini(struct alog *al);
 /* Whether lines are written. Any thread. */
 static inline bool alog_enabled(const struct alog *al)
 {
-	return al && atomic_load_explicit(&al->on, memory_order_relaxed);
+	/* acquire: pairs with the store that turned it on after setting fd */
+	return al && atomic_load_explicit(&al->on, memory_order_acquire);
 }
 
 /* Write e's line (if the log is on). Any thread; one write(2). */
