@@ -12,6 +12,7 @@
  */
 #include "alog.h"
 
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -19,6 +20,9 @@
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
+
+_Static_assert(ALOG_BATCH <= PIPE_BUF, "a batch must be one atomic write on a pipe");
+_Static_assert(ALOG_LINE_MAX <= ALOG_BATCH, "a line must fit an empty batch");
 
 void alog_init(struct alog *al)
 {
@@ -289,6 +293,24 @@ size_t alog_format_line(const struct alog_entry *e, enum alog_format format, cha
 	return o.len;
 }
 
+/* One write(2) of whole lines (O_APPEND: never interleaved). */
+static void write_all(int fd, const char *p, size_t n)
+{
+	for (size_t off = 0; off < n;) {
+		ssize_t w = write(fd, p + off, n - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break; /* a full disk loses lines, never the daemon */
+		off += (size_t)w;
+	}
+}
+
+static enum alog_format format_of(const struct alog *al)
+{
+	return (enum alog_format)atomic_load_explicit(&al->format, memory_order_relaxed);
+}
+
 void alog_write(const struct alog *al, const struct alog_entry *e)
 {
 	char line[ALOG_LINE_MAX];
@@ -296,18 +318,38 @@ void alog_write(const struct alog *al, const struct alog_entry *e)
 
 	if (!alog_enabled(al))
 		return;
-	n = alog_format_line(e, (enum alog_format)atomic_load_explicit(&al->format,
-								      memory_order_relaxed),
-			     line, sizeof(line));
-	/* O_APPEND: one write(2) is one line, whoever else writes */
-	for (size_t off = 0; off < n;) {
-		ssize_t w = write(al->fd, line + off, n - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			break;
-		off += (size_t)w;
-	}
+	n = alog_format_line(e, format_of(al), line, sizeof(line));
+	write_all(al->fd, line, n);
+}
+
+void alog_batch_init(struct alog_batch *b, const struct alog *al)
+{
+	b->al = al;
+	b->len = 0;
+}
+
+bool alog_batch_add(struct alog_batch *b, const struct alog_entry *e)
+{
+	char line[ALOG_LINE_MAX];
+	size_t n;
+	bool was_empty;
+
+	if (!alog_enabled(b->al))
+		return false;
+	n = alog_format_line(e, format_of(b->al), line, sizeof(line));
+	if (b->len + n > sizeof(b->buf))
+		alog_batch_flush(b);
+	was_empty = b->len == 0;
+	memcpy(b->buf + b->len, line, n);
+	b->len += n;
+	return was_empty;
+}
+
+void alog_batch_flush(struct alog_batch *b)
+{
+	if (b->len && b->al && b->al->fd >= 0)
+		write_all(b->al->fd, b->buf, b->len);
+	b->len = 0;
 }
 
 /* ---- request ids --------------------------------------------------------- */

@@ -80,6 +80,8 @@ struct http_server {
 	TAILQ_HEAD(, http_call) unwatched;
 	struct event *sweep;
 	const struct alog *alog;     /* access log (may be off), or NULL */
+	struct alog_batch *alines;   /* this loop's access lines not written yet */
+	struct event *alog_flush;    /* writes them once the loop's pass is done */
 	char rid_prefix[17];         /* this loop's random request-id prefix */
 	uint64_t rid_next;           /* this loop's request-id counter */
 	struct ratelog errlog;       /* 5xx lines of this loop */
@@ -302,6 +304,13 @@ static void access_begin(struct http_server *srv, struct evhttp_request *req,
 	evhttp_add_header(evhttp_request_get_output_headers(req), "X-Request-Id", acc->rid);
 }
 
+static void on_alog_flush(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	alog_batch_flush(((struct http_server *)arg)->alines);
+}
+
 static void on_errlog_flush(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_server *srv = arg;
@@ -377,7 +386,8 @@ static void access_end(struct http_server *srv, struct evhttp_request *req,
 		e.hook = strncmp(path, "/hooks/", 7) == 0 && name_valid(path + 7) ? path + 7 : NULL;
 		e.outcome = acc->outcome ? acc->outcome : refusal_outcome(acc->status);
 	}
-	alog_write(srv->alog, &e);
+	if (alog_batch_add(srv->alines, &e))
+		event_active(srv->alog_flush, EV_TIMEOUT, 0); /* after this pass's calls */
 	if (acc->status >= 500)
 		log_5xx(srv, &e, acc->reason[0] ? acc->reason : r ? r->error : NULL, now);
 }
@@ -818,7 +828,13 @@ int http_server_create(struct event_base *base, const struct http_options *opt,
 	if (!srv || !(srv->http = evhttp_new(base)) ||
 	    !(srv->resume = evtimer_new(base, on_resume, srv)) ||
 	    !(srv->sweep = evtimer_new(base, on_sweep, srv)) ||
-	    !(srv->errlog_flush = evtimer_new(base, on_errlog_flush, srv))) {
+	    !(srv->errlog_flush = evtimer_new(base, on_errlog_flush, srv)) ||
+	    !(srv->alog_flush = event_new(base, -1, 0, on_alog_flush, srv)) ||
+	    !(srv->alines = malloc(sizeof(*srv->alines)))) {
+		if (srv && srv->alog_flush)
+			event_free(srv->alog_flush);
+		if (srv && srv->errlog_flush)
+			event_free(srv->errlog_flush);
 		if (srv && srv->sweep)
 			event_free(srv->sweep);
 		if (srv && srv->resume)
@@ -838,6 +854,7 @@ int http_server_create(struct event_base *base, const struct http_options *opt,
 	srv->health_arg = deps->health_arg;
 	srv->max_body = opt->max_body;
 	srv->alog = deps->alog;
+	alog_batch_init(srv->alines, deps->alog);
 	alog_rid_prefix(srv->rid_prefix, sizeof(srv->rid_prefix));
 	ratelog_init(&srv->errlog, HTTP_5XX_RATE, HTTP_5XX_BURST);
 	evhttp_set_gencb(srv->http, on_request, srv);
@@ -872,6 +889,8 @@ int http_server_create(struct event_base *base, const struct http_options *opt,
 	*out = srv;
 	return 0;
 fail:
+	free(srv->alines);
+	event_free(srv->alog_flush);
 	event_free(srv->errlog_flush);
 	event_free(srv->sweep);
 	event_free(srv->resume);
@@ -912,6 +931,9 @@ void http_server_free(struct http_server *srv)
 		return;
 	if (thread_server == srv)
 		thread_server = NULL;
+	alog_batch_flush(srv->alines);
+	free(srv->alines);
+	event_free(srv->alog_flush);
 	if (srv->errlog_flush) {
 		/* a storm's last count is not lost at exit */
 		on_errlog_flush(-1, 0, srv);

@@ -300,3 +300,54 @@ Test(alog, reopen_switches_files)
 	unlink(old);
 	rmdir(dir);
 }
+
+/* A loop's batch: nothing written before the flush, whole lines only, never
+ * more than ALOG_BATCH bytes in one write, nothing lost. */
+Test(alog, batch_writes_whole_lines_at_most_pipe_buf)
+{
+	int p[2];
+	struct alog al;
+	struct alog_batch b;
+	struct alog_entry e = entry();
+	char rid[32], buf[65536];
+	ssize_t n;
+	int lines = 0, flagged = 0;
+
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+	alog_init(&al);
+	al.fd = p[1]; /* as if configured on a pipe (stderr under systemd) */
+	atomic_store(&al.on, 1);
+	alog_batch_init(&b, &al);
+	e.rid = "first";
+	cr_assert(alog_batch_add(&b, &e), "an empty batch asks for a flush");
+	cr_assert_not(alog_batch_add(&b, &e), "a batch with lines does not ask again");
+	cr_assert_eq(read(p[0], buf, sizeof(buf)), -1, "written before the flush");
+	alog_batch_flush(&b);
+	n = read(p[0], buf, sizeof(buf));
+	cr_assert_gt(n, 0);
+	for (ssize_t i = 0; i < n; i++)
+		lines += buf[i] == '\n';
+	cr_assert_eq(lines, 2);
+	cr_assert_eq(buf[n - 1], '\n');
+	/* many lines: every write the pipe sees is whole lines, <= ALOG_BATCH */
+	for (int i = 0; i < 100; i++) {
+		snprintf(rid, sizeof(rid), "r%d", i);
+		e.rid = rid;
+		flagged += alog_batch_add(&b, &e);
+		while ((n = read(p[0], buf, sizeof(buf))) > 0) {
+			cr_assert_leq(n, ALOG_BATCH);
+			cr_assert_eq(buf[n - 1], '\n', "a write cut a line");
+			for (ssize_t j = 0; j < n; j++)
+				lines += buf[j] == '\n';
+		}
+	}
+	alog_batch_flush(&b);
+	while ((n = read(p[0], buf, sizeof(buf))) > 0)
+		for (ssize_t j = 0; j < n; j++)
+			lines += buf[j] == '\n';
+	cr_assert_eq(lines, 102, "lines lost: %d", lines);
+	cr_assert_gt(flagged, 1, "a batch that filled up started a new one");
+	close(p[0]);
+	close(p[1]);
+}
