@@ -132,20 +132,32 @@ static void puts_(struct out *o, const char *s)
 	put(o, s, strlen(s));
 }
 
-static void __attribute__((format(printf, 2, 3))) putf(struct out *o, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(o->buf + o->len, o->cap - o->len + 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	o->len += (size_t)n < o->cap - o->len ? (size_t)n : o->cap - o->len;
-}
 
 static const char hex[] = "0123456789abcdef";
+
+/* Decimal, without printf (the access line's hot path). */
+static void put_u64(struct out *o, uint64_t v)
+{
+	char d[24];
+	int i = sizeof(d);
+
+	do {
+		d[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	put(o, d + i, sizeof(d) - (size_t)i);
+}
+
+/* Nanoseconds as milliseconds with three decimals (microseconds, cut). */
+static void put_ms(struct out *o, int64_t ns)
+{
+	uint64_t us = ns > 0 ? (uint64_t)ns / 1000 : 0;
+	char f[4] = {'.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
+		     (char)('0' + us % 10)};
+
+	put_u64(o, us / 1000);
+	put(o, f, 4);
+}
 
 /* A text value: "-" when missing, never a space. */
 static void put_text(struct out *o, const char *s)
@@ -154,13 +166,16 @@ static void put_text(struct out *o, const char *s)
 		put(o, "-", 1);
 		return;
 	}
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p > 0x20 && *p < 0x7f && *p != '"' && *p != '\\') {
-			put(o, (const char *)p, 1);
-		} else {
-			char e[4] = {'\\', 'x', hex[*p >> 4], hex[*p & 15]};
-			put(o, e, 4);
-		}
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		const unsigned char *q = p;
+		while (*q > 0x20 && *q < 0x7f && *q != '"' && *q != '\\')
+			q++;
+		put(o, (const char *)p, (size_t)(q - p)); /* the plain run at once */
+		if (!*q)
+			break;
+		char e[4] = {'\\', 'x', hex[*q >> 4], hex[*q & 15]};
+		put(o, e, 4);
+		p = q + 1;
 	}
 }
 
@@ -174,9 +189,14 @@ static void put_json(struct out *o, const char *s)
 	}
 	put(o, "\"", 1);
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\') {
-			put(o, (const char *)p, 1);
-		} else if (*p == '"' || *p == '\\') {
+		const unsigned char *q = p;
+		while (*q >= 0x20 && *q < 0x7f && *q != '"' && *q != '\\')
+			q++;
+		put(o, (const char *)p, (size_t)(q - p)); /* the plain run at once */
+		if (!*q)
+			break;
+		p = q;
+		if (*p == '"' || *p == '\\') {
 			char e[2] = {'\\', (char)*p};
 			put(o, e, 2);
 		} else {
@@ -187,26 +207,30 @@ static void put_json(struct out *o, const char *s)
 	put(o, "\"", 1);
 }
 
-static void put_time(struct out *o, const struct timespec *ts)
+static void put_time(struct out *o, const struct timespec *ts, struct alog_tcache *c)
 {
-	struct tm tm;
-	char t[40];
-	size_t n;
+	struct alog_tcache local = {0};
+	long msec = ts->tv_nsec / 1000000L;
+	char f[5] = {'.', (char)('0' + msec / 100 % 10), (char)('0' + msec / 10 % 10),
+		     (char)('0' + msec % 10), 'Z'};
 
-	gmtime_r(&ts->tv_sec, &tm);
-	n = strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(t + n, sizeof(t) - n, ".%03ldZ", ts->tv_nsec / 1000000L);
-	puts_(o, t);
+	if (!c)
+		c = &local;
+	if (!c->text[0] || c->sec != ts->tv_sec) { /* once a second per loop */
+		struct tm tm;
+		gmtime_r(&ts->tv_sec, &tm);
+		if (!strftime(c->text, sizeof(c->text), "%Y-%m-%dT%H:%M:%S", &tm))
+			c->text[0] = 0;
+		c->sec = ts->tv_sec;
+	}
+	puts_(o, c->text);
+	put(o, f, 5);
 }
 
-static double ms(int64_t ns)
-{
-	return ns < 0 ? 0 : (double)ns / 1e6;
-}
 
-static void format_text(const struct alog_entry *e, struct out *o)
+static void format_text(const struct alog_entry *e, struct out *o, struct alog_tcache *c)
 {
-	put_time(o, &e->time);
+	put_time(o, &e->time, c);
 	puts_(o, " rid=");
 	put_text(o, e->rid);
 	puts_(o, " client=");
@@ -217,8 +241,17 @@ static void format_text(const struct alog_entry *e, struct out *o)
 	put_text(o, e->path);
 	puts_(o, " hook=");
 	put_text(o, e->hook);
-	putf(o, " status=%d dur_ms=%.3f in=%zu out=%zu gen=%llu outcome=", e->status,
-	     ms(e->duration_ns), e->bytes_in, e->bytes_out, (unsigned long long)e->generation);
+	puts_(o, " status=");
+	put_u64(o, e->status > 0 ? (uint64_t)e->status : 0);
+	puts_(o, " dur_ms=");
+	put_ms(o, e->duration_ns);
+	puts_(o, " in=");
+	put_u64(o, e->bytes_in);
+	puts_(o, " out=");
+	put_u64(o, e->bytes_out);
+	puts_(o, " gen=");
+	put_u64(o, e->generation);
+	puts_(o, " outcome=");
 	put_text(o, e->outcome);
 	puts_(o, " plugin=");
 	put_text(o, e->plugin);
@@ -230,17 +263,23 @@ static void format_text(const struct alog_entry *e, struct out *o)
 		if (i)
 			put(o, ",", 1);
 		put_text(o, s->plugin);
-		putf(o, ":%.3f:%s%s", ms(s->duration_ns), dispatch_outcome_name(s->outcome),
-		     s->skipped ? ":skipped" : "");
+		put(o, ":", 1);
+		put_ms(o, s->duration_ns);
+		put(o, ":", 1);
+		puts_(o, dispatch_outcome_name(s->outcome));
+		if (s->skipped)
+			puts_(o, ":skipped");
 	}
-	if (e->steps_more)
-		putf(o, " steps_more=%u", e->steps_more);
+	if (e->steps_more) {
+		puts_(o, " steps_more=");
+		put_u64(o, e->steps_more);
+	}
 }
 
-static void format_json(const struct alog_entry *e, struct out *o)
+static void format_json(const struct alog_entry *e, struct out *o, struct alog_tcache *c)
 {
 	puts_(o, "{\"time\":\"");
-	put_time(o, &e->time);
+	put_time(o, &e->time, c);
 	puts_(o, "\",\"request_id\":");
 	put_json(o, e->rid);
 	puts_(o, ",\"client\":");
@@ -251,9 +290,17 @@ static void format_json(const struct alog_entry *e, struct out *o)
 	put_json(o, e->path);
 	puts_(o, ",\"hook\":");
 	put_json(o, e->hook);
-	putf(o, ",\"status\":%d,\"duration_ms\":%.3f,\"bytes_in\":%zu,\"bytes_out\":%zu,"
-	     "\"generation\":%llu,\"outcome\":", e->status, ms(e->duration_ns), e->bytes_in,
-	     e->bytes_out, (unsigned long long)e->generation);
+	puts_(o, ",\"status\":");
+	put_u64(o, e->status > 0 ? (uint64_t)e->status : 0);
+	puts_(o, ",\"duration_ms\":");
+	put_ms(o, e->duration_ns);
+	puts_(o, ",\"bytes_in\":");
+	put_u64(o, e->bytes_in);
+	puts_(o, ",\"bytes_out\":");
+	put_u64(o, e->bytes_out);
+	puts_(o, ",\"generation\":");
+	put_u64(o, e->generation);
+	puts_(o, ",\"outcome\":");
 	put_json(o, e->outcome);
 	puts_(o, ",\"plugin\":");
 	put_json(o, e->plugin);
@@ -265,30 +312,35 @@ static void format_json(const struct alog_entry *e, struct out *o)
 			put(o, ",", 1);
 		puts_(o, "{\"plugin\":");
 		put_json(o, s->plugin);
-		putf(o, ",\"duration_ms\":%.3f,\"outcome\":\"%s\"%s}", ms(s->duration_ns),
-		     dispatch_outcome_name(s->outcome), s->skipped ? ",\"skipped\":true" : "");
+		puts_(o, ",\"duration_ms\":");
+		put_ms(o, s->duration_ns);
+		puts_(o, ",\"outcome\":\"");
+		puts_(o, dispatch_outcome_name(s->outcome));
+		puts_(o, s->skipped ? "\",\"skipped\":true}" : "\"}");
 		if (o->len + 64 >= o->cap) { /* keep room to close the object */
 			o->len = mark;
 			break;
 		}
 	}
 	put(o, "]", 1);
-	if (e->steps_more)
-		putf(o, ",\"steps_more\":%u", e->steps_more);
+	if (e->steps_more) {
+		puts_(o, ",\"steps_more\":");
+		put_u64(o, e->steps_more);
+	}
 	put(o, "}", 1);
 }
 
-size_t alog_format_line(const struct alog_entry *e, enum alog_format format, char *buf,
-			size_t cap)
+size_t alog_format_line(const struct alog_entry *e, enum alog_format format,
+			struct alog_tcache *cache, char *buf, size_t cap)
 {
 	struct out o = {buf, 0, cap - 1};
 
 	if (cap < 2)
 		return 0;
 	if (format == ALOG_JSON)
-		format_json(e, &o);
+		format_json(e, &o, cache);
 	else
-		format_text(e, &o);
+		format_text(e, &o, cache);
 	buf[o.len++] = '\n';
 	return o.len;
 }
@@ -318,7 +370,7 @@ void alog_write(const struct alog *al, const struct alog_entry *e)
 
 	if (!alog_enabled(al))
 		return;
-	n = alog_format_line(e, format_of(al), line, sizeof(line));
+	n = alog_format_line(e, format_of(al), NULL, line, sizeof(line));
 	write_all(al->fd, line, n);
 }
 
@@ -326,6 +378,7 @@ void alog_batch_init(struct alog_batch *b, const struct alog *al)
 {
 	b->al = al;
 	b->len = 0;
+	b->tcache.text[0] = 0;
 }
 
 bool alog_batch_add(struct alog_batch *b, const struct alog_entry *e)
@@ -336,7 +389,7 @@ bool alog_batch_add(struct alog_batch *b, const struct alog_entry *e)
 
 	if (!alog_enabled(b->al))
 		return false;
-	n = alog_format_line(e, format_of(b->al), line, sizeof(line));
+	n = alog_format_line(e, format_of(b->al), &b->tcache, line, sizeof(line));
 	if (b->len + n > sizeof(b->buf))
 		alog_batch_flush(b);
 	was_empty = b->len == 0;
@@ -373,7 +426,24 @@ bool alog_rid_valid(const char *s)
 
 void alog_rid_make(char *buf, size_t len, const char *prefix, uint64_t n)
 {
-	snprintf(buf, len, "%s-%llx", prefix, (unsigned long long)n);
+	char d[17];
+	int i = sizeof(d);
+	size_t pl = strlen(prefix);
+
+	/* no printf: this runs for every hook request */
+	do {
+		d[--i] = hex[n & 15];
+		n >>= 4;
+	} while (n);
+	if (pl + 1 + (sizeof(d) - (size_t)i) + 1 > len) {
+		if (len)
+			buf[0] = 0;
+		return;
+	}
+	memcpy(buf, prefix, pl);
+	buf[pl] = '-';
+	memcpy(buf + pl + 1, d + i, sizeof(d) - (size_t)i);
+	buf[pl + 1 + sizeof(d) - (size_t)i] = 0;
 }
 
 void alog_rid_prefix(char *buf, size_t len)

@@ -82,6 +82,13 @@ static inline bool alog_enabled(const struct alog *al)
 /* Write e's line (if the log is on). Any thread; one write(2). */
 void alog_write(const struct alog *al, const struct alog_entry *e);
 
+/* The text of the last second formatted (one per loop: gmtime_r and
+ * strftime once a second, not once a line). */
+struct alog_tcache {
+	time_t sec;
+	char text[24];    /* "YYYY-MM-DDTHH:MM:SS", "" when empty */
+};
+
 /*
  * A loop's batch of lines: complete lines gathered during one pass of the
  * loop and written with one write(2) of at most ALOG_BATCH bytes. A write
@@ -94,6 +101,7 @@ void alog_write(const struct alog *al, const struct alog_entry *e);
 
 struct alog_batch {
 	const struct alog *al;
+	struct alog_tcache tcache;
 	size_t len;
 	char buf[ALOG_BATCH];
 };
@@ -108,10 +116,13 @@ bool alog_batch_add(struct alog_batch *b, const struct alog_entry *e);
 /* Write what the batch holds (one write(2)). */
 void alog_batch_flush(struct alog_batch *b);
 
+
 /* Format e's line (with its newline) into buf[0..cap); returns its length
- * (a line that does not fit is cut: steps first, then the end). Pure. */
-size_t alog_format_line(const struct alog_entry *e, enum alog_format format, char *buf,
-			size_t cap);
+ * (a line that does not fit is cut: steps first, then the end). `cache`
+ * may be NULL. Pure but for the cache. Durations are printed in ms with
+ * three decimals (microseconds, cut, not rounded). */
+size_t alog_format_line(const struct alog_entry *e, enum alog_format format,
+			struct alog_tcache *cache, char *buf, size_t cap);
 
 /* A client's X-Request-Id is kept when it is 1..ALOG_RID_MAX characters of
  * [A-Za-z0-9._:-]. Pure. */

@@ -588,8 +588,11 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 	event_base_gettimeofday_cached(srv->base, &now);
 	hc->srv = srv;
 	hc->req = req;
-	if (srv->acc)
-		hc->acc = *srv->acc;
+	if (srv->acc) { /* what the access line needs later; the rest is still zero */
+		memcpy(hc->acc.rid, srv->acc->rid, strlen(srv->acc->rid) + 1);
+		hc->acc.start_ns = srv->acc->start_ns;
+		hc->acc.bytes_in = srv->acc->bytes_in;
+	}
 	hc->starting = true;
 	dispatch_call_start(srv->env, name, input, on_call_done, hc, &hc->call);
 	hc->starting = false;

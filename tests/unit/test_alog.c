@@ -85,7 +85,7 @@ Test(alog, text_line)
 {
 	struct alog_entry e = entry();
 	char buf[ALOG_LINE_MAX];
-	size_t n = alog_format_line(&e, ALOG_TEXT, buf, sizeof(buf));
+	size_t n = alog_format_line(&e, ALOG_TEXT, NULL, buf, sizeof(buf));
 
 	cr_assert_gt(n, 0);
 	cr_assert_eq(buf[n - 1], '\n');
@@ -109,7 +109,7 @@ Test(alog, text_line_escapes_and_dashes)
 	e.nsteps = 0;
 	e.steps = NULL;
 	e.steps_more = 0;
-	n = alog_format_line(&e, ALOG_TEXT, buf, sizeof(buf));
+	n = alog_format_line(&e, ALOG_TEXT, NULL, buf, sizeof(buf));
 	buf[n] = 0;
 	cr_assert(strstr(buf, " path=/hooks/a\\x20b\\x22\\x0a\\xff hook=- "), "%s", buf);
 	cr_assert(strstr(buf, " client=- "), "%s", buf);
@@ -126,7 +126,7 @@ Test(alog, json_line_parses_with_every_field)
 
 	e.path = "/hooks/x\"\\\x01\xe9";
 	e.steps_more = 4;
-	n = alog_format_line(&e, ALOG_JSON, buf, sizeof(buf));
+	n = alog_format_line(&e, ALOG_JSON, NULL, buf, sizeof(buf));
 	cr_assert_eq(buf[n - 1], '\n');
 	buf[n - 1] = 0;
 	cr_assert_null(strchr(buf, '\n'));
@@ -159,7 +159,7 @@ Test(alog, json_line_parses_with_every_field)
 
 	e.hook = NULL;
 	e.plugin = NULL;
-	n = alog_format_line(&e, ALOG_JSON, buf, sizeof(buf));
+	n = alog_format_line(&e, ALOG_JSON, NULL, buf, sizeof(buf));
 	buf[n - 1] = 0;
 	o = cJSON_Parse(buf);
 	cr_assert(cJSON_IsNull(cJSON_GetObjectItem(o, "hook")), "%s", buf);
@@ -183,7 +183,7 @@ Test(alog, long_lines_are_cut)
 			.outcome = DISPATCH_OK, .ended = true};
 	e.steps = many;
 	e.nsteps = DISPATCH_STEP_RECS;
-	n = alog_format_line(&e, ALOG_JSON, buf, sizeof(buf));
+	n = alog_format_line(&e, ALOG_JSON, NULL, buf, sizeof(buf));
 	cr_assert_leq(n, sizeof(buf));
 	cr_assert_eq(buf[n - 1], '\n');
 	buf[n - 1] = 0;
@@ -191,7 +191,7 @@ Test(alog, long_lines_are_cut)
 	cr_assert_not_null(o, "a cut JSON line is not JSON: %s", buf);
 	cr_assert_lt(cJSON_GetArraySize(cJSON_GetObjectItem(o, "steps")), DISPATCH_STEP_RECS);
 	cJSON_Delete(o);
-	n = alog_format_line(&e, ALOG_TEXT, buf, sizeof(buf));
+	n = alog_format_line(&e, ALOG_TEXT, NULL, buf, sizeof(buf));
 	cr_assert_eq(n, sizeof(buf), "the text line fills the buffer: %zu", n);
 	cr_assert_eq(buf[n - 1], '\n');
 	cr_assert_eq(memchr(buf, '\n', n), buf + n - 1);
@@ -350,4 +350,33 @@ Test(alog, batch_writes_whole_lines_at_most_pipe_buf)
 	cr_assert_gt(flagged, 1, "a batch that filled up started a new one");
 	close(p[0]);
 	close(p[1]);
+}
+
+/* The per-loop time cache gives the same text as no cache, across seconds
+ * and days; durations print as ms with microseconds, cut. */
+Test(alog, time_cache_and_durations)
+{
+	struct alog_entry e = entry();
+	struct alog_tcache c = {0};
+	char a[ALOG_LINE_MAX], b[ALOG_LINE_MAX];
+	const time_t secs[] = {1765106400, 1765106400, 1765106401, 1765151999, 1765152000, 0};
+
+	for (size_t i = 0; i < sizeof(secs) / sizeof(secs[0]); i++) {
+		e.time.tv_sec = secs[i];
+		e.time.tv_nsec = (long)i * 111111111L;
+		size_t na = alog_format_line(&e, ALOG_TEXT, &c, a, sizeof(a));
+		size_t nb = alog_format_line(&e, ALOG_TEXT, NULL, b, sizeof(b));
+		a[na] = b[nb] = 0;
+		cr_assert_str_eq(a, b);
+	}
+	cr_assert_eq(strncmp(a, "1970-01-01T00:00:00.555Z ", 25), 0, "%s", a);
+	e.duration_ns = 1234567899; /* 1234.567899 ms */
+	e.nsteps = 0;
+	size_t n = alog_format_line(&e, ALOG_TEXT, NULL, a, sizeof(a));
+	a[n] = 0;
+	cr_assert(strstr(a, " dur_ms=1234.567 "), "%s", a);
+	e.duration_ns = -5; /* a clock step back: 0, never negative */
+	n = alog_format_line(&e, ALOG_JSON, NULL, a, sizeof(a));
+	a[n] = 0;
+	cr_assert(strstr(a, "\"duration_ms\":0.000,"), "%s", a);
 }
