@@ -525,7 +525,8 @@ Test(access_log, sigusr1_reopens_the_file, .timeout = 60)
 	cr_assert_eq(hd_stop(&d), 0);
 }
 
-/* access_log is reloadable: off -> a file (JSON) -> stderr ("-"). */
+/* access_log is reloadable: off -> a file (JSON) -> stderr ("-"); a path
+ * that cannot be opened keeps the current log. */
 Test(access_log, reload_turns_it_on_and_changes_format, .timeout = 60)
 {
 	static struct hd d; /* static: the teardown may read it */
@@ -557,6 +558,16 @@ Test(access_log, reload_turns_it_on_and_changes_format, .timeout = 60)
 	l = hd_read_file(path, NULL);
 	cr_assert_null(strstr(l, "to-stderr"), "%s", l);
 	free(l);
+
+	/* a path that cannot be opened: the reload goes through, the log stays */
+	hd_write_config(&d, "\"access_log\": \"no-such-dir/x.log\"");
+	hd_signal(&d, SIGHUP);
+	cr_assert(hd_wait_generation(&d, 4, 10000));
+	cr_assert(hd_wait_log(&d, "no-such-dir/x.log: cannot open", 1, 10000));
+	cr_assert_gt(hd_log_count(&d, "the access log stays at -"), 0);
+	call(&d, "POST", "/hooks/echo", "{}", "still-stderr", &r);
+	cr_assert_eq(r.status, 200);
+	cr_assert(hd_wait_log(&d, " rid=still-stderr ", 1, 10000));
 	cr_assert_eq(hd_stop(&d), 0);
 }
 
