@@ -15,7 +15,6 @@
 #include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -131,7 +130,6 @@ static void puts_(struct out *o, const char *s)
 {
 	put(o, s, strlen(s));
 }
-
 
 static const char hex[] = "0123456789abcdef";
 
