@@ -239,6 +239,7 @@ install: all
 	sed 's|/usr/local/|$(PREFIX)/|g' etc/hookd.service > $(DESTDIR)$(UNITDIR)/hookd.service
 	$(PC_SED) hookd.pc.in > $(DESTDIR)$(PREFIX)/share/pkgconfig/hookd.pc
 	install -m 644 doc/hookd.8 $(DESTDIR)$(PREFIX)/share/man/man8/hookd.8
+	install -m 644 etc/logrotate.d/hookd $(DESTDIR)$(PREFIX)/share/hookd/logrotate.hookd
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/hookd $(DESTDIR)$(PREFIX)/include/hookd.h \

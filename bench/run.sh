@@ -35,8 +35,9 @@
 #   ONLY=a,b          run only these scenarios (and skip the others, c10k and
 #                     callgrind unless named): echo_async, echo, mixed, large,
 #                     cpu, reactors, fanout, reload, isolate (the isolation rows),
-#                     c10k, callgrind, metrics (bench/metrics.sh: the cost of
-#                     counting for GET /metrics). E.g. ONLY=isolate
+#                     alog (the access log's cost), c10k, callgrind, metrics
+#                     (bench/metrics.sh: the cost of counting for GET /metrics).
+#                     E.g. ONLY=isolate
 #   KEEP=1            keep the temp dir (configs, server logs, every wrk output)
 set -euo pipefail
 
@@ -502,8 +503,19 @@ if want isolate; then
 	check_answer hookd-crash "$CRASH_PORT" /hooks/crash "$CALMBODY" '"crash":false'
 	check_answer hookd-crash "$CRASH_PORT" /hooks/crash "$CRASHBODY" '"outcome":"crashed"'
 fi
+# The access log's cost (issue 10): the main hookd's config plus
+# "access_log" to a file (text, the default format), pinned as the main
+# hookd; the row compares the two on echo_async.
+ALOG_PID=
+if want alog; then
+	HOOKD_EXTRA='"access_log": "access.log"' start_hookd hookd-alog "$WORKERS" "${PIN_SRV[@]}"
+	ALOG_PID=$H_PID ALOG_PORT=$H_PORT ALOG_LOG=$H_LOG
+	check_answer hookd-alog "$ALOG_PORT" /hooks/echo_async "$SMALL" '"evt_1042"'
+	grep -q ' status=200 ' "$TMP/hookd-alog/access.log" 2>/dev/null ||
+		note "PROBLEM: hookd-alog wrote no access log line"
+fi
 SERVER_PIDS=("$REF_PID" "$HOOKD_PID" "$W1_PID" "$W2_PID" "$R1_PID" "$R2_PID" "$UP_PID" ${PEER_PID:+"$PEER_PID"}
-	${ISO_PID:+"$ISO_PID"} ${CRASH_PID:+"$CRASH_PID"})
+	${ISO_PID:+"$ISO_PID"} ${CRASH_PID:+"$CRASH_PID"} ${ALOG_PID:+"$ALOG_PID"})
 
 # with_peer SPEC... -- S=(SPEC... plus, when the peer runs, the last SPEC
 # given for it: "fastapi|...")
@@ -523,6 +535,10 @@ with_peer "ref|$REF_PID|$REF_PORT|/hooks/echo|$SMALL|$CONNS||" \
 	"hookd|$HOOKD_PID|$HOOKD_PORT|/hooks/echo_async|$SMALL|$CONNS||" \
 	"fastapi|${PEER_PID:-}|${PEER_PORT:-}|/hooks/echo_async|$SMALL|$CONNS|async def|"
 want echo_async && scenario "echo_async" "${S[@]}"
+
+want alog && scenario "access log" \
+	"access_log off|$HOOKD_PID|$HOOKD_PORT|/hooks/echo_async|$SMALL|$CONNS|the main hookd|" \
+	"access_log file|$ALOG_PID|$ALOG_PORT|/hooks/echo_async|$SMALL|$CONNS|text, a line per call|"
 
 with_peer "ref|$REF_PID|$REF_PORT|/hooks/echo|$SMALL|$CONNS|no pool|" \
 	"hookd|$HOOKD_PID|$HOOKD_PORT|/hooks/echo|$SMALL|$CONNS|workers=$WORKERS|" \
@@ -655,6 +671,10 @@ stop_hookd "$R1_PID" "$R1_LOG" "reactors=1"
 stop_hookd "$R2_PID" "$R2_LOG" "reactors=2"
 [ -n "$ISO_PID" ] && stop_hookd "$ISO_PID" "$ISO_LOG" "isolated"
 [ -n "$CRASH_PID" ] && stop_hookd "$CRASH_PID" "$CRASH_LOG" "crash loop" 'plugin crash_sync'
+if [ -n "$ALOG_PID" ]; then
+	note "note: hookd-alog wrote $(wc -l <"$TMP/hookd-alog/access.log") access log lines"
+	stop_hookd "$ALOG_PID" "$ALOG_LOG" "access log"
+fi
 
 # --- c10k: N connections, each with a 1 s delay call in flight -----------------
 # A dedicated hookd per row (the delay plugin; 2 workers, idle). bench/c10k

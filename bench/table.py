@@ -133,6 +133,8 @@ for r in rows:
                     ratio(r, find("crash loop", "calm/100ms")) * 100, " %"), crash_summary())
         else:
             note += "; loop calls answered %s" % (opt.get("loop_calm") or "-")
+    if r["scen"] == "access log" and r["srv"] == "access_log file":
+        note += "; %s of access_log off req/s" % fmt(ratio(r, find("access log", "access_log off")))
     if r["scen"] == "cpu" and r["srv"] == "hookd w=2":
         note += "; %s of w=1" % fmt(ratio(r, find("cpu", "hookd w=1")))
     out.append((r["scen"], r["srv"], "%.0f" % r["rps"], "%.0f %%" % (100 * r["spread"]),

@@ -683,6 +683,29 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 				return -1;
 			}
 			cfg->log_level = lvl;
+		} else if (strcmp(key, "access_log") == 0) {
+			char *v;
+			if (get_string(k, key, &v, e) < 0)
+				return -1;
+			free(cfg->access_log);
+			cfg->access_log = NULL;
+			if (strcmp(v, "off") != 0) {
+				cfg->access_log = strcmp(v, "-") == 0 ? strdup(v)
+								      : resolve_dir(cfg->path, v);
+				if (!cfg->access_log) {
+					free(v);
+					verr_set(e, key, "out of memory");
+					return -1;
+				}
+			}
+			free(v);
+		} else if (strcmp(key, "access_log_format") == 0) {
+			if (!cJSON_IsString(k) || (strcmp(k->valuestring, "text") != 0 &&
+						    strcmp(k->valuestring, "json") != 0)) {
+				verr_set(e, key, "expected \"text\" or \"json\"");
+				return -1;
+			}
+			cfg->access_log_json = strcmp(k->valuestring, "json") == 0;
 		} else if (strcmp(key, "hooks") == 0) {
 			const cJSON *h;
 			size_t n = (size_t)cJSON_GetArraySize(k);
@@ -716,8 +739,8 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 			verr_set(e, key, "unknown key (expected one of listen, plugin_dir, "
 				 "runtime_dir, state_dir, pid_file, admin_listen, trusted_sha256, reactors, workers, queue, timeout_ms, max_body, "
 				 "max_output, max_stuck_workers, drain_ms, loop_warn_ms, loop_abort_ms, log_level, "
-				 "isolate, isolate_procs, quarantine_after, quarantine_window_s, metrics, hooks, "
-				 "plugins)");
+				 "access_log, access_log_format, isolate, isolate_procs, quarantine_after, "
+				 "quarantine_window_s, metrics, hooks, plugins)");
 			return -1;
 		}
 	}
@@ -847,6 +870,7 @@ void config_free(struct config *cfg)
 	free(cfg->admin_listen);
 	free(cfg->admin_host);
 	free(cfg->admin_unix);
+	free(cfg->access_log);
 	free(cfg->trusted_sha256);
 	free(cfg);
 }

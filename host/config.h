@@ -86,6 +86,9 @@ struct config {
 	uint32_t loop_warn_ms;  /* plugin code holding a loop this long is named (0: off) */
 	uint32_t loop_abort_ms; /* and past this the daemon aborts (0: never) */
 	int log_level;      /* enum log_level */
+	char *access_log;   /* access log file (resolved like plugin_dir), "-" (stderr),
+	                     * or NULL: off (the default, also "off") */
+	int access_log_json; /* access_log_format: 0 "text" (default), 1 "json" */
 	int isolate;        /* plugins run isolated unless their section says otherwise */
 	int metrics;        /* count for GET /metrics (default 1; a restart applies it) */
 	unsigned isolate_procs;       /* processes per isolated plugin (default 2) */

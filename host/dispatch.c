@@ -129,6 +129,54 @@ static void call_unref(struct dispatch_call *c)
 	atomic_fetch_sub_explicit(&env->live, 1, memory_order_relaxed);
 }
 
+/* ---- step records (the access log's view of a call) --------------- */
+
+/* Step s starts: record it (no allocation: a fixed array in the call). */
+static void rec_start(struct dispatch_call *c, struct dispatch_step *s)
+{
+	if (c->nrecs == DISPATCH_STEP_RECS) {
+		s->rec = -1;
+		c->recs_more++;
+		return;
+	}
+	s->rec = (int)c->nrecs++;
+	c->recs[s->rec] = (struct dispatch_step_rec){.plugin = s->plugin->desc.name,
+						     .started_ns = s->started_ns};
+}
+
+/* Step s settled with outcome o, before the call was answered. */
+static void rec_end(struct dispatch_call *c, const struct dispatch_step *s,
+		    enum dispatch_outcome o)
+{
+	struct dispatch_step_rec *rec = s->rec >= 0 ? &c->recs[s->rec] : NULL;
+
+	if (!rec || rec->ended)
+		return;
+	rec->ended = true;
+	rec->outcome = o;
+	rec->duration_ns = dispatch_now_ns() - rec->started_ns;
+}
+
+/* The call is answered: steps still running end with the call's outcome;
+ * hand the records to the result. */
+static void recs_close(struct dispatch_call *c, struct dispatch_result *r)
+{
+	int64_t now = 0;
+
+	for (unsigned i = 0; i < c->nrecs; i++) {
+		if (c->recs[i].ended)
+			continue;
+		if (!now)
+			now = dispatch_now_ns();
+		c->recs[i].ended = true;
+		c->recs[i].outcome = r->outcome;
+		c->recs[i].duration_ns = now - c->recs[i].started_ns;
+	}
+	r->steps = c->nrecs ? c->recs : NULL;
+	r->nsteps = c->nrecs;
+	r->steps_more = c->recs_more;
+}
+
 /* End the call once, in `final` (ANSWERED: tell the transport; ABORTED:
  * nobody to tell), and drop the "unanswered" reference. */
 static void call_end(struct dispatch_call *c, enum call_state final, struct dispatch_result *r)
@@ -159,6 +207,7 @@ static void call_end(struct dispatch_call *c, enum call_state final, struct disp
 			r->hook_slot = c->hook->metric_slot;
 		}
 		r->generation = c->gen ? c->gen->id : 0;
+		recs_close(c, r);
 		c->done(c->done_arg, r);
 	} else {
 		cJSON_Delete(r->output);
@@ -291,6 +340,8 @@ static bool step_skip(struct dispatch_call *c, struct dispatch_step *s)
 	enum plugin_skip k = skip_kind(o);
 	atomic_fetch_add_explicit(&s->plugin->skipped[k], 1, memory_order_relaxed);
 	step_count(s, METRICS_SKIPPED);
+	if (s->rec >= 0)
+		c->recs[s->rec].skipped = true;
 	log_debug(c->env->log, "plugin %s %s in hook %s (generation %llu, step %zu): skipped "
 		  "(failure_mode open): %s", s->plugin->desc.name, kinds[k], c->hook->name,
 		  (unsigned long long)c->gen->id, s->index,
@@ -313,6 +364,10 @@ static void step_settle(struct dispatch_step *s)
 	s->input = s->output = NULL;
 	if (c->cur == s)
 		c->cur = NULL;
+	if (!call_over(c))
+		rec_end(c, s, s->host_failed ? s->host_outcome
+			      : s->fail_status ? DISPATCH_STEP_FAILED
+			      : !out ? DISPATCH_NO_OUTPUT : DISPATCH_OK);
 	/* A result settled past the deadline is late, even when its callback
 	 * ran before the deadline's: a loop held up past both (a busy machine)
 	 * runs them in no useful order -- the deadline's common-timeout queue
@@ -455,6 +510,7 @@ static struct dispatch_step *step_new(struct dispatch_call *c, struct plugin *p)
 	s->index = c->step;
 	s->started_ns = dispatch_now_ns();
 	s->deadline_ns = c->deadline_ns;
+	rec_start(c, s);
 	s->refs = 1;
 	TAILQ_INIT(&s->timers);
 	TAILQ_INIT(&s->fetches);
@@ -770,6 +826,9 @@ static void call_cancel(struct dispatch_call *c, enum call_state final, enum dis
 		s->open_input = NULL;
 		atomic_fetch_add_explicit(&s->plugin->skipped[PLUGIN_SKIP_TIMEOUT], 1,
 					  memory_order_relaxed);
+		rec_end(c, s, DISPATCH_DEADLINE);
+		if (s->rec >= 0)
+			c->recs[s->rec].skipped = true;
 		log_debug(c->env->log, "plugin %s timed out in hook %s (generation %llu, step %zu): "
 			  "skipped (failure_mode open)", plugin, c->hook->name,
 			  (unsigned long long)c->gen->id, s->index);

@@ -51,6 +51,22 @@ enum dispatch_outcome {
 /* A stable lower-case name ("ok", "step_failed", ...) for logs and counters. */
 const char *dispatch_outcome_name(enum dispatch_outcome o);
 
+/* One step of a call as the access log sees it. */
+struct dispatch_step_rec {
+	const char *plugin;           /* the step's plugin (valid while the call's
+	                               * generation is pinned: during the done callback) */
+	int64_t started_ns;           /* CLOCK_MONOTONIC */
+	int64_t duration_ns;          /* start to settle (or to the call's end) */
+	enum dispatch_outcome outcome;/* how the step ended (the call's outcome when
+	                               * the call ended first: deadline, shutdown) */
+	bool ended;                   /* duration_ns and outcome are set */
+	bool skipped;                 /* failed, and skipped (failure_mode open) */
+};
+
+/* Steps recorded per call (a chain longer than this records its first
+ * DISPATCH_STEP_RECS steps and counts the others in steps_more). */
+#define DISPATCH_STEP_RECS 8
+
 struct dispatch_result {
 	enum dispatch_outcome outcome;
 	int plugin_status;      /* DISPATCH_STEP_FAILED: the status the plugin asked
@@ -67,6 +83,10 @@ struct dispatch_result {
 	bool queued;            /* DISPATCH_DEADLINE: the step was still waiting for
 	                         * a worker (the plugin never ran) */
 	unsigned hook_slot;     /* the hook's metrics slot (METRICS_UNKNOWN: no such hook) */
+	const struct dispatch_step_rec *steps; /* the steps that started, in order
+	                         * (NULL when none did); valid during the callback */
+	unsigned nsteps;        /* entries in steps */
+	unsigned steps_more;    /* steps started beyond DISPATCH_STEP_RECS */
 };
 
 /* Called exactly once per call unless the call was aborted; may be called

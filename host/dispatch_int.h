@@ -92,6 +92,8 @@ struct dispatch_call {
 	dispatch_done_fn done;
 	void *done_arg;
 	struct dispatch_call **out;   /* caller's copy of the pointer, cleared on answer */
+	struct dispatch_step_rec recs[DISPATCH_STEP_RECS]; /* steps started, for the log */
+	unsigned nrecs, recs_more;
 	TAILQ_ENTRY(dispatch_call) link; /* env->calls, until answered */
 };
 
@@ -106,6 +108,7 @@ struct dispatch_step {
 	struct dispatch_call *call;
 	struct plugin *plugin;
 	size_t index;                 /* position in the hook's chain */
+	int rec;                      /* index in call->recs, or -1 (not recorded) */
 	int64_t started_ns;           /* when the step was started */
 	struct blame_frame frame;     /* sync: filled on the loop, pushed by the worker
 	                               * (which then reads nothing of the call) */

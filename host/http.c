@@ -37,6 +37,7 @@
 
 #include "json.h"
 #include "name.h"
+#include "ratelog.h"
 
 #define HTTP_MAX_HEADERS (64 * 1024)
 #define HTTP_IO_TIMEOUT_S 60
@@ -47,6 +48,22 @@
 #define HTTP_ACCEPT_PAUSE_MS 100 /* after EMFILE */
 #define HTTP_TRIM_AFTER (1u << 20) /* give memory back after freeing this much at once */
 #define HTTP_WATCH_AFTER_MS 100  /* calls in flight longer than this watch their client */
+#define HTTP_5XX_RATE 10         /* 5xx log lines per second and loop ... */
+#define HTTP_5XX_BURST 20        /* ... with bursts of this many */
+#define HTTP_5XX_SUMMARY_MS 1000 /* then "suppressed N similar lines" this often */
+
+/* What the access log and the 5xx log say about one hook request (POST
+ * /hooks/...), answered or not. On the stack while the request is routed,
+ * copied into its http_call when the answer is deferred. */
+struct http_access {
+	char rid[ALOG_RID_MAX + 1]; /* the request id (X-Request-Id) */
+	int64_t start_ns;           /* CLOCK_MONOTONIC, when routed */
+	size_t bytes_in;            /* request body */
+	int status;                 /* the reply's, 0 until it was sent */
+	size_t bytes_out;           /* reply body */
+	const char *outcome;        /* set by a reply that names one, or NULL */
+	char reason[256];           /* an error reply's message */
+};
 
 struct http_server {
 	struct event_base *base;
@@ -74,6 +91,14 @@ struct http_server {
 	 * the sweep that starts watching those older than HTTP_WATCH_AFTER_MS */
 	TAILQ_HEAD(, http_call) unwatched;
 	struct event *sweep;
+	const struct alog *alog;     /* access log (may be off), or NULL */
+	struct alog_batch *alines;   /* this loop's access lines not written yet */
+	struct event *alog_flush;    /* writes them once the loop's pass is done */
+	char rid_prefix[17];         /* this loop's random request-id prefix */
+	uint64_t rid_next;           /* this loop's request-id counter */
+	struct ratelog errlog;       /* 5xx lines of this loop */
+	struct event *errlog_flush;  /* writes what errlog held back */
+	struct http_access *acc;     /* the hook request being answered, or NULL */
 };
 
 /* One hook call waiting for its answer. */
@@ -87,6 +112,7 @@ struct http_call {
 	bool starting, answered;    /* done may run inside dispatch_call_start */
 	bool unwatched;             /* on srv's list of calls not watched yet */
 	TAILQ_ENTRY(http_call) link;
+	struct http_access acc;
 };
 
 static void free_buffer(const void *data, size_t len, void *arg)
@@ -129,6 +155,10 @@ static void send_body(struct http_server *srv, struct evhttp_request *req, int s
 	struct evbuffer *out = evhttp_request_get_output_buffer(req);
 	char num[32];
 
+	if (srv->acc) {
+		srv->acc->status = status;
+		srv->acc->bytes_out = evhttp_request_get_command(req) == EVHTTP_REQ_HEAD ? 0 : b->len;
+	}
 	evhttp_add_header(h, "Content-Type", ctype);
 	snprintf(num, sizeof(num), "%zu", b->len);
 	evhttp_add_header(h, "Content-Length", num);
@@ -215,8 +245,12 @@ reply_error(struct http_server *srv, struct evhttp_request *req, int status, con
 		cJSON_AddStringToObject(o, "error", msg);
 		if (hook)
 			cJSON_AddStringToObject(o, "hook", hook);
+		if (srv->acc)
+			cJSON_AddStringToObject(o, "request_id", srv->acc->rid);
 		cJSON_AddNumberToObject(o, "status", status);
 	}
+	if (srv->acc)
+		snprintf(srv->acc->reason, sizeof(srv->acc->reason), "%.255s", msg);
 	reply(srv, req, status, o, status == 503 ? 1 : 0);
 	cJSON_Delete(o);
 }
@@ -257,6 +291,153 @@ static int outcome_status(const struct dispatch_result *r, unsigned *retry_after
 	return 500;
 }
 
+/* ---- access log, request ids, 5xx log ------------------------------- */
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static const char *method_name(enum evhttp_cmd_type cmd)
+{
+	switch (cmd) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	}
+	return "?";
+}
+
+/* The outcome of a hook request refused before any call started. */
+static const char *refusal_outcome(int status)
+{
+	switch (status) {
+	case 400: return "bad_request";
+	case 404: return "no_hook";
+	case 405: return "bad_method";
+	case 413: return "too_large";
+	case 503: return "shutdown";
+	default: return status >= 500 ? "nomem" : "refused";
+	}
+}
+
+/* A hook request arrives: its request id (the client's X-Request-Id when
+ * valid, else a new one), echoed on the reply whatever it is. */
+static void access_begin(struct http_server *srv, struct evhttp_request *req,
+			 struct http_access *acc)
+{
+	const char *in = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Request-Id");
+
+	acc->start_ns = mono_ns();
+	acc->bytes_in = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+	acc->status = 0;
+	acc->bytes_out = 0;
+	acc->outcome = NULL;
+	acc->reason[0] = 0;
+	if (alog_rid_valid(in))
+		memcpy(acc->rid, in, strlen(in) + 1);
+	else
+		alog_rid_make(acc->rid, sizeof(acc->rid), srv->rid_prefix, ++srv->rid_next);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "X-Request-Id", acc->rid);
+}
+
+static void on_alog_flush(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	alog_batch_flush(((struct http_server *)arg)->alines);
+}
+
+static void on_errlog_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_server *srv = arg;
+	unsigned n = ratelog_flush(&srv->errlog);
+
+	(void)fd;
+	(void)what;
+	if (n)
+		log_warn(srv->log, "5xx log: suppressed %u similar lines (over %d a second on "
+			 "this loop)", n, HTTP_5XX_RATE);
+}
+
+/* Every 5xx is logged, at most HTTP_5XX_RATE lines a second per loop: the
+ * rest are counted and summed up in one line when the storm passes. */
+static void log_5xx(struct http_server *srv, const struct alog_entry *e, const char *reason,
+		    int64_t now_ns)
+{
+	if (!ratelog_take(&srv->errlog, now_ns)) {
+		if (!evtimer_pending(srv->errlog_flush, NULL)) {
+			struct timeval tv = {HTTP_5XX_SUMMARY_MS / 1000,
+					     (HTTP_5XX_SUMMARY_MS % 1000) * 1000};
+			evtimer_add(srv->errlog_flush, &tv);
+		}
+		return;
+	}
+	log_warn(srv->log, "call answered %d: hook %s, plugin %s, outcome %s, generation %llu, "
+		 "request_id %s: %s", e->status, e->hook ? e->hook : "-",
+		 e->plugin ? e->plugin : "-", e->outcome, (unsigned long long)e->generation, e->rid,
+		 reason && *reason ? reason : "-");
+}
+
+/* The hook request was answered (or its client left): its access line,
+ * and its 5xx line. `r`: the call's result, NULL when no call answered. */
+static void access_end(struct http_server *srv, struct evhttp_request *req,
+		       struct http_access *acc, const struct dispatch_result *r)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	const char *uri = evhttp_request_get_uri(req);
+	char path[256], *client = NULL;
+	ev_uint16_t port = 0;
+	size_t plen = uri ? strcspn(uri, "?#") : 0;
+	int64_t now = mono_ns();
+	struct alog_entry e = {
+		.rid = acc->rid,
+		.method = method_name(evhttp_request_get_command(req)),
+		.path = path,
+		.status = acc->status,
+		.duration_ns = now - acc->start_ns,
+		.bytes_in = acc->bytes_in,
+		.bytes_out = acc->bytes_out,
+	};
+
+	if (!alog_enabled(srv->alog) && acc->status < 500)
+		return;
+	if (plen >= sizeof(path))
+		plen = sizeof(path) - 1;
+	memcpy(path, uri ? uri : "", plen);
+	path[plen] = 0;
+	if (evcon)
+		evhttp_connection_get_peer(evcon, &client, &port);
+	e.client = client;
+	clock_gettime(CLOCK_REALTIME, &e.time);
+	if (r) {
+		e.hook = r->hook;
+		e.generation = r->generation;
+		e.outcome = acc->outcome ? acc->outcome : dispatch_outcome_name(r->outcome);
+		if (r->outcome != DISPATCH_OK || acc->outcome)
+			e.plugin = r->plugin;
+		e.steps = r->steps;
+		e.nsteps = r->nsteps;
+		e.steps_more = r->steps_more;
+	} else {
+		e.hook = strncmp(path, "/hooks/", 7) == 0 && name_valid(path + 7) ? path + 7 : NULL;
+		e.outcome = acc->outcome ? acc->outcome : refusal_outcome(acc->status);
+	}
+	if (alog_batch_add(srv->alines, &e))
+		event_active(srv->alog_flush, EV_TIMEOUT, 0); /* after this pass's calls */
+	if (acc->status >= 500)
+		log_5xx(srv, &e, acc->reason[0] ? acc->reason : r ? r->error : NULL, now);
+}
+
 /* Answer a call that did not end well: {"error": msg, "hook", "plugin",
  * "step", "generation" (those the result knows), "outcome", "status"}. */
 static void reply_failure(struct http_server *srv, struct evhttp_request *req,
@@ -276,7 +457,13 @@ static void reply_failure(struct http_server *srv, struct evhttp_request *req,
 		if (r->generation)
 			cJSON_AddNumberToObject(o, "generation", (double)r->generation);
 		cJSON_AddStringToObject(o, "outcome", outcome);
+		if (srv->acc)
+			cJSON_AddStringToObject(o, "request_id", srv->acc->rid);
 		cJSON_AddNumberToObject(o, "status", status);
+	}
+	if (srv->acc) {
+		srv->acc->outcome = outcome;
+		snprintf(srv->acc->reason, sizeof(srv->acc->reason), "%.255s", msg);
 	}
 	reply(srv, req, status, o, retry_after);
 	cJSON_Delete(o);
@@ -315,8 +502,8 @@ static int send_output(struct http_server *srv, struct evhttp_request *req,
 		snprintf(msg, sizeof(msg), "out of memory printing the output of plugin %s",
 			 plugin);
 	}
-	log_error(srv->log, "hook %s, generation %llu: %s", r->hook ? r->hook : "?",
-		  (unsigned long long)r->generation, msg);
+	log_error(srv->log, "hook %s, generation %llu: %s (request_id %s)", r->hook ? r->hook : "?",
+		  (unsigned long long)r->generation, msg, srv->acc ? srv->acc->rid : "-");
 	reply_failure(srv, req, r, msg,
 		      prc == -E2BIG ? "output_too_large" : prc == -EINVAL ? "bad_output" : "nomem",
 		      prc == -ENOMEM ? 500 : 502, 0);
@@ -327,9 +514,11 @@ static void on_call_done(void *arg, struct dispatch_result *r)
 {
 	struct http_call *hc = arg;
 	struct http_server *srv = hc->srv;
+	struct http_access *prev = srv->acc; /* set when answered inside on_request */
 	unsigned retry_after;
 	int status = outcome_status(r, &retry_after);
 
+	srv->acc = &hc->acc;
 	if (r->outcome == DISPATCH_OK) {
 		status = send_output(srv, hc->req, r); /* a bad output is answered there */
 	} else {
@@ -338,6 +527,8 @@ static void on_call_done(void *arg, struct dispatch_result *r)
 	}
 	if (srv->shard)
 		metrics_call(srv->shard, r->hook_slot, status, now_ns() - hc->t0_ns);
+	srv->acc = prev;
+	access_end(srv, hc->req, &hc->acc, r);
 	if (hc->closed)
 		event_free(hc->closed);
 	hc->closed = NULL;
@@ -360,8 +551,12 @@ static void on_client_closed(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	event_free(hc->closed);
 	hc->closed = NULL;
-	log_debug(hc->srv->log, "client went away during a call; cancelling it");
+	log_debug(hc->srv->log, "client went away during a call (request_id %s); cancelling it",
+		  hc->acc.rid);
 	dispatch_call_abort(hc->call); /* no done callback after this */
+	hc->acc.status = 499; /* nginx's "client closed request" */
+	hc->acc.outcome = "client_gone";
+	access_end(hc->srv, hc->req, &hc->acc, NULL);
 	free(hc);
 	if (evcon)
 		evhttp_connection_free(evcon);
@@ -447,6 +642,11 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 	hc->srv = srv;
 	hc->req = req;
 	hc->t0_ns = t0;
+	if (srv->acc) { /* what the access line needs later; the rest is still zero */
+		memcpy(hc->acc.rid, srv->acc->rid, strlen(srv->acc->rid) + 1);
+		hc->acc.start_ns = srv->acc->start_ns;
+		hc->acc.bytes_in = srv->acc->bytes_in;
+	}
 	hc->starting = true;
 	dispatch_call_start(srv->env, name, input, on_call_done, hc, &hc->call);
 	hc->starting = false;
@@ -603,9 +803,8 @@ static bool handle_admin(struct http_server *srv, struct evhttp_request *req, co
 	return true;
 }
 
-static void on_request(struct evhttp_request *req, void *arg)
+static void route_request(struct http_server *srv, struct evhttp_request *req)
 {
-	struct http_server *srv = arg;
 	const char *uri = evhttp_request_get_uri(req);
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
@@ -658,6 +857,25 @@ static void on_request(struct evhttp_request *req, void *arg)
 		    : srv->routes == HTTP_ROUTES_HOOKS ? "this listener serves POST /hooks/<name>; "
 							 "the admin routes are on admin_listen"
 		    : "the admin listener serves GET /plugins, /health, /ready, /metrics");
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct http_server *srv = arg;
+	const char *uri = evhttp_request_get_uri(req);
+	struct http_access acc;
+
+	if (!uri || strncmp(uri, "/hooks/", 7) != 0) {
+		route_request(srv, req);
+		return;
+	}
+	/* a hook request: a request id, an access line, a 5xx line */
+	access_begin(srv, req, &acc);
+	srv->acc = &acc;
+	route_request(srv, req);
+	srv->acc = NULL;
+	if (acc.status) /* answered here (refused, or the call ended at once) */
+		access_end(srv, req, &acc, NULL);
 }
 
 /* The servers of this loop thread. libevent 2.1 calls a listener's error
@@ -794,7 +1012,16 @@ int http_server_create(struct event_base *base, const struct http_options *opt,
 	*out = NULL;
 	if (!srv || !(srv->http = evhttp_new(base)) ||
 	    !(srv->resume = evtimer_new(base, on_resume, srv)) ||
-	    !(srv->sweep = evtimer_new(base, on_sweep, srv))) {
+	    !(srv->sweep = evtimer_new(base, on_sweep, srv)) ||
+	    !(srv->errlog_flush = evtimer_new(base, on_errlog_flush, srv)) ||
+	    !(srv->alog_flush = event_new(base, -1, 0, on_alog_flush, srv)) ||
+	    !(srv->alines = malloc(sizeof(*srv->alines)))) {
+		if (srv && srv->alog_flush)
+			event_free(srv->alog_flush);
+		if (srv && srv->errlog_flush)
+			event_free(srv->errlog_flush);
+		if (srv && srv->sweep)
+			event_free(srv->sweep);
 		if (srv && srv->resume)
 			event_free(srv->resume);
 		if (srv && srv->http)
@@ -818,6 +1045,10 @@ int http_server_create(struct event_base *base, const struct http_options *opt,
 	srv->ready_arg = deps->ready_arg;
 	srv->routes = opt->routes;
 	srv->max_body = opt->max_body;
+	srv->alog = deps->alog;
+	alog_batch_init(srv->alines, deps->alog);
+	alog_rid_prefix(srv->rid_prefix, sizeof(srv->rid_prefix));
+	ratelog_init(&srv->errlog, HTTP_5XX_RATE, HTTP_5XX_BURST);
 	evhttp_set_gencb(srv->http, on_request, srv);
 	evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
 				   EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
@@ -866,6 +1097,9 @@ fail:
 		unlink(srv->unix_path);
 		free(srv->unix_path);
 	}
+	free(srv->alines);
+	event_free(srv->alog_flush);
+	event_free(srv->errlog_flush);
 	event_free(srv->sweep);
 	event_free(srv->resume);
 	evhttp_free(srv->http);
@@ -909,6 +1143,14 @@ void http_server_free(struct http_server *srv)
 	if (srv->unix_path) {
 		unlink(srv->unix_path);
 		free(srv->unix_path);
+	}
+	alog_batch_flush(srv->alines);
+	free(srv->alines);
+	event_free(srv->alog_flush);
+	if (srv->errlog_flush) {
+		/* a storm's last count is not lost at exit */
+		on_errlog_flush(-1, 0, srv);
+		event_free(srv->errlog_flush);
 	}
 	event_free(srv->sweep);
 	event_free(srv->resume);

@@ -12,6 +12,12 @@
  *   GET  /ready         200 when accepting and every hook can run, else 503
  *                       with the reasons
  *   GET  /metrics       Prometheus text exposition (metrics.h)
+ *
+ * Every hook request (POST /hooks/..., refused ones too) gets a request id
+ * (a valid X-Request-Id from the client, else a new one), echoed in the
+ * X-Request-Id header and in error bodies ("request_id"), one access-log
+ * line (alog.h) when the log is on, and, when answered 5xx, a warn line in
+ * the daemon's log (rate-limited per loop).
  */
 #ifndef HOOKD_HTTP_H
 #define HOOKD_HTTP_H
@@ -22,6 +28,7 @@
 
 #include <event2/event.h>
 
+#include "alog.h"
 #include "dispatch.h"
 #include "log.h"
 #include "metrics.h"
@@ -64,6 +71,7 @@ struct http_deps {
 	struct metrics_shard *shard; /* this loop's: hookd_calls_total and the call durations */
 	void (*metrics_cb)(void *arg, struct metrics_text *out);
 	void *metrics_arg;
+	const struct alog *alog;    /* the access log (may be off), or NULL */
 };
 
 /* Bind and start serving on `base`. Returns 0 and *out, or -1 with a

@@ -11,6 +11,8 @@
  *                    rescan the plugin folder, build the new generation;
  *                    then, back on reactor 0, swap it in (or keep the old
  *                    one, logged). SIGHUPs during a reload make one more.
+ *   SIGUSR1          reopen the access log at its path (logrotate renamed
+ *                    it): every loop writes to the new file at once (alog.h)
  *   SIGTERM, SIGINT  every reactor stops accepting; calls in flight finish
  *                    up to drain_ms, the rest are answered 503; replies are
  *                    written out; every plugin is unloaded; exit 0. A second
@@ -33,6 +35,7 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 
+#include "alog.h"
 #include "config.h"
 #include "control.h"
 #include "crash.h"
@@ -88,6 +91,8 @@ struct daemon {
 	 * before main has started the next one, hence the atomic publication */
 	atomic_uint nreactors;
 	struct event *sig_hup, *sig_term, *sig_int, *drain_timer, *flush_timer, *poll_timer;
+	struct alog alog;          /* the access log, shared by every reactor */
+	struct event *sig_usr1;
 	uint64_t next_gen;
 	enum phase phase;
 	struct quarantine q;
@@ -149,6 +154,7 @@ static void usage(FILE *f)
 		"\n"
 		"Runs in the foreground and logs to stderr.\n"
 		"Signals: SIGHUP reloads the configuration and the plugin folder;\n"
+		"         SIGUSR1 reopens the access log (after logrotate renamed it);\n"
 		"         SIGTERM/SIGINT finish calls in flight (up to drain_ms) and exit.\n");
 }
 
@@ -263,6 +269,25 @@ static struct generation *reload_build(void *arg)
 	return g;
 }
 
+/* Point the access log where cfg says (start-up and reload). Main's
+ * thread. Returns 0, or -1 (logged; the log stays as it was). */
+static int access_log_apply(struct daemon *d, const struct config *cfg)
+{
+	char err[512];
+
+	if (alog_configure(&d->alog, cfg->access_log, cfg->access_log_json ? ALOG_JSON : ALOG_TEXT,
+			   err, sizeof(err)) < 0) {
+		if (d->reactors) /* a reload: keep serving */
+			log_error(&d->log, "%s; the access log stays %s%s", err,
+				  alog_enabled(&d->alog) ? "at " : "off",
+				  alog_enabled(&d->alog) ? d->alog.path : "");
+		else
+			log_error(&d->log, "%s", err);
+		return -1;
+	}
+	return 0;
+}
+
 /* Reactor 0's loop: swap in the generation a reload built, and only then
  * apply the settings that come with it (a failed reload changes nothing). */
 static void reload_apply(void *arg, struct generation *g)
@@ -285,6 +310,7 @@ static void reload_apply(void *arg, struct generation *g)
 	notify_ready(&d->notify, "generation %llu loaded: %zu plugin(s), %zu hook(s)",
 		     (unsigned long long)g->id, g->lr.nplugins, g->nhooks);
 	atomic_store(&d->log.level, level);
+	access_log_apply(d, g->cfg);
 	for (unsigned i = 0; i < reactor_count(d); i++)
 		reactor_set_max_body(d->reactors[i], max_body);
 }
@@ -567,6 +593,15 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	struct daemon *d = arg;
 
 	(void)what;
+	if (sig == SIGUSR1) {
+		char err[512];
+		if (alog_reopen(&d->alog, err, sizeof(err)) < 0)
+			log_error(&d->log, "SIGUSR1: %s; still writing to the old file", err);
+		else
+			log_info(&d->log, "SIGUSR1: access log %s", alog_enabled(&d->alog) ?
+				 "reopened" : "is off: nothing to reopen");
+		return;
+	}
 	if (sig == SIGHUP) {
 		/* the reload itself runs on the loader thread: this loop serves on */
 		if (d->phase != RUNNING)
@@ -646,6 +681,9 @@ static bool teardown(struct daemon *d)
 		event_free(d->sig_term);
 	if (d->sig_int)
 		event_free(d->sig_int);
+	if (d->sig_usr1)
+		event_free(d->sig_usr1);
+	alog_fini(&d->alog); /* every loop is gone */
 	if (d->drain_timer)
 		event_free(d->drain_timer);
 	if (d->flush_timer)
@@ -780,6 +818,7 @@ static int start_reactors(struct daemon *d, char *err, size_t errlen)
 		.metrics_arg = d,
 		.watchdog = d->watchdog,
 		.loop_warn_ms = d->boot->loop_warn_ms,
+		.alog = &d->alog,
 	};
 	d->reactors = calloc(d->boot->reactors, sizeof(*d->reactors));
 	if (!d->reactors) {
@@ -951,8 +990,10 @@ int main(int argc, char **argv)
 	 * from here, and unblocked on this thread once libevent handles it */
 	sigemptyset(&hup);
 	sigaddset(&hup, SIGHUP);
+	sigaddset(&hup, SIGUSR1); /* the same for a log reopen */
 	pthread_sigmask(SIG_BLOCK, &hup, NULL);
 	log_init(&d.log, STDERR_FILENO, LOG_INFO);
+	alog_init(&d.alog);
 	while ((opt = getopt_long(argc, argv, "c:l:s:thV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': config_path = optarg; break;
@@ -985,12 +1026,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	atomic_store(&d.log.level, d.boot->log_level);
-	if ((rc = status_init(&d.status)) < 0) {
-		log_error(&d.log, "cannot initialise: %s", strerror(-rc));
-		rc = 1;
+	if ((opt = status_init(&d.status)) < 0) { /* rc stays 1 for every failure below */
+		log_error(&d.log, "cannot initialise: %s", strerror(-opt));
 		goto out;
 	}
 	d.status_ready = true;
+	if (access_log_apply(&d, d.boot) < 0)
+		goto out;
 	if (crash_setup(&d, statebuf, sizeof(statebuf), err, sizeof(err)) < 0) {
 		log_error(&d.log, "%s", err);
 		goto out;
@@ -1097,16 +1139,18 @@ int main(int argc, char **argv)
 	d.sig_hup = evsignal_new(d.base, SIGHUP, on_signal, &d);
 	d.sig_term = evsignal_new(d.base, SIGTERM, on_signal, &d);
 	d.sig_int = evsignal_new(d.base, SIGINT, on_signal, &d);
+	d.sig_usr1 = evsignal_new(d.base, SIGUSR1, on_signal, &d);
 	d.drain_timer = evtimer_new(d.base, on_drain_deadline, &d);
 	d.flush_timer = evtimer_new(d.base, on_flush_deadline, &d);
 	d.poll_timer = event_new(d.base, -1, EV_PERSIST, on_poll, &d);
-	if (!d.sig_hup || !d.sig_term || !d.sig_int || !d.drain_timer || !d.flush_timer ||
-	    !d.poll_timer || evsignal_add(d.sig_hup, NULL) < 0 ||
+	if (!d.sig_hup || !d.sig_term || !d.sig_int || !d.sig_usr1 || !d.drain_timer ||
+	    !d.flush_timer || !d.poll_timer || evsignal_add(d.sig_hup, NULL) < 0 ||
+	    evsignal_add(d.sig_usr1, NULL) < 0 ||
 	    evsignal_add(d.sig_term, NULL) < 0 || evsignal_add(d.sig_int, NULL) < 0) {
 		log_error(&d.log, "cannot install signal handlers");
 		goto out;
 	}
-	pthread_sigmask(SIG_UNBLOCK, &hup, NULL); /* a held SIGHUP now reloads */
+	pthread_sigmask(SIG_UNBLOCK, &hup, NULL); /* a held SIGHUP now reloads (SIGUSR1 reopens) */
 	log_info(&d.log, "hookd %s listening on %s%s%s:%u (pid %ld, %u reactor(s), %u workers, "
 		 "queue %u)", HOOKD_VERSION, strchr(d.boot->listen_host, ':') ? "[" : "",
 		 d.boot->listen_host, strchr(d.boot->listen_host, ':') ? "]" : "",

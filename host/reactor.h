@@ -20,6 +20,7 @@
 #include <cjson/cJSON.h>
 #include <event2/event.h>
 
+#include "alog.h"
 #include "dispatch.h"
 #include "fetch.h"
 #include "http.h"
@@ -48,6 +49,7 @@ struct reactor_shared {
 	struct metrics *metrics;  /* each reactor counts into a shard of it, or NULL */
 	void (*metrics_cb)(void *arg, struct metrics_text *out); /* GET /metrics: the daemon's */
 	void *metrics_arg;
+	const struct alog *alog; /* the access log (may be off), or NULL */
 };
 
 enum reactor_cmd {

@@ -688,3 +688,35 @@ Test(config, operations_keys)
 	expect_error("{" REQ ", \"plugins\": {\"echo\": {\"max_in_flight\": true}}}",
 		     "plugins.echo.max_in_flight", "");
 }
+
+Test(config, access_log_keys)
+{
+	struct config *cfg = parse_ok("{" REQ "}");
+
+	cr_assert_null(cfg->access_log, "off by default");
+	cr_assert_eq(cfg->access_log_json, 0);
+	config_free(cfg);
+	cfg = parse_ok("{" REQ ", \"access_log\": \"logs/access.log\", "
+		       "\"access_log_format\": \"json\"}");
+	cr_assert_str_eq(cfg->access_log, "/srv/hookd/logs/access.log", "relative to the file");
+	cr_assert_eq(cfg->access_log_json, 1);
+	config_free(cfg);
+	cfg = parse_ok("{" REQ ", \"access_log\": \"/var/log/hookd/a.log\", "
+		       "\"access_log_format\": \"text\"}");
+	cr_assert_str_eq(cfg->access_log, "/var/log/hookd/a.log");
+	cr_assert_eq(cfg->access_log_json, 0);
+	config_free(cfg);
+	cfg = parse_ok("{" REQ ", \"access_log\": \"-\"}");
+	cr_assert_str_eq(cfg->access_log, "-", "stderr");
+	config_free(cfg);
+	cfg = parse_ok("{" REQ ", \"access_log\": \"off\"}");
+	cr_assert_null(cfg->access_log);
+	config_free(cfg);
+	expect_error("{" REQ ", \"access_log\": true}", "access_log", "expected a string");
+	expect_error("{" REQ ", \"access_log\": \"\"}", "access_log", "must not be empty");
+	expect_error("{" REQ ", \"access_log_format\": \"xml\"}", "access_log_format",
+		     "\"text\" or \"json\"");
+	expect_error("{" REQ ", \"access_log_format\": 1}", "access_log_format", "\"json\"");
+	expect_error("{" REQ ", \"access_log\": \"a\", \"access_log\": \"b\"}", "access_log",
+		     "defined twice");
+}

@@ -143,6 +143,17 @@ static void on_done(void *arg, struct dispatch_result *r)
 	c->generation = r->generation;
 	c->step = r->step;
 	c->queued = r->queued;
+	c->nsteps = r->nsteps;
+	c->steps_more = r->steps_more;
+	c->steps[0] = 0;
+	c->steps_timed = true;
+	for (unsigned i = 0; i < r->nsteps; i++) {
+		size_t n = strlen(c->steps);
+		snprintf(c->steps + n, sizeof(c->steps) - n, "%s%s:%s%s", i ? "," : "",
+			 r->steps[i].plugin, dispatch_outcome_name(r->steps[i].outcome),
+			 r->steps[i].skipped ? ":skipped" : "");
+		c->steps_timed = c->steps_timed && r->steps[i].ended && r->steps[i].duration_ns >= 0;
+	}
 	cJSON_Delete(c->output); /* a second answer: keep the last, the count tells */
 	c->output = r->output;
 }

@@ -53,6 +53,9 @@ struct ud_call {
 	bool queued;
 	cJSON *output;                /* owned; freed by ud_call_clear */
 	int64_t done_ns;              /* CLOCK_MONOTONIC when it ran */
+	char steps[512];              /* res->steps: "plugin:outcome[:skipped],..." */
+	unsigned nsteps, steps_more;
+	bool steps_timed;             /* every step has a duration >= 0 */
 };
 
 /* Temp dirs, loader, registry (empty), base, pool, dispatch env. */
