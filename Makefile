@@ -261,4 +261,5 @@ unit-check:
 clean:
 	rm -rf build
 
--include $(HOST_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(INTEG_OBJS:.o=.d)
+-include $(HOST_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(INTEG_OBJS:.o=.d) \
+    $(BUILD)/obj/tests/tsan/pool_stress.d $(BUILD)/obj/tests/upstream/main.d

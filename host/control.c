@@ -179,9 +179,11 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 	return add;
 }
 
-/* GET /health from the admin listener if there is one, else the public
- * one. Returns the parsed body, or NULL with why in err. */
-static cJSON *get_health(CURL *h, const struct config *cfg, char *err, size_t errlen)
+/* GET `path` (/health, /ready) from the admin listener if there is one,
+ * else the public one. Returns the parsed body (of a 200, or of a 503 for
+ * /ready), or NULL with why in err. */
+static cJSON *get_json(CURL *h, const struct config *cfg, const char *path, char *err,
+		       size_t errlen)
 {
 	struct body b = {0};
 	char url[512];
@@ -194,15 +196,15 @@ static cJSON *get_health(CURL *h, const struct config *cfg, char *err, size_t er
 	curl_easy_reset(h);
 	if (cfg->admin_unix) {
 		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, cfg->admin_unix);
-		snprintf(url, sizeof(url), "http://localhost/health");
+		snprintf(url, sizeof(url), "http://localhost%s", path);
 	} else {
 		/* a wildcard address is reached on loopback */
 		if (!host || !host[0] || strcmp(host, "0.0.0.0") == 0)
 			host = "127.0.0.1";
 		else if (strcmp(host, "::") == 0)
 			host = "::1";
-		snprintf(url, sizeof(url), strchr(host, ':') ? "http://[%s]:%u/health"
-							       : "http://%s:%u/health", host, port);
+		snprintf(url, sizeof(url), strchr(host, ':') ? "http://[%s]:%u%s"
+							       : "http://%s:%u%s", host, port, path);
 	}
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
@@ -214,7 +216,7 @@ static cJSON *get_health(CURL *h, const struct config *cfg, char *err, size_t er
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 	if (rc != CURLE_OK)
 		snprintf(err, errlen, "GET %s: %s", url, curl_easy_strerror(rc));
-	else if (code != 200)
+	else if (code != 200 && !(code == 503 && strcmp(path, "/ready") == 0))
 		snprintf(err, errlen, "GET %s: status %ld", url, code);
 	else if (!(o = cJSON_Parse(b.data ? b.data : "")))
 		snprintf(err, errlen, "GET %s: not JSON", url);
@@ -236,6 +238,21 @@ static const char *str(const cJSON *o, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : "";
 }
 
+/* After a good reload: say so when a hook cannot run (the reload itself
+ * succeeded: the exit status stays 0). */
+static void not_ready(CURL *h, const struct config *cfg)
+{
+	char err[600];
+	cJSON *o = get_json(h, cfg, "/ready", err, sizeof(err));
+	const cJSON *why = cJSON_GetObjectItemCaseSensitive(o, "reasons"), *r;
+
+	if (o && cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(o, "ready")))
+		cJSON_ArrayForEach(r, why)
+			if (cJSON_IsString(r))
+				printf("warning: not ready: %s\n", r->valuestring);
+	cJSON_Delete(o);
+}
+
 static int reload(pid_t pid, const struct config *cfg)
 {
 	uint64_t t0 = status_now_us();
@@ -244,7 +261,11 @@ static int reload(pid_t pid, const struct config *cfg)
 	int rc = 1;
 	CURL *h;
 
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(h = curl_easy_init())) {
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		h = NULL;
+	else if (!(h = curl_easy_init()))
+		curl_global_cleanup();
+	if (!h) {
 		fprintf(stderr, "hookd -s reload: cannot initialise libcurl\n");
 		return 1;
 	}
@@ -256,7 +277,7 @@ static int reload(pid_t pid, const struct config *cfg)
 	/* the reload that answers this signal is the first one that started
 	 * after it was sent (one under way then is followed by one more) */
 	for (; waited < CTL_RELOAD_TIMEOUT_S * 1000u; waited += CTL_POLL_MS * 2) {
-		cJSON *o = get_health(h, cfg, err, sizeof(err));
+		cJSON *o = get_json(h, cfg, "/health", err, sizeof(err));
 		const cJSON *lr = cJSON_GetObjectItemCaseSensitive(o, "last_reload");
 		if (lr && num(lr, "started_monotonic_us") >= (double)t0) {
 			if (strcmp(str(lr, "result"), "failed") == 0) {
@@ -271,6 +292,7 @@ static int reload(pid_t pid, const struct config *cfg)
 					       str(lr, "errors"));
 				printf("\n");
 				rc = 0;
+				not_ready(h, cfg);
 			}
 			cJSON_Delete(o);
 			goto out;

@@ -191,6 +191,18 @@ Test(ops, signal_command_reload_and_stop, .timeout = 90)
 			  &out, &err);
 	cr_assert_eq(rc, 0, "hookd -s reload: %d\n%s\n%s", rc, out, err);
 	cr_assert(strstr(out, "serving generation 2"), "stdout: %s", out);
+	cr_assert_null(strstr(out, "warning"), "stdout: %s", out);
+	free(out);
+	free(err);
+
+	/* a good reload that leaves a hook unable to run: exit 0, and says so */
+	hd_write_config(&d, "\"pid_file\": \"hookd.pid\", \"hooks\": {\"v\": {\"chain\": [\"nope\"]}}");
+	rc = hd_run_hookd((const char *const[]){"-s", "reload", "-c", d.config, "-l", listen, NULL},
+			  &out, &err);
+	cr_assert_eq(rc, 0, "hookd -s reload: %d\n%s\n%s", rc, out, err);
+	cr_assert(strstr(out, "serving generation 3") &&
+		  strstr(out, "warning: not ready: hook v: plugin nope is not loaded"), "stdout: %s",
+		  out);
 	free(out);
 	free(err);
 
@@ -205,7 +217,7 @@ Test(ops, signal_command_reload_and_stop, .timeout = 90)
 	rc = hd_run_hookd((const char *const[]){"-s", "reload", "-c", good, NULL}, &out, &err);
 	cr_assert_eq(rc, 1, "a failed reload must exit 1: %s %s", out, err);
 	cr_assert(strstr(err, "failed") && strstr(err, "hooks") &&
-		  strstr(err, "still serving generation 2"), "stderr: %s", err);
+		  strstr(err, "still serving generation 3"), "stderr: %s", err);
 	free(out);
 	free(err);
 	/* given the broken file itself, -s cannot even find the daemon: it
