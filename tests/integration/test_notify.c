@@ -220,7 +220,10 @@ Test(notify, watchdog_pings_keep_coming_and_stop_while_a_plugin_holds_a_loop, .t
 	struct hd_resp r;
 	int fd, pings = 0;
 
-	hd_prepare(&D, "\"loop_warn_ms\": 100", (const char *const[]){"echo", NULL});
+	/* the call holds its loop 2 s x hd_scale() (20 s under TSan): its
+	 * deadline must be longer */
+	hd_prepare(&D, "\"loop_warn_ms\": 100, \"timeout_ms\": 120000",
+		   (const char *const[]){"echo", NULL});
 	hd_install(&D, "fixtures/busy_async.so", "busy_async.so");
 	fd = nsock_open("400000"); /* a ping every 200 ms */
 	hd_launch_or_fail(&D);
