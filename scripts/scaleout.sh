@@ -1,8 +1,8 @@
 #!/bin/sh
 # make scaleout: nginx (etc/nginx/hookd-upstream.conf) in front of 3 hookd on
 # loopback, under wrk load for a bounded time; during the load, a rolling
-# restart of all three (SIGTERM one, wait until it exited, start it again,
-# wait until it answers /ready 200, next) and then a reload of all three.
+# restart of all three (hookd -s stop one: SIGTERM, returns once it exited; start
+# it again, wait until it answers /ready 200, next) and then hookd -s reload of all three.
 # Reports wrk's totals and the calls that did not get a 2xx; exits 1 unless
 # every call succeeded. Not part of the test suite.
 #
@@ -60,6 +60,7 @@ for i in $(seq 1 $N); do
 	cat > "$d/hookd.json" <<EOF
 {
   "listen": "127.0.0.1:0",
+  "pid_file": "hookd.pid",
   "plugin_dir": "plugins",
   "runtime_dir": "$d/run",
   "reactors": 1,
@@ -218,7 +219,9 @@ for i in $(seq 1 $N); do
 	pid=$(cat "$T/h$i/pid")
 	port=$(cat "$T/h$i/port")
 	t0=$(date +%s.%N)
-	kill -TERM "$pid"
+	# hookd -s stop: SIGTERM to the pid in pid_file, returns once it exited
+	"$ROOT/$HOOKD" -s stop -c "$T/h$i/hookd.json" -l "127.0.0.1:$port" >/dev/null ||
+		{ echo "scaleout: hookd -s stop $i failed" >&2; exit 1; }
 	wait "$pid" || { echo "scaleout: hookd $i exited with $?" >&2; exit 1; }
 	start_host "$i" "$port"
 	how=$(ready "$i" "$port")
@@ -235,7 +238,9 @@ for i in $(seq 1 $N); do
 	d=$T/h$i
 	sed -i "s/\"reload_mark\": [0-9]*/\"reload_mark\": $i/" "$d/hookd.json"
 	if [ "$RELOAD" = cli ] && grep -q '"pid_file"' "$d/hookd.json"; then
-		"$ROOT/$HOOKD" -s reload -c "$d/hookd.json" || { echo "scaleout: reload $i failed" >&2; exit 1; }
+		out=$("$ROOT/$HOOKD" -s reload -c "$d/hookd.json" -l "127.0.0.1:$(cat "$d/port")") ||
+			{ echo "scaleout: reload $i failed" >&2; exit 1; }
+		log "reload $i/$N: hookd -s reload: $out"
 	else
 		before=$(grep -c 'generation [0-9]*: ' "$d/log")
 		kill -HUP "$(cat "$d/pid")"
