@@ -5,6 +5,10 @@
  */
 #include "config.h"
 
+#include <openssl/crypto.h>
+
+#include "verify.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -315,6 +319,12 @@ static int parse_hook(struct config_hook *h, const cJSON *v, struct verr *e)
 			if (get_uint(k, key, 1, CONFIG_MAX_TIMEOUT_MS, &u, e) < 0)
 				return -1;
 			h->timeout_ms = (uint32_t)u;
+		} else if (strcmp(k->string, "verify") == 0) {
+			char msg[600];
+			if (verify_parse(k, key, e->path, &h->verify, msg, sizeof(msg)) < 0) {
+				verr_set(e, NULL, "%s", msg);
+				return -1;
+			}
 		} else if (strcmp(k->string, "chain") == 0) {
 			size_t n = (size_t)cJSON_GetArraySize(k), i = 0;
 			const cJSON *p;
@@ -349,7 +359,7 @@ static int parse_hook(struct config_hook *h, const cJSON *v, struct verr *e)
 				}
 			}
 		} else {
-			verr_set(e, key, "unknown key (expected \"chain\" or \"timeout_ms\")");
+			verr_set(e, key, "unknown key (expected \"chain\", \"timeout_ms\" or \"verify\")");
 			return -1;
 		}
 	}
@@ -854,6 +864,10 @@ void config_free(struct config *cfg)
 			free(cfg->hooks[i].chain[j]);
 		free(cfg->hooks[i].chain);
 		free(cfg->hooks[i].name);
+		if (cfg->hooks[i].verify) {
+			OPENSSL_cleanse(cfg->hooks[i].verify, sizeof(*cfg->hooks[i].verify));
+			free(cfg->hooks[i].verify);
+		}
 	}
 	free(cfg->hooks);
 	for (size_t i = 0; i < cfg->nplugin_settings; i++)

@@ -57,6 +57,7 @@ struct config_hook {
 	char **chain;        /* explicit chain (plugin names), or NULL */
 	size_t nchain;
 	uint32_t timeout_ms; /* 0: the global timeout_ms */
+	struct verify *verify; /* "verify": sender verification (verify.h), or NULL */
 };
 
 struct config {

@@ -38,6 +38,7 @@
 #include "json.h"
 #include "name.h"
 #include "ratelog.h"
+#include "verify.h"
 
 #define HTTP_MAX_HEADERS (64 * 1024)
 #define HTTP_IO_TIMEOUT_S 60
@@ -598,6 +599,40 @@ static int header_count(struct evkeyvalq *headers, const char *name)
 	return n;
 }
 
+static const char *header_of(void *arg, const char *name)
+{
+	return evhttp_find_header(arg, name); /* case-insensitive */
+}
+
+/* The hook's "verify": does the request come from the sender it names?
+ * Answers 401 (and logs, rate-limited with the 5xx lines) when not. */
+static bool sender_verified(struct http_server *srv, struct evhttp_request *req,
+			    const char *name, const char *body, size_t len)
+{
+	struct generation *g;
+	const struct config_hook *h;
+	char why[256];
+	bool ok = true;
+
+	if (!atomic_load_explicit(&srv->reg->gated, memory_order_acquire))
+		return true; /* no hook verifies: no lookup (and no lock) per call */
+	g = registry_acquire(srv->reg);
+	h = g ? config_find_hook(g->cfg, name) : NULL;
+	if (h && h->verify &&
+	    verify_check(h->verify, header_of, evhttp_request_get_input_headers(req), body, len,
+			 time(NULL), why, sizeof(why)) < 0) {
+		ok = false;
+		reply_error(srv, req, 401, name, "sender verification failed (%s): %s",
+			    verify_scheme_name(h->verify->scheme), why);
+		if (ratelog_take(&srv->errlog, now_ns()))
+			log_warn(srv->log, "hook %s: sender verification failed (%s): %s; answered "
+				 "401, request_id %s", name, verify_scheme_name(h->verify->scheme),
+				 why, srv->acc ? srv->acc->rid : "-");
+	}
+	generation_release(g);
+	return ok;
+}
+
 static void handle_hook(struct http_server *srv, struct evhttp_request *req, const char *name)
 {
 	struct evbuffer *body = evhttp_request_get_input_buffer(req);
@@ -624,6 +659,10 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 	const char *text = len ? (const char *)evbuffer_pullup(body, -1) : "";
 	if (!text) {
 		reply_error(srv, req, 500, name, "out of memory");
+		return;
+	}
+	if (!sender_verified(srv, req, name, text, len)) {
+		metrics_call(srv->shard, hook_slot(srv, name), 401, now_ns() - t0);
 		return;
 	}
 	if (json_parse(text, len, &input, err, sizeof(err)) < 0) {

@@ -319,6 +319,7 @@ cJSON *generation_describe(const struct generation *g)
 int registry_init(struct registry *r)
 {
 	r->current = NULL;
+	atomic_init(&r->gated, false);
 	return -pthread_mutex_init(&r->mu, NULL);
 }
 
@@ -344,9 +345,14 @@ void registry_swap(struct registry *r, struct generation *g)
 {
 	struct generation *old;
 
+	bool gated = false;
+
+	for (size_t i = 0; g && g->cfg && i < g->cfg->nhooks; i++)
+		gated = gated || g->cfg->hooks[i].verify;
 	pthread_mutex_lock(&r->mu);
 	old = r->current;
 	r->current = g;
+	atomic_store_explicit(&r->gated, gated, memory_order_release);
 	pthread_mutex_unlock(&r->mu);
 	generation_release(old); /* outside the lock: without a reaper it runs fini */
 }

@@ -14,6 +14,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -94,6 +95,9 @@ cJSON *generation_describe(const struct generation *g);
 struct registry {
 	pthread_mutex_t mu;
 	struct generation *current; /* holds one reference */
+	/* a hook of the current generation has a gate (verify): the transport
+	 * looks the hook up before its call only then (any thread, no lock) */
+	atomic_bool gated;
 };
 
 int registry_init(struct registry *r);
