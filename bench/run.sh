@@ -81,6 +81,10 @@ want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 if [ "$ONLY" = metrics ]; then
 	QUICK=$QUICK WORKERS=$WORKERS exec "$ROOT/bench/metrics.sh"
 fi
+# likewise the sender-verification rows (bench/verify.sh)
+if [ "$ONLY" = verify ]; then
+	QUICK=$QUICK WORKERS=$WORKERS exec "$ROOT/bench/verify.sh"
+fi
 PAYLOAD=${PAYLOAD:-}
 if [ -z "$PAYLOAD" ]; then
 	# a real GitHub push body when that corpus sits beside the project (the
@@ -792,4 +796,9 @@ fi
 if want metrics; then
 	echo
 	QUICK=$QUICK WORKERS=$WORKERS SKIP_CALLGRIND=${SKIP_CALLGRIND:-0} "$ROOT/bench/metrics.sh"
+fi
+
+if want verify; then
+	echo
+	QUICK=$QUICK WORKERS=$WORKERS "$ROOT/bench/verify.sh"
 fi

@@ -5,8 +5,6 @@
  */
 #include "config.h"
 
-#include <openssl/crypto.h>
-
 #include "verify.h"
 
 #include <ctype.h>
@@ -864,10 +862,7 @@ void config_free(struct config *cfg)
 			free(cfg->hooks[i].chain[j]);
 		free(cfg->hooks[i].chain);
 		free(cfg->hooks[i].name);
-		if (cfg->hooks[i].verify) {
-			OPENSSL_cleanse(cfg->hooks[i].verify, sizeof(*cfg->hooks[i].verify));
-			free(cfg->hooks[i].verify);
-		}
+		verify_free(cfg->hooks[i].verify);
 	}
 	free(cfg->hooks);
 	for (size_t i = 0; i < cfg->nplugin_settings; i++)

@@ -81,11 +81,10 @@ struct part {
 
 /* HMAC-SHA`alg` of the concatenated parts under key; returns its length or
  * -1. */
-static int hmac(int alg, const unsigned char *key, size_t klen, const struct part *parts,
-		int nparts, unsigned char *out)
+static int hmac(EVP_MAC *mac, int alg, const unsigned char *key, size_t klen,
+		const struct part *parts, int nparts, unsigned char *out)
 {
-	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+	EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);
 	char digest[16];
 	OSSL_PARAM params[2];
 	size_t outl = 0;
@@ -103,7 +102,6 @@ static int hmac(int alg, const unsigned char *key, size_t klen, const struct par
 		rc = (int)outl;
 out:
 	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(mac);
 	return rc;
 }
 
@@ -115,7 +113,7 @@ static bool any_key_matches(const struct verify *v, int alg, const struct part *
 	bool ok = false;
 
 	for (unsigned k = 0; k < v->nkeys && !ok; k++) {
-		int len = hmac(alg, v->key[k], v->keylen[k], parts, n, mac);
+		int len = hmac(v->mac, alg, v->key[k], v->keylen[k], parts, n, mac);
 		ok = len > 0 && len == sig_len && CRYPTO_memcmp(mac, sig, (size_t)len) == 0;
 	}
 	OPENSSL_cleanse(mac, sizeof(mac));
@@ -436,6 +434,10 @@ int verify_parse(const cJSON *v, const char *key, const char *cfgpath, struct ve
 		return -1;
 	}
 	vf->tolerance_s = 300;
+	if (!(vf->mac = EVP_MAC_fetch(NULL, "HMAC", NULL))) {
+		snprintf(err, errlen, "%s: OpenSSL has no HMAC", key);
+		goto out;
+	}
 	scheme = str_member(v, "scheme");
 	if (!scheme) {
 		snprintf(err, errlen, "%s.scheme: missing (github, stripe, slack, standard or hmac)",
@@ -538,9 +540,15 @@ out:
 		OPENSSL_cleanse(text, strlen(text));
 		free(text);
 	}
-	if (vf) {
-		OPENSSL_cleanse(vf, sizeof(*vf));
-		free(vf);
-	}
+	verify_free(vf);
 	return rc;
+}
+
+void verify_free(struct verify *v)
+{
+	if (!v)
+		return;
+	EVP_MAC_free(v->mac);
+	OPENSSL_cleanse(v, sizeof(*v));
+	free(v);
 }

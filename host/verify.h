@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include <cjson/cJSON.h>
+#include <openssl/types.h>
 
 enum verify_scheme {
 	VERIFY_GITHUB,   /* X-Hub-Signature-256: sha256=<hex HMAC-SHA256(body)> */
@@ -40,14 +41,19 @@ struct verify {
 	int algorithm;           /* 1, 256 or 512 (SHA-1, SHA-256, SHA-512) */
 	int base64;              /* the signature is base64 (else hex) */
 	char prefix[64];         /* e.g. "sha256=": stripped before decoding */
+	EVP_MAC *mac;            /* OpenSSL's HMAC, fetched once (a fetch per call
+	                          * cost about as much as the HMAC itself) */
 };
 
 /* Build *out from a hook's "verify" object `v` (key names it in errors, for
  * example "hooks.github.verify"); relative secret_file paths are relative to
- * the directory of `cfgpath`. Returns 0 and *out (free() it), or -1 with one
- * line in err naming the key. */
+ * the directory of `cfgpath`. Returns 0 and *out (verify_free it), or -1
+ * with one line in err naming the key. */
 int verify_parse(const cJSON *v, const char *key, const char *cfgpath, struct verify **out,
 		 char *err, size_t errlen);
+
+/* Wipe the secrets and free v. NULL: nothing. */
+void verify_free(struct verify *v);
 
 /* A request's header by (case-insensitive) name, or NULL. */
 typedef const char *(*verify_header_fn)(void *arg, const char *name);

@@ -106,7 +106,7 @@ Test(verify, github_published_vector)
 	expect_fail(v, &h, "Hello, World!", 0, "malformed");
 	h.name[0] = "X-Other";
 	expect_fail(v, &h, "Hello, World!", 0, "missing X-Hub-Signature-256");
-	free(v);
+	verify_free(v);
 
 	/* a rotated secret: the old one still verifies, so does the new */
 	v = make("{\"scheme\": \"github\", \"secret_env\": \"HOOKD_TEST_SECRET\"}",
@@ -114,10 +114,10 @@ Test(verify, github_published_vector)
 	h.name[0] = "X-Hub-Signature-256";
 	h.value[0] = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
 	expect_ok(v, &h, "Hello, World!", 0);
-	free(v);
+	verify_free(v);
 	v = make("{\"scheme\": \"github\", \"secret_env\": \"HOOKD_TEST_SECRET\"}", "wrong");
 	expect_fail(v, &h, "Hello, World!", 0, "does not match");
-	free(v);
+	verify_free(v);
 }
 
 /* Standard Webhooks' test vector (the one its reference libraries use). */
@@ -148,7 +148,7 @@ Test(verify, standard_webhooks_published_vector)
 	expect_fail(v, &h, body, 1614265330, "malformed webhook-signature");
 	h.name[0] = "x";
 	expect_fail(v, &h, body, 1614265330, "missing webhook-id");
-	free(v);
+	verify_free(v);
 }
 
 Test(verify, stripe_signed_with_openssl)
@@ -172,7 +172,7 @@ Test(verify, stripe_signed_with_openssl)
 	expect_fail(v, &h, body, 1700000100, "no t=");
 	snprintf(header, sizeof(header), "t=1700000000");
 	expect_fail(v, &h, body, 1700000100, "no v1=");
-	free(v);
+	verify_free(v);
 }
 
 Test(verify, slack_signed_with_openssl)
@@ -192,7 +192,7 @@ Test(verify, slack_signed_with_openssl)
 	expect_fail(v, &h, body, 1531420618, "does not match");
 	snprintf(header, sizeof(header), "v1=%s", sig);
 	expect_fail(v, &h, body, 1531420619, "malformed X-Slack-Signature");
-	free(v);
+	verify_free(v);
 }
 
 Test(verify, generic_hmac_hex_and_base64)
@@ -208,7 +208,7 @@ Test(verify, generic_hmac_hex_and_base64)
 	snprintf(header, sizeof(header), "sha1=%s", sig);
 	expect_ok(v, &h, body, 0);
 	expect_fail(v, &h, "{\"event\":\"pong\"}", 0, "does not match");
-	free(v);
+	verify_free(v);
 
 	v = make("{\"scheme\": \"hmac\", \"secret_env\": \"HOOKD_TEST_SECRET\", "
 		 "\"header\": \"X-Sig\", \"algorithm\": \"sha512\", \"encoding\": \"base64\"}", "k2");
@@ -218,7 +218,7 @@ Test(verify, generic_hmac_hex_and_base64)
 	expect_ok(v, &h, body, 0);
 	header[3] ^= 1;
 	expect_fail(v, &h, body, 0, "X-Sig");
-	free(v);
+	verify_free(v);
 }
 
 Test(verify, secret_file_relative_to_the_config)
@@ -239,7 +239,7 @@ Test(verify, secret_file_relative_to_the_config)
 	struct hdrs h = {{"X-Hub-Signature-256"},
 			 {"sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"}};
 	expect_ok(v, &h, "Hello, World!", 0);
-	free(v);
+	verify_free(v);
 	unlink(path);
 	cr_assert_eq(verify_parse(o, "hooks.h.verify", cfg, &v, err, sizeof(err)), -1);
 	cr_assert(strstr(err, "hooks.h.verify.secret_file: cannot read") && strstr(err, path),
