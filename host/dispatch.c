@@ -7,6 +7,7 @@
  * and call_end() is the only place that calls the transport back.
  */
 #include "dispatch_int.h"
+#include "clock.h"
 #include "blame.h"
 #include "crash.h"
 #include "json.h"
@@ -23,10 +24,7 @@
 
 int64_t dispatch_now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return clock_mono_ns();
 }
 
 bool dispatch_on_loop(const struct dispatch_env *env)

@@ -12,6 +12,7 @@
  * the engine's idle cache and given back on free) and its response.
  */
 #include "fetch.h"
+#include "clock.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -81,14 +82,6 @@ struct fetch_xfer {
 	char errbuf[CURL_ERROR_SIZE];
 	char msg[CURL_ERROR_SIZE + 64];
 };
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static struct fetch_xfer *xfer_of(struct limiter_waiter *w)
 {
@@ -388,7 +381,7 @@ static bool x_schedule_retry(struct fetch_xfer *x)
 		if (ra > delay_ms)
 			delay_ms = ra;
 	}
-	if (x->opt.deadline_ns && now_ns() + (int64_t)delay_ms * 1000000 >= x->opt.deadline_ns)
+	if (x->opt.deadline_ns && clock_mono_ns() + (int64_t)delay_ms * 1000000 >= x->opt.deadline_ns)
 		return false; /* the retry could not finish in time */
 	tv.tv_sec = (time_t)(delay_ms / 1000);
 	tv.tv_usec = (suseconds_t)(delay_ms % 1000) * 1000;
@@ -472,7 +465,7 @@ static void x_launch(struct fetch_xfer *x)
 	/* The call's deadline is enforced by the call itself, which cancels
 	 * its transfers when it passes; a curl timeout set to the same instant
 	 * would race it and turn the 504 into a plugin-visible error. */
-	if (x->opt.deadline_ns && x->opt.deadline_ns <= now_ns()) {
+	if (x->opt.deadline_ns && x->opt.deadline_ns <= clock_mono_ns()) {
 		x_leave(x);
 		x_fail_now(x, HOOKD_ETIMEDOUT, "the call's deadline passed before the request "
 			   "could start");
@@ -678,7 +671,7 @@ int fetch_engine_create(struct event_base *base, const struct log *log, struct f
 		return -ENOMEM;
 	fe->base = base;
 	fe->log = log;
-	fe->rng = (uint64_t)now_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)fe;
+	fe->rng = (uint64_t)clock_mono_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)fe;
 	if (!fe->rng)
 		fe->rng = 88172645463325252ull;
 	fe->lo.grant = on_grant;

@@ -8,6 +8,7 @@
  * libevent 2.1.
  */
 #include "http.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -190,14 +191,6 @@ static void send_json(struct http_server *srv, struct evhttp_request *req, int s
 	send_body(srv, req, status, "application/json", b, retry_after);
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* The metrics slot of hook `name` (METRICS_UNKNOWN: not configured): for
  * the few answers given before the call reaches dispatch (405, 413, 400). */
 static unsigned hook_slot(struct http_server *srv, const char *name)
@@ -294,14 +287,6 @@ static int outcome_status(const struct dispatch_result *r, unsigned *retry_after
 
 /* ---- access log, request ids, 5xx log ------------------------------- */
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static const char *method_name(enum evhttp_cmd_type cmd)
 {
 	switch (cmd) {
@@ -338,7 +323,7 @@ static void access_begin(struct http_server *srv, struct evhttp_request *req,
 {
 	const char *in = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Request-Id");
 
-	acc->start_ns = mono_ns();
+	acc->start_ns = clock_mono_ns();
 	acc->bytes_in = evbuffer_get_length(evhttp_request_get_input_buffer(req));
 	acc->status = 0;
 	acc->bytes_out = 0;
@@ -399,7 +384,7 @@ static void access_end(struct http_server *srv, struct evhttp_request *req,
 	char path[256], *client = NULL;
 	ev_uint16_t port = 0;
 	size_t plen = uri ? strcspn(uri, "?#") : 0;
-	int64_t now = mono_ns();
+	int64_t now = clock_mono_ns();
 	struct alog_entry e = {
 		.rid = acc->rid,
 		.method = method_name(evhttp_request_get_command(req)),
@@ -527,7 +512,7 @@ static void on_call_done(void *arg, struct dispatch_result *r)
 			      dispatch_outcome_name(r->outcome), status, retry_after);
 	}
 	if (srv->shard)
-		metrics_call(srv->shard, r->hook_slot, status, now_ns() - hc->t0_ns);
+		metrics_call(srv->shard, r->hook_slot, status, clock_mono_ns() - hc->t0_ns);
 	srv->acc = prev;
 	access_end(srv, hc->req, &hc->acc, r);
 	if (hc->closed)
@@ -624,7 +609,7 @@ static bool sender_verified(struct http_server *srv, struct evhttp_request *req,
 		ok = false;
 		reply_error(srv, req, 401, name, "sender verification failed (%s): %s",
 			    verify_scheme_name(h->verify->scheme), why);
-		if (ratelog_take(&srv->errlog, now_ns()))
+		if (ratelog_take(&srv->errlog, clock_mono_ns()))
 			log_warn(srv->log, "hook %s: sender verification failed (%s): %s; answered "
 				 "401, request_id %s", name, verify_scheme_name(h->verify->scheme),
 				 why, srv->acc ? srv->acc->rid : "-");
@@ -640,18 +625,20 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 	char err[256];
 	cJSON *input;
 	struct http_call *hc;
-	int64_t t0 = srv->shard ? now_ns() : 0;
+	/* the request's arrival, read once: on_request took it for the access
+	 * record (always set for a hook request) */
+	int64_t t0 = srv->acc ? srv->acc->start_ns : srv->shard ? clock_mono_ns() : 0;
 
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
 		reply_error(srv, req, 405, name, "method not allowed: use POST /hooks/%s", name);
-		metrics_call(srv->shard, hook_slot(srv, name), 405, now_ns() - t0);
+		metrics_call(srv->shard, hook_slot(srv, name), 405, clock_mono_ns() - t0);
 		return;
 	}
 	if (len > srv->max_body) {
 		reply_error(srv, req, 413, name, "body of %zu bytes is over the limit of %zu bytes",
 			    len, srv->max_body);
-		metrics_call(srv->shard, hook_slot(srv, name), 413, now_ns() - t0);
+		metrics_call(srv->shard, hook_slot(srv, name), 413, clock_mono_ns() - t0);
 		return;
 	}
 	/* evbuffer_pullup makes the body one contiguous block (a no-op when
@@ -662,12 +649,12 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 		return;
 	}
 	if (!sender_verified(srv, req, name, text, len)) {
-		metrics_call(srv->shard, hook_slot(srv, name), 401, now_ns() - t0);
+		metrics_call(srv->shard, hook_slot(srv, name), 401, clock_mono_ns() - t0);
 		return;
 	}
 	if (json_parse(text, len, &input, err, sizeof(err)) < 0) {
 		reply_error(srv, req, 400, name, "%s", err);
-		metrics_call(srv->shard, hook_slot(srv, name), 400, now_ns() - t0);
+		metrics_call(srv->shard, hook_slot(srv, name), 400, clock_mono_ns() - t0);
 		return;
 	}
 	hc = calloc(1, sizeof(*hc));

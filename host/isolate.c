@@ -8,6 +8,7 @@
  * mutex guards its list of groups and their commands.
  */
 #include "isolate.h"
+#include "clock.h"
 #include "config.h"
 #include "crash.h"
 #include "sigfmt.h"
@@ -95,14 +96,6 @@ struct isolate_sup {
 	pthread_cond_t start_cv;
 	int started;                /* 1 ok, -1 failed */
 };
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 void isolate_req_clear(struct isolate_req *r)
 {
@@ -510,7 +503,7 @@ static void on_child_exit(evutil_socket_t fd, short what, void *arg)
 	char how[96], msg[768];
 	bool quarantined = false, was_ready;
 	unsigned delay_ms = 0, nlost = 0, slot = c->slot;
-	int64_t t = now_ns();
+	int64_t t = clock_mono_ns();
 
 	(void)what;
 	if (waitid(P_PIDFD, (id_t)fd, &si, WEXITED) < 0) {

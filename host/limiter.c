@@ -3,6 +3,7 @@
  * refilled lazily from CLOCK_MONOTONIC whenever someone asks.
  */
 #include "limiter.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -21,14 +22,6 @@ struct limiter {
 	unsigned nqueued;
 };
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 int limiter_create(const struct limiter_limits *lim, struct limiter **out)
 {
 	struct limiter *l;
@@ -46,7 +39,7 @@ int limiter_create(const struct limiter_limits *lim, struct limiter **out)
 	if (l->lim.rate > 0 && !(l->lim.burst > 0))
 		l->lim.burst = l->lim.rate >= 1 ? l->lim.rate : 1;
 	l->tokens = l->lim.burst;
-	l->last_ns = now_ns();
+	l->last_ns = clock_mono_ns();
 	*out = l;
 	return 0;
 }
@@ -78,7 +71,7 @@ static void refill_locked(struct limiter *l, int64_t now)
 /* Take a slot (and a token) if the limits allow one more now. */
 static bool take_locked(struct limiter *l)
 {
-	refill_locked(l, now_ns());
+	refill_locked(l, clock_mono_ns());
 	if (l->lim.concurrency && l->active >= l->lim.concurrency)
 		return false;
 	if (l->lim.rate > 0 && l->tokens < 1.0)

@@ -2,6 +2,7 @@
  * notify -- see notify.h.
  */
 #include "notify.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -152,13 +153,9 @@ void notify_ready(struct notify *n, const char *fmt, ...)
 void notify_reloading(struct notify *n)
 {
 	char msg[64];
-	struct timespec ts;
-
 	if (n->fd < 0)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	notify_format_reloading(msg, sizeof(msg),
-				(uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000);
+	notify_format_reloading(msg, sizeof(msg), (uint64_t)clock_mono_ns() / 1000);
 	notify_send(n, msg, true);
 }
 

@@ -7,6 +7,7 @@
  * accepted, but every job already accepted still runs.
  */
 #include "pool.h"
+#include "clock.h"
 
 #include "crash.h"
 
@@ -18,14 +19,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <time.h>
-
-static int64_t pool_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 struct pool {
 	pthread_mutex_t mu;
@@ -144,7 +137,7 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&p->mu);
 
 		for (; job; job = next) {
-			job->waited_ns = pool_now_ns() - job->queued_ns;
+			job->waited_ns = clock_mono_ns() - job->queued_ns;
 			if (job->run)
 				job->run(job);
 			/* Give the worker back to the queue bound BEFORE the result
@@ -227,7 +220,7 @@ int pool_submit(struct pool *p, struct pool_job *job)
 	int rc = 0;
 
 	job->next = NULL;
-	job->queued_ns = pool_now_ns(); /* before the lock: no clock read under it */
+	job->queued_ns = clock_mono_ns(); /* before the lock: no clock read under it */
 	pthread_mutex_lock(&p->mu);
 	if (p->stopping) {
 		rc = -ESHUTDOWN;

@@ -2,6 +2,7 @@
  * probe -- see probe.h.
  */
 #include "probe.h"
+#include "clock.h"
 #include "crash.h"
 #include "loader.h"
 #include "sigfmt.h"
@@ -24,10 +25,7 @@ extern char **environ;
 
 static int64_t ms_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return clock_mono_ns() / 1000000;
 }
 
 int probe_run(const char *exe, const char *path, uint32_t timeout_ms, cJSON **desc,

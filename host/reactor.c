@@ -8,6 +8,7 @@
  * reactor_join(), when nothing of the reactor runs any more.
  */
 #include "reactor.h"
+#include "clock.h"
 
 #include "crash.h"
 
@@ -104,19 +105,11 @@ void reactor_set_max_body(struct reactor *r, size_t max_body)
 
 #define REACTOR_LAG_MS 500 /* how often the loop-lag probe fires */
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void lag_arm(struct reactor *r)
 {
 	struct timeval tv = {REACTOR_LAG_MS / 1000, (REACTOR_LAG_MS % 1000) * 1000};
 
-	r->lag_due_ns = mono_ns() + (int64_t)REACTOR_LAG_MS * 1000000;
+	r->lag_due_ns = clock_mono_ns() + (int64_t)REACTOR_LAG_MS * 1000000;
 	evtimer_add(r->lag, &tv);
 }
 
@@ -128,7 +121,7 @@ static void on_lag(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	metrics_loop_lag(r->shard, mono_ns() - r->lag_due_ns);
+	metrics_loop_lag(r->shard, clock_mono_ns() - r->lag_due_ns);
 	lag_arm(r);
 }
 

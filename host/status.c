@@ -2,6 +2,7 @@
  * status -- see status.h.
  */
 #include "status.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,10 +24,7 @@ void status_destroy(struct status *st)
 
 uint64_t status_now_us(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	return (uint64_t)clock_mono_ns() / 1000u;
 }
 
 static double wall_now(void)

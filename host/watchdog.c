@@ -2,6 +2,7 @@
  * watchdog -- see watchdog.h.
  */
 #include "watchdog.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -42,14 +43,6 @@ static struct {
 
 static _Thread_local struct watch_slot *self;
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* On the held loop's thread, interrupting the plugin code that holds it. */
 static void on_watch_signal(int sig, siginfo_t *si, void *uctx)
 {
@@ -67,7 +60,7 @@ static void on_watch_signal(int sig, siginfo_t *si, void *uctx)
 	(void)uctx;
 	if (!s || !f || !(atomic_load_explicit(&s->seq, memory_order_acquire) & 1))
 		goto out; /* it let go meanwhile */
-	held_ms = (mono_ns() - atomic_load_explicit(&s->since_ns, memory_order_relaxed)) / 1000000;
+	held_ms = (clock_mono_ns() - atomic_load_explicit(&s->since_ns, memory_order_relaxed)) / 1000000;
 	abort_now = conf.abort_ms && held_ms >= conf.abort_ms;
 	clock_gettime(CLOCK_REALTIME, &now);
 	sb_log_time(&b, &now);
@@ -142,7 +135,7 @@ static void *watchdog_main(void *arg)
 
 	pthread_mutex_lock(&w->mu);
 	while (!w->stopping) {
-		int64_t now = mono_ns();
+		int64_t now = clock_mono_ns();
 		for (struct watch_slot *s = w->slots; s; s = s->next)
 			check_slot(w, s, now);
 		if (ping_due(w, now, &stuck)) {
