@@ -92,7 +92,9 @@ extern "C" {
  * 2: hookd_request and hookd_response start with their size (so both may
  *    grow), fetch_all takes and hands back arrays of pointers. Plugins built
  *    against 1.1 keep working: the host reads their old layout. */
-#define HOOKD_ABI_MINOR 2
+/* 3: the inbound request (inbound, header), the reply (set_status,
+ *    set_header, set_body), hook phases (on_error, after). */
+#define HOOKD_ABI_MINOR 3
 #define HOOKD_MAGIC 0x4b4f4f48u /* "HOOK" read as little-endian bytes */
 #define HOOKD_DESCRIPTOR_SYMBOL "hookd_plugin"
 
@@ -105,6 +107,7 @@ extern "C" {
 #define HOOKD_EPERM (-1)      /* not allowed from this thread or mode */
 #define HOOKD_EALREADY (-114) /* the call was already finished by the plugin */
 #define HOOKD_ECANCELED (-125) /* the call was cancelled by the host */
+#define HOOKD_EFORBIDDEN (-13) /* a reply header the host owns (framing, hop-by-hop) */
 
 /* Outbound HTTP errors (hookd_response.error); error_message has details. */
 #define HOOKD_EFETCH (-1000)     /* any other transfer failure */
@@ -346,7 +349,84 @@ struct hookd_host_api {
 	 * fetch(); on an error no request was started. */
 	int (*fetch_all)(hookd_call *call, const hookd_request *const *reqs, size_t n,
 			 unsigned flags, hookd_gather_fn fn, void *arg);
+
+	/* ---- ABI 1.3: the inbound request, the reply ---------------------- */
+
+	/* The request that started the call (see hookd_inbound), or NULL
+	 * when the call did not come over HTTP. Any thread, while the plugin
+	 * holds the step. */
+	const hookd_inbound *(*inbound)(const hookd_call *call);
+
+	/* The value of the first request header called `name` (compared
+	 * case-insensitively), or NULL. Borrowed like inbound(). */
+	const char *(*header)(const hookd_call *call, const char *name);
+
+	/*
+	 * The reply. Steps shape the successful reply the client gets; every
+	 * setting is copied, so the arguments may be freed at once. A step's
+	 * settings take effect when the step succeeds (a failed step's are
+	 * dropped); a later step overrides an earlier one's status and body,
+	 * and a header it sets again replaces the earlier value. None of them
+	 * applies to an error reply, except from an on_error step that
+	 * replaces it (see the phases in the README). From the thread that
+	 * runs the step: call_sync's worker, or the loop for an async step,
+	 * before it finishes the step. Each returns HOOKD_OK, HOOKD_EINVAL,
+	 * HOOKD_EPERM (an `after` step: the reply is already sent; or off the
+	 * step's thread), HOOKD_ECANCELED (the host gave up on the call) or
+	 * HOOKD_ENOMEM.
+	 */
+
+	/* The success status, 200..299 (else HOOKD_EINVAL). 204 sends no
+	 * body whatever the output. Default 200. */
+	int (*set_status)(hookd_call *call, int status);
+
+	/* Add a response header, or replace the one this call set before
+	 * under the same name (case-insensitive); a NULL value removes it.
+	 * Names are HTTP tokens, values printable without CR/LF/NUL, at most
+	 * 8 KiB together (else HOOKD_EINVAL). Headers the host owns are
+	 * HOOKD_EFORBIDDEN: framing and hop-by-hop ones (Content-Length,
+	 * Transfer-Encoding, Connection, Keep-Alive, Upgrade, TE, Trailer,
+	 * Proxy-*), and Content-Type (set_body sets it), Date, Server and
+	 * X-Request-Id. At most 32 per call. */
+	int (*set_header)(hookd_call *call, const char *name, const char *value);
+
+	/* Reply with these raw bytes of type `content_type` (NULL:
+	 * "application/octet-stream") instead of the JSON output. The step's
+	 * output still feeds the next step; the last step that set a body wins,
+	 * and set_body(call, NULL, 0, NULL) goes back to the JSON output. The
+	 * body counts against max_output. */
+	int (*set_body)(hookd_call *call, const void *body, size_t len, const char *content_type);
 };
+
+/* ---- the inbound request and the reply (ABI 1.3) ----------------------- */
+
+/* The HTTP request that started the hook call, as every step of the call
+ * sees it (chain, on_error and after steps alike; sync, async and isolated
+ * alike). Owned by the host, read-only, and valid -- with every pointer in
+ * it -- for as long as the plugin holds the step (until call_sync returns;
+ * async: until complete() or fail()). Fields added in later minors go at
+ * the end: check HOOKD_INBOUND_HAS before reading one newer than 1.3. */
+typedef struct hookd_inbound {
+	uint32_t size;               /* sizeof(hookd_inbound) in the host */
+	const char *hook;            /* the hook called */
+	const char *method;          /* "POST" */
+	const char *path;            /* "/hooks/github", as sent (not decoded) */
+	const char *query;           /* after the '?', as sent (not decoded); "" if none */
+	const char *client_addr;     /* the peer: "127.0.0.1", "::1", or "unix" */
+	uint16_t client_port;        /* 0 for a Unix socket */
+	const char *request_id;      /* the X-Request-Id hookd answers with */
+	const char *content_type;    /* the Content-Type header, or "" */
+	const char *body;            /* the raw body bytes, NUL-terminated after body_len
+	                              * (a binary body may hold NULs: use body_len) */
+	size_t body_len;
+	const hookd_header *headers; /* every request header, in the order received, a
+	                              * header sent twice twice; names as sent (compare
+	                              * with strcasecmp, or use api->header) */
+	size_t nheaders;
+} hookd_inbound;
+
+#define HOOKD_INBOUND_HAS(in, field)                                                     \
+	((in)->size >= offsetof(hookd_inbound, field) + sizeof((in)->field))
 
 /*
  * The descriptor: the one symbol a plugin exports, named hookd_plugin.
