@@ -286,6 +286,143 @@ static int cmp_hook(const void *a, const void *b)
 	return strcmp(((const struct config_hook *)a)->name, ((const struct config_hook *)b)->name);
 }
 
+/* A list of plugin names (chain, on_error, after): at least one. */
+static int parse_names(const cJSON *k, const char *key, char ***out, size_t *nout,
+		       struct verr *e)
+{
+	size_t n = (size_t)cJSON_GetArraySize(k), i = 0;
+	const cJSON *p;
+
+	if (!cJSON_IsArray(k)) {
+		verr_set(e, key, "expected an array of plugin names, got %s", type_name(k));
+		return -1;
+	}
+	if (n == 0) {
+		verr_set(e, key, "must name at least one plugin");
+		return -1;
+	}
+	*out = calloc(n, sizeof(**out));
+	if (!*out) {
+		verr_set(e, key, "out of memory");
+		return -1;
+	}
+	cJSON_ArrayForEach(p, k)
+	{
+		char ikey[300];
+		snprintf(ikey, sizeof(ikey), "%s[%zu]", key, i);
+		if (get_string(p, ikey, &(*out)[i], e) < 0) {
+			*nout = i;
+			return -1;
+		}
+		*nout = ++i;
+		if (!name_valid(p->valuestring)) {
+			verr_set(e, ikey, "\"%s\" is not a valid plugin name", p->valuestring);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* "accept": "json" | "form" | "raw", or an array of them. */
+static int parse_accept(const cJSON *k, const char *key, unsigned *out, struct verr *e)
+{
+	static const char *const names[] = {"json", "form", "raw"};
+	const cJSON *one = k, *it;
+	unsigned bits = 0;
+
+	if (cJSON_IsArray(k) && cJSON_GetArraySize(k) == 0) {
+		verr_set(e, key, "must name at least one of \"json\", \"form\", \"raw\"");
+		return -1;
+	}
+	it = cJSON_IsArray(k) ? k->child : k;
+	for (; it; it = cJSON_IsArray(k) ? it->next : NULL) {
+		unsigned bit = 0;
+		one = it;
+		for (unsigned i = 0; i < 3 && cJSON_IsString(one); i++)
+			if (strcmp(one->valuestring, names[i]) == 0)
+				bit = 1u << i;
+		if (!bit) {
+			verr_set(e, key, "expected \"json\", \"form\" or \"raw\" (or an array of "
+				 "them), got %s%s%s", cJSON_IsString(one) ? "\"" : "",
+				 cJSON_IsString(one) ? one->valuestring : type_name(one),
+				 cJSON_IsString(one) ? "\"" : "");
+			return -1;
+		}
+		bits |= bit;
+	}
+	*out = bits;
+	return 0;
+}
+
+/* "dedup": {"header": NAME | "json_pointer": "/id", "ttl_s", "max_entries", "max_bytes"} */
+static int parse_dedup(const cJSON *v, const char *hkey, struct config_dedup **out,
+		       struct verr *e)
+{
+	struct config_dedup *d;
+	const cJSON *k;
+	char key[320];
+	uint64_t u;
+
+	if (!cJSON_IsObject(v)) {
+		verr_set(e, hkey, "expected an object {\"header\": NAME} or {\"json_pointer\": "
+			 "\"/id\"}, with ttl_s, max_entries, max_bytes, got %s", type_name(v));
+		return -1;
+	}
+	if (!(d = *out = calloc(1, sizeof(*d)))) {
+		verr_set(e, hkey, "out of memory");
+		return -1;
+	}
+	d->ttl_s = 86400;
+	d->max_entries = 10000;
+	d->max_bytes = 16u << 20;
+	cJSON_ArrayForEach(k, v)
+	{
+		snprintf(key, sizeof(key), "%s.%s", hkey, k->string);
+		if (dup_key(v, k)) {
+			verr_set(e, key, "defined twice");
+			return -1;
+		}
+		if (strcmp(k->string, "header") == 0) {
+			if (get_string(k, key, &d->header, e) < 0)
+				return -1;
+			if (!*d->header) {
+				verr_set(e, key, "must name a header");
+				return -1;
+			}
+		} else if (strcmp(k->string, "json_pointer") == 0) {
+			if (get_string(k, key, &d->pointer, e) < 0)
+				return -1;
+			if (d->pointer[0] != '/') {
+				verr_set(e, key, "a JSON pointer starts with \"/\" (RFC 6901), got \"%s\"",
+					 d->pointer);
+				return -1;
+			}
+		} else if (strcmp(k->string, "ttl_s") == 0) {
+			if (get_uint(k, key, 1, 30u * 86400u, &u, e) < 0)
+				return -1;
+			d->ttl_s = (uint32_t)u;
+		} else if (strcmp(k->string, "max_entries") == 0) {
+			if (get_uint(k, key, 1, 10000000, &u, e) < 0)
+				return -1;
+			d->max_entries = (uint32_t)u;
+		} else if (strcmp(k->string, "max_bytes") == 0) {
+			if (get_uint(k, key, 0, UINT64_C(1) << 40, &u, e) < 0)
+				return -1;
+			d->max_bytes = u;
+		} else {
+			verr_set(e, key, "unknown key (expected \"header\", \"json_pointer\", "
+				 "\"ttl_s\", \"max_entries\" or \"max_bytes\")");
+			return -1;
+		}
+	}
+	if (!d->header == !d->pointer) {
+		verr_set(e, hkey, "give exactly one of \"header\" and \"json_pointer\" as the "
+			 "delivery's key");
+		return -1;
+	}
+	return 0;
+}
+
 static int parse_hook(struct config_hook *h, const cJSON *v, struct verr *e)
 {
 	char key[256];
@@ -302,6 +439,7 @@ static int parse_hook(struct config_hook *h, const cJSON *v, struct verr *e)
 		return -1;
 	}
 	h->name = strdup(v->string);
+	h->after_timeout_ms = 5000;
 	if (!h->name) {
 		verr_set(e, key, "out of memory");
 		return -1;
@@ -324,40 +462,32 @@ static int parse_hook(struct config_hook *h, const cJSON *v, struct verr *e)
 				return -1;
 			}
 		} else if (strcmp(k->string, "chain") == 0) {
-			size_t n = (size_t)cJSON_GetArraySize(k), i = 0;
-			const cJSON *p;
-			if (!cJSON_IsArray(k)) {
-				verr_set(e, key, "expected an array of plugin names, got %s",
-					 type_name(k));
+			if (parse_names(k, key, &h->chain, &h->nchain, e) < 0)
 				return -1;
-			}
-			if (n == 0) {
-				verr_set(e, key, "must name at least one plugin");
+		} else if (strcmp(k->string, "on_error") == 0) {
+			if (parse_names(k, key, &h->on_error, &h->non_error, e) < 0)
 				return -1;
-			}
-			h->chain = calloc(n, sizeof(*h->chain));
-			if (!h->chain) {
-				verr_set(e, key, "out of memory");
+		} else if (strcmp(k->string, "after") == 0) {
+			if (parse_names(k, key, &h->after, &h->nafter, e) < 0)
 				return -1;
-			}
-			cJSON_ArrayForEach(p, k)
-			{
-				char ikey[300];
-				snprintf(ikey, sizeof(ikey), "%s[%zu]", key, i);
-				if (get_string(p, ikey, &h->chain[i], e) < 0) {
-					h->nchain = i;
-					return -1;
-				}
-				i++;
-				h->nchain = i;
-				if (!name_valid(p->valuestring)) {
-					verr_set(e, ikey, "\"%s\" is not a valid plugin name",
-						 p->valuestring);
-					return -1;
-				}
-			}
+		} else if (strcmp(k->string, "after_timeout_ms") == 0) {
+			if (get_uint(k, key, 1, CONFIG_MAX_TIMEOUT_MS, &u, e) < 0)
+				return -1;
+			h->after_timeout_ms = (uint32_t)u;
+		} else if (strcmp(k->string, "max_body") == 0) {
+			if (get_uint(k, key, 1, CONFIG_MAX_BODY, &u, e) < 0)
+				return -1;
+			h->max_body = u;
+		} else if (strcmp(k->string, "accept") == 0) {
+			if (parse_accept(k, key, &h->accept, e) < 0)
+				return -1;
+		} else if (strcmp(k->string, "dedup") == 0) {
+			if (parse_dedup(k, key, &h->dedup, e) < 0)
+				return -1;
 		} else {
-			verr_set(e, key, "unknown key (expected \"chain\", \"timeout_ms\" or \"verify\")");
+			verr_set(e, key, "unknown key (expected \"chain\", \"on_error\", \"after\", "
+				 "\"after_timeout_ms\", \"timeout_ms\", \"max_body\", \"accept\", "
+				 "\"verify\" or \"dedup\")");
 			return -1;
 		}
 	}
@@ -794,6 +924,10 @@ int config_parse(const char *text, size_t len, const char *path, struct config *
 	}
 	if (parse_root(cfg, root, &e) < 0)
 		goto fail;
+	cfg->max_body_any = cfg->max_body;
+	for (size_t i = 0; i < cfg->nhooks; i++)
+		if (cfg->hooks[i].max_body > cfg->max_body_any)
+			cfg->max_body_any = (size_t)cfg->hooks[i].max_body;
 	cJSON_Delete(root);
 	*out = cfg;
 	return 0;
@@ -861,6 +995,17 @@ void config_free(struct config *cfg)
 		for (size_t j = 0; j < cfg->hooks[i].nchain; j++)
 			free(cfg->hooks[i].chain[j]);
 		free(cfg->hooks[i].chain);
+		for (size_t j = 0; j < cfg->hooks[i].non_error; j++)
+			free(cfg->hooks[i].on_error[j]);
+		free(cfg->hooks[i].on_error);
+		for (size_t j = 0; j < cfg->hooks[i].nafter; j++)
+			free(cfg->hooks[i].after[j]);
+		free(cfg->hooks[i].after);
+		if (cfg->hooks[i].dedup) {
+			free(cfg->hooks[i].dedup->header);
+			free(cfg->hooks[i].dedup->pointer);
+			free(cfg->hooks[i].dedup);
+		}
 		free(cfg->hooks[i].name);
 		verify_free(cfg->hooks[i].verify);
 	}

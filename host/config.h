@@ -52,12 +52,36 @@ struct config_plugin {
 
 #define CONFIG_MAX_ISOLATE_PROCS 64u
 
+/* hooks.<name>.accept: which bodies a hook takes, and what its input is. */
+enum config_accept {
+	CONFIG_ACCEPT_JSON = 1, /* a JSON document (the default) */
+	CONFIG_ACCEPT_FORM = 2, /* application/x-www-form-urlencoded: an object of strings */
+	CONFIG_ACCEPT_RAW = 4,  /* anything else: input null, the raw body in the request */
+};
+
+/* hooks.<name>.dedup: deliveries remembered by a key. */
+struct config_dedup {
+	char *header;        /* the key is this request header's value, or */
+	char *pointer;       /* this JSON pointer's string or number in the body */
+	uint32_t ttl_s;      /* a success is remembered this long (default 86400) */
+	uint32_t max_entries; /* default 10000 */
+	uint64_t max_bytes;  /* of stored replies, default 16 MiB */
+};
+
 struct config_hook {
 	char *name;
 	char **chain;        /* explicit chain (plugin names), or NULL */
 	size_t nchain;
+	char **on_error;     /* "on_error": plugins run when the chain fails, or NULL */
+	size_t non_error;
+	char **after;        /* "after": observers run once the reply is sent, or NULL */
+	size_t nafter;
+	uint32_t after_timeout_ms; /* the after phase's own deadline (default 5000) */
 	uint32_t timeout_ms; /* 0: the global timeout_ms */
+	unsigned accept;     /* CONFIG_ACCEPT_* bits; 0: JSON (as before the key existed) */
+	uint64_t max_body;   /* 0: the global max_body */
 	struct verify *verify; /* "verify": sender verification (verify.h), or NULL */
+	struct config_dedup *dedup; /* "dedup", or NULL */
 };
 
 struct config {
@@ -81,7 +105,8 @@ struct config {
 	unsigned max_stuck_workers; /* replacement workers at once (default: workers) */
 	int max_stuck_set;  /* max_stuck_workers was given */
 	uint32_t timeout_ms; /* default call deadline */
-	size_t max_body;    /* request body limit in bytes */
+	size_t max_body;    /* request body limit in bytes (a hook's max_body overrides it) */
+	size_t max_body_any; /* the largest body any hook takes: the transport's limit */
 	size_t max_output;  /* limit of a reply printed from a plugin's output */
 	uint32_t drain_ms;  /* how long shutdown waits for calls in flight */
 	uint32_t loop_warn_ms;  /* plugin code holding a loop this long is named (0: off) */

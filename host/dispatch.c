@@ -110,6 +110,44 @@ const char *dispatch_outcome_name(enum dispatch_outcome o)
 	return (unsigned)o < DISPATCH_OUTCOME_COUNT ? outcome_names[o] : "unknown";
 }
 
+const char *dispatch_phase_name(enum dispatch_phase p)
+{
+	return p == DISPATCH_PHASE_ON_ERROR ? "on_error" : p == DISPATCH_PHASE_AFTER ? "after"
+										       : "chain";
+}
+
+int dispatch_result_status(const struct dispatch_result *r, unsigned *retry_after)
+{
+	*retry_after = 0;
+	switch (r->outcome) {
+	case DISPATCH_OK:
+		return r->reply && r->reply->status ? r->reply->status : 200;
+	case DISPATCH_STEP_FAILED:
+		return r->plugin_status >= 400 && r->plugin_status <= 599 ? r->plugin_status : 500;
+	case DISPATCH_NO_HOOK:
+		return 404;
+	case DISPATCH_HOOK_UNAVAILABLE:
+		return 503;
+	case DISPATCH_NOT_READY:
+	case DISPATCH_OVERLOADED:
+	case DISPATCH_SHUTDOWN:
+	case DISPATCH_REFUSED:
+		*retry_after = 1;
+		return 503;
+	case DISPATCH_DEADLINE:
+		return 504;
+	case DISPATCH_CRASHED:
+		return 502;
+	case DISPATCH_QUARANTINED:
+		return 503;
+	case DISPATCH_NO_OUTPUT:
+	case DISPATCH_NOMEM:
+	case DISPATCH_OUTCOME_COUNT:
+		break;
+	}
+	return 500;
+}
+
 static void call_ref(struct dispatch_call *c)
 {
 	c->refs++;
@@ -122,6 +160,17 @@ static void call_unref(struct dispatch_call *c)
 	if (--c->refs)
 		return;
 	cJSON_Delete(c->value);
+	cJSON_Delete(c->orig);
+	cJSON_Delete(c->summary);
+	inbound_unref(c->in);
+	if (c->reply) {
+		reply_clear(c->reply);
+		free(c->reply);
+	}
+	if (c->saved) {
+		free(c->saved->error);
+		free(c->saved);
+	}
 	generation_release(c->gen);
 	free(c);
 	atomic_fetch_sub_explicit(&env->live, 1, memory_order_relaxed);
@@ -175,12 +224,18 @@ static void recs_close(struct dispatch_call *c, struct dispatch_result *r)
 	r->steps_more = c->recs_more;
 }
 
+static bool phase_handles(enum dispatch_outcome o);
+static int on_error_start(struct dispatch_call *c, const struct dispatch_result *r);
+static void after_start(struct dispatch_call *c, const struct dispatch_result *r, cJSON *out);
+
 /* End the call once, in `final` (ANSWERED: tell the transport; ABORTED:
  * nobody to tell), and drop the "unanswered" reference. */
 static void call_end(struct dispatch_call *c, enum call_state final, struct dispatch_result *r)
 {
 	struct dispatch_env *env = c->env;
 	bool armed = c->state != CALL_NEW;
+	bool observe;
+	cJSON *out_copy = NULL;
 
 	if (call_over(c)) {
 		cJSON_Delete(r->output);
@@ -191,7 +246,26 @@ static void call_end(struct dispatch_call *c, enum call_state final, struct disp
 		event_del(&c->deadline);
 	TAILQ_REMOVE(&env->calls, c, link);
 	atomic_fetch_sub_explicit(&env->pending, 1, memory_order_relaxed);
-	if (r->outcome == DISPATCH_OK && final == CALL_ANSWERED)
+	if (final != CALL_ANSWERED) {
+		atomic_fetch_add_explicit(&env->answered_err, 1, memory_order_relaxed);
+		if (c->out)
+			*c->out = NULL;
+		cJSON_Delete(r->output);
+		call_unref(c);
+		return;
+	}
+	if (c->hook) {
+		r->hook = c->hook->name;
+		r->hook_slot = c->hook->metric_slot;
+	}
+	r->generation = c->gen ? c->gen->id : 0;
+	recs_close(c, r);
+	if (c->phase == DISPATCH_PHASE_CHAIN && c->hook && c->hook->non_error &&
+	    phase_handles(r->outcome) && on_error_start(c, r) == 0) {
+		call_unref(c); /* the on_error steps answer in its place */
+		return;
+	}
+	if (r->outcome == DISPATCH_OK)
 		atomic_fetch_add_explicit(&env->answered_ok, 1, memory_order_relaxed);
 	else
 		atomic_fetch_add_explicit(&env->answered_err, 1, memory_order_relaxed);
@@ -199,17 +273,15 @@ static void call_end(struct dispatch_call *c, enum call_state final, struct disp
 		*c->out = NULL;
 		c->out = NULL;
 	}
-	if (final == CALL_ANSWERED) {
-		if (c->hook) {
-			r->hook = c->hook->name;
-			r->hook_slot = c->hook->metric_slot;
-		}
-		r->generation = c->gen ? c->gen->id : 0;
-		recs_close(c, r);
-		c->done(c->done_arg, r);
-	} else {
-		cJSON_Delete(r->output);
-	}
+	observe = c->hook && c->hook->nafter && c->phase != DISPATCH_PHASE_AFTER;
+	if (r->outcome == DISPATCH_OK)
+		r->reply = c->reply;
+	if (observe && r->outcome == DISPATCH_OK && r->output)
+		out_copy = cJSON_Duplicate(r->output, 1);
+	r->sent_status = 0;
+	c->done(c->done_arg, r);
+	if (observe)
+		after_start(c, r, out_copy);
 	call_unref(c);
 }
 
@@ -310,6 +382,10 @@ void dispatch_step_unref(struct dispatch_step *s)
 	free(s->fail_msg);
 	cJSON_Delete(s->open_input);
 	isolate_req_clear(&s->iso);
+	if (s->reply) {
+		reply_clear(s->reply);
+		free(s->reply);
+	}
 	free(s);
 	call_unref(c);
 }
@@ -333,7 +409,8 @@ static bool step_skip(struct dispatch_call *c, struct dispatch_step *s)
 	enum dispatch_outcome o = s->host_failed ? s->host_outcome : DISPATCH_STEP_FAILED;
 	static const char *const kinds[] = {"failed", "crashed", "timed out", "quarantined"};
 
-	if (!s->plugin->fail_open || o == DISPATCH_SHUTDOWN || o == DISPATCH_NOMEM)
+	if (!s->plugin->fail_open || o == DISPATCH_SHUTDOWN || o == DISPATCH_NOMEM ||
+	    c->phase != DISPATCH_PHASE_CHAIN)
 		return false;
 	enum plugin_skip k = skip_kind(o);
 	atomic_fetch_add_explicit(&s->plugin->skipped[k], 1, memory_order_relaxed);
@@ -350,6 +427,20 @@ static bool step_skip(struct dispatch_call *c, struct dispatch_step *s)
 		run_steps(c);
 	return true;
 }
+
+/* Step s succeeded: its reply settings join the call's. */
+static int reply_take(struct dispatch_call *c, struct dispatch_step *s)
+{
+	if (!c->reply && !(c->reply = calloc(1, sizeof(*c->reply))))
+		return -1;
+	reply_merge(c->reply, s->reply);
+	return 0;
+}
+
+static void phase_end_early(struct dispatch_call *c, struct dispatch_step *s,
+			    enum dispatch_outcome o);
+static void phase_step_settled(struct dispatch_call *c, struct dispatch_step *s, cJSON *in,
+			       cJSON *out);
 
 /* The step's result is final: hand it to the call (or drop it when the call
  * has ended already). Runs once per step, on the loop thread. */
@@ -372,9 +463,16 @@ static void step_settle(struct dispatch_step *s)
 	 * activates it one callback after a plain timer due later. */
 	if (!call_over(c) && dispatch_now_ns() >= c->deadline_ns) {
 		step_count(s, METRICS_TIMEOUT);
-		call_fail(c, CALL_ANSWERED, DISPATCH_DEADLINE, s, NULL,
-			  "deadline of %u ms passed in plugin %s (step %zu)", c->hook->timeout_ms,
-			  name, s->index);
+		if (c->phase != DISPATCH_PHASE_CHAIN)
+			phase_end_early(c, s, DISPATCH_DEADLINE);
+		else
+			call_fail(c, CALL_ANSWERED, DISPATCH_DEADLINE, s, NULL,
+				  "deadline of %u ms passed in plugin %s (step %zu)", c->timeout_ms,
+				  name, s->index);
+	}
+	if (!call_over(c) && c->phase != DISPATCH_PHASE_CHAIN) {
+		phase_step_settled(c, s, in, out);
+		return;
 	}
 	if (call_over(c) || s->fail_status || s->host_failed || !out) {
 		if (out != in)
@@ -410,6 +508,11 @@ static void step_settle(struct dispatch_step *s)
 	if (out != in)
 		cJSON_Delete(in);
 	step_count(s, METRICS_OK);
+	if (s->reply && reply_take(c, s) < 0) {
+		cJSON_Delete(out);
+		call_fail(c, CALL_ANSWERED, DISPATCH_NOMEM, s, NULL, "out of memory");
+		return;
+	}
 	c->value = out;
 	c->step++;
 	call_enter(c, CALL_IDLE);
@@ -642,19 +745,23 @@ static void run_steps(struct dispatch_call *c)
 	call_ref(c);
 	c->walking = true;
 	while (c->state == CALL_IDLE) {
-		if (c->step == c->hook->nchain) {
+		if (c->step == c->nplan) {
+			if (c->phase != DISPATCH_PHASE_CHAIN) {
+				phase_end_early(c, NULL, DISPATCH_OK);
+				break;
+			}
 			struct dispatch_result r = {.outcome = DISPATCH_OK, .output = c->value,
 						    .step = -1,
 						    .max_output = c->gen->cfg->max_output};
 			if (c->step) {
 				r.step = (int)c->step - 1;
-				r.plugin = c->hook->chain[c->step - 1]->desc.name;
+				r.plugin = c->plan[c->step - 1]->desc.name;
 			}
 			c->value = NULL;
 			call_end(c, CALL_ANSWERED, &r);
 			break;
 		}
-		struct plugin *p = c->hook->chain[c->step];
+		struct plugin *p = c->plan[c->step];
 		struct dispatch_step *s = step_new(c, p);
 		if (!s) {
 			call_fail(c, CALL_ANSWERED, DISPATCH_NOMEM, NULL, NULL, "out of memory");
@@ -665,7 +772,7 @@ static void run_steps(struct dispatch_call *c)
 		c->cur = s;
 		/* a fail-open last step whose deadline passes answers with its
 		 * input: keep a copy (the plugin may change or free its own) */
-		if (p->fail_open && c->step + 1 == c->hook->nchain)
+		if (p->fail_open && c->step + 1 == c->nplan && c->phase == DISPATCH_PHASE_CHAIN)
 			s->open_input = cJSON_Duplicate(s->input, 1);
 		call_enter(c, CALL_IN_STEP);
 		if (p->max_in_flight && !admit(s))
@@ -814,6 +921,8 @@ static void call_cancel(struct dispatch_call *c, enum call_state final, enum dis
 	if (final == CALL_ABORTED) {
 		struct dispatch_result r = {.outcome = o, .step = -1};
 		call_end(c, CALL_ABORTED, &r);
+	} else if (c->phase != DISPATCH_PHASE_CHAIN) {
+		phase_end_early(c, s, o);
 	} else if (o != DISPATCH_DEADLINE) {
 		call_fail(c, final, o, s, NULL, "server shutting down");
 	} else if (s && s->open_input) {
@@ -832,19 +941,19 @@ static void call_cancel(struct dispatch_call *c, enum call_state final, enum dis
 			  (unsigned long long)c->gen->id, s->index);
 		call_end(c, final, &r);
 	} else if (!s) {
-		call_fail(c, final, o, NULL, NULL, "deadline of %u ms passed", c->hook->timeout_ms);
+		call_fail(c, final, o, NULL, NULL, "deadline of %u ms passed", c->timeout_ms);
 	} else if (queued) {
 		struct dispatch_result r = {.outcome = o, .queued = true, .plugin = plugin,
 					    .step = (int)s->index};
 		char msg[256];
 		snprintf(msg, sizeof(msg),
 			 "deadline of %u ms passed while step %zu (plugin %s) waited for a "
-			 "worker: every worker was busy", c->hook->timeout_ms, s->index, plugin);
+			 "worker: every worker was busy", c->timeout_ms, s->index, plugin);
 		r.error = msg;
 		call_end(c, final, &r);
 	} else {
 		call_fail(c, final, o, s, NULL, "deadline of %u ms passed in plugin %s (step %zu)",
-			  c->hook->timeout_ms, plugin, s->index);
+			  c->timeout_ms, plugin, s->index);
 	}
 	if (s && s->plugin->iso)
 		/* a sync call past its deadline: its process is killed and replaced */
@@ -905,8 +1014,47 @@ void dispatch_cancel_all(struct dispatch_env *env)
 		call_cancel(TAILQ_FIRST(&env->calls), CALL_ANSWERED, DISPATCH_SHUTDOWN);
 }
 
+/* ---- calls, and the phases after the chain -------------------------- */
+
+static void call_init(struct dispatch_call *c, struct dispatch_env *env, cJSON *input,
+		      struct inbound *in, dispatch_done_fn done, void *arg,
+		      struct dispatch_call **out)
+{
+	c->env = env;
+	c->state = CALL_NEW;
+	c->refs = 1;
+	c->value = input;
+	c->in = in;
+	c->done = done;
+	c->done_arg = arg;
+	c->out = out;
+	TAILQ_INSERT_TAIL(&env->calls, c, link);
+	atomic_fetch_add_explicit(&env->pending, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&env->live, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&env->started, 1, memory_order_relaxed);
+}
+
+/* Arm the deadline of c's phase (c->timeout_ms from now) and walk its plan. */
+static void call_run(struct dispatch_call *c)
+{
+	struct timeval tv = {c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000};
+	/* one queue per distinct duration instead of the heap (O(1) add/del) */
+	const struct timeval *ctv = event_base_init_common_timeout(c->env->base, &tv);
+
+	c->deadline_ns = dispatch_now_ns() + (int64_t)c->timeout_ms * 1000000;
+	event_assign(&c->deadline, c->env->base, -1, 0, on_deadline, c);
+	if (event_add(&c->deadline, ctv ? ctv : &tv) < 0) {
+		call_fail(c, CALL_ANSWERED, DISPATCH_NOMEM, NULL, NULL,
+			  "cannot arm the call's deadline");
+		return;
+	}
+	call_enter(c, CALL_IDLE);
+	run_steps(c);
+}
+
 void dispatch_call_start(struct dispatch_env *env, const char *hook, cJSON *input,
-			 dispatch_done_fn done, void *arg, struct dispatch_call **out)
+			 struct inbound *in, dispatch_done_fn done, void *arg,
+			 struct dispatch_call **out)
 {
 	struct dispatch_call *c = calloc(1, sizeof(*c));
 
@@ -916,21 +1064,12 @@ void dispatch_call_start(struct dispatch_env *env, const char *hook, cJSON *inpu
 		struct dispatch_result r = {.outcome = DISPATCH_NOMEM, .error = "out of memory",
 					    .hook = hook, .step = -1};
 		cJSON_Delete(input);
+		inbound_unref(in);
 		done(arg, &r);
 		return;
 	}
-	c->env = env;
-	c->state = CALL_NEW;
-	c->refs = 1;
-	c->value = input;
-	c->done = done;
-	c->done_arg = arg;
-	c->out = out;
-	TAILQ_INSERT_TAIL(&env->calls, c, link);
-	atomic_fetch_add_explicit(&env->pending, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&env->live, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&env->started, 1, memory_order_relaxed);
-
+	call_init(c, env, input, in, done, arg, out);
+	c->t0_ns = dispatch_now_ns();
 	c->gen = registry_acquire(env->reg);
 	if (!c->gen) {
 		call_fail(c, CALL_ANSWERED, DISPATCH_NOT_READY, NULL, hook, "no plugins loaded yet");
@@ -947,20 +1086,282 @@ void dispatch_call_start(struct dispatch_env *env, const char *hook, cJSON *inpu
 			  "hook %s is unavailable: %s", hook, c->hook->unavailable);
 		return;
 	}
-	c->deadline_ns = dispatch_now_ns() + (int64_t)c->hook->timeout_ms * 1000000;
-	{
-		struct timeval tv = {c->hook->timeout_ms / 1000, (c->hook->timeout_ms % 1000) * 1000};
-		/* one queue per distinct duration instead of the heap (O(1) add/del) */
-		const struct timeval *ctv = event_base_init_common_timeout(env->base, &tv);
-		event_assign(&c->deadline, env->base, -1, 0, on_deadline, c);
-		if (event_add(&c->deadline, ctv ? ctv : &tv) < 0) {
-			call_fail(c, CALL_ANSWERED, DISPATCH_NOMEM, NULL, NULL,
-				  "cannot arm the call's deadline");
-			return;
+	c->phase = DISPATCH_PHASE_CHAIN;
+	c->plan = c->hook->chain;
+	c->nplan = c->hook->nchain;
+	c->timeout_ms = c->hook->timeout_ms;
+	/* the phases after the chain see the input as it came: steps may
+	 * change theirs in place */
+	if ((c->hook->non_error || c->hook->nafter) && input &&
+	    !(c->orig = cJSON_Duplicate(input, 1))) {
+		call_fail(c, CALL_ANSWERED, DISPATCH_NOMEM, NULL, NULL, "out of memory");
+		return;
+	}
+	call_run(c);
+}
+
+/* The outcomes on_error steps handle: a step failed, or the time ran out.
+ * (No hook, a hook that cannot run, no plugins, shutdown: no chain ran.) */
+static bool phase_handles(enum dispatch_outcome o)
+{
+	switch (o) {
+	case DISPATCH_STEP_FAILED:
+	case DISPATCH_NO_OUTPUT:
+	case DISPATCH_DEADLINE:
+	case DISPATCH_CRASHED:
+	case DISPATCH_QUARANTINED:
+	case DISPATCH_REFUSED:
+	case DISPATCH_OVERLOADED:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* {"status", "message", "outcome", "plugin", "step", "generation"} of a
+ * failed result, or NULL (out of memory). */
+static cJSON *error_object(const struct dispatch_result *r, uint64_t generation)
+{
+	cJSON *e = cJSON_CreateObject();
+	unsigned ra;
+
+	if (!e)
+		return NULL;
+	cJSON_AddNumberToObject(e, "status", dispatch_result_status(r, &ra));
+	cJSON_AddStringToObject(e, "message", r->error ? r->error : dispatch_outcome_name(r->outcome));
+	cJSON_AddStringToObject(e, "outcome", dispatch_outcome_name(r->outcome));
+	if (r->plugin)
+		cJSON_AddStringToObject(e, "plugin", r->plugin);
+	else
+		cJSON_AddNullToObject(e, "plugin");
+	cJSON_AddNumberToObject(e, "step", r->step);
+	cJSON_AddNumberToObject(e, "generation", (double)generation);
+	return e;
+}
+
+/* A call of phase `ph` of c's hook, on c's loop, generation and request. */
+static struct dispatch_call *phase_call(struct dispatch_call *c, enum dispatch_phase ph,
+					cJSON *summary, dispatch_done_fn done, void *arg,
+					struct dispatch_call **out)
+{
+	struct dispatch_call *k = calloc(1, sizeof(*k));
+	cJSON *first = summary ? cJSON_Duplicate(summary, 1) : NULL;
+
+	if (!k || !first) {
+		free(k);
+		cJSON_Delete(first);
+		cJSON_Delete(summary);
+		return NULL;
+	}
+	call_init(k, c->env, first, inbound_ref(c->in), done, arg, out);
+	generation_retain(c->gen);
+	k->gen = c->gen;
+	k->hook = c->hook;
+	k->phase = ph;
+	k->plan = ph == DISPATCH_PHASE_ON_ERROR ? c->hook->on_error : c->hook->after;
+	k->nplan = ph == DISPATCH_PHASE_ON_ERROR ? c->hook->non_error : c->hook->nafter;
+	k->timeout_ms = c->hook->after_timeout_ms;
+	k->summary = summary;
+	k->t0_ns = c->t0_ns;
+	return k;
+}
+
+/* The chain of c failed with r: hand the answer to the hook's on_error
+ * steps (a new call that takes over the transport's done callback). Returns
+ * 0, or -1 (out of memory: c answers with r itself). */
+static int on_error_start(struct dispatch_call *c, const struct dispatch_result *r)
+{
+	cJSON *sum = cJSON_CreateObject(), *err = error_object(r, c->gen->id);
+	struct dispatch_saved *sv = calloc(1, sizeof(*sv));
+	struct dispatch_call *k;
+
+	if (!sum || !err || !sv || !cJSON_AddItemToObject(sum, "error", err))
+		goto fail;
+	err = NULL;
+	if (c->orig ? !cJSON_AddItemReferenceToObject(sum, "input", c->orig)
+		    : !cJSON_AddNullToObject(sum, "input"))
+		goto fail;
+	*sv = (struct dispatch_saved){.outcome = r->outcome, .plugin_status = r->plugin_status,
+				      .step = r->step, .queued = r->queued, .plugin = r->plugin,
+				      .error = strdup(r->error ? r->error : "call failed")};
+	if (!sv->error)
+		goto fail;
+	k = phase_call(c, DISPATCH_PHASE_ON_ERROR, sum, c->done, c->done_arg, c->out);
+	sum = NULL; /* taken */
+	if (!k)
+		goto fail;
+	k->orig = c->orig; /* the summary refers to it; the after phase needs it */
+	c->orig = NULL;
+	k->saved = sv;
+	memcpy(k->recs, c->recs, sizeof(k->recs));
+	k->nrecs = c->nrecs;
+	k->recs_more = c->recs_more;
+	if (c->out)
+		*c->out = k;
+	c->out = NULL;
+	log_debug(c->env->log, "hook %s (generation %llu): %s; running its on_error steps",
+		  c->hook->name, (unsigned long long)c->gen->id, sv->error);
+	call_run(k);
+	return 0;
+fail:
+	cJSON_Delete(sum);
+	cJSON_Delete(err);
+	if (sv)
+		free(sv->error);
+	free(sv);
+	return -1;
+}
+
+static void after_done(void *arg, struct dispatch_result *r)
+{
+	(void)arg;
+	cJSON_Delete(r->output);
+}
+
+/* c was answered with r (the client got r->sent_status): run the hook's
+ * after observers, under their own deadline. `out` (taken) is a copy of
+ * the output sent, or NULL. */
+static void after_start(struct dispatch_call *c, const struct dispatch_result *r, cJSON *out)
+{
+	cJSON *sum = cJSON_CreateObject(), *steps = NULL;
+	struct dispatch_call *k;
+
+	if (!sum)
+		goto fail;
+	cJSON_AddStringToObject(sum, "hook", c->hook->name);
+	if (c->in)
+		cJSON_AddStringToObject(sum, "request_id", c->in->pub.request_id);
+	cJSON_AddNumberToObject(sum, "generation", (double)c->gen->id);
+	cJSON_AddNumberToObject(sum, "status", r->sent_status);
+	cJSON_AddStringToObject(sum, "outcome", dispatch_outcome_name(r->outcome));
+	cJSON_AddBoolToObject(sum, "recovered", r->recovered);
+	cJSON_AddNumberToObject(sum, "duration_ms",
+				(double)(dispatch_now_ns() - c->t0_ns) / 1e6);
+	if (c->orig) {
+		cJSON_AddItemToObject(sum, "input", c->orig);
+		c->orig = NULL;
+	} else {
+		cJSON_AddNullToObject(sum, "input");
+	}
+	if (r->outcome == DISPATCH_OK) {
+		if (out)
+			cJSON_AddItemToObject(sum, "output", out);
+		else
+			cJSON_AddNullToObject(sum, "output");
+		out = NULL;
+	} else {
+		cJSON_AddItemToObject(sum, "error", error_object(r, c->gen->id));
+	}
+	if ((steps = cJSON_AddArrayToObject(sum, "steps"))) {
+		for (unsigned i = 0; i < r->nsteps; i++) {
+			cJSON *st = cJSON_CreateObject();
+			if (!st)
+				break;
+			cJSON_AddStringToObject(st, "plugin", r->steps[i].plugin);
+			cJSON_AddNumberToObject(st, "ms", (double)r->steps[i].duration_ns / 1e6);
+			cJSON_AddStringToObject(st, "outcome",
+						r->steps[i].skipped ? "skipped"
+						: dispatch_outcome_name(r->steps[i].outcome));
+			cJSON_AddItemToArray(steps, st);
 		}
 	}
+	k = phase_call(c, DISPATCH_PHASE_AFTER, sum, after_done, NULL, NULL);
+	sum = NULL;
+	if (!k)
+		goto fail;
+	call_run(k);
+	return;
+fail:
+	cJSON_Delete(sum);
+	cJSON_Delete(out);
+	log_error(c->env->log, "hook %s (generation %llu): out of memory: its after steps did not "
+		  "run for request %s", c->hook->name, (unsigned long long)c->gen->id,
+		  c->in ? c->in->pub.request_id : "-");
+}
+
+/* The on_error phase answers with the chain's failure. */
+static void answer_saved(struct dispatch_call *c)
+{
+	struct dispatch_saved *sv = c->saved;
+	struct dispatch_result r = {.outcome = sv->outcome, .plugin_status = sv->plugin_status,
+				    .error = sv->error, .plugin = sv->plugin, .step = sv->step,
+				    .queued = sv->queued};
+
+	call_end(c, CALL_ANSWERED, &r);
+}
+
+/* A phase after the chain ends before its last step settled (s, or NULL):
+ * deadline, shutdown, or every step done (DISPATCH_OK). */
+static void phase_end_early(struct dispatch_call *c, struct dispatch_step *s,
+			    enum dispatch_outcome o)
+{
+	if (o == DISPATCH_DEADLINE)
+		log_warn(c->env->log, "hook %s (generation %llu, request_id %s): the %s steps' "
+			 "deadline of %u ms passed%s%s%s", c->hook->name,
+			 (unsigned long long)c->gen->id, c->in ? c->in->pub.request_id : "-",
+			 dispatch_phase_name(c->phase), c->timeout_ms, s ? " in plugin " : "",
+			 s ? s->plugin->desc.name : "",
+			 c->phase == DISPATCH_PHASE_ON_ERROR ? "; answering with the chain's error"
+							     : "; the rest did not run");
+	if (c->phase == DISPATCH_PHASE_ON_ERROR) {
+		answer_saved(c);
+	} else {
+		struct dispatch_result r = {.outcome = DISPATCH_OK, .step = -1};
+		call_end(c, CALL_ANSWERED, &r);
+	}
+}
+
+/* Step s of an on_error or after phase settled with (in, out). An on_error
+ * step that returns anything but JSON null replaces the error with its
+ * reply; otherwise (null, a failure, any after step) the next step runs,
+ * with a fresh copy of the phase's input. */
+static void phase_step_settled(struct dispatch_call *c, struct dispatch_step *s, cJSON *in,
+			       cJSON *out)
+{
+	bool failed = s->fail_status || s->host_failed || !out;
+	const char *name = s->plugin->desc.name;
+
+	if (s->host_failed)
+		step_count_host(s, s->host_outcome);
+	else
+		step_count(s, failed ? METRICS_FAILED : METRICS_OK);
+	if (!failed && c->phase == DISPATCH_PHASE_ON_ERROR && !cJSON_IsNull(out)) {
+		struct dispatch_result r = {.outcome = DISPATCH_OK, .output = out,
+					    .plugin = name, .step = (int)s->index,
+					    .max_output = c->gen->cfg->max_output,
+					    .recovered = true};
+		if (out != in)
+			cJSON_Delete(in);
+		if (s->reply && reply_take(c, s) < 0) {
+			cJSON_Delete(out);
+			answer_saved(c);
+			return;
+		}
+		log_debug(c->env->log, "hook %s (generation %llu, request_id %s): on_error plugin %s "
+			  "replaced the error (%s) with its reply", c->hook->name,
+			  (unsigned long long)c->gen->id, c->in ? c->in->pub.request_id : "-", name,
+			  c->saved->error);
+		call_end(c, CALL_ANSWERED, &r);
+		return;
+	}
+	if (failed)
+		log_warn(c->env->log, "hook %s (generation %llu, request_id %s): %s plugin %s "
+			 "(step %zu) %s: %s", c->hook->name, (unsigned long long)c->gen->id,
+			 c->in ? c->in->pub.request_id : "-", dispatch_phase_name(c->phase), name,
+			 s->index,
+			 s->host_failed ? dispatch_outcome_name(s->host_outcome) : "failed",
+			 s->fail_msg ? s->fail_msg : !out ? "no output" : "failed");
+	if (out != in)
+		cJSON_Delete(out);
+	cJSON_Delete(in);
+	c->step++;
+	if (c->step < c->nplan && !(c->value = cJSON_Duplicate(c->summary, 1))) {
+		phase_end_early(c, NULL, DISPATCH_NOMEM);
+		return;
+	}
 	call_enter(c, CALL_IDLE);
-	run_steps(c);
+	if (!c->walking)
+		run_steps(c);
 }
 
 /* ---- the environment ------------------------------------------------ */

@@ -22,6 +22,7 @@
 #include <hookd.h>
 
 #include "fetch.h"
+#include "inbound.h"
 #include "log.h"
 #include "pool.h"
 #include "registry.h"
@@ -50,6 +51,15 @@ enum dispatch_outcome {
 
 /* A stable lower-case name ("ok", "step_failed", ...) for logs and counters. */
 const char *dispatch_outcome_name(enum dispatch_outcome o);
+
+/* The phases of a hook call (hooks.<name>.chain, on_error, after). */
+enum dispatch_phase {
+	DISPATCH_PHASE_CHAIN = 0, /* the steps: each output feeds the next */
+	DISPATCH_PHASE_ON_ERROR,  /* the chain failed: handlers may replace the error */
+	DISPATCH_PHASE_AFTER,     /* the reply is sent: observers */
+};
+
+const char *dispatch_phase_name(enum dispatch_phase p);
 
 /* One step of a call as the access log sees it. */
 struct dispatch_step_rec {
@@ -87,7 +97,17 @@ struct dispatch_result {
 	                         * (NULL when none did); valid during the callback */
 	unsigned nsteps;        /* entries in steps */
 	unsigned steps_more;    /* steps started beyond DISPATCH_STEP_RECS */
+	const struct reply *reply; /* DISPATCH_OK: what the steps set of the reply
+	                         * (status, headers, raw body: reply.h), or NULL;
+	                         * valid during the callback */
+	bool recovered;         /* DISPATCH_OK: an on_error step replaced a failure */
+	int sent_status;        /* set by the done callback: the status the client
+	                         * got (the after phase reports it) */
 };
+
+/* The status a result means over HTTP, and the seconds of Retry-After to
+ * suggest (0: none). */
+int dispatch_result_status(const struct dispatch_result *r, unsigned *retry_after);
 
 /* Called exactly once per call unless the call was aborted; may be called
  * before dispatch_call_start returns. All pointers in `res` except
@@ -128,11 +148,14 @@ void dispatch_env_metrics(struct dispatch_env *env, struct metrics_shard *shard)
  * and the pool destroyed or drained of this env's jobs. */
 void dispatch_env_free(struct dispatch_env *env);
 
-/* Start a call of `hook` with `input` (ownership taken in every case).
- * *out is set before any step runs (NULL once the call is answered, for
- * the caller's bookkeeping: clear your copy in the done callback). */
+/* Start a call of `hook` with `input` and the request it came with, `in`
+ * (NULL: none; both taken in every case). *out is set before any step
+ * runs (NULL once the call is answered, for the caller's bookkeeping: clear
+ * your copy in the done callback). When the hook has `after` observers,
+ * they run once the done callback has returned, as a call of their own. */
 void dispatch_call_start(struct dispatch_env *env, const char *hook, cJSON *input,
-			 dispatch_done_fn done, void *arg, struct dispatch_call **out);
+			 struct inbound *in, dispatch_done_fn done, void *arg,
+			 struct dispatch_call **out);
 
 /* The client is gone: cancel the call; its done callback will not run. */
 void dispatch_call_abort(struct dispatch_call *call);

@@ -27,6 +27,7 @@
 #include "fetch.h"
 #include "isolate.h"
 #include "metrics.h"
+#include "reply.h"
 #include "wake.h"
 #include "watchdog.h"
 
@@ -77,10 +78,32 @@ enum call_state {
  * plugin never ran" is exact, not a guess. */
 enum step_phase { STEP_QUEUED, STEP_ENTERED, STEP_SKIPPED };
 
+/* ON_ERROR: the chain's failure, answered when no handler replaces it. */
+struct dispatch_saved {
+	enum dispatch_outcome outcome;
+	int plugin_status;
+	int step;
+	bool queued;
+	char *error;                  /* owned */
+	const char *plugin;           /* the generation's (pinned) */
+};
+
 struct dispatch_call {
 	struct dispatch_env *env;
 	struct generation *gen;       /* pinned */
 	const struct hook_entry *hook;
+	enum dispatch_phase phase;
+	struct plugin *const *plan;   /* the steps of this phase (the hook's chain,
+	                               * on_error or after) */
+	size_t nplan;
+	uint32_t timeout_ms;          /* this phase's deadline */
+	struct inbound *in;           /* the request (one reference), or NULL */
+	struct reply *reply;          /* what succeeded steps set, or NULL */
+	cJSON *orig;                  /* a copy of the input, when the hook has
+	                               * on_error or after steps */
+	cJSON *summary;               /* ON_ERROR, AFTER: every step gets a copy */
+	struct dispatch_saved *saved; /* ON_ERROR */
+	int64_t t0_ns;                /* the first phase's start */
 	enum call_state state;
 	size_t step;                  /* index of the step to run or running */
 	cJSON *value;                 /* owned while no step holds it */
@@ -127,6 +150,8 @@ struct dispatch_step {
 	cJSON *open_input;            /* fail-open last step: the input to answer with if
 	                               * its deadline passes */
 	struct isolate_req iso;       /* isolated plugin: the request to its process */
+	struct reply *reply;          /* what the plugin set of the reply, or NULL
+	                               * (written by the thread running the step) */
 	int64_t deadline_ns;
 	atomic_int cancelled;         /* the host gave up on it */
 	atomic_int phase;             /* sync: enum step_phase, settled by CAS */

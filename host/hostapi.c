@@ -601,6 +601,66 @@ fail:
 	return rc;
 }
 
+/* ---- ABI 1.3: the inbound request, the reply --------------------- */
+
+static const hookd_inbound *api_inbound(const hookd_call *h)
+{
+	struct dispatch_step *s = handle_step(h);
+
+	return s && s->call->in ? &s->call->in->pub : NULL;
+}
+
+static const char *api_header(const hookd_call *h, const char *name)
+{
+	return inbound_header(api_inbound(h), name);
+}
+
+/* The reply settings of step s, for a setter called now: NULL and *rc set
+ * when the setter may not run (see set_status in sdk/hookd.h). */
+static struct reply *step_reply(struct dispatch_step *s, int *rc)
+{
+	*rc = HOOKD_OK;
+	if (!s)
+		*rc = HOOKD_EINVAL;
+	else if (s->call->phase == DISPATCH_PHASE_AFTER)
+		*rc = HOOKD_EPERM;
+	else if (plugin_is_async(s->plugin) ? !dispatch_on_loop(s->call->env)
+		 : dispatch_on_loop(s->call->env) ||
+			   atomic_load(&s->phase) != STEP_ENTERED)
+		*rc = HOOKD_EPERM;
+	else if (atomic_load(&s->cancelled))
+		*rc = HOOKD_ECANCELED;
+	else if (atomic_load(&s->finished))
+		*rc = HOOKD_EALREADY;
+	else if (!s->reply && !(s->reply = calloc(1, sizeof(*s->reply))))
+		*rc = HOOKD_ENOMEM;
+	return *rc ? NULL : s->reply;
+}
+
+static int api_set_status(hookd_call *h, int status)
+{
+	int rc;
+	struct reply *r = step_reply(handle_step(h), &rc);
+
+	return r ? reply_set_status(r, status) : rc;
+}
+
+static int api_set_header(hookd_call *h, const char *name, const char *value)
+{
+	int rc;
+	struct reply *r = step_reply(handle_step(h), &rc);
+
+	return r ? reply_set_header(r, name, value) : rc;
+}
+
+static int api_set_body(hookd_call *h, const void *body, size_t len, const char *content_type)
+{
+	int rc;
+	struct reply *r = step_reply(handle_step(h), &rc);
+
+	return r ? reply_set_body(r, body, len, content_type) : rc;
+}
+
 static const hookd_host_api host_api = {
 	.size = sizeof(hookd_host_api),
 	.abi_major = HOOKD_ABI_MAJOR,
@@ -615,6 +675,11 @@ static const hookd_host_api host_api = {
 	.timer_stop = api_timer_stop,
 	.fetch = api_fetch,
 	.fetch_all = api_fetch_all,
+	.inbound = api_inbound,
+	.header = api_header,
+	.set_status = api_set_status,
+	.set_header = api_set_header,
+	.set_body = api_set_body,
 };
 
 const hookd_host_api *dispatch_host_api(void)

@@ -36,8 +36,11 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 
+#include "form.h"
+#include "inbound.h"
 #include "json.h"
 #include "name.h"
+#include "reply.h"
 #include "ratelog.h"
 #include "verify.h"
 
@@ -53,6 +56,7 @@
 #define HTTP_5XX_RATE 10         /* 5xx log lines per second and loop ... */
 #define HTTP_5XX_BURST 20        /* ... with bursts of this many */
 #define HTTP_5XX_SUMMARY_MS 1000 /* then "suppressed N similar lines" this often */
+#define HTTP_INBOUND_HEADERS 32  /* request headers copied without an allocation */
 
 /* What the access log and the 5xx log say about one hook request (POST
  * /hooks/...), answered or not. On the stack while the request is routed,
@@ -149,7 +153,8 @@ static void on_reply_lost(struct evhttp_connection *evcon, void *arg)
 	atomic_fetch_sub_explicit(&srv->unsent, 1, memory_order_relaxed);
 }
 
-/* Send the text in `b` (taken) of type `ctype` with `status`. */
+/* Send the text in `b` (taken) of type `ctype` with `status` (204: no
+ * body, no Content-Type, no Content-Length). */
 static void send_body(struct http_server *srv, struct evhttp_request *req, int status,
 		      const char *ctype, struct jbuf *b, unsigned retry_after)
 {
@@ -157,13 +162,17 @@ static void send_body(struct http_server *srv, struct evhttp_request *req, int s
 	struct evbuffer *out = evhttp_request_get_output_buffer(req);
 	char num[32];
 
+	if (status == 204)
+		b->len = 0;
 	if (srv->acc) {
 		srv->acc->status = status;
 		srv->acc->bytes_out = evhttp_request_get_command(req) == EVHTTP_REQ_HEAD ? 0 : b->len;
 	}
-	evhttp_add_header(h, "Content-Type", ctype);
-	snprintf(num, sizeof(num), "%zu", b->len);
-	evhttp_add_header(h, "Content-Length", num);
+	if (status != 204) {
+		evhttp_add_header(h, "Content-Type", ctype);
+		snprintf(num, sizeof(num), "%zu", b->len);
+		evhttp_add_header(h, "Content-Length", num);
+	}
 	if (retry_after) {
 		snprintf(num, sizeof(num), "%u", retry_after);
 		evhttp_add_header(h, "Retry-After", num);
@@ -253,38 +262,6 @@ static void unwatched_remove(struct http_server *srv, struct http_call *hc);
 
 /* What a call's outcome means in HTTP: the status, and the seconds to
  * suggest in Retry-After (0: none). */
-static int outcome_status(const struct dispatch_result *r, unsigned *retry_after)
-{
-	*retry_after = 0;
-	switch (r->outcome) {
-	case DISPATCH_OK:
-		return 200;
-	case DISPATCH_STEP_FAILED:
-		return r->plugin_status >= 400 && r->plugin_status <= 599 ? r->plugin_status : 500;
-	case DISPATCH_NO_HOOK:
-		return 404;
-	case DISPATCH_HOOK_UNAVAILABLE:
-		return 503;
-	case DISPATCH_NOT_READY:
-	case DISPATCH_OVERLOADED:
-	case DISPATCH_SHUTDOWN:
-	case DISPATCH_REFUSED:
-		*retry_after = 1;
-		return 503;
-	case DISPATCH_DEADLINE:
-		return 504;
-	case DISPATCH_CRASHED:
-		return 502;
-	case DISPATCH_QUARANTINED:
-		return 503;
-	case DISPATCH_NO_OUTPUT:
-	case DISPATCH_NOMEM:
-	case DISPATCH_OUTCOME_COUNT:
-		break;
-	}
-	return 500;
-}
-
 /* ---- access log, request ids, 5xx log ------------------------------- */
 
 static const char *method_name(enum evhttp_cmd_type cmd)
@@ -464,14 +441,29 @@ static int send_output(struct http_server *srv, struct evhttp_request *req,
 {
 	struct jbuf b = {.limit = r->max_output + 1}; /* + the newline */
 	const char *plugin = r->plugin ? r->plugin : "?";
-	int prc = json_print(r->output, &b);
+	const struct reply *rp = r->reply;
+	int status = rp && rp->status ? rp->status : 200;
+	int prc;
 	char msg[400];
 
-	if (prc == 0 && (prc = jbuf_append(&b, "\n", 1)) == 0) {
+	if (rp && rp->body) {
+		/* a raw body a step set: sent as it is, under the same limit */
+		prc = rp->body_len > r->max_output ? -E2BIG : jbuf_append(&b, rp->body, rp->body_len);
+	} else if (status == 204) {
+		prc = 0;
+	} else if ((prc = json_print(r->output, &b)) == 0) {
+		prc = jbuf_append(&b, "\n", 1);
+	}
+	if (prc == 0) {
+		struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+		for (unsigned i = 0; rp && i < rp->nheaders; i++)
+			if (rp->headers[i].value)
+				evhttp_add_header(h, rp->headers[i].name, rp->headers[i].value);
 		cJSON_Delete(r->output);
 		r->output = NULL;
-		send_json(srv, req, 200, &b, 0);
-		return 200;
+		send_body(srv, req, status, rp && rp->body ? rp->content_type : "application/json",
+			  &b, 0);
+		return status;
 	}
 	jbuf_free(&b);
 	cJSON_Delete(r->output);
@@ -502,15 +494,18 @@ static void on_call_done(void *arg, struct dispatch_result *r)
 	struct http_server *srv = hc->srv;
 	struct http_access *prev = srv->acc; /* set when answered inside on_request */
 	unsigned retry_after;
-	int status = outcome_status(r, &retry_after);
+	int status = dispatch_result_status(r, &retry_after);
 
 	srv->acc = &hc->acc;
 	if (r->outcome == DISPATCH_OK) {
 		status = send_output(srv, hc->req, r); /* a bad output is answered there */
+		if (r->recovered)
+			hc->acc.outcome = "recovered";
 	} else {
 		reply_failure(srv, hc->req, r, r->error ? r->error : "call failed",
 			      dispatch_outcome_name(r->outcome), status, retry_after);
 	}
+	r->sent_status = status;
 	if (srv->shard)
 		metrics_call(srv->shard, r->hook_slot, status, clock_mono_ns() - hc->t0_ns);
 	srv->acc = prev;
@@ -592,30 +587,95 @@ static const char *header_of(void *arg, const char *name)
 /* The hook's "verify": does the request come from the sender it names?
  * Answers 401 (and logs, rate-limited with the 5xx lines) when not. */
 static bool sender_verified(struct http_server *srv, struct evhttp_request *req,
-			    const char *name, const char *body, size_t len)
+			    const char *name, const struct config_hook *h, const char *body,
+			    size_t len)
 {
-	struct generation *g;
-	const struct config_hook *h;
 	char why[256];
-	bool ok = true;
 
-	if (!atomic_load_explicit(&srv->reg->gated, memory_order_acquire))
-		return true; /* no hook verifies: no lookup (and no lock) per call */
-	g = registry_acquire(srv->reg);
-	h = g ? config_find_hook(g->cfg, name) : NULL;
-	if (h && h->verify &&
+	if (!h || !h->verify ||
 	    verify_check(h->verify, header_of, evhttp_request_get_input_headers(req), body, len,
-			 time(NULL), why, sizeof(why)) < 0) {
-		ok = false;
-		reply_error(srv, req, 401, name, "sender verification failed (%s): %s",
-			    verify_scheme_name(h->verify->scheme), why);
-		if (ratelog_take(&srv->errlog, clock_mono_ns()))
-			log_warn(srv->log, "hook %s: sender verification failed (%s): %s; answered "
-				 "401, request_id %s", name, verify_scheme_name(h->verify->scheme),
-				 why, srv->acc ? srv->acc->rid : "-");
-	}
-	generation_release(g);
-	return ok;
+			 time(NULL), why, sizeof(why)) == 0)
+		return true;
+	reply_error(srv, req, 401, name, "sender verification failed (%s): %s",
+		    verify_scheme_name(h->verify->scheme), why);
+	if (ratelog_take(&srv->errlog, clock_mono_ns()))
+		log_warn(srv->log, "hook %s: sender verification failed (%s): %s; answered 401, "
+			 "request_id %s", name, verify_scheme_name(h->verify->scheme), why,
+			 srv->acc ? srv->acc->rid : "-");
+	return false;
+}
+
+/* Is the media type of `ctype` (parameters ignored, case-insensitive)
+ * `type`, or, with `suffix`, any type ending in it (application/x+json)? */
+static bool media_is(const char *ctype, const char *type, const char *suffix)
+{
+	size_t n = strcspn(ctype, "; \t");
+	size_t tl = strlen(type), sl = suffix ? strlen(suffix) : 0;
+
+	return (n == tl && strncasecmp(ctype, type, n) == 0) ||
+	       (sl && n > sl && strncasecmp(ctype + n - sl, suffix, sl) == 0);
+}
+
+/* The kind of input a body of type `ctype` makes for a hook that accepts
+ * `accept` (CONFIG_ACCEPT_*; 0: JSON whatever the type, as always), or 0:
+ * 415. */
+static unsigned accept_kind(unsigned accept, const char *ctype)
+{
+	if (!accept)
+		return CONFIG_ACCEPT_JSON;
+	if (!ctype)
+		ctype = "";
+	if ((accept & CONFIG_ACCEPT_JSON) &&
+	    (media_is(ctype, "application/json", "+json") ||
+	     (!*ctype && !(accept & CONFIG_ACCEPT_RAW))))
+		return CONFIG_ACCEPT_JSON;
+	if ((accept & CONFIG_ACCEPT_FORM) &&
+	    (media_is(ctype, "application/x-www-form-urlencoded", NULL) ||
+	     (!*ctype && accept == CONFIG_ACCEPT_FORM)))
+		return CONFIG_ACCEPT_FORM;
+	if (accept & CONFIG_ACCEPT_RAW)
+		return CONFIG_ACCEPT_RAW;
+	if (accept == CONFIG_ACCEPT_JSON)
+		return CONFIG_ACCEPT_JSON; /* "json" alone: lenient, as without the key */
+	return 0;
+}
+
+/* The request as the call's steps see it (inbound.h), or NULL: out of
+ * memory. */
+static struct inbound *inbound_of(struct http_server *srv, struct evhttp_request *req,
+				  const char *hook, const char *ctype, const char *body,
+				  size_t len)
+{
+	hookd_header stack[HTTP_INBOUND_HEADERS], *hs = stack;
+	struct evkeyvalq *in_h = evhttp_request_get_input_headers(req);
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	struct evkeyval *kv;
+	struct inbound *in;
+	size_t n = 0;
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	TAILQ_FOREACH(kv, in_h, next)
+		n++;
+	if (n > HTTP_INBOUND_HEADERS && !(hs = malloc(n * sizeof(*hs))))
+		return NULL;
+	n = 0;
+	TAILQ_FOREACH(kv, in_h, next)
+		hs[n++] = (hookd_header){kv->key, kv->value};
+	if (evcon)
+		evhttp_connection_get_peer(evcon, &addr, &port);
+	struct inbound_parts parts = {
+		.hook = hook, .method = "POST",
+		.path = uri ? evhttp_uri_get_path(uri) : NULL,
+		.query = uri ? evhttp_uri_get_query(uri) : NULL,
+		.client_addr = addr && *addr ? addr : "unix", .client_port = port,
+		.request_id = srv->acc ? srv->acc->rid : NULL, .content_type = ctype,
+		.body = body, .body_len = len, .headers = hs, .nheaders = n};
+	in = inbound_new(&parts);
+	if (hs != stack)
+		free(hs);
+	return in;
 }
 
 static void handle_hook(struct http_server *srv, struct evhttp_request *req, const char *name)
@@ -623,8 +683,16 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 	struct evbuffer *body = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(body);
 	char err[256];
-	cJSON *input;
+	cJSON *input = NULL;
+	struct inbound *in = NULL;
 	struct http_call *hc;
+	struct generation *g = NULL;
+	const struct config_hook *h = NULL;
+	const char *ctype = evhttp_find_header(evhttp_request_get_input_headers(req),
+					       "Content-Type");
+	size_t limit = srv->max_body;
+	unsigned kind;
+	int status = 0;
 	/* the request's arrival, read once: on_request took it for the access
 	 * record (always set for a hook request) */
 	int64_t t0 = srv->acc ? srv->acc->start_ns : srv->shard ? clock_mono_ns() : 0;
@@ -635,31 +703,70 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 		metrics_call(srv->shard, hook_slot(srv, name), 405, clock_mono_ns() - t0);
 		return;
 	}
-	if (len > srv->max_body) {
-		reply_error(srv, req, 413, name, "body of %zu bytes is over the limit of %zu bytes",
-			    len, srv->max_body);
-		metrics_call(srv->shard, hook_slot(srv, name), 413, clock_mono_ns() - t0);
-		return;
+	/* hooks with settings of their own (verify, accept, max_body, dedup):
+	 * only then is the hook looked up here, once */
+	if (atomic_load_explicit(&srv->reg->gated, memory_order_acquire)) {
+		g = registry_acquire(srv->reg);
+		h = g ? config_find_hook(g->cfg, name) : NULL;
+		if (g)
+			limit = h && h->max_body ? (size_t)h->max_body : g->cfg->max_body;
+	}
+	if (len > limit) {
+		reply_error(srv, req, 413, name, "body of %zu bytes is over the limit of %zu bytes%s",
+			    len, limit, h && h->max_body ? " (the hook's max_body)" : "");
+		status = 413;
+		goto refused;
 	}
 	/* evbuffer_pullup makes the body one contiguous block (a no-op when
 	 * it already is); a zero-length body is handled by json_parse. */
 	const char *text = len ? (const char *)evbuffer_pullup(body, -1) : "";
 	if (!text) {
 		reply_error(srv, req, 500, name, "out of memory");
-		return;
+		status = 500;
+		goto refused;
 	}
-	if (!sender_verified(srv, req, name, text, len)) {
-		metrics_call(srv->shard, hook_slot(srv, name), 401, clock_mono_ns() - t0);
-		return;
+	if (!sender_verified(srv, req, name, h, text, len)) {
+		status = 401;
+		goto refused;
 	}
-	if (json_parse(text, len, &input, err, sizeof(err)) < 0) {
-		reply_error(srv, req, 400, name, "%s", err);
-		metrics_call(srv->shard, hook_slot(srv, name), 400, clock_mono_ns() - t0);
-		return;
+	kind = accept_kind(h ? h->accept : 0, ctype);
+	if (kind == CONFIG_ACCEPT_JSON) {
+		if (json_parse(text, len, &input, err, sizeof(err)) < 0) {
+			reply_error(srv, req, 400, name, "%s", err);
+			status = 400;
+			goto refused;
+		}
+	} else if (kind == CONFIG_ACCEPT_FORM) {
+		if (form_parse(text, len, &input, err, sizeof(err)) < 0) {
+			reply_error(srv, req, 400, name, "%s", err);
+			status = 400;
+			goto refused;
+		}
+	} else if (kind == CONFIG_ACCEPT_RAW) {
+		input = cJSON_CreateNull();
+	} else {
+		reply_error(srv, req, 415, name, "content type \"%s\" is not accepted by hook %s "
+			    "(accept:%s%s%s)", ctype ? ctype : "", name,
+			    h->accept & CONFIG_ACCEPT_JSON ? " json" : "",
+			    h->accept & CONFIG_ACCEPT_FORM ? " form" : "",
+			    h->accept & CONFIG_ACCEPT_RAW ? " raw" : "");
+		status = 415;
+		goto refused;
 	}
+	in = inbound_of(srv, req, name, ctype, text, len);
+	if (!in || (kind == CONFIG_ACCEPT_RAW && !input)) {
+		cJSON_Delete(input);
+		inbound_unref(in);
+		reply_error(srv, req, 500, name, "out of memory");
+		status = 500;
+		goto refused;
+	}
+	generation_release(g);
+	g = NULL;
 	hc = calloc(1, sizeof(*hc));
 	if (!hc) {
 		cJSON_Delete(input);
+		inbound_unref(in);
 		reply_error(srv, req, 500, name, "out of memory");
 		return;
 	}
@@ -674,7 +781,7 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 		hc->acc.bytes_in = srv->acc->bytes_in;
 	}
 	hc->starting = true;
-	dispatch_call_start(srv->env, name, input, on_call_done, hc, &hc->call);
+	dispatch_call_start(srv->env, name, input, in, on_call_done, hc, &hc->call);
 	hc->starting = false;
 	if (hc->answered) {
 		free(hc); /* answered inline (async chain, or an immediate error) */
@@ -690,6 +797,11 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 		struct timeval tv = {0, HTTP_WATCH_AFTER_MS * 1000};
 		evtimer_add(srv->sweep, &tv);
 	}
+	return;
+refused:
+	metrics_call(srv->shard, hook_slot(srv, name), status,
+		     clock_mono_ns() - t0);
+	generation_release(g);
 }
 
 /* Start watching the clients of calls in flight for longer than

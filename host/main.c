@@ -294,7 +294,7 @@ static void reload_apply(void *arg, struct generation *g)
 {
 	struct daemon *d = arg;
 	int level = g->cfg->log_level;
-	size_t max_body = g->cfg->max_body;
+	size_t max_body = g->cfg->max_body_any;
 
 	if (d->phase != RUNNING) {
 		log_info(&d->log, "generation %llu not applied: shutting down",
@@ -806,7 +806,7 @@ static int start_reactors(struct daemon *d, char *err, size_t errlen)
 		.reg = &d->reg,
 		.log = &d->log,
 		.host = d->boot->listen_host,
-		.max_body = d->boot->max_body,
+		.max_body = d->boot->max_body_any,
 		.reuse_port = d->boot->reactors > 1,
 		.health = health,
 		.health_arg = d,
@@ -841,7 +841,7 @@ static int start_admin(struct daemon *d, char *err, size_t errlen)
 {
 	struct http_options ho = {.host = d->boot->admin_host, .unix_path = d->boot->admin_unix,
 				  .routes = HTTP_ROUTES_ADMIN, .port = d->boot->admin_port,
-				  .max_body = d->boot->max_body};
+				  .max_body = d->boot->max_body_any};
 	struct http_deps hd = {.reg = &d->reg, .log = &d->log, .health = health,
 			       .health_arg = d, .ready = ready, .ready_arg = d,
 			       .metrics = d->metrics,

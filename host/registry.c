@@ -77,6 +77,35 @@ static const char *rejected_reason(const struct generation *g, const char *name)
 	return NULL;
 }
 
+/* The plugins of phase `what` (on_error, after) of hook h: each one loaded,
+ * or the hook is unavailable, as for its chain. */
+static int resolve_phase(struct generation *g, struct hook_entry *h, const char *what,
+			 char *const *names, size_t n, struct plugin ***out, size_t *nout)
+{
+	if (!n)
+		return 0;
+	if (!(*out = calloc(n, sizeof(**out))))
+		return -ENOMEM;
+	for (size_t j = 0; j < n; j++) {
+		struct plugin *p = find_plugin(g, names[j]);
+		if (p) {
+			(*out)[(*nout)++] = p;
+			continue;
+		}
+		if (!h->unavailable) {
+			const char *why = rejected_reason(g, names[j]);
+			size_t len = strlen(names[j]) + (why ? strlen(why) : 0) + 80;
+			if (!(h->unavailable = malloc(len)))
+				return -ENOMEM;
+			snprintf(h->unavailable, len, "%s plugin %s is not loaded%s%s", what,
+				 names[j], why ? ": " : "", why ? why : "");
+			log_error(g->log, "config %s: hooks.%s.%s[%zu]: %s; the hook answers 503 "
+				  "until it is", g->cfg->path, h->name, what, j, h->unavailable);
+		}
+	}
+	return 0;
+}
+
 static int build_hooks(struct generation *g)
 {
 	size_t cap = 0;
@@ -129,8 +158,17 @@ static int build_hooks(struct generation *g)
 			}
 		}
 	}
-	for (size_t i = 0; i < g->nhooks; i++)
-		g->hooks[i].timeout_ms = config_hook_timeout(g->cfg, g->hooks[i].name);
+	for (size_t i = 0; i < g->nhooks; i++) {
+		h = &g->hooks[i];
+		h->timeout_ms = config_hook_timeout(g->cfg, h->name);
+		h->cfg = config_find_hook(g->cfg, h->name);
+		if (h->cfg && (resolve_phase(g, h, "on_error", h->cfg->on_error, h->cfg->non_error,
+					     &h->on_error, &h->non_error) < 0 ||
+			       resolve_phase(g, h, "after", h->cfg->after, h->cfg->nafter,
+					     &h->after, &h->nafter) < 0))
+			return -ENOMEM;
+		h->after_timeout_ms = h->cfg ? h->cfg->after_timeout_ms : 5000;
+	}
 	if (g->nhooks)
 		qsort(g->hooks, g->nhooks, sizeof(*g->hooks), cmp_hook);
 	return 0;
@@ -209,6 +247,8 @@ void generation_free(struct generation *g)
 	for (size_t i = 0; i < g->nhooks; i++) {
 		free(g->hooks[i].name);
 		free(g->hooks[i].chain);
+		free(g->hooks[i].on_error);
+		free(g->hooks[i].after);
 		free(g->hooks[i].unavailable);
 	}
 	free(g->hooks);
@@ -348,7 +388,8 @@ void registry_swap(struct registry *r, struct generation *g)
 	bool gated = false;
 
 	for (size_t i = 0; g && g->cfg && i < g->cfg->nhooks; i++)
-		gated = gated || g->cfg->hooks[i].verify;
+		gated = gated || g->cfg->hooks[i].verify || g->cfg->hooks[i].accept ||
+			g->cfg->hooks[i].max_body || g->cfg->hooks[i].dedup;
 	pthread_mutex_lock(&r->mu);
 	old = r->current;
 	r->current = g;

@@ -28,6 +28,12 @@ struct hook_entry {
 	char *name;
 	struct plugin **chain;   /* borrowed from the generation's plugin list */
 	size_t nchain;
+	struct plugin **on_error; /* hooks.<name>.on_error, borrowed like chain, or NULL */
+	size_t non_error;
+	struct plugin **after;   /* hooks.<name>.after (observers), or NULL */
+	size_t nafter;
+	uint32_t after_timeout_ms;
+	const struct config_hook *cfg; /* its section of the generation's config, or NULL */
 	uint32_t timeout_ms;
 	char *unavailable;       /* non-NULL: the chain cannot run, and why */
 	int explicit_chain;      /* chain came from the config */
@@ -95,8 +101,9 @@ cJSON *generation_describe(const struct generation *g);
 struct registry {
 	pthread_mutex_t mu;
 	struct generation *current; /* holds one reference */
-	/* a hook of the current generation has a gate (verify): the transport
-	 * looks the hook up before its call only then (any thread, no lock) */
+	/* a hook of the current generation has transport settings of its own
+	 * (verify, accept, max_body, dedup): the transport looks the hook up
+	 * before its call only then (any thread, no lock) */
 	atomic_bool gated;
 };
 

@@ -219,7 +219,7 @@ static void start_call(struct runner *r, const struct wire_frame *f)
 	rc->r = r;
 	rc->id = f->id;
 	TAILQ_INSERT_TAIL(&r->calls, rc, link);
-	dispatch_call_start(r->env, hook, input, call_done, rc, &rc->call);
+	dispatch_call_start(r->env, hook, input, NULL, call_done, rc, &rc->call);
 }
 
 static void cancel_call(struct runner *r, uint64_t id)

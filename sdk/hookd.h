@@ -278,6 +278,36 @@ typedef void (*hookd_gather_fn)(const hookd_ctx *ctx, hookd_call *call,
                                    * status >= 400); the requests still running are
                                    * stopped and report HOOKD_ECANCELED */
 
+/* ---- the inbound request and the reply (ABI 1.3) ----------------------- */
+
+/* The HTTP request that started the hook call, as every step of the call
+ * sees it (chain, on_error and after steps alike; sync, async and isolated
+ * alike). Owned by the host, read-only, and valid -- with every pointer in
+ * it -- for as long as the plugin holds the step (until call_sync returns;
+ * async: until complete() or fail()). Fields added in later minors go at
+ * the end: check HOOKD_INBOUND_HAS before reading one newer than 1.3. */
+typedef struct hookd_inbound {
+	uint32_t size;               /* sizeof(hookd_inbound) in the host */
+	const char *hook;            /* the hook called */
+	const char *method;          /* "POST" */
+	const char *path;            /* "/hooks/github", as sent (not decoded) */
+	const char *query;           /* after the '?', as sent (not decoded); "" if none */
+	const char *client_addr;     /* the peer: "127.0.0.1", "::1", or "unix" */
+	uint16_t client_port;        /* 0 for a Unix socket */
+	const char *request_id;      /* the X-Request-Id hookd answers with */
+	const char *content_type;    /* the Content-Type header, or "" */
+	const char *body;            /* the raw body bytes, NUL-terminated after body_len
+	                              * (a binary body may hold NULs: use body_len) */
+	size_t body_len;
+	const hookd_header *headers; /* every request header, in the order received, a
+	                              * header sent twice twice; names as sent (compare
+	                              * with strcasecmp, or use api->header) */
+	size_t nheaders;
+} hookd_inbound;
+
+#define HOOKD_INBOUND_HAS(in, field)                                                     \
+	((in)->size >= offsetof(hookd_inbound, field) + sizeof((in)->field))
+
 struct hookd_host_api {
 	uint32_t size;      /* sizeof(hookd_host_api) in the host */
 	uint16_t abi_major; /* the host's HOOKD_ABI_MAJOR */
@@ -397,36 +427,6 @@ struct hookd_host_api {
 	 * body counts against max_output. */
 	int (*set_body)(hookd_call *call, const void *body, size_t len, const char *content_type);
 };
-
-/* ---- the inbound request and the reply (ABI 1.3) ----------------------- */
-
-/* The HTTP request that started the hook call, as every step of the call
- * sees it (chain, on_error and after steps alike; sync, async and isolated
- * alike). Owned by the host, read-only, and valid -- with every pointer in
- * it -- for as long as the plugin holds the step (until call_sync returns;
- * async: until complete() or fail()). Fields added in later minors go at
- * the end: check HOOKD_INBOUND_HAS before reading one newer than 1.3. */
-typedef struct hookd_inbound {
-	uint32_t size;               /* sizeof(hookd_inbound) in the host */
-	const char *hook;            /* the hook called */
-	const char *method;          /* "POST" */
-	const char *path;            /* "/hooks/github", as sent (not decoded) */
-	const char *query;           /* after the '?', as sent (not decoded); "" if none */
-	const char *client_addr;     /* the peer: "127.0.0.1", "::1", or "unix" */
-	uint16_t client_port;        /* 0 for a Unix socket */
-	const char *request_id;      /* the X-Request-Id hookd answers with */
-	const char *content_type;    /* the Content-Type header, or "" */
-	const char *body;            /* the raw body bytes, NUL-terminated after body_len
-	                              * (a binary body may hold NULs: use body_len) */
-	size_t body_len;
-	const hookd_header *headers; /* every request header, in the order received, a
-	                              * header sent twice twice; names as sent (compare
-	                              * with strcasecmp, or use api->header) */
-	size_t nheaders;
-} hookd_inbound;
-
-#define HOOKD_INBOUND_HAS(in, field)                                                     \
-	((in)->size >= offsetof(hookd_inbound, field) + sizeof((in)->field))
 
 /*
  * The descriptor: the one symbol a plugin exports, named hookd_plugin.

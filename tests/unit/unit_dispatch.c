@@ -168,7 +168,7 @@ void ud_start(struct ud *d, const char *hook, const char *input, struct ud_call 
 	memset(c, 0, sizeof(*c));
 	c->d = d;
 	d->in_start = true;
-	dispatch_call_start(d->env, hook, in, on_done, c, &c->handle);
+	dispatch_call_start(d->env, hook, in, NULL, on_done, c, &c->handle);
 	d->in_start = false;
 }
 

@@ -1,0 +1,163 @@
+/*
+ * form -- see form.h.
+ */
+#include "form.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF)? */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = s[i];
+		size_t k;
+		uint32_t cp;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			k = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			k = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			k = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (n - i <= k)
+			return false;
+		for (size_t j = 1; j <= k; j++) {
+			if ((s[i + j] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i + j] & 0x3f);
+		}
+		if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return false;
+		i += k + 1;
+	}
+	return true;
+}
+
+/* Decode s[0..n) into out (n + 1 bytes at least), NUL-terminated. Returns
+ * the decoded length, or -1 with err set. */
+static long decode(const char *s, size_t n, char *out, const char *what, char *err,
+		   size_t errlen)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '+') {
+			out[o++] = ' ';
+		} else if (c == '%') {
+			int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
+			int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+			if (hi < 0 || lo < 0) {
+				snprintf(err, errlen, "form body: bad %%-escape in a %s at byte %zu",
+					 what, i);
+				return -1;
+			}
+			if (hi == 0 && lo == 0) {
+				snprintf(err, errlen, "form body: a %s holds a NUL byte (%%00)", what);
+				return -1;
+			}
+			out[o++] = (char)(hi << 4 | lo);
+			i += 2;
+		} else if (c == '\0') {
+			snprintf(err, errlen, "form body: a NUL byte at byte %zu", i);
+			return -1;
+		} else {
+			out[o++] = (char)c;
+		}
+	}
+	out[o] = '\0';
+	if (!utf8_valid((const unsigned char *)out, o)) {
+		snprintf(err, errlen, "form body: a %s is not UTF-8 once decoded", what);
+		return -1;
+	}
+	return (long)o;
+}
+
+int form_parse(const char *text, size_t len, cJSON **out, char *err, size_t errlen)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *buf = malloc(len + 2);
+	size_t i = 0;
+
+	*out = NULL;
+	if (!o || !buf) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	while (i <= len) {
+		const char *pair = text + i;
+		const char *amp = memchr(pair, '&', len - i);
+		size_t plen = amp ? (size_t)(amp - pair) : len - i;
+		const char *eq = memchr(pair, '=', plen);
+		size_t nlen = eq ? (size_t)(eq - pair) : plen;
+		char *name, *value;
+		cJSON *v;
+
+		i += plen + 1;
+		if (plen == 0)
+			continue;
+		if (nlen == 0) {
+			snprintf(err, errlen, "form body: a pair with an empty name at byte %zu",
+				 (size_t)(pair - text));
+			goto fail;
+		}
+		name = buf;
+		if (decode(pair, nlen, name, "name", err, errlen) < 0)
+			goto fail;
+		name = strdup(name);
+		if (!name) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		value = buf;
+		if (decode(eq ? eq + 1 : "", eq ? plen - nlen - 1 : 0, value, "value", err,
+			   errlen) < 0) {
+			free(name);
+			goto fail;
+		}
+		v = cJSON_CreateString(value);
+		if (!v || (cJSON_GetObjectItemCaseSensitive(o, name)
+				   ? !cJSON_ReplaceItemInObjectCaseSensitive(o, name, v)
+				   : !cJSON_AddItemToObject(o, name, v))) {
+			cJSON_Delete(v);
+			free(name);
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		free(name);
+	}
+	free(buf);
+	*out = o;
+	return 0;
+fail:
+	free(buf);
+	cJSON_Delete(o);
+	return -1;
+}
