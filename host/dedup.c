@@ -52,6 +52,7 @@ struct hook {
 	struct entry **buckets;
 	size_t mask;              /* buckets - 1 (a power of two) */
 	size_t entries, bytes;
+	uint32_t ttl_s;           /* the last limits seen, for dedup_expire */
 	struct entry_list done;   /* oldest finish first */
 	char name[];
 };
@@ -395,6 +396,7 @@ enum dedup_verdict dedup_begin(struct dedup *d, const char *hook, const void *ke
 		v = DEDUP_NOMEM;
 		goto out;
 	}
+	h->ttl_s = lim->ttl_s;
 	hook_reap(d, h, lim, now_ns, &grave);
 	l = entry_link(h, hash, key, keylen);
 	if ((e = *l)) {
@@ -465,6 +467,7 @@ void dedup_finish(struct dedup *d, const char *hook, const void *key, size_t key
 		entry_unlink(d, h, e, &grave);
 		goto out;
 	}
+	h->ttl_s = lim->ttl_s;
 	hook_reap(d, h, lim, now_ns, &grave);
 	while (h->bytes + bytes > lim->max_bytes && hook_evict_oldest(d, h, &grave))
 		;
@@ -480,6 +483,33 @@ out:
 	pthread_mutex_unlock(&d->mu);
 	stored_unref(st);
 	entries_free(grave);
+}
+
+void dedup_expire(struct dedup *d, int64_t now_ns)
+{
+	struct hook **hp, *h, *gone = NULL;
+	struct entry *grave = NULL;
+	struct dedup_limits lim = { 0 };
+
+	pthread_mutex_lock(&d->mu);
+	for (hp = &d->hooks; (h = *hp);) {
+		lim.ttl_s = h->ttl_s;
+		hook_reap(d, h, &lim, now_ns, &grave);
+		if (h->entries == 0) {
+			*hp = h->next;
+			h->next = gone;
+			gone = h;
+		} else {
+			hp = &h->next;
+		}
+	}
+	pthread_mutex_unlock(&d->mu);
+	entries_free(grave);
+	for (; gone; gone = h) {
+		h = gone->next;
+		free(gone->buckets);
+		free(gone);
+	}
 }
 
 void dedup_stats(struct dedup *d, size_t *entries, size_t *bytes)

@@ -100,6 +100,16 @@ enum dedup_verdict dedup_begin(struct dedup *d, const char *hook, const void *ke
 void dedup_finish(struct dedup *d, const char *hook, const void *key, size_t keylen,
 		  const struct dedup_limits *lim, bool ok, const struct dedup_reply *reply, int64_t now_ns);
 
+/*
+ * Any thread. Reclaim every hook's expired DONE entries (each hook under
+ * the TTL it was last called with) and forget hooks left with no entry.
+ * begin only reclaims the hook it is called for: without this sweep, a
+ * hook that gets no more deliveries (idle, or removed by a reload) keeps
+ * its DONE entries (within its bounds) until the table is freed. Call it
+ * now and then (a timer, a reload); O(hooks + reclaimed).
+ */
+void dedup_expire(struct dedup *d, int64_t now_ns);
+
 /* Free what r owns and zero it (r may be zeroed already; NULL: no-op). */
 void dedup_reply_clear(struct dedup_reply *r);
 

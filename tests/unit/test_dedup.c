@@ -630,3 +630,32 @@ Test(dedup, concurrent_churn_keeps_every_bound)
 	cr_assert_leq(bytes, 1024);
 	dedup_free(d);
 }
+
+Test(dedup, expire_sweeps_idle_hooks_and_forgets_empty_ones)
+{
+	struct dedup *d = mk();
+	struct dedup_limits l10 = { .ttl_s = 10, .max_entries = 100, .max_bytes = 1 << 16 };
+	struct dedup_limits l100 = { .ttl_s = 100, .max_entries = 100, .max_bytes = 1 << 16 };
+	size_t n, bytes;
+
+	cr_assert_eq(begin(d, "gone", "a", &l10, 0, NULL), DEDUP_FIRST);
+	finish(d, "gone", "a", &l10, true, "{}", 0);
+	cr_assert_eq(begin(d, "gone", "b", &l10, 0, NULL), DEDUP_FIRST);
+	finish(d, "gone", "b", &l10, true, "{}", 0);
+	cr_assert_eq(begin(d, "slow", "a", &l100, 0, NULL), DEDUP_FIRST);
+	finish(d, "slow", "a", &l100, true, "{}", 0);
+	cr_assert_eq(begin(d, "busy", "a", &l10, 0, NULL), DEDUP_FIRST); /* in flight */
+	dedup_expire(d, 9 * S);
+	dedup_stats(d, &n, NULL);
+	cr_assert_eq(n, 4);
+	dedup_expire(d, 50 * S); /* "gone" under its TTL of 10 s, "slow" under 100 s */
+	dedup_stats(d, &n, &bytes);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(bytes, 1 + 16 + 2);
+	cr_assert_eq(hook_entries(d, "gone"), 0);
+	cr_assert_eq(begin(d, "slow", "a", &l100, 50 * S, NULL), DEDUP_REPLAY);
+	cr_assert_eq(begin(d, "busy", "a", &l10, 50 * S, NULL), DEDUP_IN_FLIGHT);
+	/* A forgotten hook comes back as new. */
+	cr_assert_eq(begin(d, "gone", "a", &l10, 51 * S, NULL), DEDUP_FIRST);
+	dedup_free(d);
+}
