@@ -186,8 +186,10 @@ asan:
 # plugins with TSan, run the uninstrumented integration suite against them;
 # the harness fails a test on a TSan report in the daemon's log.
 tsan: deps-test
-	$(MAKE) SANITIZER=thread BUILD=build/tsan all fixtures build/tsan/tests/pool_stress
+	$(MAKE) SANITIZER=thread BUILD=build/tsan all fixtures build/tsan/tests/pool_stress \
+	    build/tsan/tests/dedup_stress
 	TSAN_OPTIONS=halt_on_error=1:exitcode=66 build/tsan/tests/pool_stress
+	TSAN_OPTIONS=halt_on_error=1:exitcode=66 build/tsan/tests/dedup_stress
 	$(MAKE) BUILD=build build/tests/integration build/tests/upstream
 	HOOKD_BUILD=build/tsan HOOKD_TSAN=1 HOOKD_REACTORS=1 build/tests/integration $(CRITERION_FLAGS)
 	HOOKD_BUILD=build/tsan HOOKD_TSAN=1 HOOKD_REACTORS=2 build/tests/integration $(CRITERION_FLAGS)
@@ -196,6 +198,11 @@ tsan: deps-test
 
 # the pool under TSan, driven by a plain program (see tests/tsan/)
 $(BUILD)/tests/pool_stress: $(BUILD)/obj/tests/tsan/pool_stress.o $(BUILD)/obj/host/pool.o
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ -lpthread
+
+# the dedup table under TSan, the same way
+$(BUILD)/tests/dedup_stress: $(BUILD)/obj/tests/tsan/dedup_stress.o $(BUILD)/obj/host/dedup.o
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ -lpthread
 
@@ -262,4 +269,5 @@ clean:
 	rm -rf build
 
 -include $(HOST_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(INTEG_OBJS:.o=.d) \
-    $(BUILD)/obj/tests/tsan/pool_stress.d $(BUILD)/obj/tests/upstream/main.d
+    $(BUILD)/obj/tests/tsan/pool_stress.d $(BUILD)/obj/tests/tsan/dedup_stress.d \
+    $(BUILD)/obj/tests/upstream/main.d
