@@ -2,6 +2,7 @@
  * form -- see form.h.
  */
 #include "form.h"
+#include "json.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -18,46 +19,6 @@ static int hexval(unsigned char c)
 	if (c >= 'A' && c <= 'F')
 		return c - 'A' + 10;
 	return -1;
-}
-
-/* Well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF)? */
-static bool utf8_valid(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned char c = s[i];
-		size_t k;
-		uint32_t cp;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			k = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			k = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			k = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (n - i <= k)
-			return false;
-		for (size_t j = 1; j <= k; j++) {
-			if ((s[i + j] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i + j] & 0x3f);
-		}
-		if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-		    (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-			return false;
-		i += k + 1;
-	}
-	return true;
 }
 
 /* Decode s[0..n) into out (n + 1 bytes at least), NUL-terminated. Returns
@@ -93,7 +54,8 @@ static long decode(const char *s, size_t n, char *out, const char *what, char *e
 		}
 	}
 	out[o] = '\0';
-	if (!utf8_valid((const unsigned char *)out, o)) {
+	size_t bad;
+	if (!json_utf8_valid(out, o, &bad)) {
 		snprintf(err, errlen, "form body: a %s is not UTF-8 once decoded", what);
 		return -1;
 	}

@@ -105,6 +105,18 @@ struct http_server {
 	struct ratelog errlog;       /* 5xx lines of this loop */
 	struct event *errlog_flush;  /* writes what errlog held back */
 	struct http_access *acc;     /* the hook request being answered, or NULL */
+	struct dedup *dedup;         /* shared by every loop, or NULL */
+	struct dedup_reply *capture; /* set while a reply to remember is sent */
+	int64_t dedup_swept_ns;      /* this loop's last dedup_expire */
+};
+
+/* A call whose delivery key is remembered (hooks.<name>.dedup): what its
+ * end tells the table. */
+struct http_dedup {
+	char hook[NAME_MAX_LEN + 1];
+	unsigned char key[DEDUP_KEY_MAX];
+	size_t keylen;
+	struct dedup_limits lim;
 };
 
 /* One hook call waiting for its answer. */
@@ -117,6 +129,7 @@ struct http_call {
 	int64_t t0_ns;              /* CLOCK_MONOTONIC on arrival: the call's duration */
 	bool starting, answered;    /* done may run inside dispatch_call_start */
 	bool unwatched;             /* on srv's list of calls not watched yet */
+	struct http_dedup *dk;      /* remembered delivery, or NULL */
 	TAILQ_ENTRY(http_call) link;
 	struct http_access acc;
 };
@@ -167,6 +180,16 @@ static void send_body(struct http_server *srv, struct evhttp_request *req, int s
 	if (srv->acc) {
 		srv->acc->status = status;
 		srv->acc->bytes_out = evhttp_request_get_command(req) == EVHTTP_REQ_HEAD ? 0 : b->len;
+	}
+	if (srv->capture && status >= 200 && status <= 299) {
+		/* remembered for repeats of the delivery (dedup) */
+		struct dedup_reply *c = srv->capture;
+		c->status = status;
+		c->content_type = strdup(ctype);
+		c->body = b->len ? malloc(b->len) : NULL;
+		c->body_len = c->body ? b->len : 0;
+		if (c->body)
+			memcpy(c->body, b->data, b->len);
 	}
 	if (status != 204) {
 		evhttp_add_header(h, "Content-Type", ctype);
@@ -456,9 +479,22 @@ static int send_output(struct http_server *srv, struct evhttp_request *req,
 	}
 	if (prc == 0) {
 		struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-		for (unsigned i = 0; rp && i < rp->nheaders; i++)
-			if (rp->headers[i].value)
-				evhttp_add_header(h, rp->headers[i].name, rp->headers[i].value);
+		struct jbuf hb = {0};
+		for (unsigned i = 0; rp && i < rp->nheaders; i++) {
+			if (!rp->headers[i].value)
+				continue;
+			evhttp_add_header(h, rp->headers[i].name, rp->headers[i].value);
+			if (srv->capture &&
+			    (jbuf_append(&hb, rp->headers[i].name, strlen(rp->headers[i].name) + 1) < 0 ||
+			     jbuf_append(&hb, rp->headers[i].value, strlen(rp->headers[i].value) + 1) < 0))
+				srv->capture->status = -1; /* not remembered: out of memory */
+		}
+		if (srv->capture) {
+			srv->capture->headers = hb.data;
+			srv->capture->headers_len = hb.len;
+		} else {
+			jbuf_free(&hb);
+		}
 		cJSON_Delete(r->output);
 		r->output = NULL;
 		send_body(srv, req, status, rp && rp->body ? rp->content_type : "application/json",
@@ -488,6 +524,32 @@ static int send_output(struct http_server *srv, struct evhttp_request *req,
 	return prc == -ENOMEM ? 500 : 502;
 }
 
+/* The remembered delivery of hc is over: `ok` stores `reply` for its
+ * repeats; otherwise it is forgotten (a retry runs the chain). */
+static void dedup_end(struct http_server *srv, struct http_call *hc, bool ok,
+		      struct dedup_reply *reply)
+{
+	struct http_dedup *dk = hc->dk;
+
+	if (!dk)
+		return;
+	hc->dk = NULL;
+	if (ok && reply) {
+		/* a repeat names the request that ran (X-Hookd-Replay) */
+		struct jbuf hb = {.data = reply->headers, .len = reply->headers_len,
+				  .cap = reply->headers_len};
+		static const char name[] = "X-Hookd-Replay";
+		if (jbuf_append(&hb, name, sizeof(name)) < 0 ||
+		    jbuf_append(&hb, hc->acc.rid, strlen(hc->acc.rid) + 1) < 0)
+			ok = false;
+		reply->headers = hb.data;
+		reply->headers_len = hb.len;
+	}
+	dedup_finish(srv->dedup, dk->hook, dk->key, dk->keylen, &dk->lim, ok, reply,
+		     clock_mono_ns());
+	free(dk);
+}
+
 static void on_call_done(void *arg, struct dispatch_result *r)
 {
 	struct http_call *hc = arg;
@@ -496,7 +558,11 @@ static void on_call_done(void *arg, struct dispatch_result *r)
 	unsigned retry_after;
 	int status = dispatch_result_status(r, &retry_after);
 
+	struct dedup_reply keep = {0};
+
 	srv->acc = &hc->acc;
+	if (hc->dk)
+		srv->capture = &keep;
 	if (r->outcome == DISPATCH_OK) {
 		status = send_output(srv, hc->req, r); /* a bad output is answered there */
 		if (r->recovered)
@@ -506,6 +572,10 @@ static void on_call_done(void *arg, struct dispatch_result *r)
 			      dispatch_outcome_name(r->outcome), status, retry_after);
 	}
 	r->sent_status = status;
+	srv->capture = NULL;
+	if (hc->dk)
+		dedup_end(srv, hc, status >= 200 && status <= 299 && keep.status > 0, &keep);
+	dedup_reply_clear(&keep);
 	if (srv->shard)
 		metrics_call(srv->shard, r->hook_slot, status, clock_mono_ns() - hc->t0_ns);
 	srv->acc = prev;
@@ -535,6 +605,7 @@ static void on_client_closed(evutil_socket_t fd, short what, void *arg)
 	log_debug(hc->srv->log, "client went away during a call (request_id %s); cancelling it",
 		  hc->acc.rid);
 	dispatch_call_abort(hc->call); /* no done callback after this */
+	dedup_end(hc->srv, hc, false, NULL); /* a retry of the delivery runs */
 	hc->acc.status = 499; /* nginx's "client closed request" */
 	hc->acc.outcome = "client_gone";
 	access_end(hc->srv, hc->req, &hc->acc, NULL);
@@ -678,6 +749,103 @@ static struct inbound *inbound_of(struct http_server *srv, struct evhttp_request
 	return in;
 }
 
+/* Send a remembered reply again, marked X-Hookd-Replay. */
+static void send_replay(struct http_server *srv, struct evhttp_request *req,
+			struct dedup_reply *rp)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct jbuf b = {0};
+
+	for (size_t off = 0; rp->headers && off < rp->headers_len;) {
+		const char *n = rp->headers + off, *v = n + strlen(n) + 1;
+		evhttp_add_header(h, n, v);
+		off = (size_t)(v - rp->headers) + strlen(v) + 1;
+	}
+	if (rp->body_len && jbuf_append(&b, rp->body, rp->body_len) < 0) {
+		reply_error(srv, req, 500, NULL, "out of memory");
+		return;
+	}
+	if (srv->acc)
+		srv->acc->outcome = "replayed";
+	send_body(srv, req, rp->status, rp->content_type ? rp->content_type : "application/json",
+		  &b, 0);
+}
+
+/* hooks.<name>.dedup: has this delivery been seen? Returns 0 (run it; *dk
+ * set when it is remembered) or the status already answered (replayed,
+ * 409 in flight, 400 bad key, 503 full). */
+static int dedup_gate(struct http_server *srv, struct evhttp_request *req, const char *name,
+		      const struct config_hook *h, const cJSON *input, struct http_dedup **dk)
+{
+	const struct config_dedup *cd = h->dedup;
+	struct dedup_limits lim = {cd->ttl_s, cd->max_entries, (size_t)cd->max_bytes};
+	struct dedup_reply rp = {0};
+	char num[32];
+	const char *key = NULL;
+	size_t keylen;
+	int64_t now = clock_mono_ns();
+	int status = 0;
+
+	if (now - srv->dedup_swept_ns > (int64_t)10 * 1000000000) {
+		srv->dedup_swept_ns = now; /* expired entries of idle hooks, too */
+		dedup_expire(srv->dedup, now);
+	}
+	if (cd->header) {
+		key = evhttp_find_header(evhttp_request_get_input_headers(req), cd->header);
+	} else {
+		const cJSON *v = json_pointer_get(input, cd->pointer);
+		if (cJSON_IsString(v)) {
+			key = v->valuestring;
+		} else if (cJSON_IsNumber(v)) {
+			json_format_number(v->valuedouble, num);
+			key = num;
+		}
+	}
+	if (!key || !*key)
+		return 0; /* nothing to know it by: it runs */
+	keylen = strlen(key);
+	if (keylen > DEDUP_KEY_MAX) {
+		reply_error(srv, req, 400, name, "the delivery id (%s %s) is longer than %d bytes",
+			    cd->header ? "header" : "JSON pointer", cd->header ? cd->header : cd->pointer,
+			    DEDUP_KEY_MAX);
+		return 400;
+	}
+	switch (dedup_begin(srv->dedup, name, key, keylen, &lim, now, &rp)) {
+	case DEDUP_FIRST:
+		if (!(*dk = calloc(1, sizeof(**dk)))) {
+			dedup_finish(srv->dedup, name, key, keylen, &lim, false, NULL, now);
+			break; /* runs, not remembered */
+		}
+		snprintf((*dk)->hook, sizeof((*dk)->hook), "%.64s", name);
+		memcpy((*dk)->key, key, keylen);
+		(*dk)->keylen = keylen;
+		(*dk)->lim = lim;
+		break;
+	case DEDUP_REPLAY:
+		send_replay(srv, req, &rp);
+		status = rp.status;
+		dedup_reply_clear(&rp);
+		break;
+	case DEDUP_IN_FLIGHT:
+		snprintf(num, sizeof(num), "%u", (h->timeout_ms ? h->timeout_ms : 30000) / 1000 + 1);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", num);
+		if (srv->acc)
+			srv->acc->outcome = "in_flight";
+		reply_error(srv, req, 409, name, "delivery %.*s is being processed: retry later",
+			    (int)(keylen > 80 ? 80 : keylen), key);
+		status = 409;
+		break;
+	case DEDUP_FULL:
+	case DEDUP_NOMEM:
+		reply_error(srv, req, 503, name, "no room to remember delivery %.*s (dedup "
+			    "max_entries %u, every one in flight): retry later",
+			    (int)(keylen > 80 ? 80 : keylen), key, lim.max_entries);
+		status = 503;
+		break;
+	}
+	return status;
+}
+
 static void handle_hook(struct http_server *srv, struct evhttp_request *req, const char *name)
 {
 	struct evbuffer *body = evhttp_request_get_input_buffer(req);
@@ -691,6 +859,8 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 	const char *ctype = evhttp_find_header(evhttp_request_get_input_headers(req),
 					       "Content-Type");
 	size_t limit = srv->max_body;
+	struct http_dedup *dk = NULL;
+	struct http_call hc_tmp = {0};
 	unsigned kind;
 	int status = 0;
 	/* the request's arrival, read once: on_request took it for the access
@@ -753,8 +923,22 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 		status = 415;
 		goto refused;
 	}
+	if (h && h->dedup && srv->dedup) {
+		int gate = dedup_gate(srv, req, name, h, input, &dk);
+		if (gate) {
+			cJSON_Delete(input);
+			status = gate;
+			goto refused;
+		}
+	}
 	in = inbound_of(srv, req, name, ctype, text, len);
 	if (!in || (kind == CONFIG_ACCEPT_RAW && !input)) {
+		if (dk) {
+			hc_tmp.dk = dk;
+			hc_tmp.srv = srv;
+			dedup_end(srv, &hc_tmp, false, NULL);
+			dk = NULL;
+		}
 		cJSON_Delete(input);
 		inbound_unref(in);
 		reply_error(srv, req, 500, name, "out of memory");
@@ -765,6 +949,10 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 	g = NULL;
 	hc = calloc(1, sizeof(*hc));
 	if (!hc) {
+		if (dk) {
+			hc_tmp.dk = dk;
+			dedup_end(srv, &hc_tmp, false, NULL);
+		}
 		cJSON_Delete(input);
 		inbound_unref(in);
 		reply_error(srv, req, 500, name, "out of memory");
@@ -775,6 +963,7 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 	hc->srv = srv;
 	hc->req = req;
 	hc->t0_ns = t0;
+	hc->dk = dk;
 	if (srv->acc) { /* what the access line needs later; the rest is still zero */
 		memcpy(hc->acc.rid, srv->acc->rid, strlen(srv->acc->rid) + 1);
 		hc->acc.start_ns = srv->acc->start_ns;
@@ -1184,6 +1373,7 @@ int http_server_create(struct event_base *base, const struct http_options *opt,
 	srv->routes = opt->routes;
 	srv->max_body = opt->max_body;
 	srv->alog = deps->alog;
+	srv->dedup = deps->dedup;
 	alog_batch_init(srv->alines, deps->alog);
 	alog_rid_prefix(srv->rid_prefix, sizeof(srv->rid_prefix));
 	ratelog_init(&srv->errlog, HTTP_5XX_RATE, HTTP_5XX_BURST);

@@ -29,6 +29,7 @@
 #include <event2/event.h>
 
 #include "alog.h"
+#include "dedup.h"
 #include "dispatch.h"
 #include "log.h"
 #include "metrics.h"
@@ -72,6 +73,8 @@ struct http_deps {
 	void (*metrics_cb)(void *arg, struct metrics_text *out);
 	void *metrics_arg;
 	const struct alog *alog;    /* the access log (may be off), or NULL */
+	struct dedup *dedup;        /* hooks' delivery memory (dedup.h, shared by every
+	                             * loop), or NULL: "dedup" is not honoured */
 };
 
 /* Bind and start serving on `base`. Returns 0 and *out, or -1 with a

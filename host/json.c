@@ -841,3 +841,44 @@ int json_parse(const char *s, size_t n, cJSON **out, char *err, size_t errlen)
 	*out = root;
 	return 0;
 }
+
+const cJSON *json_pointer_get(const cJSON *root, const char *ptr)
+{
+	const cJSON *cur = root;
+	char tok[256];
+
+	if (!ptr || (*ptr && *ptr != '/'))
+		return NULL;
+	while (cur && *ptr == '/') {
+		size_t n = 0;
+		ptr++;
+		for (; *ptr && *ptr != '/'; ptr++) {
+			char c = *ptr;
+			if (c == '~') {
+				if (ptr[1] != '0' && ptr[1] != '1')
+					return NULL;
+				c = ptr[1] == '0' ? '~' : '/';
+				ptr++;
+			}
+			if (n + 1 >= sizeof(tok))
+				return NULL;
+			tok[n++] = c;
+		}
+		tok[n] = '\0';
+		if (cJSON_IsObject(cur)) {
+			cur = cJSON_GetObjectItemCaseSensitive(cur, tok);
+		} else if (cJSON_IsArray(cur)) {
+			char *end;
+			unsigned long i;
+			if (!n || (n > 1 && tok[0] == '0') || tok[0] < '0' || tok[0] > '9')
+				return NULL;
+			i = strtoul(tok, &end, 10);
+			if (*end || i > INT32_MAX)
+				return NULL;
+			cur = cJSON_GetArrayItem(cur, (int)i);
+		} else {
+			return NULL;
+		}
+	}
+	return cur;
+}

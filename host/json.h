@@ -68,4 +68,8 @@ bool json_utf8_valid(const char *s, size_t n, size_t *bad);
  * line and column into err[0..errlen). `s` need not be NUL-terminated. */
 int json_parse(const char *s, size_t n, cJSON **out, char *err, size_t errlen);
 
+/* The item at JSON pointer `ptr` (RFC 6901: "/a/0/b", ~1 for '/', ~0 for
+ * '~'; "" is the root) in root, or NULL. Borrowed from root. */
+const cJSON *json_pointer_get(const cJSON *root, const char *ptr);
+
 #endif

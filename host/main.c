@@ -36,6 +36,7 @@
 #include <event2/event.h>
 
 #include "alog.h"
+#include "dedup.h"
 #include "config.h"
 #include "control.h"
 #include "crash.h"
@@ -92,6 +93,7 @@ struct daemon {
 	atomic_uint nreactors;
 	struct event *sig_hup, *sig_term, *sig_int, *drain_timer, *flush_timer, *poll_timer;
 	struct alog alog;          /* the access log, shared by every reactor */
+	struct dedup *dedup;       /* hooks' remembered deliveries, shared by every reactor */
 	struct event *sig_usr1;
 	uint64_t next_gen;
 	enum phase phase;
@@ -403,6 +405,16 @@ static void metrics_daemon(void *arg, struct metrics_text *t)
 	metrics_text_printf(t, "hookd_build_info{version=\"");
 	metrics_text_escape(t, HOOKD_VERSION);
 	metrics_text_printf(t, "\",abi=\"%d.%d\"} 1\n", HOOKD_ABI_MAJOR, HOOKD_ABI_MINOR);
+	if (d->dedup) {
+		size_t entries, bytes;
+		dedup_stats(d->dedup, &entries, &bytes);
+		metrics_text_family(t, "hookd_dedup_entries", "gauge",
+				    "Deliveries remembered (hooks.<name>.dedup), in flight or done.");
+		metrics_text_printf(t, "hookd_dedup_entries %zu\n", entries);
+		metrics_text_family(t, "hookd_dedup_bytes", "gauge",
+				    "Bytes of replies remembered for repeated deliveries.");
+		metrics_text_printf(t, "hookd_dedup_bytes %zu\n", bytes);
+	}
 	metrics_text_family(t, "hookd_workers", "gauge", "Worker threads, by state.");
 	/* a stuck worker is busy too; its replacement is counted in threads */
 	metrics_text_printf(t, "hookd_workers{state=\"busy\"} %u\n",
@@ -684,6 +696,7 @@ static bool teardown(struct daemon *d)
 	if (d->sig_usr1)
 		event_free(d->sig_usr1);
 	alog_fini(&d->alog); /* every loop is gone */
+	dedup_free(d->dedup);
 	if (d->drain_timer)
 		event_free(d->drain_timer);
 	if (d->flush_timer)
@@ -819,6 +832,7 @@ static int start_reactors(struct daemon *d, char *err, size_t errlen)
 		.watchdog = d->watchdog,
 		.loop_warn_ms = d->boot->loop_warn_ms,
 		.alog = &d->alog,
+		.dedup = d->dedup,
 	};
 	d->reactors = calloc(d->boot->reactors, sizeof(*d->reactors));
 	if (!d->reactors) {
@@ -994,6 +1008,10 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &hup, NULL);
 	log_init(&d.log, STDERR_FILENO, LOG_INFO);
 	alog_init(&d.alog);
+	if (dedup_new(&d.dedup) < 0) {
+		log_error(&d.log, "out of memory");
+		return 1;
+	}
 	while ((opt = getopt_long(argc, argv, "c:l:s:thV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': config_path = optarg; break;

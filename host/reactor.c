@@ -165,6 +165,7 @@ static int build(struct reactor *r, uint16_t port, char *err, size_t errlen)
 	hd.metrics_cb = sh->metrics_cb;
 	hd.metrics_arg = sh->metrics_arg;
 	hd.alog = sh->alog;
+	hd.dedup = sh->dedup;
 	if (http_server_create(r->base, &ho, &hd, &r->http, err, errlen) < 0)
 		return -1;
 	r->port = http_server_port(r->http);

@@ -50,6 +50,7 @@ struct reactor_shared {
 	void (*metrics_cb)(void *arg, struct metrics_text *out); /* GET /metrics: the daemon's */
 	void *metrics_arg;
 	const struct alog *alog; /* the access log (may be off), or NULL */
+	struct dedup *dedup;     /* hooks' delivery memory, shared, or NULL */
 };
 
 enum reactor_cmd {
