@@ -647,6 +647,8 @@ static void iso_done(struct pool_job *job)
 		if (r->outcome == DISPATCH_OK) {
 			s->output = r->output;
 			r->output = NULL;
+			s->reply = r->reply; /* what it set of the reply, in its process */
+			r->reply = NULL;
 		} else if (r->outcome == DISPATCH_STEP_FAILED) {
 			s->fail_status = r->plugin_status;
 		} else if (r->outcome != DISPATCH_NO_OUTPUT) {
@@ -699,6 +701,16 @@ static int iso_start(struct dispatch_call *c, struct dispatch_step *s)
 	}
 	s->iso.input = text.data;
 	s->iso.input_len = text.len;
+	if (c->in) {
+		struct jbuf req = {0};
+		if (inbound_encode(&c->in->pub, &req) < 0) {
+			jbuf_free(&req);
+			step_fail_now(s, DISPATCH_NOMEM, NULL);
+			return -1;
+		}
+		s->iso.inbound = req.data;
+		s->iso.inbound_len = req.len;
+	}
 	s->iso.hook = c->hook->name;
 	s->iso.timeout_ms = left > 0 ? (uint32_t)(left / 1000000) : 0;
 	s->iso.job.done = iso_done;

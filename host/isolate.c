@@ -8,6 +8,7 @@
  * mutex guards its list of groups and their commands.
  */
 #include "isolate.h"
+#include "reply.h"
 #include "clock.h"
 #include "config.h"
 #include "crash.h"
@@ -101,6 +102,13 @@ void isolate_req_clear(struct isolate_req *r)
 {
 	free(r->input);
 	r->input = NULL;
+	free(r->inbound);
+	r->inbound = NULL;
+	if (r->reply) {
+		reply_clear(r->reply);
+		free(r->reply);
+		r->reply = NULL;
+	}
 	free(r->error);
 	r->error = NULL;
 	cJSON_Delete(r->output);
@@ -169,15 +177,20 @@ static int child_send_call(struct isolate_child *c, struct isolate_req *r, bool 
 	int rc;
 
 	r->id = ++g->next_id;
-	if ((rc = wire_put_header(&c->out, WIRE_CALL, r->id, (uint32_t)(4 + 2 + hl + r->input_len))) < 0 ||
+	if ((rc = wire_put_header(&c->out, WIRE_CALL, r->id,
+				  (uint32_t)(4 + 2 + hl + 4 + r->inbound_len + r->input_len))) < 0 ||
 	    (rc = wire_put_u32(&c->out, r->timeout_ms)) < 0 ||
 	    (rc = jbuf_append(&c->out, &hl16, 2)) < 0 || (rc = jbuf_append(&c->out, r->hook, hl)) < 0 ||
+	    (rc = wire_put_u32(&c->out, (uint32_t)r->inbound_len)) < 0 ||
+	    (r->inbound_len && (rc = jbuf_append(&c->out, r->inbound, r->inbound_len)) < 0) ||
 	    (rc = jbuf_append(&c->out, r->input, r->input_len)) < 0) {
 		c->out.len = mark;
 		return rc;
 	}
 	free(r->input);
 	r->input = NULL;
+	free(r->inbound);
+	r->inbound = NULL;
 	r->child = c;
 	r->pid = c->pid;
 	list_add(&c->inflight, r);
@@ -344,7 +357,7 @@ static void child_result(struct isolate_child *c, const struct wire_frame *f)
 {
 	struct isolate_group *g = c->g;
 	const char *p = f->payload, *end = f->payload + f->len;
-	uint32_t outcome, status, elen;
+	uint32_t outcome, status, elen, rlen;
 	struct isolate_req *r;
 	char err[256];
 
@@ -369,6 +382,27 @@ static void child_result(struct isolate_child *c, const struct wire_frame *f)
 	if (elen)
 		r->error = strndup(p, elen);
 	p += elen;
+	if (wire_get_u32(&p, end, &rlen) < 0 || (size_t)(end - p) < rlen) {
+		r->outcome = -1;
+		free(r->error);
+		r->error = strdup("isolated process sent a malformed result");
+		post(r);
+		return;
+	}
+	if (rlen && outcome == 0) {
+		const char *rp = p;
+		r->reply = calloc(1, sizeof(*r->reply));
+		if (!r->reply || reply_decode(&rp, p + rlen, r->reply) < 0 || rp != p + rlen) {
+			free(r->reply);
+			r->reply = NULL;
+			r->outcome = -1;
+			free(r->error);
+			r->error = strdup("isolated process sent a malformed reply");
+			post(r);
+			return;
+		}
+	}
+	p += rlen;
 	if (outcome == 0 && json_parse(p, (size_t)(end - p), &r->output, err, sizeof(err)) < 0) {
 		/* the child printed it: this cannot fail but for memory */
 		r->outcome = -1;
@@ -979,10 +1013,15 @@ void isolate_group_free(struct isolate_group *g)
 static int add_runner_hook(const struct config *cfg, cJSON *hs, const char *hook, const char *name)
 {
 	cJSON *h = cJSON_AddObjectToObject(hs, hook), *chain;
+	const struct config_hook *ch = config_find_hook(cfg, hook);
+	uint32_t t = config_hook_timeout(cfg, hook);
 
+	/* its on_error and after steps have their own deadline */
+	if (ch && (ch->non_error || ch->nafter) && ch->after_timeout_ms > t)
+		t = ch->after_timeout_ms;
 	if (!h || !(chain = cJSON_AddArrayToObject(h, "chain")) ||
 	    !cJSON_AddItemToArray(chain, cJSON_CreateString(name)) ||
-	    !cJSON_AddNumberToObject(h, "timeout_ms", RUNNER_TIMEOUT(config_hook_timeout(cfg, hook))))
+	    !cJSON_AddNumberToObject(h, "timeout_ms", RUNNER_TIMEOUT(t)))
 		return -1;
 	return 0;
 }
@@ -1021,12 +1060,19 @@ char *isolate_init_text(const struct config *cfg, const char *name, const char *
 	for (size_t i = 0; hooks[i]; i++)
 		if (add_runner_hook(cfg, hs, hooks[i], name) < 0)
 			goto out;
-	for (size_t i = 0; i < cfg->nhooks; i++)
-		for (size_t j = 0; j < cfg->hooks[i].nchain; j++)
-			if (strcmp(cfg->hooks[i].chain[j], name) == 0 &&
-			    !cJSON_GetObjectItemCaseSensitive(hs, cfg->hooks[i].name) &&
-			    add_runner_hook(cfg, hs, cfg->hooks[i].name, name) < 0)
-				goto out;
+	for (size_t i = 0; i < cfg->nhooks; i++) {
+		const struct config_hook *ch = &cfg->hooks[i];
+		bool named = false;
+		for (size_t j = 0; j < ch->nchain; j++)
+			named = named || strcmp(ch->chain[j], name) == 0;
+		for (size_t j = 0; j < ch->non_error; j++)
+			named = named || strcmp(ch->on_error[j], name) == 0;
+		for (size_t j = 0; j < ch->nafter; j++)
+			named = named || strcmp(ch->after[j], name) == 0;
+		if (named && !cJSON_GetObjectItemCaseSensitive(hs, ch->name) &&
+		    add_runner_hook(cfg, hs, ch->name, name) < 0)
+			goto out;
+	}
 	if (section) {
 		cJSON *dup = cJSON_Duplicate(section, 1);
 		if (!dup || !cJSON_AddItemToObject(ps, name, dup)) {

@@ -51,12 +51,17 @@ struct isolate_req {
 	uint32_t timeout_ms;     /* the child's own deadline for the call */
 	char *input;             /* JSON text, owned by the request (freed once sent) */
 	size_t input_len;
+	char *inbound;           /* the request's wire form (inbound_encode), owned like
+	                          * input, or NULL */
+	size_t inbound_len;
 	/* results, valid in job.done */
 	enum isolate_end end;
 	int outcome;             /* ISOLATE_RESULT: the child's enum dispatch_outcome */
 	int plugin_status;       /* ISOLATE_RESULT, step failed: the plugin's status */
 	char *error;             /* owned: the reason, or NULL */
 	cJSON *output;           /* owned: ISOLATE_RESULT, outcome ok */
+	struct reply *reply;     /* owned: ISOLATE_RESULT, outcome ok: what the step set
+	                          * of the reply, or NULL */
 	pid_t pid;               /* the child that ran it (0: none) */
 	/* private to isolate.c */
 	uint64_t id;

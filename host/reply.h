@@ -46,4 +46,11 @@ void reply_merge(struct reply *into, struct reply *from);
 /* Free what r owns; r is empty again. */
 void reply_clear(struct reply *r);
 
+/* The wire form (an isolated step's RESULT frame): append r to b / read
+ * one back from [*p, end) into *out (empty before). Return 0, -ENOMEM, or
+ * -EINVAL (short or malformed). */
+struct jbuf;
+int reply_encode(const struct reply *r, struct jbuf *b);
+int reply_decode(const char **p, const char *end, struct reply *out);
+
 #endif

@@ -16,6 +16,8 @@
 #include "config.h"
 #include "crash.h"
 #include "dispatch.h"
+#include "inbound.h"
+#include "reply.h"
 #include "fetch.h"
 #include "json.h"
 #include "loader.h"
@@ -128,19 +130,22 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 }
 
 static void put_result(struct runner *r, uint64_t id, uint32_t outcome, uint32_t status,
-		       const char *err, const struct jbuf *output)
+		       const char *err, const struct jbuf *output, const struct jbuf *reply)
 {
 	size_t el = err ? strlen(err) : 0, ol = output ? output->len : 0;
+	size_t rl = reply ? reply->len : 0;
 	size_t mark = r->out.len;
 
-	if (wire_put_header(&r->out, WIRE_RESULT, id, (uint32_t)(12 + el + ol)) < 0 ||
+	if (wire_put_header(&r->out, WIRE_RESULT, id, (uint32_t)(16 + el + rl + ol)) < 0 ||
 	    wire_put_u32(&r->out, outcome) < 0 || wire_put_u32(&r->out, status) < 0 ||
 	    wire_put_u32(&r->out, (uint32_t)el) < 0 || (el && jbuf_append(&r->out, err, el) < 0) ||
+	    wire_put_u32(&r->out, (uint32_t)rl) < 0 ||
+	    (rl && jbuf_append(&r->out, reply->data, rl) < 0) ||
 	    (ol && jbuf_append(&r->out, output->data, ol) < 0)) {
 		r->out.len = mark;
 		if (output) /* try once more without the output */
 			put_result(r, id, DISPATCH_NOMEM, 0, "out of memory in the isolated process",
-				   NULL);
+				   NULL, NULL);
 		return;
 	}
 	if (!event_pending(r->wev, EV_WRITE, NULL))
@@ -157,15 +162,18 @@ static void call_done(void *arg, struct dispatch_result *res)
 	TAILQ_REMOVE(&r->calls, rc, link);
 	if (res->outcome != DISPATCH_OK) {
 		put_result(r, rc->id, (uint32_t)res->outcome, (uint32_t)res->plugin_status,
-			   res->error, NULL);
+			   res->error, NULL, NULL);
 		goto done;
 	}
 	/* the host's own checks (max_output, a tree that is not JSON), made
 	 * here so that no more than max_output bytes cross the socket */
 	out.limit = r->max_output;
 	int prc = json_print(res->output, &out);
+	struct jbuf rep = {0};
+	if (prc == 0 && res->reply && (prc = reply_encode(res->reply, &rep)) < 0)
+		prc = -ENOMEM;
 	if (prc == 0) {
-		put_result(r, rc->id, DISPATCH_OK, 0, NULL, &out);
+		put_result(r, rc->id, DISPATCH_OK, 0, NULL, &out, res->reply ? &rep : NULL);
 	} else {
 		if (prc == -E2BIG)
 			snprintf(msg, sizeof(msg), "plugin %s returned an output larger than max_output "
@@ -177,8 +185,9 @@ static void call_done(void *arg, struct dispatch_result *res)
 		else
 			snprintf(msg, sizeof(msg), "out of memory printing plugin %s's output",
 				 res->plugin ? res->plugin : "?");
-		put_result(r, rc->id, DISPATCH_STEP_FAILED, 502, msg, NULL);
+		put_result(r, rc->id, DISPATCH_STEP_FAILED, 502, msg, NULL, NULL);
 	}
+	jbuf_free(&rep);
 	jbuf_free(&out);
 	cJSON_Delete(res->output);
 	res->output = NULL;
@@ -191,8 +200,9 @@ done:
 static void start_call(struct runner *r, const struct wire_frame *f)
 {
 	const char *p = f->payload, *end = f->payload + f->len;
-	uint32_t timeout;
+	uint32_t timeout, il;
 	uint16_t hl;
+	struct inbound *in = NULL;
 	char hook[128], err[256];
 	cJSON *input = NULL;
 	struct rcall *rc;
@@ -206,20 +216,34 @@ static void start_call(struct runner *r, const struct wire_frame *f)
 	memcpy(hook, p, hl);
 	hook[hl] = 0;
 	p += hl;
+	if (wire_get_u32(&p, end, &il) < 0 || (size_t)(end - p) < il)
+		return;
+	if (il) {
+		const char *ip = p;
+		if (inbound_decode(&ip, p + il, &in) < 0 || ip != p + il) {
+			inbound_unref(in);
+			put_result(r, f->id, DISPATCH_NOMEM, 0, "malformed request in the CALL frame",
+				   NULL, NULL);
+			return;
+		}
+		p += il;
+	}
 	if (json_parse(p, (size_t)(end - p), &input, err, sizeof(err)) < 0) {
-		put_result(r, f->id, DISPATCH_NOMEM, 0, err, NULL);
+		inbound_unref(in);
+		put_result(r, f->id, DISPATCH_NOMEM, 0, err, NULL, NULL);
 		return;
 	}
 	if (!(rc = calloc(1, sizeof(*rc)))) {
 		cJSON_Delete(input);
+		inbound_unref(in);
 		put_result(r, f->id, DISPATCH_NOMEM, 0, "out of memory in the isolated process",
-			   NULL);
+			   NULL, NULL);
 		return;
 	}
 	rc->r = r;
 	rc->id = f->id;
 	TAILQ_INSERT_TAIL(&r->calls, rc, link);
-	dispatch_call_start(r->env, hook, input, NULL, call_done, rc, &rc->call);
+	dispatch_call_start(r->env, hook, input, in, call_done, rc, &rc->call);
 }
 
 static void cancel_call(struct runner *r, uint64_t id)

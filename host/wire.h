@@ -6,12 +6,14 @@
  *   u32 len (of what follows the 16-byte header) | u8 type | 3 x 0 | u64 id | payload
  *
  *   host -> child  INIT    JSON text: what to load and how (isolate.c)
- *                  CALL    u32 timeout_ms, u16 hook length, hook, input JSON text
+ *                  CALL    u32 timeout_ms, u16 hook length, hook, u32 request
+ *                          length, request (inbound_encode; 0: none), input JSON text
  *                  CANCEL  (empty): the host gave up on call `id`
  *   child -> host  READY   JSON text {"pid": n}: the plugin is loaded and initialised
  *                  FAILED  text: why loading or init failed (the child then exits)
  *                  RESULT  u32 outcome (enum dispatch_outcome), u32 plugin status,
- *                          u32 error length, error, output JSON text (outcome ok)
+ *                          u32 error length, error, u32 reply length, reply
+ *                          (reply_encode; 0: none), output JSON text (outcome ok)
  */
 #ifndef HOOKD_WIRE_H
 #define HOOKD_WIRE_H
