@@ -247,7 +247,8 @@ static void call_end(struct dispatch_call *c, enum call_state final, struct disp
 	TAILQ_REMOVE(&env->calls, c, link);
 	atomic_fetch_sub_explicit(&env->pending, 1, memory_order_relaxed);
 	if (final != CALL_ANSWERED) {
-		atomic_fetch_add_explicit(&env->answered_err, 1, memory_order_relaxed);
+		if (c->phase != DISPATCH_PHASE_AFTER)
+			atomic_fetch_add_explicit(&env->answered_err, 1, memory_order_relaxed);
 		if (c->out)
 			*c->out = NULL;
 		cJSON_Delete(r->output);
@@ -265,7 +266,9 @@ static void call_end(struct dispatch_call *c, enum call_state final, struct disp
 		call_unref(c); /* the on_error steps answer in its place */
 		return;
 	}
-	if (r->outcome == DISPATCH_OK)
+	if (c->phase == DISPATCH_PHASE_AFTER)
+		; /* not a call of its own: its hook call was counted */
+	else if (r->outcome == DISPATCH_OK)
 		atomic_fetch_add_explicit(&env->answered_ok, 1, memory_order_relaxed);
 	else
 		atomic_fetch_add_explicit(&env->answered_err, 1, memory_order_relaxed);
@@ -273,7 +276,10 @@ static void call_end(struct dispatch_call *c, enum call_state final, struct disp
 		*c->out = NULL;
 		c->out = NULL;
 	}
-	observe = c->hook && c->hook->nafter && c->phase != DISPATCH_PHASE_AFTER;
+	/* observed: every call that reached the hook's steps (a hook that
+	 * cannot run has nothing to observe) */
+	observe = c->hook && c->hook->nafter && c->phase != DISPATCH_PHASE_AFTER &&
+		  r->outcome != DISPATCH_HOOK_UNAVAILABLE;
 	if (r->outcome == DISPATCH_OK)
 		r->reply = c->reply;
 	if (observe && r->outcome == DISPATCH_OK && r->output)
@@ -1043,7 +1049,6 @@ static void call_init(struct dispatch_call *c, struct dispatch_env *env, cJSON *
 	TAILQ_INSERT_TAIL(&env->calls, c, link);
 	atomic_fetch_add_explicit(&env->pending, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&env->live, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&env->started, 1, memory_order_relaxed);
 }
 
 /* Arm the deadline of c's phase (c->timeout_ms from now) and walk its plan. */
@@ -1081,6 +1086,7 @@ void dispatch_call_start(struct dispatch_env *env, const char *hook, cJSON *inpu
 		return;
 	}
 	call_init(c, env, input, in, done, arg, out);
+	atomic_fetch_add_explicit(&env->started, 1, memory_order_relaxed);
 	c->t0_ns = dispatch_now_ns();
 	c->gen = registry_acquire(env->reg);
 	if (!c->gen) {

@@ -70,6 +70,26 @@
  *     macros below make it so); the host refuses one that is not, which is
  *     what lets a later minor give those slots a meaning.
  *
+ * Phases (ABI 1.3; hooks.<name> in the host config): a plugin runs as a
+ * step of a hook's `chain` (each step's output is the next one's input),
+ * of its `on_error` steps, or as an `after` observer -- the same entry
+ * point, told apart by its input:
+ *   - on_error steps run in order when the chain fails (a step failed,
+ *     returned nothing, crashed, was refused, or the deadline passed), with
+ *     the input {"error": {"status", "message", "outcome", "plugin", "step",
+ *     "generation"}, "input": <the hook's input as it came>}. Returning
+ *     anything but a JSON null (cJSON_CreateNull()) replaces the error: the
+ *     client gets that output, with what the step set of the reply
+ *     (set_status etc.), and the rest of the on_error steps do not run.
+ *     Returning null, or failing, leaves the error to the next one; if none
+ *     replaces it, the client gets the chain's error.
+ *   - after observers run once the reply is sent, in order, each with
+ *     {"hook", "request_id", "generation", "status" (sent), "outcome",
+ *     "recovered", "duration_ms", "input", "output" or "error", "steps":
+ *     [{"plugin", "ms", "outcome"}]}. Their output is dropped and their
+ *     failures are logged and counted; they cannot change the reply.
+ *   Both phases run under the hook's after_timeout_ms, not its timeout_ms.
+ *
  * Plugins never call cJSON_InitHooks: the host and every plugin share one
  * cJSON and one allocator (the host frees trees a plugin built, and the
  * other way round), and the hooks are process-wide. Use cJSON_free /
