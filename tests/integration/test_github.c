@@ -456,7 +456,8 @@ Test(github, a_server_failure_is_spooled_and_answered_202, .timeout = 90)
 
 /* The audit takes 1.5 s per line (sleep_ms): the reply comes before its
  * line is written. A proof by order, not by time: when the client has its
- * answer, the file is still empty. */
+ * answer, the file is still empty. Under a shorter after_timeout_ms the
+ * observer is given up on, logged, and the reply is the same. */
 Test(github, a_slow_audit_does_not_delay_the_reply, .timeout = 90)
 {
 	static struct hd d;
@@ -464,7 +465,8 @@ Test(github, a_slow_audit_does_not_delay_the_reply, .timeout = 90)
 	char path[400], *text;
 	cJSON *lines;
 
-	start(&d, "", "\"sleep_ms\": 1500");
+	start(&d, "\"cut\": {\"chain\": [\"github\"], \"after\": [\"audit\"], "
+		  "\"after_timeout_ms\": 100}", "\"sleep_ms\": 1500");
 	gh_post(&d, "/hooks/github", "ping", "d-1", GH_SECRET, "{\"zen\":\"Slow is smooth.\"}", &g);
 	cr_assert_eq(g.r.status, 200, "%ld %s", g.r.status, g.r.body);
 	hd_resp_free(&g.r);
@@ -476,6 +478,13 @@ Test(github, a_slow_audit_does_not_delay_the_reply, .timeout = 90)
 	lines = audit_lines(&d, 1);
 	cr_assert_eq((int)item(cJSON_GetArrayItem(lines, 0), "status")->valuedouble, 200);
 	cJSON_Delete(lines);
+
+	gh_post(&d, "/hooks/cut", "ping", "d-2", NULL, "{\"zen\":\"Cut it short.\"}", &g);
+	cr_assert_eq(g.r.status, 200, "%ld %s", g.r.status, g.r.body);
+	cr_assert_str_eq(g.r.body, "{\"zen\":\"Cut it short.\",\"hook_id\":null}\n");
+	hd_resp_free(&g.r);
+	cr_assert(hd_wait_log(&d, "the after steps' deadline of 100 ms passed in plugin audit", 1,
+			      10000), "the after phase's own deadline was not logged");
 	cr_assert_eq(hd_stop(&d), 0);
 }
 
