@@ -80,9 +80,10 @@ static void sign(const char *secret, const char *body, char *out, size_t len)
 }
 
 /* POST body to path as GitHub does: event and delivery headers (NULL:
- * left out), signed with `secret` (NULL: no signature). */
-static void gh_post(struct hd *d, const char *path, const char *event, const char *delivery,
-		    const char *secret, const char *body, struct gh_resp *g)
+ * left out), signed with `secret` (NULL: no signature), plus one `extra`
+ * header line (or NULL). */
+static void gh_post_h(struct hd *d, const char *path, const char *event, const char *delivery,
+		      const char *secret, const char *body, const char *extra, struct gh_resp *g)
 {
 	char url[256], line[512], sig[160];
 	CURL *c = curl_easy_init();
@@ -106,6 +107,8 @@ static void gh_post(struct hd *d, const char *path, const char *event, const cha
 		snprintf(line, sizeof(line), "X-Hub-Signature-256: %s", sig);
 		h = curl_slist_append(h, line);
 	}
+	if (extra)
+		h = curl_slist_append(h, extra);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
@@ -121,6 +124,12 @@ static void gh_post(struct hd *d, const char *path, const char *event, const cha
 	curl_easy_cleanup(c);
 	if (!g->r.body)
 		g->r.body = calloc(1, 1);
+}
+
+static void gh_post(struct hd *d, const char *path, const char *event, const char *delivery,
+		    const char *secret, const char *body, struct gh_resp *g)
+{
+	gh_post_h(d, path, event, delivery, secret, body, NULL, g);
 }
 
 /* Start a daemon with the example's plugins: hook "github" as in
@@ -356,9 +365,13 @@ static int spool_files(struct hd *d, char **out, int max)
 	snprintf(path, sizeof(path), "%s/spool", d->dir);
 	dir = opendir(path);
 	cr_assert_not_null(dir, "spool created its folder at load");
-	while ((de = readdir(dir)))
-		if (de->d_name[0] != '.' && n < max)
+	while ((de = readdir(dir))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		cr_assert_neq(de->d_name[0], '.', "a temporary file was left: %s", de->d_name);
+		if (n < max)
 			out[n++] = strdup(de->d_name);
+	}
 	closedir(dir);
 	return n;
 }
@@ -440,6 +453,21 @@ Test(github, a_server_failure_is_spooled_and_answered_202, .timeout = 90)
 	cr_assert_str_eq(item(item(rec, "error"), "outcome")->valuestring, "deadline");
 	cr_assert_eq((int)item(item(rec, "error"), "status")->valuedouble, 504);
 	cJSON_Delete(rec);
+	for (int i = 0; i < n; i++)
+		free(files[i]);
+
+	/* a client that sends the same X-Request-Id twice: the second file
+	 * gets its own name, the first is not replaced */
+	for (int i = 0; i < 2; i++) {
+		gh_post_h(&d, "/hooks/broken", "push", "d-fail-3", NULL,
+			  "{\"status\":500,\"message\":\"again\"}", "X-Request-Id: retry:7", &g);
+		cr_assert_eq(g.r.status, 202, "%ld %s", g.r.status, g.r.body);
+		cr_assert_str_eq(g.r.body, i ? "{\"queued\":\"retry_7-1.json\",\"error\":\"again\"}\n"
+					     : "{\"queued\":\"retry_7.json\",\"error\":\"again\"}\n");
+		hd_resp_free(&g.r);
+	}
+	n = spool_files(&d, files, 8);
+	cr_assert_eq(n, 4);
 	for (int i = 0; i < n; i++)
 		free(files[i]);
 
@@ -525,5 +553,14 @@ Test(github, a_redelivery_gets_the_first_reply, .timeout = 60)
 	cr_assert(!resp_header(&g, "X-Hookd-Replay", v, sizeof(v)), "%s", g.headers);
 	hd_resp_free(&g.r);
 	cr_assert_eq(plugin_calls(&d, "github", "ok"), 2);
+
+	/* a failed delivery is forgotten: its retry runs the chain again */
+	for (int i = 0; i < 2; i++) {
+		gh_post(&d, "/hooks/github", "push", "72d3162e-0001", GH_SECRET, "{\"ref\":1}", &g);
+		cr_assert_eq(g.r.status, 422, "%ld %s", g.r.status, g.r.body);
+		cr_assert(!resp_header(&g, "X-Hookd-Replay", v, sizeof(v)), "%s", g.headers);
+		hd_resp_free(&g.r);
+	}
+	cr_assert_eq(plugin_calls(&d, "github", "failed"), 2, "a failed delivery was replayed");
 	cr_assert_eq(hd_stop(&d), 0);
 }
