@@ -1,9 +1,11 @@
 /*
  * github -- async: receives GitHub webhooks. The SDK's example of the whole
- * request/reply API (ABI 1.3): it reads a request header (api->header),
- * the request id (api->inbound), sets the success status (api->set_status)
- * and a response header (api->set_header), and fails with a status of its
- * choosing (api->fail). Routes on X-GitHub-Event:
+ * request/reply API (ABI 1.3): it reads request headers (api->header) and
+ * the rest of the request (api->inbound: request id, raw body, client,
+ * query), sets the success status (api->set_status) and a response header
+ * (api->set_header), shows where a raw reply body would go (api->set_body),
+ * and fails with a status of its choosing (api->fail). Routes on
+ * X-GitHub-Event:
  *
  *   ping          200 {"zen": <payload zen>, "hook_id": <payload hook_id>}
  *   push          200 {"ref", "repository": <repository.full_name>,
@@ -152,8 +154,17 @@ static void github(const hookd_ctx *ctx, hookd_call *call, cJSON *input)
 	    rc != HOOKD_ECANCELED)
 		hookd_log(ctx, HOOKD_LOG_INFO, "request %s: X-GitHub-Delivery not echoed (%d)",
 			  in ? in->request_id : "-", rc);
-	hookd_log(ctx, HOOKD_LOG_DEBUG, "request %s: %s event, delivery %s",
-		  in ? in->request_id : "-", event, delivery ? delivery : "-");
+	/* the rest of the request: raw body bytes (what the signature covers),
+	 * client, query string; every header is in in->headers[0..nheaders) */
+	if (in)
+		hookd_log(ctx, HOOKD_LOG_DEBUG, "request %s: %s event, delivery %s, %zu bytes of "
+			  "%s from %s:%u, query \"%s\"", in->request_id, event,
+			  delivery ? delivery : "-", in->body_len, in->content_type, in->client_addr,
+			  (unsigned)in->client_port, in->query);
+	/* The reply is the JSON output. A plugin that answers in another format
+	 * sets the bytes instead (copied; the output still feeds a next step):
+	 *   api->set_body(call, "ok\n", 3, "text/plain");
+	 * and 204 (set_status) sends no body at all. */
 	hookd_complete(ctx, call, out); /* `out` is the host's now */
 }
 
