@@ -709,7 +709,7 @@ static int iso_start(struct dispatch_call *c, struct dispatch_step *s)
 	s->iso.input_len = text.len;
 	if (c->in) {
 		struct jbuf req = {0};
-		if (inbound_encode(&c->in->pub, &req) < 0) {
+		if (inbound_encode(&c->in->pub, c->phase == DISPATCH_PHASE_AFTER, &req) < 0) {
 			jbuf_free(&req);
 			step_fail_now(s, DISPATCH_NOMEM, NULL);
 			return -1;

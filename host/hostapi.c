@@ -622,7 +622,8 @@ static struct reply *step_reply(struct dispatch_step *s, int *rc)
 	*rc = HOOKD_OK;
 	if (!s)
 		*rc = HOOKD_EINVAL;
-	else if (s->call->phase == DISPATCH_PHASE_AFTER)
+	else if (s->call->phase == DISPATCH_PHASE_AFTER ||
+		 (s->call->in && s->call->in->reply_sent))
 		*rc = HOOKD_EPERM;
 	else if (plugin_is_async(s->plugin) ? !dispatch_on_loop(s->call->env)
 		 : dispatch_on_loop(s->call->env) ||

@@ -54,6 +54,7 @@ struct inbound *inbound_new(const struct inbound_parts *p)
 	if (!in)
 		return NULL;
 	in->refs = 1;
+	in->reply_sent = false;
 	hookd_header *hs = (hookd_header *)(void *)(in + 1);
 	cur = (char *)(hs + p->nheaders);
 	in->pub = (hookd_inbound){.size = sizeof(hookd_inbound), .client_port = p->client_port,
@@ -97,7 +98,7 @@ const char *inbound_header(const hookd_inbound *in, const char *name)
 	return NULL;
 }
 
-/* ---- wire form: u32 client_port, u32 nheaders, then u32-length-prefixed
+/* ---- wire form: u32 client_port, u32 nheaders, u32 reply_sent, then u32-length-prefixed
  * strings: the 7 strings, each header's name and value, the body ---- */
 
 static int put_str(struct jbuf *b, const char *s, size_t len)
@@ -111,9 +112,9 @@ static int put_str(struct jbuf *b, const char *s, size_t len)
 	return 0;
 }
 
-int inbound_encode(const hookd_inbound *in, struct jbuf *b)
+int inbound_encode(const hookd_inbound *in, bool reply_sent, struct jbuf *b)
 {
-	uint32_t head[2] = {in->client_port, (uint32_t)in->nheaders};
+	uint32_t head[3] = {in->client_port, (uint32_t)in->nheaders, reply_sent};
 	const char *strs[INBOUND_NSTR] = {in->hook, in->method, in->path, in->query,
 					  in->client_addr, in->request_id, in->content_type};
 
@@ -153,7 +154,7 @@ static int get_str(const char **p, const char *end, char **out, size_t *len)
 
 int inbound_decode(const char **p, const char *end, struct inbound **out)
 {
-	uint32_t head[2];
+	uint32_t head[3];
 	char *strs[INBOUND_NSTR] = {0};
 	char *body = NULL;
 	size_t body_len = 0;
@@ -195,6 +196,8 @@ int inbound_decode(const char **p, const char *end, struct inbound **out)
 				      .body_len = body_len, .headers = hs, .nheaders = nh};
 	*out = inbound_new(&parts);
 	rc = *out ? 0 : -ENOMEM;
+	if (*out)
+		(*out)->reply_sent = head[2] != 0;
 out:
 	for (int i = 0; i < INBOUND_NSTR; i++)
 		free(strs[i]);

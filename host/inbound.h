@@ -12,6 +12,7 @@
 #ifndef HOOKD_INBOUND_H
 #define HOOKD_INBOUND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,8 @@
 struct inbound {
 	hookd_inbound pub; /* every pointer points into this block */
 	unsigned refs;
+	bool reply_sent;   /* decoded for an isolated `after` step: its reply is sent
+	                    * (the host's own calls know it from their phase) */
 };
 
 /* What the transport copies in. Strings may be NULL ("" then). */
@@ -47,7 +50,7 @@ const char *inbound_header(const hookd_inbound *in, const char *name);
 /* The wire form (runner.c's CALL frame): append `in` to `b` / read one back
  * from [*p, end) (advancing *p). Returns 0, or -ENOMEM / -EINVAL (short or
  * malformed). */
-int inbound_encode(const hookd_inbound *in, struct jbuf *b);
+int inbound_encode(const hookd_inbound *in, bool reply_sent, struct jbuf *b);
 int inbound_decode(const char **p, const char *end, struct inbound **out);
 
 #endif

@@ -453,7 +453,7 @@ Test(webhook, on_error_replaces_or_leaves_the_error, .timeout = 60)
  * answer while the observer is still blocked (it waits for a file the test
  * creates only after reading the reply); it sees the status sent, the
  * input, the output and the steps; its set_status is refused. */
-Test(webhook, after_observers_never_delay_the_reply, .timeout = 60)
+static void after_never_delays(bool isolated)
 {
 	static struct hd d;
 	struct wresp r;
@@ -464,7 +464,7 @@ Test(webhook, after_observers_never_delay_the_reply, .timeout = 60)
 	snprintf(gate, sizeof(gate), "%s/gate", d.dir);
 	snprintf(cfg, sizeof(cfg), "\"hooks\": {\"web\": {\"chain\": [\"webreq\"], \"after\": [\"observe\"], "
 		 "\"after_timeout_ms\": 20000}}, \"plugins\": {\"observe\": {\"file\": \"%s\", "
-		 "\"gate\": \"%s\"}}", file, gate);
+		 "\"gate\": \"%s\", \"isolate\": %s}}", file, gate, isolated ? "true" : "false");
 	hd_write_config(&d, cfg);
 	hd_install(&d, "fixtures/webreq.so", "webreq.so");
 	hd_install(&d, "fixtures/observe.so", "observe.so");
@@ -506,6 +506,16 @@ Test(webhook, after_observers_never_delay_the_reply, .timeout = 60)
 	cr_assert(strstr(strchr(t, '\n') + 1, "\"error\":{"), "%s", t);
 	free(t);
 	hd_stop(&d);
+}
+
+Test(webhook, after_observers_never_delay_the_reply, .timeout = 60)
+{
+	after_never_delays(false);
+}
+
+Test(webhook, after_observers_never_delay_the_reply_isolated, .timeout = 60)
+{
+	after_never_delays(true);
 }
 
 /* An observer that passes the after phase's own deadline is cancelled
