@@ -148,6 +148,12 @@ int dispatch_result_status(const struct dispatch_result *r, unsigned *retry_afte
 	return 500;
 }
 
+/* The request id of c for log lines ("-": the call did not come over HTTP). */
+static const char *call_rid(const struct dispatch_call *c)
+{
+	return c->in ? c->in->pub.request_id : "-";
+}
+
 static void call_ref(struct dispatch_call *c)
 {
 	c->refs++;
@@ -424,9 +430,9 @@ static bool step_skip(struct dispatch_call *c, struct dispatch_step *s)
 	if (s->rec >= 0)
 		c->recs[s->rec].skipped = true;
 	log_debug(c->env->log, "plugin %s %s in hook %s (generation %llu, step %zu): skipped "
-		  "(failure_mode open): %s", s->plugin->desc.name, kinds[k], c->hook->name,
-		  (unsigned long long)c->gen->id, s->index,
-		  s->fail_msg ? s->fail_msg : "no output");
+		  "(failure_mode open): %s; request_id %s", s->plugin->desc.name, kinds[k],
+		  c->hook->name, (unsigned long long)c->gen->id, s->index,
+		  s->fail_msg ? s->fail_msg : "no output", call_rid(c));
 	c->step++;
 	call_enter(c, CALL_IDLE);
 	if (!c->walking)
@@ -597,9 +603,9 @@ static void sync_done(struct pool_job *job)
 		struct dispatch_call *c = s->call;
 		atomic_fetch_sub_explicit(&s->plugin->stuck_workers, 1, memory_order_relaxed);
 		log_info(c->env->log, "plugin %s released its stuck worker %lld ms after its step "
-			 "started (hook %s, generation %llu)", s->plugin->desc.name,
+			 "started (hook %s, generation %llu); request_id %s", s->plugin->desc.name,
 			 (long long)((dispatch_now_ns() - s->started_ns) / 1000000), c->hook->name,
-			 (unsigned long long)c->gen->id);
+			 (unsigned long long)c->gen->id, call_rid(c));
 	}
 
 	step_settle(s);
@@ -867,9 +873,9 @@ static void on_held(evutil_socket_t fd, short what, void *arg)
 		return;
 	log_warn(c->env->log, "plugin %s has not finished a call of hook %s (generation %llu) "
 		 "%d ms after hookd cancelled it: the call and generation %llu stay loaded until "
-		 "it calls hookd_complete or hookd_fail (a plugin bug)", s->plugin->desc.name,
-		 c->hook->name, (unsigned long long)c->gen->id, DISPATCH_HELD_WARN_MS,
-		 (unsigned long long)c->gen->id);
+		 "it calls hookd_complete or hookd_fail (a plugin bug); request_id %s",
+		 s->plugin->desc.name, c->hook->name, (unsigned long long)c->gen->id,
+		 DISPATCH_HELD_WARN_MS, (unsigned long long)c->gen->id, call_rid(c));
 }
 
 static void watch_held(struct dispatch_step *s)
@@ -899,16 +905,16 @@ static void replace_stuck_worker(struct dispatch_call *c, struct dispatch_step *
 		s->stuck = true;
 		atomic_fetch_add_explicit(&s->plugin->stuck_workers, 1, memory_order_relaxed);
 		log_warn(env->log, "worker stuck in plugin %s (hook %s, generation %llu) for %lld ms, "
-			 "past the call's deadline: started a replacement worker (%u stuck)", name,
-			 c->hook->name, (unsigned long long)c->gen->id,
+			 "past the call's deadline: started a replacement worker (%u stuck); "
+			 "request_id %s", name, c->hook->name, (unsigned long long)c->gen->id,
 			 (long long)((dispatch_now_ns() - s->started_ns) / 1000000),
-			 pool_stuck(env->pool));
+			 pool_stuck(env->pool), call_rid(c));
 	} else {
 		log_warn(env->log, "worker stuck in plugin %s (hook %s, generation %llu) for %lld ms, "
-			 "past the call's deadline; no replacement: %s", name, c->hook->name,
-			 (unsigned long long)c->gen->id,
+			 "past the call's deadline; no replacement: %s; request_id %s", name,
+			 c->hook->name, (unsigned long long)c->gen->id,
 			 (long long)((dispatch_now_ns() - s->started_ns) / 1000000),
-			 rc == -EAGAIN ? "max_stuck_workers reached" : strerror(-rc));
+			 rc == -EAGAIN ? "max_stuck_workers reached" : strerror(-rc), call_rid(c));
 	}
 }
 
@@ -955,8 +961,8 @@ static void call_cancel(struct dispatch_call *c, enum call_state final, enum dis
 		if (s->rec >= 0)
 			c->recs[s->rec].skipped = true;
 		log_debug(c->env->log, "plugin %s timed out in hook %s (generation %llu, step %zu): "
-			  "skipped (failure_mode open)", plugin, c->hook->name,
-			  (unsigned long long)c->gen->id, s->index);
+			  "skipped (failure_mode open); request_id %s", plugin, c->hook->name,
+			  (unsigned long long)c->gen->id, s->index, call_rid(c));
 		call_end(c, final, &r);
 	} else if (!s) {
 		call_fail(c, final, o, NULL, NULL, "deadline of %u ms passed", c->timeout_ms);
@@ -1217,8 +1223,9 @@ static int on_error_start(struct dispatch_call *c, const struct dispatch_result 
 	if (c->out)
 		*c->out = k;
 	c->out = NULL;
-	log_debug(c->env->log, "hook %s (generation %llu): %s; running its on_error steps",
-		  c->hook->name, (unsigned long long)c->gen->id, sv->error);
+	log_debug(c->env->log, "hook %s (generation %llu, request_id %s): %s; running its "
+		  "on_error steps", c->hook->name, (unsigned long long)c->gen->id, call_rid(c),
+		  sv->error);
 	call_run(k);
 	return 0;
 fail:
@@ -1294,7 +1301,7 @@ fail:
 	cJSON_Delete(out);
 	log_error(c->env->log, "hook %s (generation %llu): out of memory: its after steps did not "
 		  "run for request %s", c->hook->name, (unsigned long long)c->gen->id,
-		  c->in ? c->in->pub.request_id : "-");
+		  call_rid(c));
 }
 
 /* The on_error phase answers with the chain's failure. */
@@ -1316,7 +1323,7 @@ static void phase_end_early(struct dispatch_call *c, struct dispatch_step *s,
 	if (o == DISPATCH_DEADLINE)
 		log_warn(c->env->log, "hook %s (generation %llu, request_id %s): the %s steps' "
 			 "deadline of %u ms passed%s%s%s", c->hook->name,
-			 (unsigned long long)c->gen->id, c->in ? c->in->pub.request_id : "-",
+			 (unsigned long long)c->gen->id, call_rid(c),
 			 dispatch_phase_name(c->phase), c->timeout_ms, s ? " in plugin " : "",
 			 s ? s->plugin->desc.name : "",
 			 c->phase == DISPATCH_PHASE_ON_ERROR ? "; answering with the chain's error"
@@ -1357,7 +1364,7 @@ static void phase_step_settled(struct dispatch_call *c, struct dispatch_step *s,
 		}
 		log_debug(c->env->log, "hook %s (generation %llu, request_id %s): on_error plugin %s "
 			  "replaced the error (%s) with its reply", c->hook->name,
-			  (unsigned long long)c->gen->id, c->in ? c->in->pub.request_id : "-", name,
+			  (unsigned long long)c->gen->id, call_rid(c), name,
 			  c->saved->error);
 		call_end(c, CALL_ANSWERED, &r);
 		return;
@@ -1365,7 +1372,7 @@ static void phase_step_settled(struct dispatch_call *c, struct dispatch_step *s,
 	if (failed)
 		log_warn(c->env->log, "hook %s (generation %llu, request_id %s): %s plugin %s "
 			 "(step %zu) %s: %s", c->hook->name, (unsigned long long)c->gen->id,
-			 c->in ? c->in->pub.request_id : "-", dispatch_phase_name(c->phase), name,
+			 call_rid(c), dispatch_phase_name(c->phase), name,
 			 s->index,
 			 s->host_failed ? dispatch_outcome_name(s->host_outcome) : "failed",
 			 s->fail_msg ? s->fail_msg : !out ? "no output" : "failed");

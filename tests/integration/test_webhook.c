@@ -537,11 +537,12 @@ Test(webhook, after_deadline_and_failure_are_logged_only, .timeout = 60)
 	hd_install(&d, "fixtures/webreq.so", "webreq.so");
 	hd_install(&d, "fixtures/observe.so", "observe.so");
 	hd_launch_or_fail(&d);
-	wpost(&d, NULL, "/hooks/web", "{}", 2, NULL, &r);
+	wpost(&d, NULL, "/hooks/web", "{}", 2, (const char *[]){"X-Request-Id: late-1", NULL}, &r);
 	cr_assert_eq(r.status, 200);
 	wfree(&r);
-	cr_assert(hd_wait_log(&d, "the after steps' deadline of 300 ms passed in plugin observe", 1,
-			      10000), "the deadline is logged");
+	cr_assert(hd_wait_log(&d, "hook web (generation 1, request_id late-1): the after steps' "
+			      "deadline of 300 ms passed in plugin observe", 1, 10000),
+		  "the deadline is logged, naming the hook, generation, request and plugin");
 	cr_assert_eq(lines_in(file), 0);
 
 	/* now a failing observer (reload with fail: true, no gate) */
