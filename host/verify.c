@@ -79,22 +79,18 @@ struct part {
 	size_t n;
 };
 
-/* HMAC-SHA`alg` of the concatenated parts under key; returns its length or
- * -1. */
-static int hmac(EVP_MAC *mac, int alg, const unsigned char *key, size_t klen,
-		const struct part *parts, int nparts, unsigned char *out)
+/* The HMAC of the concatenated parts under the key `keyed` was set up
+ * with (key_contexts); returns its length or -1. */
+static int hmac(const EVP_MAC_CTX *keyed, const struct part *parts, int nparts,
+		unsigned char *out)
 {
-	EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);
-	char digest[16];
-	OSSL_PARAM params[2];
+	/* a const ctx is only read by the dup: concurrent calls are safe */
+	EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(keyed);
 	size_t outl = 0;
 	int rc = -1;
 
-	snprintf(digest, sizeof(digest), alg == 1 ? "SHA1" : alg == 512 ? "SHA512" : "SHA256");
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
-	params[1] = OSSL_PARAM_construct_end();
-	if (!ctx || !EVP_MAC_init(ctx, key, klen, params))
-		goto out;
+	if (!ctx)
+		return -1;
 	for (int i = 0; i < nparts; i++)
 		if (parts[i].n && !EVP_MAC_update(ctx, parts[i].p, parts[i].n))
 			goto out;
@@ -105,15 +101,33 @@ out:
 	return rc;
 }
 
+/* Key one HMAC context per secret, with the scheme's digest. 0 or -1. */
+static int key_contexts(struct verify *v)
+{
+	int alg = v->scheme == VERIFY_HMAC ? v->algorithm : 256;
+	char digest[16];
+	OSSL_PARAM params[2];
+
+	snprintf(digest, sizeof(digest), alg == 1 ? "SHA1" : alg == 512 ? "SHA512" : "SHA256");
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
+	params[1] = OSSL_PARAM_construct_end();
+	for (unsigned k = 0; k < v->nkeys; k++) {
+		if (!(v->keyed[k] = EVP_MAC_CTX_new(v->mac)) ||
+		    !EVP_MAC_init(v->keyed[k], v->key[k], v->keylen[k], params))
+			return -1;
+	}
+	return 0;
+}
+
 /* Does any key's HMAC of parts equal sig (sig_len bytes)? */
-static bool any_key_matches(const struct verify *v, int alg, const struct part *parts, int n,
+static bool any_key_matches(const struct verify *v, const struct part *parts, int n,
 			    const unsigned char *sig, int sig_len)
 {
 	unsigned char mac[VERIFY_MAX_MAC];
 	bool ok = false;
 
 	for (unsigned k = 0; k < v->nkeys && !ok; k++) {
-		int len = hmac(v->mac, alg, v->key[k], v->keylen[k], parts, n, mac);
+		int len = hmac(v->keyed[k], parts, n, mac);
 		ok = len > 0 && len == sig_len && CRYPTO_memcmp(mac, sig, (size_t)len) == 0;
 	}
 	OPENSSL_cleanse(mac, sizeof(mac));
@@ -160,7 +174,7 @@ static int no_header(const char *name, char *why, size_t whylen)
 
 /* "[prefix]<hex|b64>" in one header, signed over the body. */
 static int check_simple(const struct verify *v, const char *hname, const char *hv,
-			const char *prefix, int alg, int b64, const void *body, size_t len,
+			const char *prefix, int b64, const void *body, size_t len,
 			char *why, size_t whylen)
 {
 	unsigned char sig[VERIFY_MAX_MAC];
@@ -181,7 +195,7 @@ static int check_simple(const struct verify *v, const char *hname, const char *h
 		snprintf(why, whylen, "malformed %s header (not %s)", hname, b64 ? "base64" : "hex");
 		return -1;
 	}
-	if (any_key_matches(v, alg, parts, 1, sig, n))
+	if (any_key_matches(v, parts, 1, sig, n))
 		return 0;
 	snprintf(why, whylen, "%s does not match the body signed with any configured secret", hname);
 	return -1;
@@ -218,7 +232,7 @@ static int check_stripe(const struct verify *v, const char *hv, const void *body
 		if (n > 3 && strncmp(p, "v1=", 3) == 0) {
 			int sl = hex_decode(p + 3, n - 3, sig, sizeof(sig));
 			nsig++;
-			if (sl > 0 && any_key_matches(v, 256, parts, 3, sig, sl))
+			if (sl > 0 && any_key_matches(v, parts, 3, sig, sl))
 				return 0;
 		}
 		p += n + (p[n] == ',');
@@ -248,7 +262,7 @@ static int check_slack(const struct verify *v, verify_header_fn header, void *ar
 		return -1;
 	}
 	struct part parts[4] = {{"v0:", 3}, {ts, strlen(ts)}, {":", 1}, {body, len}};
-	if (any_key_matches(v, 256, parts, 4, sig, n))
+	if (any_key_matches(v, parts, 4, sig, n))
 		return 0;
 	snprintf(why, whylen, "X-Slack-Signature does not match any configured secret");
 	return -1;
@@ -277,7 +291,7 @@ static int check_standard(const struct verify *v, verify_header_fn header, void 
 		if (n > 3 && strncmp(p, "v1,", 3) == 0) {
 			int sl = b64_decode(p + 3, n - 3, sig, sizeof(sig));
 			nsig++;
-			if (sl > 0 && any_key_matches(v, 256, parts, 5, sig, sl))
+			if (sl > 0 && any_key_matches(v, parts, 5, sig, sl))
 				return 0;
 		}
 		p += n;
@@ -295,7 +309,7 @@ int verify_check(const struct verify *v, verify_header_fn header, void *arg, con
 	switch (v->scheme) {
 	case VERIFY_GITHUB:
 		return check_simple(v, "X-Hub-Signature-256", header(arg, "X-Hub-Signature-256"),
-				    "sha256=", 256, 0, body, len, why, whylen);
+				    "sha256=", 0, body, len, why, whylen);
 	case VERIFY_STRIPE:
 		return check_stripe(v, header(arg, "Stripe-Signature"), body, len, now, why, whylen);
 	case VERIFY_SLACK:
@@ -303,8 +317,8 @@ int verify_check(const struct verify *v, verify_header_fn header, void *arg, con
 	case VERIFY_STANDARD:
 		return check_standard(v, header, arg, body, len, now, why, whylen);
 	case VERIFY_HMAC:
-		return check_simple(v, v->header, header(arg, v->header), v->prefix, v->algorithm,
-				    v->base64, body, len, why, whylen);
+		return check_simple(v, v->header, header(arg, v->header), v->prefix, v->base64,
+				    body, len, why, whylen);
 	}
 	snprintf(why, whylen, "unknown scheme");
 	return -1;
@@ -532,6 +546,11 @@ int verify_parse(const cJSON *v, const char *key, const char *cfgpath, struct ve
 		if (add_secrets(vf, val, skey, err, errlen) < 0)
 			goto out;
 	}
+	if (key_contexts(vf) < 0) {
+		snprintf(err, errlen, "%s: OpenSSL cannot set up HMAC-SHA%d with these secrets", key,
+			 vf->scheme == VERIFY_HMAC ? vf->algorithm : 256);
+		goto out;
+	}
 	*out = vf;
 	vf = NULL;
 	rc = 0;
@@ -548,6 +567,8 @@ void verify_free(struct verify *v)
 {
 	if (!v)
 		return;
+	for (unsigned k = 0; k < VERIFY_MAX_SECRETS; k++)
+		EVP_MAC_CTX_free(v->keyed[k]); /* holds a copy of the key: cleansed by OpenSSL */
 	EVP_MAC_free(v->mac);
 	OPENSSL_cleanse(v, sizeof(*v));
 	free(v);

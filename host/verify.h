@@ -43,6 +43,9 @@ struct verify {
 	char prefix[64];         /* e.g. "sha256=": stripped before decoding */
 	EVP_MAC *mac;            /* OpenSSL's HMAC, fetched once (a fetch per call
 	                          * cost about as much as the HMAC itself) */
+	EVP_MAC_CTX *keyed[VERIFY_MAX_SECRETS]; /* one per secret, keyed once: a call
+	                          * duplicates it (read-only, so any thread may)
+	                          * instead of hashing the key again */
 };
 
 /* Build *out from a hook's "verify" object `v` (key names it in errors, for
