@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "../../host/pool.h"
+#include "../../host/reply.h"
 
 #ifdef __SANITIZE_ADDRESS__
 #include <sanitizer/lsan_interface.h>
@@ -128,6 +129,7 @@ void ud_load(struct ud *d, const char *members, uint64_t id)
 static void on_done(void *arg, struct dispatch_result *r)
 {
 	struct ud_call *c = arg;
+	unsigned ra;
 
 	c->ndone++;
 	c->done_ns = ud_now_ns();
@@ -154,6 +156,17 @@ static void on_done(void *arg, struct dispatch_result *r)
 			 r->steps[i].skipped ? ":skipped" : "");
 		c->steps_timed = c->steps_timed && r->steps[i].ended && r->steps[i].duration_ns >= 0;
 	}
+	c->recovered = r->recovered;
+	c->has_reply = r->reply != NULL;
+	c->reply_status = r->reply ? r->reply->status : 0;
+	c->reply_headers[0] = 0;
+	for (unsigned i = 0; r->reply && i < r->reply->nheaders; i++) {
+		size_t n = strlen(c->reply_headers);
+		snprintf(c->reply_headers + n, sizeof(c->reply_headers) - n, "%s: %s\n",
+			 r->reply->headers[i].name,
+			 r->reply->headers[i].value ? r->reply->headers[i].value : "(removed)");
+	}
+	r->sent_status = c->d->sent_status ? c->d->sent_status : dispatch_result_status(r, &ra);
 	cJSON_Delete(c->output); /* a second answer: keep the last, the count tells */
 	c->output = r->output;
 }
