@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../../host/form.h"
+#include "unit.h"
 
 /* Parse `text` (its strlen); asserts it succeeds and gives an object. */
 static cJSON *form_ok(const char *text)
@@ -132,6 +133,7 @@ Test(form, a_repeated_name_keeps_the_last_value)
 	member_is(o, "a", "3");
 	member_is(o, "b", "x");
 	cJSON_Delete(o);
+	u_assert_no_leaks();
 }
 
 Test(form, an_empty_body_is_an_empty_object)
@@ -167,6 +169,7 @@ Test(form, bad_escapes_are_refused)
 	form_bad("ok=1&a%=1", "bad %-escape in a name");
 	/* a trailing '%' cut off by len, the byte after it not counted */
 	form_bad_n("a=%41", 4, "bad %-escape");
+	u_assert_no_leaks();
 }
 
 Test(form, nul_bytes_are_refused)
@@ -192,12 +195,14 @@ Test(form, invalid_utf8_once_decoded_is_refused)
 	form_bad("a=%C3", "not UTF-8");         /* truncated sequence */
 	form_bad("%C3%28=1", "a name is not UTF-8");
 	form_bad("a=\xC3\x28", "not UTF-8");    /* raw bytes, not only escapes */
+	u_assert_no_leaks();
 }
 
 Test(form, a_failure_after_good_pairs_frees_them)
 {
 	/* under ASan a leak of the pairs already built fails the run */
 	form_bad("a=1&b=2&c=%zz", "bad %-escape");
+	u_assert_no_leaks();
 }
 
 Test(form, a_small_error_buffer_is_truncated)

@@ -15,6 +15,7 @@
 
 #include "../../host/inbound.h"
 #include "../../host/json.h"
+#include "unit.h"
 
 /* Heap copies of everything, so the test can scribble and free them. */
 struct sources {
@@ -113,6 +114,7 @@ Test(inbound, new_copies_everything)
 	sources_trash(&s);
 	expect_sample(&in->pub);
 	inbound_unref(in);
+	u_assert_no_leaks();
 }
 
 Test(inbound, null_strings_read_as_empty)
@@ -206,6 +208,7 @@ Test(inbound, wire_round_trip_field_by_field)
 	inbound_unref(back);
 	inbound_unref(in);
 	jbuf_free(&b);
+	u_assert_no_leaks();
 }
 
 Test(inbound, wire_round_trip_of_an_empty_request)
@@ -301,6 +304,7 @@ Test(inbound, decode_refuses_every_truncation)
 	}
 	inbound_unref(in);
 	jbuf_free(&b);
+	u_assert_no_leaks();
 }
 
 Test(inbound, decode_refuses_a_header_count_larger_than_the_data)
@@ -322,6 +326,7 @@ Test(inbound, decode_refuses_a_header_count_larger_than_the_data)
 	}
 	inbound_unref(in);
 	jbuf_free(&b);
+	u_assert_no_leaks();
 }
 
 Test(inbound, decode_refuses_a_string_longer_than_the_data)
@@ -340,4 +345,5 @@ Test(inbound, decode_refuses_a_string_longer_than_the_data)
 	cr_assert_null(out);
 	inbound_unref(in);
 	jbuf_free(&b);
+	u_assert_no_leaks();
 }

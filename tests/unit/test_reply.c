@@ -18,6 +18,7 @@
 
 #include "../../host/json.h"
 #include "../../host/reply.h"
+#include "unit.h"
 
 /* The header called `name` (exact case), or NULL. */
 static const struct reply_header *find(const struct reply *r, const char *name)
@@ -179,6 +180,7 @@ Test(reply, at_most_32_headers)
 	cr_assert_str_eq(find(&r, "X-H7")->value, "new");
 	reply_clear(&r);
 	cr_assert_eq(r.nheaders, 0);
+	u_assert_no_leaks();
 }
 
 Test(reply, a_header_is_at_most_8_KiB_name_and_value)
@@ -298,6 +300,7 @@ Test(reply, merge_later_wins_and_headers_merge)
 	cr_assert_null(step.body);
 	cr_assert(!step.body_set);
 	reply_clear(&call);
+	u_assert_no_leaks();
 }
 
 Test(reply, merge_of_what_a_step_did_not_set_keeps_the_call)
@@ -398,6 +401,7 @@ Test(reply, wire_round_trip)
 	reply_clear(&back);
 	reply_clear(&r);
 	jbuf_free(&b);
+	u_assert_no_leaks();
 }
 
 Test(reply, wire_round_trip_of_an_empty_and_a_json_again_reply)
@@ -453,6 +457,7 @@ Test(reply, decode_refuses_every_truncation)
 	}
 	reply_clear(&r);
 	jbuf_free(&b);
+	u_assert_no_leaks();
 }
 
 Test(reply, decode_refuses_a_status_outside_2xx)
@@ -488,6 +493,7 @@ Test(reply, decode_refuses_more_than_32_headers)
 	}
 	decode_bad(&b, "33 headers");
 	jbuf_free(&b);
+	u_assert_no_leaks();
 }
 
 Test(reply, decode_refuses_a_forbidden_or_invalid_header)
@@ -519,6 +525,7 @@ Test(reply, decode_refuses_a_forbidden_or_invalid_header)
 	encode(&r, &b);
 	decode_bad(&b, "Connection second");
 	jbuf_free(&b);
+	u_assert_no_leaks();
 }
 
 Test(reply, decode_refuses_a_null_header_name)
@@ -533,6 +540,7 @@ Test(reply, decode_refuses_a_null_header_name)
 	cr_assert_eq(jbuf_append(&b, &null, 4), 0); /* value: NULL */
 	decode_bad(&b, "a header without a name");
 	jbuf_free(&b);
+	u_assert_no_leaks();
 }
 
 /* A forged frame's body and content type must be what set_body can make:
@@ -569,4 +577,5 @@ Test(reply, decode_refuses_a_body_without_a_valid_content_type)
 	encode(&r, &b);
 	decode_bad(&b, "a body that was never set");
 	jbuf_free(&b);
+	u_assert_no_leaks();
 }
