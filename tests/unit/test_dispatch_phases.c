@@ -431,3 +431,104 @@ Test(dispatch_phases, a_held_or_failing_observer_changes_nothing_of_the_answer)
 	cr_assert_eq(ud_stats(&D).answered_err, 0);
 	ud_end(&D);
 }
+
+/* ---- the request, through every phase; sync and async steps mixed -------- */
+
+/* A request with these headers (name, value pairs, NULL-terminated). */
+static struct inbound *request(const char *rid, const char *const *hv)
+{
+	hookd_header hs[8];
+	size_t n = 0;
+	struct inbound *in;
+
+	for (; hv[2 * n]; n++) {
+		cr_assert_lt(n, 8);
+		hs[n] = (hookd_header){hv[2 * n], hv[2 * n + 1]};
+	}
+	in = inbound_new(&(struct inbound_parts){.hook = "h", .method = "POST", .path = "/hooks/h",
+						  .client_addr = "127.0.0.1", .client_port = 4242,
+						  .request_id = rid, .body = "{}", .body_len = 2,
+						  .content_type = "application/json",
+						  .headers = hs, .nheaders = n});
+	cr_assert_not_null(in);
+	return in;
+}
+
+Test(dispatch_phases, an_async_on_error_step_after_a_null_one_replaces_with_its_reply)
+{
+	static const char *const hv[] = {"X-Reply-Status", "299", "X-Reply-Header",
+					 "X-From: async", NULL};
+	struct ud_call c;
+
+	ud_init(&D, 2, 8);
+	ud_install(&D, "plugins/fail.so", "fail.so");
+	ud_install(&D, "fixtures/recover.so", "recover.so");
+	ud_install(&D, "fixtures/webreq_async.so", "webreq_async.so");
+	ud_load(&D, "'hooks': {'h': {'chain': ['fail'], "
+		"'on_error': ['recover', 'webreq_async']}},", 1);
+	/* a 4xx: recover (sync) returns null, webreq_async (async) replaces */
+	ud_start_in(&D, "h", "{'status': 409, 'message': 'conflict'}", request("rid-1", hv), &c);
+	ud_wait(&c);
+	cr_assert_eq(c.outcome, DISPATCH_OK, "%s: %s", dispatch_outcome_name(c.outcome), c.error);
+	cr_assert(c.recovered);
+	cr_assert_eq(c.reply_status, 299);
+	cr_assert_str_eq(c.reply_headers, "X-From: async\n");
+	cr_assert_str_eq(c.plugin, "webreq_async");
+	cr_assert_eq(c.step, 1);
+	cr_assert_str_eq(str_at(c.output, "/request_id"), "rid-1", "the request reaches on_error");
+	cr_assert_eq(num_at(c.output, "/input/error/status"), 409);
+	cr_assert_eq(num_at(c.output, "/rc_status"), HOOKD_OK);
+	cr_assert_eq(num_at(c.output, "/rc_header"), HOOKD_OK);
+	cr_assert_str_eq(c.steps, "fail:step_failed,recover:ok,webreq_async:ok");
+	ud_call_clear(&c);
+	ud_wait_idle(&D);
+	ud_end(&D);
+}
+
+Test(dispatch_phases, the_request_reaches_chain_steps_and_the_after_summary)
+{
+	static const char *const hv[] = {"X-Reply-Status", "203", "X-Reply-Header",
+					 "Content-Length: 5", "x-test", "seen", NULL};
+	struct ud_call c;
+	char file[512], members[1024];
+	struct lines l;
+	cJSON *line;
+
+	ud_init(&D, 2, 8);
+	ud_install(&D, "fixtures/webreq.so", "webreq.so");
+	ud_install(&D, "fixtures/webreq_async.so", "webreq_async.so");
+	ud_install(&D, "fixtures/observe.so", "observe.so");
+	ud_path(&D, file, sizeof(file), "observed");
+	snprintf(members, sizeof(members),
+		 "'plugins': {'observe': {'file': '%s'}},"
+		 "'hooks': {'h': {'chain': ['webreq', 'webreq_async'], 'after': ['observe']}},",
+		 file);
+	ud_load(&D, members, 1);
+	ud_start_in(&D, "h", "{'n': 3}", request("rid-2", hv), &c);
+	ud_wait(&c);
+	cr_assert_eq(c.outcome, DISPATCH_OK, "%s: %s", dispatch_outcome_name(c.outcome), c.error);
+	cr_assert(!c.recovered);
+	cr_assert_eq(c.reply_status, 203);
+	cr_assert_str_eq(c.reply_headers, "", "Content-Length was refused");
+	/* the async step's output wraps the sync step's, which wraps the input */
+	cr_assert_str_eq(str_at(c.output, "/plugin"), "webreq_async");
+	cr_assert_str_eq(str_at(c.output, "/x_test"), "seen");
+	cr_assert_str_eq(str_at(c.output, "/client"), "127.0.0.1");
+	cr_assert_eq(num_at(c.output, "/port"), 4242);
+	cr_assert_eq(num_at(c.output, "/rc_header"), HOOKD_EFORBIDDEN);
+	cr_assert_str_eq(str_at(c.output, "/input/plugin"), "webreq");
+	cr_assert_str_eq(str_at(c.output, "/input/request_id"), "rid-2");
+	cr_assert_eq(num_at(c.output, "/input/rc_header"), HOOKD_EFORBIDDEN);
+	cr_assert_eq(num_at(c.output, "/input/input/n"), 3);
+	ud_call_clear(&c);
+	l = (struct lines){file, 1};
+	cr_assert(ud_run_until(&D, has_lines, &l));
+	ud_wait_idle(&D);
+	line = observed(file, 0);
+	cr_assert_str_eq(str_at(line, "/input/request_id"), "rid-2");
+	/* no status claimed by the callback: dispatch_result_status, the steps' 203 */
+	cr_assert_eq(num_at(line, "/input/status"), 203);
+	cr_assert_str_eq(str_at(line, "/input/steps/1/plugin"), "webreq_async");
+	cJSON_Delete(line);
+	ud_end(&D);
+}

@@ -173,6 +173,12 @@ static void on_done(void *arg, struct dispatch_result *r)
 
 void ud_start(struct ud *d, const char *hook, const char *input, struct ud_call *c)
 {
+	ud_start_in(d, hook, input, NULL, c);
+}
+
+void ud_start_in(struct ud *d, const char *hook, const char *input, struct inbound *inb,
+		 struct ud_call *c)
+{
 	char *text = dq(input);
 	cJSON *in = cJSON_Parse(text);
 
@@ -181,7 +187,7 @@ void ud_start(struct ud *d, const char *hook, const char *input, struct ud_call 
 	memset(c, 0, sizeof(*c));
 	c->d = d;
 	d->in_start = true;
-	dispatch_call_start(d->env, hook, in, NULL, on_done, c, &c->handle);
+	dispatch_call_start(d->env, hook, in, inb, on_done, c, &c->handle);
 	d->in_start = false;
 }
 

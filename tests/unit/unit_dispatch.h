@@ -84,6 +84,9 @@ void ud_load(struct ud *d, const char *members, uint64_t id);
 
 /* Start a call of `hook` with the JSON text `input` (' stands for "). */
 void ud_start(struct ud *d, const char *hook, const char *input, struct ud_call *c);
+/* The same with the request `in` (taken; NULL: none). */
+void ud_start_in(struct ud *d, const char *hook, const char *input, struct inbound *in,
+		 struct ud_call *c);
 void ud_call_clear(struct ud_call *c);
 
 /* Run the loop until cond(arg) or UD_LIMIT_MS; returns cond(arg). */
