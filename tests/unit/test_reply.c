@@ -263,6 +263,18 @@ Test(reply, bad_body_arguments_change_nothing)
 	cr_assert_eq(reply_set_body(&r, NULL, 3, "text/plain"), HOOKD_EINVAL, "NULL with a length");
 	cr_assert_eq(reply_set_body(&r, "x", 1, "text/plain\r\nX-Injected: 1"), HOOKD_EINVAL);
 	cr_assert_eq(reply_set_body(&r, "x", 1, "text/\x7f"), HOOKD_EINVAL);
+	{
+		char *ct = malloc(REPLY_MAX_HEADER_BYTES + 2);
+		cr_assert_not_null(ct);
+		memset(ct, 'a', REPLY_MAX_HEADER_BYTES + 1);
+		ct[REPLY_MAX_HEADER_BYTES + 1] = '\0';
+		cr_assert_eq(reply_set_body(&r, "x", 1, ct), HOOKD_EINVAL, "a type over 8 KiB");
+		ct[REPLY_MAX_HEADER_BYTES] = '\0';
+		cr_assert_eq(reply_set_body(&r, "y", 1, ct), HOOKD_OK, "8 KiB exactly");
+		cr_assert_eq(strlen(r.content_type), REPLY_MAX_HEADER_BYTES);
+		free(ct);
+		cr_assert_eq(reply_set_body(&r, "keep", 4, "text/plain"), HOOKD_OK);
+	}
 	cr_assert_eq(memcmp(r.body, "keep", 4), 0);
 	cr_assert_str_eq(r.content_type, "text/plain");
 	reply_clear(&r);
