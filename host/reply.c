@@ -97,19 +97,23 @@ int reply_set_header(struct reply *r, const char *name, const char *value)
 	return rc ? rc : header_put(r, name, value);
 }
 
+/* A Content-Type value: no control characters, at most 8 KiB. */
+static bool content_type_valid(const char *ct)
+{
+	for (const unsigned char *p = (const unsigned char *)ct; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return false;
+	return strlen(ct) <= REPLY_MAX_HEADER_BYTES;
+}
+
 int reply_set_body(struct reply *r, const void *body, size_t len, const char *content_type)
 {
 	char *b = NULL, *ct = NULL;
 
 	if (!body && len)
 		return HOOKD_EINVAL;
-	if (content_type) {
-		for (const unsigned char *p = (const unsigned char *)content_type; *p; p++)
-			if (*p < 0x20 || *p == 0x7f)
-				return HOOKD_EINVAL;
-		if (strlen(content_type) > REPLY_MAX_HEADER_BYTES)
-			return HOOKD_EINVAL;
-	}
+	if (content_type && !content_type_valid(content_type))
+		return HOOKD_EINVAL;
 	if (body) {
 		b = malloc(len ? len : 1);
 		ct = strdup(content_type ? content_type : "application/octet-stream");
@@ -255,6 +259,13 @@ int reply_decode(const char **p, const char *end, struct reply *out)
 		}
 	}
 	if (out->status && (out->status < 200 || out->status > 299)) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	/* what set_body makes: a body has a valid type and was set; no body,
+	 * no type (http.c sends the type of a raw body as it is) */
+	if (!out->body != !out->content_type || (out->body && !out->body_set) ||
+	    (out->content_type && !content_type_valid(out->content_type))) {
 		rc = -EINVAL;
 		goto fail;
 	}

@@ -720,3 +720,239 @@ Test(config, access_log_keys)
 	expect_error("{" REQ ", \"access_log\": \"a\", \"access_log\": \"b\"}", "access_log",
 		     "defined twice");
 }
+
+/* ---- issue 11: per-hook phases, accept, max_body, dedup ----------------- */
+
+Test(config, hook_phases_accept_max_body_and_dedup_are_parsed)
+{
+	struct config *cfg = parse_ok(
+		"{" REQ ", \"hooks\": {\"gh\": {\"chain\": [\"github\"], "
+		"\"on_error\": [\"recover\", \"alert\"], \"after\": [\"audit\"], "
+		"\"after_timeout_ms\": 250, \"max_body\": 65536, \"accept\": [\"json\", \"form\"], "
+		"\"dedup\": {\"header\": \"X-GitHub-Delivery\", \"ttl_s\": 600, "
+		"\"max_entries\": 50, \"max_bytes\": 0}}, "
+		"\"stripe\": {\"accept\": \"raw\", \"dedup\": {\"json_pointer\": \"/id\"}}}}");
+	const struct config_hook *gh = config_find_hook(cfg, "gh");
+	const struct config_hook *st = config_find_hook(cfg, "stripe");
+
+	cr_assert_not_null(gh);
+	cr_assert_eq(gh->non_error, 2);
+	cr_assert_str_eq(gh->on_error[0], "recover");
+	cr_assert_str_eq(gh->on_error[1], "alert");
+	cr_assert_eq(gh->nafter, 1);
+	cr_assert_str_eq(gh->after[0], "audit");
+	cr_assert_eq(gh->after_timeout_ms, 250);
+	cr_assert_eq(gh->max_body, 65536);
+	cr_assert_eq(gh->accept, CONFIG_ACCEPT_JSON | CONFIG_ACCEPT_FORM);
+	cr_assert_not_null(gh->dedup);
+	cr_assert_str_eq(gh->dedup->header, "X-GitHub-Delivery");
+	cr_assert_null(gh->dedup->pointer);
+	cr_assert_eq(gh->dedup->ttl_s, 600);
+	cr_assert_eq(gh->dedup->max_entries, 50);
+	cr_assert_eq(gh->dedup->max_bytes, 0);
+
+	cr_assert_not_null(st);
+	cr_assert_eq(st->accept, CONFIG_ACCEPT_RAW);
+	cr_assert_null(st->dedup->header);
+	cr_assert_str_eq(st->dedup->pointer, "/id");
+	/* dedup defaults */
+	cr_assert_eq(st->dedup->ttl_s, 86400);
+	cr_assert_eq(st->dedup->max_entries, 10000);
+	cr_assert_eq(st->dedup->max_bytes, 16u << 20);
+	/* phase defaults */
+	cr_assert_null(st->on_error);
+	cr_assert_eq(st->non_error, 0);
+	cr_assert_null(st->after);
+	cr_assert_eq(st->nafter, 0);
+	cr_assert_eq(st->after_timeout_ms, 5000);
+	cr_assert_eq(st->max_body, 0, "0: the global max_body");
+	config_free(cfg);
+}
+
+Test(config, a_hook_without_the_new_keys_keeps_the_old_behaviour)
+{
+	struct config *cfg = parse_ok("{" REQ ", \"hooks\": {\"h\": {}}}");
+	const struct config_hook *h = config_find_hook(cfg, "h");
+
+	cr_assert_eq(h->accept, 0, "0: JSON, as before the key existed");
+	cr_assert_null(h->dedup);
+	cr_assert_eq(h->max_body, 0);
+	cr_assert_eq(h->after_timeout_ms, 5000);
+	cr_assert_eq(h->non_error, 0);
+	cr_assert_eq(h->nafter, 0);
+	config_free(cfg);
+}
+
+Test(config, accept_every_form)
+{
+	static const struct {
+		const char *value;
+		unsigned bits;
+	} ok[] = {
+		{"\"json\"", CONFIG_ACCEPT_JSON},
+		{"\"form\"", CONFIG_ACCEPT_FORM},
+		{"\"raw\"", CONFIG_ACCEPT_RAW},
+		{"[\"raw\", \"json\"]", CONFIG_ACCEPT_RAW | CONFIG_ACCEPT_JSON},
+		{"[\"json\", \"form\", \"raw\"]",
+		 CONFIG_ACCEPT_JSON | CONFIG_ACCEPT_FORM | CONFIG_ACCEPT_RAW},
+		{"[\"form\"]", CONFIG_ACCEPT_FORM},
+	};
+	char text[512];
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct config *cfg;
+		snprintf(text, sizeof(text), "{" REQ ", \"hooks\": {\"x\": {\"accept\": %s}}}",
+			 ok[i].value);
+		cfg = parse_ok(text);
+		cr_assert_eq(cfg->hooks[0].accept, ok[i].bits, "%s", ok[i].value);
+		config_free(cfg);
+	}
+}
+
+Test(config, accept_errors_name_the_key)
+{
+	static const struct bad_case cases[] = {
+		{"\"hooks\": {\"x\": {\"accept\": \"xml\"}}", "hooks.x.accept",
+		 "expected \"json\", \"form\" or \"raw\" (or an array of them), got \"xml\""},
+		{"\"hooks\": {\"x\": {\"accept\": \"JSON\"}}", "hooks.x.accept", "got \"JSON\""},
+		{"\"hooks\": {\"x\": {\"accept\": 1}}", "hooks.x.accept", "got a number"},
+		{"\"hooks\": {\"x\": {\"accept\": {}}}", "hooks.x.accept", "got an object"},
+		{"\"hooks\": {\"x\": {\"accept\": null}}", "hooks.x.accept", "got null"},
+		{"\"hooks\": {\"x\": {\"accept\": []}}", "hooks.x.accept",
+		 "must name at least one of"},
+		{"\"hooks\": {\"x\": {\"accept\": [\"json\", \"yaml\"]}}", "hooks.x.accept",
+		 "got \"yaml\""},
+		{"\"hooks\": {\"x\": {\"accept\": [\"json\", 2]}}", "hooks.x.accept", "got a number"},
+		{"\"hooks\": {\"x\": {\"accept\": [[\"json\"]]}}", "hooks.x.accept", "got an array"},
+		{"\"hooks\": {\"x\": {\"accept\": \"raw\", \"accept\": \"json\"}}", "hooks.x.accept",
+		 "defined twice"},
+	};
+
+	expect_errors(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+Test(config, phase_lists_errors_name_the_key_and_the_index)
+{
+	static const struct bad_case cases[] = {
+		{"\"hooks\": {\"x\": {\"on_error\": []}}", "hooks.x.on_error",
+		 "must name at least one plugin"},
+		{"\"hooks\": {\"x\": {\"on_error\": \"recover\"}}", "hooks.x.on_error",
+		 "expected an array of plugin names, got a string"},
+		{"\"hooks\": {\"x\": {\"on_error\": [\"recover\", \"bad name\"]}}",
+		 "hooks.x.on_error[1]", "\"bad name\" is not a valid plugin name"},
+		{"\"hooks\": {\"x\": {\"on_error\": [3]}}", "hooks.x.on_error[0]",
+		 "expected a string, got a number"},
+		{"\"hooks\": {\"x\": {\"on_error\": [\"\"]}}", "hooks.x.on_error[0]",
+		 "must not be empty"},
+		{"\"hooks\": {\"x\": {\"after\": []}}", "hooks.x.after", "must name at least one"},
+		{"\"hooks\": {\"x\": {\"after\": {\"audit\": 1}}}", "hooks.x.after", "got an object"},
+		{"\"hooks\": {\"x\": {\"after\": [\"audit\", \"../x\"]}}", "hooks.x.after[1]",
+		 "not a valid plugin name"},
+		{"\"hooks\": {\"x\": {\"after\": [\"a\"], \"after\": [\"b\"]}}", "hooks.x.after",
+		 "defined twice"},
+		{"\"hooks\": {\"x\": {\"on_error\": [\"a\"], \"on_error\": [\"b\"]}}",
+		 "hooks.x.on_error", "defined twice"},
+	};
+
+	expect_errors(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+Test(config, after_timeout_ms_and_max_body_ranges)
+{
+	static const struct bad_case cases[] = {
+		{"\"hooks\": {\"x\": {\"after_timeout_ms\": 0}}", "hooks.x.after_timeout_ms",
+		 "expected an integer between 1 and 3600000, got 0"},
+		{"\"hooks\": {\"x\": {\"after_timeout_ms\": 3600001}}", "hooks.x.after_timeout_ms",
+		 "got 3600001"},
+		{"\"hooks\": {\"x\": {\"after_timeout_ms\": 1.5}}", "hooks.x.after_timeout_ms",
+		 "got 1.5"},
+		{"\"hooks\": {\"x\": {\"after_timeout_ms\": \"5\"}}", "hooks.x.after_timeout_ms",
+		 "got a string"},
+		{"\"hooks\": {\"x\": {\"max_body\": 0}}", "hooks.x.max_body",
+		 "expected an integer between 1 and 1073741824, got 0"},
+		{"\"hooks\": {\"x\": {\"max_body\": 1073741825}}", "hooks.x.max_body",
+		 "got 1073741825"},
+		{"\"hooks\": {\"x\": {\"max_body\": -1}}", "hooks.x.max_body", "got -1"},
+		{"\"hooks\": {\"x\": {\"max_body\": true}}", "hooks.x.max_body", "got a boolean"},
+	};
+	struct config *cfg;
+
+	expect_errors(cases, sizeof(cases) / sizeof(cases[0]));
+	cfg = parse_ok("{" REQ ", \"hooks\": {\"x\": {\"after_timeout_ms\": 1, \"max_body\": 1}, "
+		       "\"y\": {\"after_timeout_ms\": 3600000, \"max_body\": 1073741824}}}");
+	cr_assert_eq(config_find_hook(cfg, "x")->after_timeout_ms, 1);
+	cr_assert_eq(config_find_hook(cfg, "x")->max_body, 1);
+	cr_assert_eq(config_find_hook(cfg, "y")->after_timeout_ms, 3600000);
+	cr_assert_eq(config_find_hook(cfg, "y")->max_body, 1073741824);
+	config_free(cfg);
+}
+
+Test(config, dedup_errors_name_the_key_path)
+{
+	static const struct bad_case cases[] = {
+		{"\"hooks\": {\"x\": {\"dedup\": \"X-GitHub-Delivery\"}}", "hooks.x.dedup",
+		 "expected an object"},
+		{"\"hooks\": {\"x\": {\"dedup\": {}}}", "hooks.x.dedup",
+		 "give exactly one of \"header\" and \"json_pointer\""},
+		{"\"hooks\": {\"x\": {\"dedup\": {\"ttl_s\": 60}}}", "hooks.x.dedup",
+		 "exactly one of"},
+		{"\"hooks\": {\"x\": {\"dedup\": {\"header\": \"a\", \"json_pointer\": \"/id\"}}}",
+		 "hooks.x.dedup", "exactly one of"},
+		{"\"hooks\": {\"x\": {\"dedup\": {\"header\": \"\"}}}", "hooks.x.dedup.header",
+		 "must"},
+		{"\"hooks\": {\"x\": {\"dedup\": {\"header\": 5}}}", "hooks.x.dedup.header",
+		 "expected a string, got a number"},
+		{"\"hooks\": {\"x\": {\"dedup\": {\"json_pointer\": \"id\"}}}",
+		 "hooks.x.dedup.json_pointer", "starts with \"/\" (RFC 6901), got \"id\""},
+		{"\"hooks\": {\"x\": {\"dedup\": {\"json_pointer\": \"\"}}}",
+		 "hooks.x.dedup.json_pointer", "must"},
+		{"\"hooks\": {\"x\": {\"dedup\": {\"json_pointer\": \"#/id\"}}}",
+		 "hooks.x.dedup.json_pointer", "starts with \"/\""},
+		{"\"hooks\": {\"x\": {\"dedup\": {\"header\": \"h\", \"max_entries\": 0}}}",
+		 "hooks.x.dedup.max_entries", "expected an integer between 1 and 10000000, got 0"},
+		{"\"hooks\": {\"x\": {\"dedup\": {\"header\": \"h\", \"max_entries\": 10000001}}}",
+		 "hooks.x.dedup.max_entries", "got 10000001"},
+		{"\"hooks\": {\"x\": {\"dedup\": {\"header\": \"h\", \"ttl_s\": 0}}}",
+		 "hooks.x.dedup.ttl_s", "between 1 and 2592000, got 0"},
+		{"\"hooks\": {\"x\": {\"dedup\": {\"header\": \"h\", \"ttl_s\": 2592001}}}",
+		 "hooks.x.dedup.ttl_s", "got 2592001"},
+		{"\"hooks\": {\"x\": {\"dedup\": {\"header\": \"h\", \"max_bytes\": -1}}}",
+		 "hooks.x.dedup.max_bytes", "got -1"},
+		{"\"hooks\": {\"x\": {\"dedup\": {\"header\": \"h\", \"ttl\": 5}}}",
+		 "hooks.x.dedup.ttl", "unknown key"},
+		{"\"hooks\": {\"x\": {\"dedup\": {\"header\": \"a\", \"header\": \"b\"}}}",
+		 "hooks.x.dedup.header", "defined twice"},
+		{"\"hooks\": {\"x\": {\"dedup\": {\"header\": \"a\"}, \"dedup\": {\"header\": \"b\"}}}",
+		 "hooks.x.dedup", "defined twice"},
+	};
+
+	expect_errors(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+Test(config, max_body_any_is_the_largest_body_any_hook_takes)
+{
+	struct config *cfg;
+
+	/* no hook overrides: the global */
+	cfg = parse_ok("{" REQ ", \"max_body\": 4096, \"hooks\": {\"a\": {}}}");
+	cr_assert_eq(cfg->max_body_any, 4096);
+	config_free(cfg);
+	/* a hook below the global does not lower it */
+	cfg = parse_ok("{" REQ ", \"max_body\": 4096, \"hooks\": {\"a\": {\"max_body\": 100}}}");
+	cr_assert_eq(cfg->max_body_any, 4096);
+	cr_assert_eq(cfg->max_body, 4096);
+	config_free(cfg);
+	/* the largest hook above it raises it, whatever the order */
+	cfg = parse_ok("{" REQ ", \"max_body\": 4096, \"hooks\": {\"z\": {\"max_body\": 70000}, "
+		       "\"a\": {\"max_body\": 9000}, \"m\": {}}}");
+	cr_assert_eq(cfg->max_body_any, 70000);
+	cr_assert_eq(cfg->max_body, 4096, "the global itself is unchanged");
+	config_free(cfg);
+	/* the default global (1 MiB) */
+	cfg = parse_ok("{" REQ ", \"hooks\": {\"a\": {\"max_body\": 2097152}}}");
+	cr_assert_eq(cfg->max_body_any, 2097152);
+	config_free(cfg);
+	cfg = parse_ok("{" REQ "}");
+	cr_assert_eq(cfg->max_body_any, 1024 * 1024);
+	config_free(cfg);
+}

@@ -1143,3 +1143,108 @@ Test(json_parse, a_byte_order_mark_is_tolerated)
 	cr_assert_eq(cJSON_GetObjectItem(out, "a")->valuedouble, 1);
 	cJSON_Delete(out);
 }
+
+/* ---- JSON pointers (RFC 6901): dedup's json_pointer key ------------------ */
+
+static cJSON *pointer_doc(void)
+{
+	static const char text[] =
+		"{\"a\": {\"0\": \"obj-zero\", \"01\": \"obj-01\"}, \"arr\": [{\"b\": \"deep\"}, 7, "
+		"[10, 11]], \"a~b\": \"tilde\", \"c/d\": \"slash\", \"~1\": \"literal\", "
+		"\"\": \"empty-key\", \"n\": 5, \"s\": \"str\", \"id\": \"evt_1\"}";
+	cJSON *doc = cJSON_Parse(text);
+
+	cr_assert_not_null(doc);
+	return doc;
+}
+
+static void pointer_is_string(const cJSON *doc, const char *ptr, const char *want)
+{
+	const cJSON *v = json_pointer_get(doc, ptr);
+
+	cr_assert(cJSON_IsString(v), "\"%s\" does not find a string", ptr);
+	cr_assert_str_eq(v->valuestring, want, "\"%s\"", ptr);
+}
+
+Test(json_pointer, the_empty_pointer_is_the_whole_document)
+{
+	cJSON *doc = pointer_doc();
+
+	cr_assert_eq(json_pointer_get(doc, ""), doc);
+	cJSON_Delete(doc);
+}
+
+Test(json_pointer, members_and_array_indexes)
+{
+	cJSON *doc = pointer_doc();
+
+	pointer_is_string(doc, "/id", "evt_1");
+	cr_assert_eq(json_pointer_get(doc, "/a"), cJSON_GetObjectItemCaseSensitive(doc, "a"));
+	pointer_is_string(doc, "/arr/0/b", "deep");
+	cr_assert_eq(json_pointer_get(doc, "/arr/1")->valuedouble, 7);
+	cr_assert_eq(json_pointer_get(doc, "/arr/2/1")->valuedouble, 11);
+	pointer_is_string(doc, "/a/0", "obj-zero"); /* "0" is a member name in an object */
+	pointer_is_string(doc, "/a/01", "obj-01");  /* and so is "01" */
+	pointer_is_string(doc, "/", "empty-key");   /* "/" is the member "" */
+	cr_assert_null(json_pointer_get(doc, "/missing"));
+	cr_assert_null(json_pointer_get(doc, "/ID"), "member names are case-sensitive");
+	cJSON_Delete(doc);
+}
+
+Test(json_pointer, tilde_escapes)
+{
+	cJSON *doc = pointer_doc();
+
+	pointer_is_string(doc, "/a~0b", "tilde");
+	pointer_is_string(doc, "/c~1d", "slash");
+	/* ~01 is "~1" (decoded once, left to right), not "/" */
+	pointer_is_string(doc, "/~01", "literal");
+	cr_assert_null(json_pointer_get(doc, "/c/d"), "an unescaped / splits the token");
+	cr_assert_null(json_pointer_get(doc, "/a~2b"), "~2 is not an escape");
+	cr_assert_null(json_pointer_get(doc, "/a~b"), "a bare ~ is not an escape");
+	cr_assert_null(json_pointer_get(doc, "/a~"), "a trailing ~");
+	cr_assert_null(json_pointer_get(doc, "/~"));
+	cJSON_Delete(doc);
+}
+
+Test(json_pointer, array_indexes_are_strict)
+{
+	cJSON *doc = pointer_doc();
+
+	cr_assert_null(json_pointer_get(doc, "/arr/01"), "leading zero");
+	cr_assert_null(json_pointer_get(doc, "/arr/00"));
+	cr_assert_null(json_pointer_get(doc, "/arr/3"), "one past the end");
+	cr_assert_null(json_pointer_get(doc, "/arr/99999999999"));
+	cr_assert_null(json_pointer_get(doc, "/arr/18446744073709551617"), "beyond 64 bits");
+	cr_assert_null(json_pointer_get(doc, "/arr/-"), "the end marker finds nothing");
+	cr_assert_null(json_pointer_get(doc, "/arr/-1"));
+	cr_assert_null(json_pointer_get(doc, "/arr/+1"));
+	cr_assert_null(json_pointer_get(doc, "/arr/ 1"));
+	cr_assert_null(json_pointer_get(doc, "/arr/1x"));
+	cr_assert_null(json_pointer_get(doc, "/arr/"), "an empty index");
+	cr_assert_not_null(json_pointer_get(doc, "/arr/0"), "a lone 0 is fine");
+	cJSON_Delete(doc);
+}
+
+Test(json_pointer, no_way_into_a_scalar)
+{
+	cJSON *doc = pointer_doc();
+
+	cr_assert_null(json_pointer_get(doc, "/n/x"));
+	cr_assert_null(json_pointer_get(doc, "/n/0"));
+	cr_assert_null(json_pointer_get(doc, "/s/0"), "a string is not an array");
+	cr_assert_null(json_pointer_get(doc, "/arr/1/0"));
+	cJSON_Delete(doc);
+}
+
+Test(json_pointer, a_pointer_starts_with_a_slash)
+{
+	cJSON *doc = pointer_doc();
+
+	cr_assert_null(json_pointer_get(doc, "a"));
+	cr_assert_null(json_pointer_get(doc, "id"));
+	cr_assert_null(json_pointer_get(doc, "#/id"), "the URI fragment form is not taken");
+	cr_assert_null(json_pointer_get(doc, NULL));
+	cr_assert_null(json_pointer_get(NULL, "/id"));
+	cJSON_Delete(doc);
+}

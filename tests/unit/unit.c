@@ -17,6 +17,10 @@
 
 #include "../../host/dispatch.h"
 
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
+
 void u_tmpdir(char *out, size_t len)
 {
 	const char *t = getenv("TMPDIR");
@@ -41,6 +45,14 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 void u_rmtree(const char *path)
 {
 	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void u_assert_no_leaks(void)
+{
+#ifdef __SANITIZE_ADDRESS__
+	cr_assert_eq(__lsan_do_recoverable_leak_check(), 0,
+		     "LeakSanitizer found leaks: see its report above");
+#endif
 }
 
 void u_build_path(char *out, size_t len, const char *rel)

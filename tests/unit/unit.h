@@ -22,6 +22,11 @@ void u_tmpdir(char *out, size_t len);
 /* rm -rf `path` (no-op if missing). */
 void u_rmtree(const char *path);
 
+/* ASan builds: fail the test now if LeakSanitizer finds memory the test
+ * left unreachable (a leak reported when the test's process exits does not
+ * fail it). Call with everything of the test freed. No-op otherwise. */
+void u_assert_no_leaks(void);
+
 /* `rel` inside the build directory ("fixtures/echo.so"). */
 void u_build_path(char *out, size_t len, const char *rel);
 

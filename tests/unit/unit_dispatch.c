@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "../../host/pool.h"
+#include "../../host/reply.h"
 
 #ifdef __SANITIZE_ADDRESS__
 #include <sanitizer/lsan_interface.h>
@@ -128,6 +129,7 @@ void ud_load(struct ud *d, const char *members, uint64_t id)
 static void on_done(void *arg, struct dispatch_result *r)
 {
 	struct ud_call *c = arg;
+	unsigned ra;
 
 	c->ndone++;
 	c->done_ns = ud_now_ns();
@@ -154,11 +156,28 @@ static void on_done(void *arg, struct dispatch_result *r)
 			 r->steps[i].skipped ? ":skipped" : "");
 		c->steps_timed = c->steps_timed && r->steps[i].ended && r->steps[i].duration_ns >= 0;
 	}
+	c->recovered = r->recovered;
+	c->has_reply = r->reply != NULL;
+	c->reply_status = r->reply ? r->reply->status : 0;
+	c->reply_headers[0] = 0;
+	for (unsigned i = 0; r->reply && i < r->reply->nheaders; i++) {
+		size_t n = strlen(c->reply_headers);
+		snprintf(c->reply_headers + n, sizeof(c->reply_headers) - n, "%s: %s\n",
+			 r->reply->headers[i].name,
+			 r->reply->headers[i].value ? r->reply->headers[i].value : "(removed)");
+	}
+	r->sent_status = c->d->sent_status ? c->d->sent_status : dispatch_result_status(r, &ra);
 	cJSON_Delete(c->output); /* a second answer: keep the last, the count tells */
 	c->output = r->output;
 }
 
 void ud_start(struct ud *d, const char *hook, const char *input, struct ud_call *c)
+{
+	ud_start_in(d, hook, input, NULL, c);
+}
+
+void ud_start_in(struct ud *d, const char *hook, const char *input, struct inbound *inb,
+		 struct ud_call *c)
 {
 	char *text = dq(input);
 	cJSON *in = cJSON_Parse(text);
@@ -168,7 +187,7 @@ void ud_start(struct ud *d, const char *hook, const char *input, struct ud_call 
 	memset(c, 0, sizeof(*c));
 	c->d = d;
 	d->in_start = true;
-	dispatch_call_start(d->env, hook, in, NULL, on_done, c, &c->handle);
+	dispatch_call_start(d->env, hook, in, inb, on_done, c, &c->handle);
 	d->in_start = false;
 }
 

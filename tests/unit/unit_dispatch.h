@@ -32,6 +32,8 @@ struct ud {
 	struct registry reg;
 	struct dispatch_env *env;
 	bool in_start;    /* inside dispatch_call_start */
+	int sent_status;  /* what done callbacks report as sent (res->sent_status,
+	                   * the after phase's "status"); 0: dispatch_result_status */
 };
 
 /* One call, and its answer as the done callback saw it (copied). */
@@ -56,6 +58,10 @@ struct ud_call {
 	char steps[512];              /* res->steps: "plugin:outcome[:skipped],..." */
 	unsigned nsteps, steps_more;
 	bool steps_timed;             /* every step has a duration >= 0 */
+	bool recovered;               /* res->recovered */
+	bool has_reply;               /* res->reply was not NULL */
+	int reply_status;             /* res->reply->status */
+	char reply_headers[512];      /* res->reply's headers: "Name: value\n"... */
 };
 
 /* Temp dirs, loader, registry (empty), base, pool, dispatch env. */
@@ -78,6 +84,9 @@ void ud_load(struct ud *d, const char *members, uint64_t id);
 
 /* Start a call of `hook` with the JSON text `input` (' stands for "). */
 void ud_start(struct ud *d, const char *hook, const char *input, struct ud_call *c);
+/* The same with the request `in` (taken; NULL: none). */
+void ud_start_in(struct ud *d, const char *hook, const char *input, struct inbound *in,
+		 struct ud_call *c);
 void ud_call_clear(struct ud_call *c);
 
 /* Run the loop until cond(arg) or UD_LIMIT_MS; returns cond(arg). */
