@@ -69,7 +69,8 @@ bool json_utf8_valid(const char *s, size_t n, size_t *bad);
 int json_parse(const char *s, size_t n, cJSON **out, char *err, size_t errlen);
 
 /* The item at JSON pointer `ptr` (RFC 6901: "/a/0/b", ~1 for '/', ~0 for
- * '~'; "" is the root) in root, or NULL. Borrowed from root. */
+ * '~'; "" is the root) in root, or NULL (also for a reference token
+ * longer than 255 bytes). Borrowed from root. */
 const cJSON *json_pointer_get(const cJSON *root, const char *ptr);
 
 #endif
