@@ -1202,6 +1202,8 @@ static int on_error_start(struct dispatch_call *c, const struct dispatch_result 
 	if (!sum || !err || !sv || !cJSON_AddItemToObject(sum, "error", err))
 		goto fail;
 	err = NULL;
+	/* a reference: each step gets a cJSON_Duplicate of sum, which copies the
+	 * target (and drops the flag), and deleting sum never touches c->orig */
 	if (c->orig ? !cJSON_AddItemReferenceToObject(sum, "input", c->orig)
 		    : !cJSON_AddNullToObject(sum, "input"))
 		goto fail;
