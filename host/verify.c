@@ -84,7 +84,9 @@ struct part {
 static int hmac(const EVP_MAC_CTX *keyed, const struct part *parts, int nparts,
 		unsigned char *out)
 {
-	/* a const ctx is only read by the dup: concurrent calls are safe */
+	/* EVP_MAC_CTX_dup takes a const ctx and only reads it (and bumps
+	 * atomic reference counts): loops may dup one at once (openssl-threads(7):
+	 * "thread-safe as long as the API's being invoked don't modify the object") */
 	EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(keyed);
 	size_t outl = 0;
 	int rc = -1;
