@@ -814,6 +814,13 @@ static int start_reactors(struct daemon *d, char *err, size_t errlen)
 {
 	uint16_t port = d->boot->listen_port;
 
+	/* made here, not at the top of main: hookd -t, -s and -V never serve
+	 * (and exit without the teardown that frees it) */
+	if (dedup_new(&d->dedup) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+
 	d->shared = (struct reactor_shared){
 		.pool = d->pool,
 		.reg = &d->reg,
@@ -1008,10 +1015,6 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &hup, NULL);
 	log_init(&d.log, STDERR_FILENO, LOG_INFO);
 	alog_init(&d.alog);
-	if (dedup_new(&d.dedup) < 0) {
-		log_error(&d.log, "out of memory");
-		return 1;
-	}
 	while ((opt = getopt_long(argc, argv, "c:l:s:thV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': config_path = optarg; break;
