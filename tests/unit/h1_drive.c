@@ -163,7 +163,7 @@ void h1d_run(const char *stream, size_t n, const size_t *cuts, size_t ncuts,
 		for (;;) {
 			refill(&p, stream, pos, avail);
 			sc.lo = p.buf;
-			sc.hi = p.buf + p.len;
+			sc.hi = p.buf ? p.buf + p.len : NULL; /* NULL + 0 is UB */
 			st = h1_body_feed(&b, p.buf, p.len, &consumed, sink, &sc, &err);
 			if (consumed > p.len)
 				VIOLATE(out, "body: consumed past the bytes given");
@@ -224,4 +224,65 @@ const char *h1d_diff(const struct h1d_outcome *a, const struct h1d_outcome *b)
 			return "a different body";
 	}
 	return NULL;
+}
+
+/* byte by byte copies the rest of the stream at each byte: keep it short */
+#define H1D_BYTEWISE_MAX 1024
+
+const char *h1d_check_input(const uint8_t *data, size_t size)
+{
+	static const uint64_t bodies[4] = {0, 16, 1024 * 1024, UINT64_MAX};
+	struct h1_limits lim;
+	struct h1d_outcome *whole = NULL, *split = NULL;
+	size_t cuts[16], ncuts = 0, off = 2, at = 0, n;
+	const char *stream, *bad = NULL;
+	uint64_t max_body;
+
+	if (size < 2)
+		return NULL;
+	h1_limits_default(&lim);
+	if (data[1] & 1) {
+		lim.max_line = 24;
+		lim.max_headers = 64;
+		lim.max_fields = 3;
+		lim.max_chunk_line = 12;
+		lim.max_trailers = 16;
+	}
+	max_body = bodies[(data[1] >> 1) & 3];
+	for (unsigned k = data[0] & 15; k > 0 && off < size; k--) {
+		at += data[off] ? data[off] : 1;
+		cuts[ncuts++] = at;
+		off++;
+	}
+	stream = (const char *)data + off;
+	n = size - off;
+	whole = malloc(sizeof(*whole));
+	split = malloc(sizeof(*split));
+	if (!whole || !split) {
+		bad = "out of memory";
+		goto out;
+	}
+	h1d_run(stream, n, NULL, 0, &lim, max_body, whole);
+	if ((bad = whole->violation) != NULL)
+		goto out;
+	h1d_run(stream, n, cuts, ncuts, &lim, max_body, split);
+	if ((bad = split->violation) != NULL || (bad = h1d_diff(whole, split)) != NULL)
+		goto out;
+	if (n <= H1D_BYTEWISE_MAX) {
+		size_t *all = malloc((n + 1) * sizeof(*all));
+		if (!all) {
+			bad = "out of memory";
+			goto out;
+		}
+		for (size_t i = 0; i < n; i++)
+			all[i] = i + 1;
+		h1d_run(stream, n, all, n, &lim, max_body, split);
+		free(all);
+		if ((bad = split->violation) != NULL || (bad = h1d_diff(whole, split)) != NULL)
+			goto out;
+	}
+out:
+	free(whole);
+	free(split);
+	return bad;
 }

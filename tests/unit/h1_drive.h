@@ -63,4 +63,15 @@ void h1d_run(const char *stream, size_t n, const size_t *cuts, size_t ncuts,
 /* NULL if a and b are the same outcome, else what differs. */
 const char *h1d_diff(const struct h1d_outcome *a, const struct h1d_outcome *b);
 
+/*
+ * One fuzzer input (tests/fuzz/fuzz_h1.c; the seed corpus is replayed by
+ * test_h1): data[0] & 15 = the number of cuts k; data[1] = the settings
+ * (bit 0: tiny limits, so that 414/431 and the chunk bounds are reached;
+ * bits 1-2: max_body 0, 16, 1 MiB or none); then k bytes, each the length of
+ * a piece (0 counts as 1); the rest is the stream. The stream is driven
+ * whole, in those pieces and (when short) one byte at a time. Returns NULL,
+ * or the invariant broken or the difference between the runs.
+ */
+const char *h1d_check_input(const uint8_t *data, size_t size);
+
 #endif

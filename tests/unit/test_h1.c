@@ -9,12 +9,14 @@
  * agree and keep the drive's invariants.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../host/h1.h"
 #include "h1_drive.h"
+#include "unit.h"
 
 TestSuite(h1);
 
@@ -721,4 +723,37 @@ Test(h1, smuggle_after_a_valid_request)
 	cr_assert_str_eq(o->req[0].body, "0\r\n\r");
 	cr_assert_eq(o->req[1].status, 400, "\"\\nGET ...\" starts with a bare LF");
 	free(o);
+}
+
+/* ---- the fuzzer's seeds and finds ---------------------------------------- */
+
+/* Every file of the fuzzer's corpus (make runs the suite from the
+ * repository root) passes the fuzzer's checks: the seeds, and each crash
+ * input found, stay regression tests. */
+Test(h1, fuzz_corpus_replays_clean)
+{
+	const char *dir = "tests/fuzz/corpus/h1";
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	unsigned files = 0;
+
+	cr_assert_not_null(d, "%s: run the suite from the repository root", dir);
+	while ((e = readdir(d)) != NULL) {
+		char path[512];
+		size_t len;
+		char *data;
+		const char *bad;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		data = u_read_file(path, &len);
+		cr_assert_not_null(data, "%s", path);
+		bad = h1d_check_input((const uint8_t *)data, len);
+		cr_assert_null(bad, "%s: %s", path, bad);
+		free(data);
+		files++;
+	}
+	closedir(d);
+	cr_assert_geq(files, 12, "the seed corpus is there");
 }
