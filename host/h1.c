@@ -221,6 +221,40 @@ static int field_line(const char *p, size_t n, struct h1_field *f, const char **
 	return 0;
 }
 
+/* Host = uri-host [ ":" port ] (RFC 9112 3.2: an invalid one is a 400):
+ * an IP-literal in brackets, or reg-name / IPv4 characters (unreserved,
+ * pct-encoded, sub-delims); the port is digits. Empty is allowed. */
+static bool host_valid(const char *p, size_t n)
+{
+	size_t i = 0;
+
+	if (n > 0 && p[0] == '[') {
+		for (i = 1; i < n && p[i] != ']'; i++) {
+			unsigned char c = (unsigned char)p[i];
+			if (!(hex_value(c) >= 0 || c == ':' || c == '.' || c == 'v' || c == 'V'))
+				return false;
+		}
+		if (i == n || i == 1)
+			return false;
+		i++;
+	} else {
+		for (; i < n && p[i] != ':'; i++) {
+			unsigned char c = (unsigned char)p[i];
+			if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			      strchr("-._~%!$&'()*+,;=", c)) || c == '\0')
+				return false;
+		}
+	}
+	if (i == n)
+		return true;
+	if (p[i] != ':')
+		return false;
+	for (i++; i < n; i++)
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+	return true;
+}
+
 /* Content-Length = 1*DIGIT, within 64 bits. */
 static bool parse_length(const char *p, size_t n, uint64_t *out)
 {
@@ -317,7 +351,7 @@ static enum h1_status head_finish(const struct h1_head *h, const char *buf, size
 	const struct h1_field *cl = NULL;
 	struct te_scan te = {0};
 	struct conn_scan conn = {0};
-	bool has_te = false, te_empty = false, expect_other = false;
+	bool has_te = false, te_empty = false, expect_other = false, bad_host = false;
 	unsigned hosts = 0;
 	int st;
 
@@ -362,6 +396,8 @@ static enum h1_status head_finish(const struct h1_head *h, const char *buf, size
 			list_each(f->value, f->value_len, te_element, &te);
 		} else if (h1_name_is(f, "host")) {
 			hosts++;
+			if (!host_valid(f->value, f->value_len))
+				bad_host = true;
 		} else if (h1_name_is(f, "expect")) {
 			if (ieq(f->value, f->value_len, "100-continue"))
 				req->expect_continue = req->version_minor == 1;
@@ -405,6 +441,11 @@ static enum h1_status head_finish(const struct h1_head *h, const char *buf, size
 	*consumed = end;
 	if (hosts > 1) {
 		why = "several Host fields";
+		st = 400;
+		goto refuse;
+	}
+	if (bad_host) {
+		why = "invalid Host";
 		st = 400;
 		goto refuse;
 	}
@@ -457,6 +498,12 @@ enum h1_status h1_head_parse(struct h1_head *h, const char *buf, size_t len,
 			size_t n = i - 1 - h->line_start;
 			const char *line = buf + h->line_start;
 			if (!h->in_fields) {
+				/* empty lines before the request line count against
+				 * max_line, or endless CRLFs would pile up unread */
+				if (n == 0 && i + 1 > lim->max_line) {
+					set_err(err, 414, "request line too long", true);
+					goto fail;
+				}
 				if (n > 0) { /* else an empty line before the request: skipped */
 					st = request_line(line, n, NULL, &why);
 					if (st) {

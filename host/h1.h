@@ -37,7 +37,10 @@
  *     `chunked` (any case), once: `chunked` not last or repeated is 400, any
  *     other coding is 501 (none is supported); with Content-Length, or in an
  *     HTTP/1.0 request, 400.
- *   - HTTP/1.1 needs exactly one Host (none or two: 400).
+ *   - HTTP/1.1 needs exactly one Host (none or two: 400); a Host that is
+ *     not uri-host[:port] is 400 (RFC 9112 3.2).
+ *   - the head never holds more than max_line + 2 + max_headers bytes
+ *     unanswered: a caller's buffer for it stays bounded.
  *   - Expect: 100-continue sets expect_continue (ignored for HTTP/1.0, as
  *     RFC 9110 10.1.1 says); any other expectation is 417.
  *   - Connection: a comma list; `close` wins, `keep-alive` keeps an HTTP/1.0
@@ -144,6 +147,7 @@ void h1_head_init(struct h1_head *h);
  *                 must_close is false when no body follows and the client
  *                 keeps the connection: the caller may answer and go on at
  *                 buf + *consumed. Otherwise *consumed is 0.
+ * After H1_HEAD_DONE or H1_ERROR, h1_head_init before the next request.
  * Borrows everything; keeps no pointer after returning.
  */
 enum h1_status h1_head_parse(struct h1_head *h, const char *buf, size_t len,

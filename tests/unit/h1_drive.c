@@ -90,6 +90,8 @@ void h1d_run(const char *stream, size_t n, const size_t *cuts, size_t ncuts,
 		for (;;) {
 			refill(&p, stream, pos, avail);
 			st = h1_head_parse(&h, p.buf, p.len, lim, &req, fields, &consumed, &err);
+			if (st == H1_MORE && p.len > lim->max_line + 2 + lim->max_headers)
+				VIOLATE(out, "head: more wanted beyond max_line + 2 + max_headers");
 			if (st != H1_MORE || avail == n)
 				break;
 			avail = next_cut(avail, n, cuts, ncuts);

@@ -631,6 +631,37 @@ Test(h1, smuggle_two_hosts)
 		400, true);
 }
 
+Test(h1, smuggle_invalid_host)
+{
+	REFUSED("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400, false);
+	REFUSED("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400, false);
+	REFUSED("GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", 400, false);
+	REFUSED("GET / HTTP/1.1\r\nHost: a:80x\r\n\r\n", 400, false);
+	REFUSED("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400, false);
+	REFUSED("GET / HTTP/1.0\r\nHost: a\"b\r\n\r\n", 400, true);
+
+	struct h1d_outcome *o = DRIVE("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n"
+				      "GET / HTTP/1.1\r\nHost: example.com:80\r\n\r\n"
+				      "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+				      "GET / HTTP/1.1\r\nHost:\r\n\r\n");
+	cr_assert_eq(o->nreq, 4);
+	for (unsigned i = 0; i < 4; i++)
+		cr_assert_eq(o->req[i].status, 0, "request %u: %s", i, o->req[i].why);
+	free(o);
+}
+
+Test(h1, smuggle_endless_empty_lines)
+{
+	/* CRLFs before a request line are skipped, not kept forever */
+	size_t n = 2 * H1_MAX_LINE_DEFAULT + 2;
+	char *s = malloc(n);
+
+	for (size_t i = 0; i < n; i += 2)
+		memcpy(s + i, "\r\n", 2);
+	refused_n(s, n, 414, true);
+	free(s);
+}
+
 Test(h1, smuggle_unknown_expect)
 {
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\nx", 417, true);
