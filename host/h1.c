@@ -1,13 +1,14 @@
 /*
  * h1 -- see h1.h for the rules.
  *
- * The head is scanned once, byte by byte, as it arrives: every check that a
- * single byte or a complete line can decide is made at that byte, so a
- * refusal does not wait for the end of the head, and the outcome never
- * depends on how the bytes were split (tests/unit/test_h1.c and the fuzzer
- * check both). Lines are validated as they complete; the head is then walked
- * once more to fill the request (pointers are only taken from the buffer of
- * the final call, which may have moved since the earlier ones).
+ * The request line is checked byte by byte as it arrives (a TLS hello or a
+ * binary probe is refused at its first byte); each field line is found with
+ * memchr and checked once complete, its bytes bounded by max_headers before
+ * the LF is even seen. The outcome never depends on how the bytes were split
+ * (tests/unit/test_h1.c and the fuzzer check it). When the whole head came
+ * in one call, the request is filled during that scan; when it came in
+ * several (the buffer may have moved between them), the complete head is
+ * walked once more to take the pointers from the final buffer.
  *
  * The body decoder is a byte state machine for the chunked framing, with
  * chunk data and Content-Length bodies handed to the sink in runs.
@@ -16,19 +17,38 @@
 
 #include <string.h>
 
-/* RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" /
- * "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA */
+/* Character classes, one table lookup per byte. */
+#define C_TCHAR 1 /* RFC 9110 5.6.2 tchar */
+#define C_VALUE 2 /* field-vchar / SP / HTAB / obs-text */
+#define C_HOST  4 /* reg-name: unreserved / pct-encoded / sub-delims */
+
+static const unsigned char char_class[256] = {
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	2, 7, 2, 3, 7, 7, 7, 7, 6, 6, 7, 7, 6, 7, 7, 2,
+	7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 2, 6, 2, 6, 2, 2,
+	2, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+	7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 2, 2, 2, 3, 7,
+	3, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+	7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 2, 3, 2, 7, 0,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+
 static bool is_tchar(unsigned char c)
 {
-	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-		return true;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+	return char_class[c] & C_TCHAR;
 }
 
-/* field-vchar / SP / HTAB (obs-text allowed) */
 static bool is_value_char(unsigned char c)
 {
-	return c == '\t' || (c >= 0x20 && c != 0x7f);
+	return char_class[c] & C_VALUE;
 }
 
 static bool is_ows(unsigned char c)
@@ -190,6 +210,8 @@ static int field_line(const char *p, size_t n, struct h1_field *f, const char **
 			*why = "whitespace between a header name and its colon";
 		else if (w > k)
 			*why = "a header line without a colon";
+		else if (p[k] == '\r')
+			*why = "CR not followed by LF";
 		else
 			*why = "invalid character in a header name";
 		return 400;
@@ -201,8 +223,9 @@ static int field_line(const char *p, size_t n, struct h1_field *f, const char **
 	for (size_t i = k + 1; i < n; i++) {
 		unsigned char c = (unsigned char)p[i];
 		if (!is_value_char(c)) {
-			*why = c == '\0' ? "NUL byte in a header value"
-					 : "control character in a header value";
+			*why = c == '\0'   ? "NUL byte in a header value"
+			       : c == '\r' ? "CR not followed by LF"
+					   : "control character in a header value";
 			return 400;
 		}
 	}
@@ -240,8 +263,7 @@ static bool host_valid(const char *p, size_t n)
 	} else {
 		for (; i < n && p[i] != ':'; i++) {
 			unsigned char c = (unsigned char)p[i];
-			if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			      strchr("-._~%!$&'()*+,;=", c)) || c == '\0')
+			if (!(char_class[c] & C_HOST))
 				return false;
 		}
 	}
@@ -341,10 +363,11 @@ static void conn_element(void *arg, const char *p, size_t n)
 		s->keep_alive = true;
 }
 
-/* The whole head is buf[0..end): fill req and apply the framing and
- * semantic rules. */
+/* The whole head is buf[0..end): complete req (refilling its pointers from
+ * buf when the scan took several calls) and apply the framing and semantic
+ * rules. */
 static enum h1_status head_finish(const struct h1_head *h, const char *buf, size_t end,
-				  struct h1_request *req, struct h1_field *fields,
+				  bool refill, struct h1_request *req, struct h1_field *fields,
 				  size_t *consumed, struct h1_error *err)
 {
 	const char *why = NULL;
@@ -355,25 +378,30 @@ static enum h1_status head_finish(const struct h1_head *h, const char *buf, size
 	unsigned hosts = 0;
 	int st;
 
-	memset(req, 0, sizeof(*req));
-	req->fields = fields;
-	/* both were validated as they arrived: these cannot fail */
-	st = request_line(buf + h->req_start, h->block_start - 2 - h->req_start, req, &why);
-	if (st)
-		goto refuse_framing;
-	for (size_t s = h->block_start; s < end - 2;) {
-		const char *lf = memchr(buf + s, '\n', end - 2 - s);
-		size_t e = (size_t)(lf - buf); /* the LF; the line ends at e - 1 */
-		st = field_line(buf + s, e - 1 - s, &fields[req->nfields], &why);
+	if (refill) {
+		/* all of it was checked as it arrived: this cannot fail */
+		unsigned nf = 0;
+		st = request_line(buf + h->req_start, h->block_start - 2 - h->req_start, req, &why);
 		if (st)
 			goto refuse_framing;
-		req->nfields++;
-		s = e + 1;
+		for (size_t s = h->block_start; s < end - 2;) {
+			const char *lf = memchr(buf + s, '\n', end - 2 - s);
+			size_t e = (size_t)(lf - buf); /* the LF; the line ends at e - 1 */
+			st = field_line(buf + s, e - 1 - s, &fields[nf++], &why);
+			if (st)
+				goto refuse_framing;
+			s = e + 1;
+		}
 	}
+	req->fields = fields;
+	req->nfields = h->nfields;
+	req->chunked = req->has_length = req->keep_alive = false;
+	req->expect_continue = req->has_host = false;
+	req->content_length = 0;
 
 	for (unsigned i = 0; i < req->nfields; i++) {
 		const struct h1_field *f = &fields[i];
-		if (h1_name_is(f, "content-length")) {
+		if (f->name_len == 14 && h1_name_is(f, "content-length")) {
 			uint64_t x;
 			if (!parse_length(f->value, f->value_len, &x)) {
 				why = "Content-Length is not a plain decimal number within 64 bits";
@@ -389,21 +417,21 @@ static enum h1_status head_finish(const struct h1_head *h, const char *buf, size
 			cl = f;
 			req->has_length = true;
 			req->content_length = x;
-		} else if (h1_name_is(f, "transfer-encoding")) {
+		} else if (f->name_len == 17 && h1_name_is(f, "transfer-encoding")) {
 			has_te = true;
 			if (f->value_len == 0)
 				te_empty = true;
 			list_each(f->value, f->value_len, te_element, &te);
-		} else if (h1_name_is(f, "host")) {
+		} else if (f->name_len == 4 && h1_name_is(f, "host")) {
 			hosts++;
 			if (!host_valid(f->value, f->value_len))
 				bad_host = true;
-		} else if (h1_name_is(f, "expect")) {
+		} else if (f->name_len == 6 && h1_name_is(f, "expect")) {
 			if (ieq(f->value, f->value_len, "100-continue"))
 				req->expect_continue = req->version_minor == 1;
 			else
 				expect_other = true;
-		} else if (h1_name_is(f, "connection")) {
+		} else if (f->name_len == 10 && h1_name_is(f, "connection")) {
 			list_each(f->value, f->value_len, conn_element, &conn);
 		}
 	}
@@ -475,76 +503,93 @@ enum h1_status h1_head_parse(struct h1_head *h, const char *buf, size_t len,
 			     const struct h1_limits *lim, struct h1_request *req,
 			     struct h1_field *fields, size_t *consumed, struct h1_error *err)
 {
+	bool refill = h->scanned > 0; /* lines seen by earlier calls: their pointers are stale */
+	size_t i = h->scanned;
 	const char *why;
 	int st;
 
 	*consumed = 0;
-	for (size_t i = h->scanned; i < len; i++) {
+	/* the request line, and empty lines before it, byte by byte */
+	for (; i < len && !h->in_fields; i++) {
 		unsigned char c = (unsigned char)buf[i];
 
-		if (h->in_fields && i + 1 - h->block_start > lim->max_headers) {
-			set_err(err, 431, "header section too large", true);
-			goto fail;
-		}
 		if (i > h->line_start && buf[i - 1] == '\r' && c != '\n') {
 			set_err(err, 400, "CR not followed by LF", true);
 			goto fail;
 		}
 		if (c == '\n') {
+			size_t n;
 			if (i == h->line_start || buf[i - 1] != '\r') {
 				set_err(err, 400, "bare LF line ending (CRLF required)", true);
 				goto fail;
 			}
-			size_t n = i - 1 - h->line_start;
-			const char *line = buf + h->line_start;
-			if (!h->in_fields) {
-				/* empty lines before the request line count against
-				 * max_line, or endless CRLFs would pile up unread */
-				if (n == 0 && i + 1 > lim->max_line) {
+			n = i - 1 - h->line_start;
+			if (n == 0) {
+				/* an empty line before the request: skipped, but
+				 * counted against max_line, or endless CRLFs would
+				 * pile up unread */
+				if (i + 1 > lim->max_line) {
 					set_err(err, 414, "request line too long", true);
 					goto fail;
 				}
-				if (n > 0) { /* else an empty line before the request: skipped */
-					st = request_line(line, n, NULL, &why);
-					if (st) {
-						set_err(err, st, why, true);
-						goto fail;
-					}
-					h->req_start = h->line_start;
-					h->in_fields = true;
-					h->block_start = i + 1;
-				}
-			} else if (n == 0) {
-				h->scanned = i + 1;
-				return head_finish(h, buf, i + 1, req, fields, consumed, err);
 			} else {
-				if (h->nfields >= lim->max_fields) {
-					set_err(err, 431, "too many header fields", true);
-					goto fail;
-				}
-				st = field_line(line, n, NULL, &why);
+				st = request_line(buf + h->line_start, n, req, &why);
 				if (st) {
 					set_err(err, st, why, true);
 					goto fail;
 				}
-				h->nfields++;
+				h->req_start = h->line_start;
+				h->in_fields = true;
+				h->block_start = i + 1;
 			}
 			h->line_start = i + 1;
 			continue;
 		}
-		if (!h->in_fields) {
-			if (c != '\r' && (c < 0x20 || c >= 0x7f)) {
-				set_err(err, 400, "invalid byte in the request line", true);
-				goto fail;
-			}
-			if (c != '\r' && i + 1 > lim->max_line) {
-				set_err(err, 414, "request line too long", true);
-				goto fail;
-			}
-		} else if (c == '\0') {
-			set_err(err, 400, "NUL byte in a header", true);
+		if (c != '\r' && (c < 0x20 || c >= 0x7f)) {
+			set_err(err, 400, "invalid byte in the request line", true);
 			goto fail;
 		}
+		if (c != '\r' && i + 1 > lim->max_line) {
+			set_err(err, 414, "request line too long", true);
+			goto fail;
+		}
+	}
+	/* field lines, one memchr each; bytes past block_start + max_headers
+	 * are never looked at: they are a 431 */
+	while (i < len) {
+		size_t limit = h->block_start + lim->max_headers;
+		size_t stop = len < limit ? len : limit;
+		const char *lf = i < stop ? memchr(buf + i, '\n', stop - i) : NULL;
+		size_t e, n;
+
+		if (!lf) {
+			if (len > limit) {
+				set_err(err, 431, "header section too large", true);
+				goto fail;
+			}
+			break;
+		}
+		e = (size_t)(lf - buf);
+		if (e == h->line_start || buf[e - 1] != '\r') {
+			set_err(err, 400, "bare LF line ending (CRLF required)", true);
+			goto fail;
+		}
+		n = e - 1 - h->line_start;
+		if (n == 0) {
+			h->scanned = e + 1;
+			return head_finish(h, buf, e + 1, refill, req, fields, consumed, err);
+		}
+		if (h->nfields >= lim->max_fields) {
+			set_err(err, 431, "too many header fields", true);
+			goto fail;
+		}
+		st = field_line(buf + h->line_start, n, &fields[h->nfields], &why);
+		if (st) {
+			set_err(err, st, why, true);
+			goto fail;
+		}
+		h->nfields++;
+		h->line_start = i = e + 1;
 	}
 	h->scanned = len;
 	return H1_MORE;

@@ -139,7 +139,8 @@ void h1_head_init(struct h1_head *h);
  * given to the previous call, then new ones; buf may have moved).
  * `fields` is caller storage for lim->max_fields entries; req->fields is set
  * to it. Returns
- *   H1_MORE       need more bytes; nothing else written;
+ *   H1_MORE       need more bytes (*req and fields are scratch until
+ *                 H1_HEAD_DONE);
  *   H1_HEAD_DONE  *req filled, *consumed = head length (the body, or the
  *                 next request, starts at buf + *consumed);
  *   H1_ERROR      *err filled. A refusal found once the whole head is in

@@ -55,9 +55,10 @@ static struct h1d_outcome *drive_n(const char *s, size_t n, uint64_t max_body)
 
 #define DRIVE(lit) drive_n(lit, sizeof(lit) - 1, MiB)
 
-/* The first request of `s` is refused with `status`; must_close as said. */
+/* The first request of `s` is refused with `status` and the reason `why`;
+ * must_close as said. */
 static void refused_lim(const char *s, size_t n, const struct h1_limits *lim, uint64_t max_body,
-			int status, bool must_close)
+			int status, bool must_close, const char *why)
 {
 	struct h1d_outcome *o = drive_lim(s, n, lim, max_body);
 
@@ -65,6 +66,7 @@ static void refused_lim(const char *s, size_t n, const struct h1_limits *lim, ui
 	cr_assert_eq(o->req[0].status, status, "status %d (%s), wanted %d", o->req[0].status,
 		     o->req[0].why ? o->req[0].why : "-", status);
 	cr_assert_not_null(o->req[0].why);
+	cr_assert_str_eq(o->req[0].why, why);
 	cr_assert_eq(o->req[0].must_close, must_close, "must_close %d for %s",
 		     o->req[0].must_close, o->req[0].why);
 	if (must_close)
@@ -73,15 +75,16 @@ static void refused_lim(const char *s, size_t n, const struct h1_limits *lim, ui
 	free(o);
 }
 
-static void refused_n(const char *s, size_t n, int status, bool must_close)
+static void refused_n(const char *s, size_t n, int status, bool must_close, const char *why)
 {
 	struct h1_limits lim;
 
 	h1_limits_default(&lim);
-	refused_lim(s, n, &lim, MiB, status, must_close);
+	refused_lim(s, n, &lim, MiB, status, must_close, why);
 }
 
-#define REFUSED(lit, status, must_close) refused_n(lit, sizeof(lit) - 1, status, must_close)
+#define REFUSED(lit, status, must_close, why) \
+	refused_n(lit, sizeof(lit) - 1, status, must_close, why)
 
 /* ---- valid requests ---------------------------------------------------- */
 
@@ -381,9 +384,10 @@ Test(h1, chunked_over_max_body_is_refused_at_the_size_line)
 
 Test(h1, content_length_over_max_body_is_refused_at_init)
 {
-	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1048577\r\n\r\n", 413, true);
+	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1048577\r\n\r\n",
+		413, true, "request body over max_body");
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551615\r\n\r\n", 413,
-		true);
+		true, "request body over max_body");
 }
 
 static int refusing_sink(void *arg, const char *data, size_t n)
@@ -423,24 +427,27 @@ Test(h1, the_sink_can_refuse)
 Test(h1, smuggle_content_length_and_transfer_encoding)
 {
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
-		"0\r\n\r\n", 400, true);
+		"0\r\n\r\n", 400, true, "both Content-Length and Transfer-Encoding");
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n",
-		400, true);
+		400, true, "both Content-Length and Transfer-Encoding");
 }
 
 Test(h1, smuggle_content_length_duplicates_that_differ)
 {
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
-		400, true);
+		400, true, "several different Content-Length fields");
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 05\r\n\r\nhello",
-		400, true);
-	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\nhello", 400, true);
+		400, true, "several different Content-Length fields");
+	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\nhello",
+		400, true, "Content-Length is not a plain decimal number within 64 bits");
 }
 
 Test(h1, smuggle_content_length_signed)
 {
-	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +7\r\n\r\n1234567", 400, true);
-	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -7\r\n\r\n1234567", 400, true);
+	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +7\r\n\r\n1234567",
+		400, true, "Content-Length is not a plain decimal number within 64 bits");
+	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -7\r\n\r\n1234567",
+		400, true, "Content-Length is not a plain decimal number within 64 bits");
 }
 
 /* " 7" and "7 " with the space around the value are the value 7 (OWS, see
@@ -448,155 +455,183 @@ Test(h1, smuggle_content_length_signed)
  * inside the digits is refused. */
 Test(h1, smuggle_content_length_spaces)
 {
-	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 7\r\n\r\n1234567", 400, true);
-	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \v7\r\n\r\n1234567", 400, true);
-	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 7\f\r\n\r\n1234567", 400, true);
-	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n", 400, true);
+	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 7\r\n\r\n1234567",
+		400, true, "Content-Length is not a plain decimal number within 64 bits");
+	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \v7\r\n\r\n1234567",
+		400, true, "control character in a header value");
+	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 7\f\r\n\r\n1234567",
+		400, true, "control character in a header value");
+	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n",
+		400, true, "Content-Length is not a plain decimal number within 64 bits");
 }
 
 Test(h1, smuggle_content_length_hex)
 {
-	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x7\r\n\r\n1234567", 400, true);
-	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 7.0\r\n\r\n1234567", 400, true);
+	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x7\r\n\r\n1234567",
+		400, true, "Content-Length is not a plain decimal number within 64 bits");
+	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 7.0\r\n\r\n1234567",
+		400, true, "Content-Length is not a plain decimal number within 64 bits");
 }
 
 Test(h1, smuggle_content_length_overflow)
 {
-	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551616\r\n\r\n", 400, true);
+	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551616\r\n\r\n",
+		400, true, "Content-Length is not a plain decimal number within 64 bits");
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400,
-		true);
+		true, "Content-Length is not a plain decimal number within 64 bits");
 }
 
 Test(h1, smuggle_te_chunked_not_last)
 {
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
-		400, true);
+		400, true, "chunked is not the final transfer coding (or is applied twice)");
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n"
-		"\r\n0\r\n\r\n", 400, true);
+		"\r\n0\r\n\r\n",
+		400, true, "chunked is not the final transfer coding (or is applied twice)");
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
-		400, true);
+		400, true, "chunked is not the final transfer coding (or is applied twice)");
 }
 
 Test(h1, smuggle_te_unknown_coding)
 {
-	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", 501, true);
+	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+		501, true, "unsupported transfer coding (only chunked is)");
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501,
-		true);
-	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", 501, true);
-	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \"chunked\"\r\n\r\n", 400, true);
-	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n", 400, true);
+		true, "unsupported transfer coding (only chunked is)");
+	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n",
+		501, true, "unsupported transfer coding (only chunked is)");
+	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \"chunked\"\r\n\r\n",
+		400, true, "malformed Transfer-Encoding");
+	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n",
+		400, true, "malformed Transfer-Encoding");
 }
 
 Test(h1, smuggle_te_space_before_colon)
 {
-	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400, true);
-	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length\t: 1\r\n\r\nx", 400, true);
+	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+		400, true, "whitespace between a header name and its colon");
+	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length\t: 1\r\n\r\nx",
+		400, true, "whitespace between a header name and its colon");
 }
 
 Test(h1, smuggle_te_in_http10)
 {
-	REFUSED("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, true);
+	REFUSED("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		400, true, "Transfer-Encoding in an HTTP/1.0 request");
 }
 
 Test(h1, smuggle_obs_fold)
 {
-	REFUSED("GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n  folded\r\n\r\n", 400, true);
-	REFUSED("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\tchunked\r\n\r\n", 400, true);
-	REFUSED("GET / HTTP/1.1\r\n Host: a\r\n\r\n", 400, true);
+	REFUSED("GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n  folded\r\n\r\n",
+		400, true, "obs-fold: a header line starting with whitespace");
+	REFUSED("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\tchunked\r\n\r\n",
+		400, true, "obs-fold: a header line starting with whitespace");
+	REFUSED("GET / HTTP/1.1\r\n Host: a\r\n\r\n",
+		400, true, "obs-fold: a header line starting with whitespace");
 }
 
 Test(h1, smuggle_nul_in_a_value)
 {
-	REFUSED("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\0c\r\n\r\n", 400, true);
-	REFUSED("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\x7f\r\n\r\n", 400, true);
-	REFUSED("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\x01\r\n\r\n", 400, true);
+	REFUSED("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\0c\r\n\r\n",
+		400, true, "NUL byte in a header value");
+	REFUSED("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\x7f\r\n\r\n",
+		400, true, "control character in a header value");
+	REFUSED("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\x01\r\n\r\n",
+		400, true, "control character in a header value");
 }
 
 Test(h1, smuggle_bad_header_names)
 {
-	REFUSED("GET / HTTP/1.1\r\nHost: a\r\n: empty\r\n\r\n", 400, true);
-	REFUSED("GET / HTTP/1.1\r\nHost: a\r\nX(y): 1\r\n\r\n", 400, true);
-	REFUSED("GET / HTTP/1.1\r\nHost: a\r\nno colon\r\n\r\n", 400, true);
-	REFUSED("GET / HTTP/1.1\r\nHost: a\r\nX\x80: 1\r\n\r\n", 400, true);
+	REFUSED("GET / HTTP/1.1\r\nHost: a\r\n: empty\r\n\r\n", 400, true, "empty header name");
+	REFUSED("GET / HTTP/1.1\r\nHost: a\r\nX(y): 1\r\n\r\n",
+		400, true, "invalid character in a header name");
+	REFUSED("GET / HTTP/1.1\r\nHost: a\r\nno colon\r\n\r\n",
+		400, true, "a header line without a colon");
+	REFUSED("GET / HTTP/1.1\r\nHost: a\r\nX\x80: 1\r\n\r\n",
+		400, true, "invalid character in a header name");
 }
 
 Test(h1, smuggle_bare_lf)
 {
-	REFUSED("GET / HTTP/1.1\nHost: a\n\n", 400, true);
-	REFUSED("GET / HTTP/1.1\r\nHost: a\n\r\n", 400, true);
-	REFUSED("GET / HTTP/1.1\r\nHost: a\r\n\n", 400, true);
-	REFUSED("GET / HTTP/1.1\r\nHost: a\rX: 1\r\n\r\n", 400, true);
+	REFUSED("GET / HTTP/1.1\nHost: a\n\n", 400, true, "bare LF line ending (CRLF required)");
+	REFUSED("GET / HTTP/1.1\r\nHost: a\n\r\n",
+		400, true, "bare LF line ending (CRLF required)");
+	REFUSED("GET / HTTP/1.1\r\nHost: a\r\n\n",
+		400, true, "bare LF line ending (CRLF required)");
+	REFUSED("GET / HTTP/1.1\r\nHost: a\rX: 1\r\n\r\n", 400, true, "CR not followed by LF");
 }
 
 Test(h1, smuggle_chunk_size_hex_prefix)
 {
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n",
-		400, true);
+		400, true, "invalid chunk size (hex digits only)");
 }
 
 Test(h1, smuggle_chunk_size_signed_or_padded)
 {
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n",
-		400, true);
+		400, true, "invalid chunk size (hex digits only)");
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n+5\r\nhello\r\n0\r\n\r\n",
-		400, true);
+		400, true, "invalid chunk size (hex digits only)");
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n 5\r\nhello\r\n0\r\n\r\n",
-		400, true);
+		400, true, "invalid chunk size (hex digits only)");
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n",
-		400, true);
+		400, true, "invalid chunk size (hex digits only)");
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\r\nhello\r\n0\r\n\r\n",
-		400, true);
+		400, true, "invalid chunk size (hex digits only)");
 }
 
 Test(h1, smuggle_chunk_size_overflow)
 {
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-		"10000000000000000\r\nhello\r\n0\r\n\r\n", 400, true);
+		"10000000000000000\r\nhello\r\n0\r\n\r\n",
+		400, true, "chunk size overflows 64 bits");
 	/* within 64 bits but over max_body: 413 before any data */
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-		"ffffffffffffffff\r\nhello\r\n0\r\n\r\n", 413, true);
+		"ffffffffffffffff\r\nhello\r\n0\r\n\r\n", 413, true, "request body over max_body");
 }
 
 Test(h1, smuggle_chunk_missing_crlf_after_data)
 {
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n",
-		400, true);
+		400, true, "no CRLF after chunk data");
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n",
-		400, true);
+		400, true, "no CRLF after chunk data");
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\n",
-		400, true);
+		400, true, "malformed trailer field");
 }
 
 Test(h1, smuggle_chunk_extensions)
 {
 	/* a bare LF or CR inside an extension (a quoted one included) */
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a\nb\r\nhello\r\n0\r\n\r\n",
-		400, true);
+		400, true, "malformed chunk extension");
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\"x\r\n\"\r\nhello\r\n"
-		"0\r\n\r\n", 400, true);
+		"0\r\n\r\n", 400, true, "malformed chunk extension");
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5; a=b\r\nhello\r\n0\r\n\r\n",
-		400, true);
+		400, true, "malformed chunk extension");
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;=b\r\nhello\r\n0\r\n\r\n",
-		400, true);
+		400, true, "malformed chunk extension");
 
 	struct h1_limits lim;
 	char s[4096];
-	int n = snprintf(s, sizeof(s), "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a=");
+	int n = snprintf(s, sizeof(s),
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a=");
 	h1_limits_default(&lim);
 	memset(s + n, 'x', H1_MAX_CHUNK_LINE_DEFAULT);
 	n += H1_MAX_CHUNK_LINE_DEFAULT;
 	n += snprintf(s + n, sizeof(s) - (size_t)n, "\r\nhello\r\n0\r\n\r\n");
-	refused_lim(s, (size_t)n, &lim, MiB, 400, true);
+	refused_lim(s, (size_t)n, &lim, MiB, 400, true, "chunk size line too long");
 }
 
 Test(h1, smuggle_trailers)
 {
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX : 1\r\n\r\n",
-		400, true);
+		400, true, "malformed trailer field");
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: \0\r\n\r\n",
-		400, true);
+		400, true, "control character in a trailer field");
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n x: 1\r\n\r\n",
-		400, true);
+		400, true, "malformed trailer field");
 
 	struct h1_limits lim;
 	char s[16384];
@@ -606,7 +641,7 @@ Test(h1, smuggle_trailers)
 	memset(s + n, 'x', H1_MAX_TRAILERS_DEFAULT);
 	n += H1_MAX_TRAILERS_DEFAULT;
 	n += snprintf(s + n, sizeof(s) - (size_t)n, "\r\n\r\n");
-	refused_lim(s, (size_t)n, &lim, MiB, 431, true);
+	refused_lim(s, (size_t)n, &lim, MiB, 431, true, "trailer section too large");
 }
 
 Test(h1, smuggle_http11_without_host)
@@ -620,25 +655,27 @@ Test(h1, smuggle_http11_without_host)
 	cr_assert_str_eq(o->req[1].target, "/next");
 	free(o);
 	/* a body follows: close */
-	REFUSED("POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nok", 400, true);
+	REFUSED("POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nok",
+		400, true, "HTTP/1.1 request without Host");
 }
 
 Test(h1, smuggle_two_hosts)
 {
-	REFUSED("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, false);
-	REFUSED("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n", 400, true);
+	REFUSED("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, false, "several Host fields");
+	REFUSED("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+		400, true, "several Host fields");
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-		400, true);
+		400, true, "several Host fields");
 }
 
 Test(h1, smuggle_invalid_host)
 {
-	REFUSED("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400, false);
-	REFUSED("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400, false);
-	REFUSED("GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", 400, false);
-	REFUSED("GET / HTTP/1.1\r\nHost: a:80x\r\n\r\n", 400, false);
-	REFUSED("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400, false);
-	REFUSED("GET / HTTP/1.0\r\nHost: a\"b\r\n\r\n", 400, true);
+	REFUSED("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400, false, "invalid Host");
+	REFUSED("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400, false, "invalid Host");
+	REFUSED("GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", 400, false, "invalid Host");
+	REFUSED("GET / HTTP/1.1\r\nHost: a:80x\r\n\r\n", 400, false, "invalid Host");
+	REFUSED("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400, false, "invalid Host");
+	REFUSED("GET / HTTP/1.0\r\nHost: a\"b\r\n\r\n", 400, true, "invalid Host");
 
 	struct h1d_outcome *o = DRIVE("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n"
 				      "GET / HTTP/1.1\r\nHost: example.com:80\r\n\r\n"
@@ -658,14 +695,16 @@ Test(h1, smuggle_endless_empty_lines)
 
 	for (size_t i = 0; i < n; i += 2)
 		memcpy(s + i, "\r\n", 2);
-	refused_n(s, n, 414, true);
+	refused_n(s, n, 414, true, "request line too long");
 	free(s);
 }
 
 Test(h1, smuggle_unknown_expect)
 {
-	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\nx", 417, true);
-	REFUSED("GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue, x\r\n\r\n", 417, false);
+	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\nx",
+		417, true, "unsupported expectation (only 100-continue is)");
+	REFUSED("GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue, x\r\n\r\n",
+		417, false, "unsupported expectation (only 100-continue is)");
 }
 
 Test(h1, smuggle_line_too_long)
@@ -676,7 +715,7 @@ Test(h1, smuggle_line_too_long)
 	h1_limits_default(&lim);
 	lim.max_line = strlen("GET /abc HTTP/1.1") - 1;
 	snprintf(s, sizeof(s), "GET /abc HTTP/1.1\r\nHost: a\r\n\r\n");
-	refused_lim(s, strlen(s), &lim, MiB, 414, true);
+	refused_lim(s, strlen(s), &lim, MiB, 414, true, "request line too long");
 
 	size_t n = H1_MAX_LINE_DEFAULT + 64;
 	char *big = malloc(n);
@@ -685,7 +724,7 @@ Test(h1, smuggle_line_too_long)
 	const char *tail = " HTTP/1.1\r\nHost: a\r\n\r\n";
 	memcpy(big + n - strlen(tail), tail, strlen(tail));
 	h1_limits_default(&lim);
-	refused_lim(big, n, &lim, MiB, 414, true);
+	refused_lim(big, n, &lim, MiB, 414, true, "request line too long");
 	free(big);
 }
 
@@ -699,13 +738,13 @@ Test(h1, smuggle_headers_too_big)
 	memcpy(big, "GET / HTTP/1.1\r\nHost: a\r\nX: ", 28);
 	memcpy(big + n - 4, "\r\n\r\n", 4);
 	h1_limits_default(&lim);
-	refused_lim(big, n, &lim, MiB, 431, true);
+	refused_lim(big, n, &lim, MiB, 431, true, "header section too large");
 	free(big);
 
 	char s[128];
 	lim.max_headers = strlen("Host: a\r\nX: 1\r\n\r\n") - 1;
 	snprintf(s, sizeof(s), "GET /abc HTTP/1.1\r\nHost: a\r\nX: 1\r\n\r\n");
-	refused_lim(s, strlen(s), &lim, MiB, 431, true);
+	refused_lim(s, strlen(s), &lim, MiB, 431, true, "header section too large");
 }
 
 Test(h1, smuggle_too_many_fields)
@@ -716,31 +755,47 @@ Test(h1, smuggle_too_many_fields)
 	for (int i = 0; i < H1_MAX_FIELDS_DEFAULT; i++)
 		n += (size_t)snprintf(s + n, sizeof(s) - n, "X-%d: %d\r\n", i, i);
 	n += (size_t)snprintf(s + n, sizeof(s) - n, "\r\n");
-	refused_n(s, n, 431, true);
+	refused_n(s, n, 431, true, "too many header fields");
 }
 
 Test(h1, smuggle_http_versions)
 {
-	REFUSED("GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505, true);
-	REFUSED("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505, true);
-	REFUSED("GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505, true);
-	REFUSED("GET / HTTP/0.9\r\n\r\n", 505, true);
-	REFUSED("GET /\r\n\r\n", 400, true); /* HTTP/0.9's request line */
-	REFUSED("GET / HTTP/1.10\r\nHost: a\r\n\r\n", 400, true);
-	REFUSED("GET / http/1.1\r\nHost: a\r\n\r\n", 400, true);
-	REFUSED("GET / HTTP/1.1 \r\nHost: a\r\n\r\n", 400, true);
+	REFUSED("GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+		505, true, "HTTP version not supported (HTTP/1.0 and HTTP/1.1 are)");
+	REFUSED("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+		505, true, "HTTP version not supported (HTTP/1.0 and HTTP/1.1 are)");
+	REFUSED("GET / HTTP/1.2\r\nHost: a\r\n\r\n",
+		505, true, "HTTP version not supported (HTTP/1.0 and HTTP/1.1 are)");
+	REFUSED("GET / HTTP/0.9\r\n\r\n",
+		505, true, "HTTP version not supported (HTTP/1.0 and HTTP/1.1 are)");
+	/* HTTP/0.9's request line */
+	REFUSED("GET /\r\n\r\n", 400, true,
+		"no HTTP version in the request line (HTTP/0.9 is not served)");
+	REFUSED("GET / HTTP/1.10\r\nHost: a\r\n\r\n",
+		400, true, "malformed HTTP version in the request line");
+	REFUSED("GET / http/1.1\r\nHost: a\r\n\r\n",
+		400, true, "malformed HTTP version in the request line");
+	REFUSED("GET / HTTP/1.1 \r\nHost: a\r\n\r\n",
+		400, true, "malformed HTTP version in the request line");
 }
 
 Test(h1, smuggle_request_line)
 {
-	REFUSED("GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400, true);
-	REFUSED("GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, true);
-	REFUSED("GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400, true);
-	REFUSED("GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", 400, true);
-	REFUSED("GET /\x80 HTTP/1.1\r\nHost: a\r\n\r\n", 400, true);
-	REFUSED("G(T / HTTP/1.1\r\nHost: a\r\n\r\n", 400, true);
-	REFUSED(" GET / HTTP/1.1\r\nHost: a\r\n\r\n", 400, true);
-	REFUSED("\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 400, true);
+	REFUSED("GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400, true, "empty request target");
+	REFUSED("GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+		400, true, "the request target is not a path starting with /");
+	REFUSED("GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+		400, true, "the target \"*\" is only for OPTIONS");
+	REFUSED("GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n",
+		400, true, "invalid byte in the request line");
+	REFUSED("GET /\x80 HTTP/1.1\r\nHost: a\r\n\r\n",
+		400, true, "invalid byte in the request line");
+	REFUSED("G(T / HTTP/1.1\r\nHost: a\r\n\r\n",
+		400, true, "malformed request line (METHOD SP target SP HTTP/1.x)");
+	REFUSED(" GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		400, true, "the request line does not start with a method");
+	REFUSED("\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		400, true, "bare LF line ending (CRLF required)");
 }
 
 Test(h1, smuggle_after_a_valid_request)
