@@ -52,6 +52,9 @@
  *     431) and ignored.
  *   - a body over max_body: 413 when Content-Length says so (h1_body_init),
  *     or as soon as a chunk size takes the running total over it.
+ * Left to the transport: timeouts (408), and whether a request without a
+ * body framing (has_length and chunked both false: an empty body here) must
+ * be a 411.
  *
  * Threading: none of it is shared; a parser and a decoder belong to the one
  * thread that drives their connection. All functions are reentrant.

@@ -64,6 +64,49 @@ static size_t next_cut(size_t avail, size_t n, const size_t *cuts, size_t ncuts)
 	return n;
 }
 
+/* An independent, naive check of what the parser accepted: the method and
+ * names are tokens, the target a path (or "*"), values hold no CTL but HTAB
+ * and start and end with neither SP nor HTAB. */
+static bool token(const char *p, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c && strchr("!#$%&'*+-.^_`|~", c))))
+			return false;
+	}
+	return true;
+}
+
+static bool accepted_shape(const struct h1_request *req, const struct h1_limits *lim)
+{
+	if (!token(req->method, req->method_len) || req->target_len == 0 ||
+	    req->target_len > lim->max_line || (req->version_minor != 0 && req->version_minor != 1))
+		return false;
+	if (req->target[0] != '/' && !(req->target_len == 1 && req->target[0] == '*'))
+		return false;
+	for (size_t i = 0; i < req->target_len; i++)
+		if ((unsigned char)req->target[i] <= 0x20 || (unsigned char)req->target[i] >= 0x7f)
+			return false;
+	for (unsigned f = 0; f < req->nfields; f++) {
+		const struct h1_field *x = &req->fields[f];
+		if (!token(x->name, x->name_len))
+			return false;
+		for (size_t i = 0; i < x->value_len; i++) {
+			unsigned char c = (unsigned char)x->value[i];
+			if ((c < 0x20 && c != '\t') || c == 0x7f)
+				return false;
+		}
+		if (x->value_len > 0 && (x->value[0] == ' ' || x->value[0] == '\t' ||
+					 x->value[x->value_len - 1] == ' ' ||
+					 x->value[x->value_len - 1] == '\t'))
+			return false;
+	}
+	return true;
+}
+
 #define VIOLATE(o, msg) do { if (!(o)->violation) (o)->violation = (msg); } while (0)
 
 void h1d_run(const char *stream, size_t n, const size_t *cuts, size_t ncuts,
@@ -136,6 +179,8 @@ void h1d_run(const char *stream, size_t n, const size_t *cuts, size_t ncuts,
 				VIOLATE(out, "head: a field points outside the head");
 		if (req.chunked && req.has_length)
 			VIOLATE(out, "head: both chunked and Content-Length accepted");
+		if (!accepted_shape(&req, lim))
+			VIOLATE(out, "head: accepted a request line or field that breaks the grammar");
 		r->head_done = true;
 		copy_str(r->method, req.method, req.method_len);
 		copy_str(r->target, req.target, req.target_len);
