@@ -599,6 +599,11 @@ Test(h1, smuggle_chunk_missing_crlf_after_data)
 		400, true, "no CRLF after chunk data");
 	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\n",
 		400, true, "malformed trailer field");
+	/* any byte in place of the CR, or of the LF, after the data */
+	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloX\n0\r\n\r\n",
+		400, true, "no CRLF after chunk data");
+	REFUSED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\rX0\r\n\r\n",
+		400, true, "no CRLF after chunk data");
 }
 
 Test(h1, smuggle_chunk_extensions)
