@@ -6,6 +6,7 @@
 #   make asan         the whole suite, ASan+UBSan build (in build/asan)
 #   make tsan         the integration suite against a TSan daemon (build/tsan)
 #   make bench        benchmarks (not part of the suite)
+#   make fuzz         libFuzzer on the request parser, FUZZ_SECONDS (default 600)
 #   make install      PREFIX=/usr/local DESTDIR= (uninstall: the same, removed)
 #   make scaleout     nginx in front of 3 hookd under wrk: rolling restart + reload
 #   make unit-check   systemd-analyze the unit offline (exposure <= 3.5)
@@ -54,7 +55,7 @@ UNIT_OBJS  := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)
 INTEG_OBJS := $(INTEG_SRCS:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all deps deps-test run test check unit integration asan tsan bench install \
-        uninstall clean fixtures scaleout unit-check
+        uninstall clean fixtures scaleout unit-check fuzz
 .DELETE_ON_ERROR:
 
 all: deps $(BUILD)/hookd $(PLUGINS)
@@ -217,6 +218,28 @@ bench:
 	@scripts/deps.sh bench
 	$(MAKE) all
 	bench/run.sh
+
+# libFuzzer (clang) on the request parser under ASan+UBSan, not part of the
+# suite: FUZZ_SECONDS from the seeds in tests/fuzz/corpus/h1 (read only);
+# what it learns goes to $(BUILD)/fuzz/corpus/h1, a crash to
+# $(BUILD)/fuzz/crash-* (then: into the seed corpus, and a unit test).
+FUZZ_SECONDS ?= 600
+FUZZ_CC      ?= clang
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_H1_SRCS := tests/fuzz/fuzz_h1.c tests/unit/h1_drive.c host/h1.c
+
+fuzz:
+	@scripts/deps.sh fuzz
+	$(MAKE) $(BUILD)/fuzz/fuzz_h1
+	@mkdir -p $(BUILD)/fuzz/corpus/h1
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(BUILD)/fuzz/fuzz_h1 \
+	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/ \
+	    $(BUILD)/fuzz/corpus/h1 tests/fuzz/corpus/h1
+
+$(BUILD)/fuzz/fuzz_h1: $(FUZZ_H1_SRCS) host/h1.h tests/unit/h1_drive.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_H1_SRCS)
 
 # hookd.pc.in -> hookd.pc for PREFIX (written at install time, so that a
 # build made for another PREFIX never leaks into it)

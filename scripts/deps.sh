@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the Debian packages a make target needs, when they are missing.
-#   scripts/deps.sh build|test|bench|scaleout
+#   scripts/deps.sh build|test|bench|scaleout|fuzz
 # Quiet and quick when everything is there (one dpkg-query per package).
 set -eu
 
@@ -10,7 +10,8 @@ build) ;;
 test) pkgs="$pkgs libcriterion-dev g++ python3 python3-prometheus-client prometheus systemd" ;; # g++: the C++ plugin fixture; /metrics: its parser and a real Prometheus; systemd: systemd-analyze (the unit's sandbox)
 bench) pkgs="$pkgs wrk valgrind python3 python3-fastapi python3-uvicorn util-linux" ;;
 scaleout) pkgs="$pkgs nginx-light wrk curl" ;;
-*) echo "usage: $0 build|test|bench|scaleout" >&2; exit 2 ;;
+fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;; # libFuzzer and the sanitizer runtimes: clang only recommends them
+*) echo "usage: $0 build|test|bench|scaleout|fuzz" >&2; exit 2 ;;
 esac
 
 missing=""
