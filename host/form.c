@@ -2,6 +2,7 @@
  * form -- see form.h.
  */
 #include "form.h"
+#include "hex.h"
 #include "json.h"
 
 #include <stdbool.h>
@@ -10,16 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* Decode s[0..n) into out (n + 1 bytes at least), NUL-terminated. Returns
  * the decoded length, or -1 with err set. */
@@ -33,8 +24,8 @@ static long decode(const char *s, size_t n, char *out, const char *what, char *e
 		if (c == '+') {
 			out[o++] = ' ';
 		} else if (c == '%') {
-			int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
-			int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+			int hi = i + 2 < n ? hex_digit((unsigned char)s[i + 1]) : -1;
+			int lo = i + 2 < n ? hex_digit((unsigned char)s[i + 2]) : -1;
 			if (hi < 0 || lo < 0) {
 				snprintf(err, errlen, "form body: bad %%-escape in a %s at byte %zu",
 					 what, i);

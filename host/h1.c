@@ -14,6 +14,7 @@
  * chunk data and Content-Length bodies handed to the sink in runs.
  */
 #include "h1.h"
+#include "hex.h"
 
 #include <string.h>
 
@@ -56,16 +57,6 @@ static bool is_ows(unsigned char c)
 	return c == ' ' || c == '\t';
 }
 
-static int hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 static unsigned char lower(unsigned char c)
 {
@@ -254,7 +245,7 @@ static bool host_valid(const char *p, size_t n)
 	if (n > 0 && p[0] == '[') {
 		for (i = 1; i < n && p[i] != ']'; i++) {
 			unsigned char c = (unsigned char)p[i];
-			if (!(hex_value(c) >= 0 || c == ':' || c == '.' || c == 'v' || c == 'V'))
+			if (!(hex_digit(c) >= 0 || c == ':' || c == '.' || c == 'v' || c == 'V'))
 				return false;
 		}
 		if (i == n || i == 1)
@@ -662,7 +653,7 @@ static int chunk_byte(struct h1_body *b, unsigned char c, const char **why)
 	}
 	switch (b->state) {
 	case B_SIZE: {
-		int v = hex_value(c);
+		int v = hex_digit(c);
 		if (v >= 0) {
 			if (b->remaining > (UINT64_MAX >> 4)) {
 				*why = "chunk size overflows 64 bits";

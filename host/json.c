@@ -6,6 +6,7 @@
  * 7.88032119674293e+17.
  */
 #include "json.h"
+#include "hex.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -406,16 +407,6 @@ static cJSON *new_node(int type)
 	return n;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 static bool read_hex4(struct jparse *j, const char *q, unsigned *out)
 {
@@ -424,7 +415,7 @@ static bool read_hex4(struct jparse *j, const char *q, unsigned *out)
 	if (j->end - q < 4)
 		return false;
 	for (int i = 0; i < 4; i++) {
-		int h = hexval(q[i]);
+		int h = hex_digit(q[i]);
 		if (h < 0)
 			return false;
 		v = v << 4 | (unsigned)h;

@@ -2,6 +2,7 @@
  * verify -- see verify.h.
  */
 #include "verify.h"
+#include "hex.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -25,13 +26,6 @@ const char *verify_scheme_name(enum verify_scheme s)
 
 /* ---- encodings ------------------------------------------------------- */
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = tolower(c);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
 
 /* Decode `n` hex digits; returns the byte count or -1. */
 static int hex_decode(const char *s, size_t n, unsigned char *out, size_t cap)
@@ -39,7 +33,7 @@ static int hex_decode(const char *s, size_t n, unsigned char *out, size_t cap)
 	if (n % 2 || n / 2 > cap)
 		return -1;
 	for (size_t i = 0; i < n; i += 2) {
-		int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
+		int hi = hex_digit((unsigned char)s[i]), lo = hex_digit((unsigned char)s[i + 1]);
 		if (hi < 0 || lo < 0)
 			return -1;
 		out[i / 2] = (unsigned char)(hi << 4 | lo);
