@@ -130,6 +130,32 @@ static bool any_key_matches(const struct verify *v, const struct part *parts, in
 	return ok;
 }
 
+/* A list of signatures in one header, entries separated by `sep` (runs of
+ * it skipped): does any entry "<prefix><hex|b64>" match the HMAC of parts
+ * under any key? *nsig counts the entries with that prefix (none: the
+ * header is malformed rather than wrong). Stripe: ",", "v1="; Standard
+ * Webhooks: " ", "v1,". */
+static bool any_listed_matches(const struct verify *v, const char *hv, const char *sep,
+			       const char *prefix, bool b64, const struct part *parts, int n,
+			       int *nsig)
+{
+	size_t pl = strlen(prefix);
+
+	for (const char *p = hv + strspn(hv, sep); *p; p += strspn(p, sep)) {
+		size_t len = strcspn(p, sep);
+		unsigned char sig[VERIFY_MAX_MAC];
+		if (len > pl && strncmp(p, prefix, pl) == 0) {
+			int sl = b64 ? b64_decode(p + pl, len - pl, sig, sizeof(sig))
+				     : hex_decode(p + pl, len - pl, sig, sizeof(sig));
+			(*nsig)++;
+			if (sl > 0 && any_key_matches(v, parts, n, sig, sl))
+				return true;
+		}
+		p += len;
+	}
+	return false;
+}
+
 /* A Unix timestamp of digits only within tolerance of now. */
 static int check_time(const struct verify *v, const char *ts, size_t n, time_t now, char *why,
 		      size_t whylen)
@@ -222,17 +248,8 @@ static int check_stripe(const struct verify *v, const char *hv, const void *body
 	if (check_time(v, ts, tslen, now, why, whylen) < 0)
 		return -1;
 	struct part parts[3] = {{ts, tslen}, {".", 1}, {body, len}};
-	for (p = hv; *p;) {
-		size_t n = strcspn(p, ",");
-		unsigned char sig[VERIFY_MAX_MAC];
-		if (n > 3 && strncmp(p, "v1=", 3) == 0) {
-			int sl = hex_decode(p + 3, n - 3, sig, sizeof(sig));
-			nsig++;
-			if (sl > 0 && any_key_matches(v, parts, 3, sig, sl))
-				return 0;
-		}
-		p += n + (p[n] == ',');
-	}
+	if (any_listed_matches(v, hv, ",", "v1=", false, parts, 3, &nsig))
+		return 0;
 	snprintf(why, whylen, nsig ? "no v1 signature of Stripe-Signature matches any configured "
 				     "secret" : "malformed Stripe-Signature header (no v1=)");
 	return -1;
@@ -269,7 +286,7 @@ static int check_standard(const struct verify *v, verify_header_fn header, void 
 			  const void *body, size_t len, time_t now, char *why, size_t whylen)
 {
 	const char *id = header(arg, "webhook-id"), *ts = header(arg, "webhook-timestamp");
-	const char *hv = header(arg, "webhook-signature"), *p;
+	const char *hv = header(arg, "webhook-signature");
 	int nsig = 0;
 
 	if (!id)
@@ -281,19 +298,8 @@ static int check_standard(const struct verify *v, verify_header_fn header, void 
 	if (check_time(v, ts, strlen(ts), now, why, whylen) < 0)
 		return -1;
 	struct part parts[5] = {{id, strlen(id)}, {".", 1}, {ts, strlen(ts)}, {".", 1}, {body, len}};
-	for (p = hv; *p;) {
-		size_t n = strcspn(p, " ");
-		unsigned char sig[VERIFY_MAX_MAC];
-		if (n > 3 && strncmp(p, "v1,", 3) == 0) {
-			int sl = b64_decode(p + 3, n - 3, sig, sizeof(sig));
-			nsig++;
-			if (sl > 0 && any_key_matches(v, parts, 5, sig, sl))
-				return 0;
-		}
-		p += n;
-		while (*p == ' ')
-			p++;
-	}
+	if (any_listed_matches(v, hv, " ", "v1,", true, parts, 5, &nsig))
+		return 0;
 	snprintf(why, whylen, nsig ? "no v1 signature of webhook-signature matches any configured "
 				     "secret" : "malformed webhook-signature header (no \"v1,\")");
 	return -1;
