@@ -2,6 +2,7 @@
  * inbound -- see inbound.h.
  */
 #include "inbound.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -98,19 +99,8 @@ const char *inbound_header(const hookd_inbound *in, const char *name)
 	return NULL;
 }
 
-/* ---- wire form: u32 client_port, u32 nheaders, u32 reply_sent, then u32-length-prefixed
- * strings: the 7 strings, each header's name and value, the body ---- */
-
-static int put_str(struct jbuf *b, const char *s, size_t len)
-{
-	uint32_t n = (uint32_t)len;
-
-	if (len > UINT32_MAX)
-		return -EINVAL;
-	if (jbuf_append(b, &n, 4) < 0 || (len && jbuf_append(b, s, len) < 0))
-		return -ENOMEM;
-	return 0;
-}
+/* ---- wire form: u32 client_port, u32 nheaders, u32 reply_sent, then wire
+ * strings (wire.h): the 7 strings, each header's name and value, the body ---- */
 
 int inbound_encode(const hookd_inbound *in, bool reply_sent, struct jbuf *b)
 {
@@ -121,35 +111,22 @@ int inbound_encode(const hookd_inbound *in, bool reply_sent, struct jbuf *b)
 	if (jbuf_append(b, head, sizeof(head)) < 0)
 		return -ENOMEM;
 	for (int i = 0; i < INBOUND_NSTR; i++)
-		if (put_str(b, strs[i], strlen(strs[i])) < 0)
+		if (wire_put_str(b, strs[i], strlen(strs[i])) < 0)
 			return -ENOMEM;
 	for (size_t i = 0; i < in->nheaders; i++)
-		if (put_str(b, in->headers[i].name, strlen(in->headers[i].name)) < 0 ||
-		    put_str(b, in->headers[i].value, strlen(in->headers[i].value)) < 0)
+		if (wire_put_str(b, in->headers[i].name, strlen(in->headers[i].name)) < 0 ||
+		    wire_put_str(b, in->headers[i].value, strlen(in->headers[i].value)) < 0)
 			return -ENOMEM;
-	return put_str(b, in->body, in->body_len);
+	return wire_put_str(b, in->body, in->body_len);
 }
 
-/* A string of the wire form, copied NUL-terminated into a new allocation. */
+/* A wire string (wire.h), copied NUL-terminated into a new allocation; the
+ * encoder never writes the null string, so one is refused. */
 static int get_str(const char **p, const char *end, char **out, size_t *len)
 {
-	uint32_t n;
+	int rc = wire_get_str(p, end, out, len);
 
-	if (end - *p < 4)
-		return -EINVAL;
-	memcpy(&n, *p, 4);
-	*p += 4;
-	if ((size_t)(end - *p) < n)
-		return -EINVAL;
-	*out = malloc((size_t)n + 1);
-	if (!*out)
-		return -ENOMEM;
-	memcpy(*out, *p, n);
-	(*out)[n] = '\0';
-	*p += n;
-	if (len)
-		*len = n;
-	return 0;
+	return rc < 0 ? rc : *out ? 0 : -EINVAL;
 }
 
 int inbound_decode(const char **p, const char *end, struct inbound **out)

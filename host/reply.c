@@ -12,6 +12,7 @@
 #include <hookd.h>
 
 #include "json.h"
+#include "wire.h"
 
 int reply_set_status(struct reply *r, int status)
 {
@@ -167,21 +168,8 @@ void reply_clear(struct reply *r)
 }
 
 /* ---- wire form: u32 status, u32 body_set, u32 nheaders, then strings as
- * u32 length + bytes (UINT32_MAX: NULL): body, content type, each header's
- * name and value ---- */
-
-#define REPLY_WIRE_NULL UINT32_MAX
-
-static int put_str(struct jbuf *b, const char *s, size_t len)
-{
-	uint32_t n = s ? (uint32_t)len : REPLY_WIRE_NULL;
-
-	if (s && len >= REPLY_WIRE_NULL)
-		return -EINVAL;
-	if (jbuf_append(b, &n, 4) < 0 || (s && len && jbuf_append(b, s, len) < 0))
-		return -ENOMEM;
-	return 0;
-}
+ * wire strings (wire.h; the null string for NULL): body, content type, each
+ * header's name and value ---- */
 
 int reply_encode(const struct reply *r, struct jbuf *b)
 {
@@ -190,38 +178,14 @@ int reply_encode(const struct reply *r, struct jbuf *b)
 
 	if (jbuf_append(b, head, sizeof(head)) < 0)
 		return -ENOMEM;
-	if ((rc = put_str(b, r->body, r->body_len)) < 0 ||
-	    (rc = put_str(b, r->content_type, r->content_type ? strlen(r->content_type) : 0)) < 0)
+	if ((rc = wire_put_str(b, r->body, r->body_len)) < 0 ||
+	    (rc = wire_put_str(b, r->content_type, r->content_type ? strlen(r->content_type) : 0)) < 0)
 		return rc;
 	for (unsigned i = 0; i < r->nheaders; i++)
-		if ((rc = put_str(b, r->headers[i].name, strlen(r->headers[i].name))) < 0 ||
-		    (rc = put_str(b, r->headers[i].value,
+		if ((rc = wire_put_str(b, r->headers[i].name, strlen(r->headers[i].name))) < 0 ||
+		    (rc = wire_put_str(b, r->headers[i].value,
 				  r->headers[i].value ? strlen(r->headers[i].value) : 0)) < 0)
 			return rc;
-	return 0;
-}
-
-/* A string of the wire form: *out is a new NUL-terminated copy, or NULL. */
-static int get_str(const char **p, const char *end, char **out, size_t *len)
-{
-	uint32_t n;
-
-	*out = NULL;
-	if (end - *p < 4)
-		return -EINVAL;
-	memcpy(&n, *p, 4);
-	*p += 4;
-	if (n == REPLY_WIRE_NULL)
-		return 0;
-	if ((size_t)(end - *p) < n)
-		return -EINVAL;
-	if (!(*out = malloc((size_t)n + 1)))
-		return -ENOMEM;
-	memcpy(*out, *p, n);
-	(*out)[n] = '\0';
-	*p += n;
-	if (len)
-		*len = n;
 	return 0;
 }
 
@@ -239,19 +203,19 @@ int reply_decode(const char **p, const char *end, struct reply *out)
 		return -EINVAL;
 	out->status = (int)head[0];
 	out->body_set = head[1] != 0;
-	if ((rc = get_str(p, end, &out->body, &out->body_len)) < 0 ||
-	    (rc = get_str(p, end, &out->content_type, NULL)) < 0)
+	if ((rc = wire_get_str(p, end, &out->body, &out->body_len)) < 0 ||
+	    (rc = wire_get_str(p, end, &out->content_type, NULL)) < 0)
 		goto fail;
 	for (uint32_t i = 0; i < head[2]; i++) {
 		struct reply_header *h = &out->headers[out->nheaders];
-		if ((rc = get_str(p, end, &h->name, NULL)) < 0)
+		if ((rc = wire_get_str(p, end, &h->name, NULL)) < 0)
 			goto fail;
 		out->nheaders++;
 		if (!h->name) {
 			rc = -EINVAL;
 			goto fail;
 		}
-		if ((rc = get_str(p, end, &h->value, NULL)) < 0)
+		if ((rc = wire_get_str(p, end, &h->value, NULL)) < 0)
 			goto fail;
 		if (header_valid(h->name, h->value) != HOOKD_OK) {
 			rc = -EINVAL; /* the child checked it: a forged frame */

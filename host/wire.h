@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -87,6 +88,47 @@ static inline int wire_get_u32(const char **p, const char *end, uint32_t *v)
 		return -1;
 	memcpy(v, *p, 4);
 	*p += 4;
+	return 0;
+}
+
+/* Strings in frames: u32 length, then the bytes; WIRE_STR_NULL as the
+ * length is the null string (no bytes follow). */
+#define WIRE_STR_NULL UINT32_MAX
+
+/* Append s (len bytes; s NULL: the null string). Returns 0, -ENOMEM, or
+ * -EINVAL when it is too long to frame. */
+static inline int wire_put_str(struct jbuf *b, const char *s, size_t len)
+{
+	uint32_t n = s ? (uint32_t)len : WIRE_STR_NULL;
+
+	if (s && len >= WIRE_STR_NULL)
+		return -EINVAL;
+	if (jbuf_append(b, &n, 4) < 0 || (s && len && jbuf_append(b, s, len) < 0))
+		return -ENOMEM;
+	return 0;
+}
+
+/* Read a string at *p within [*p, end): *out is a new NUL-terminated copy
+ * (the caller frees it), or NULL for the null string; *len (if len) its
+ * length. Returns 0, -EINVAL (short) or -ENOMEM. */
+static inline int wire_get_str(const char **p, const char *end, char **out, size_t *len)
+{
+	uint32_t n;
+
+	*out = NULL;
+	if (wire_get_u32(p, end, &n) < 0)
+		return -EINVAL;
+	if (n == WIRE_STR_NULL)
+		return 0;
+	if ((size_t)(end - *p) < n)
+		return -EINVAL;
+	if (!(*out = malloc((size_t)n + 1)))
+		return -ENOMEM;
+	memcpy(*out, *p, n);
+	(*out)[n] = '\0';
+	*p += n;
+	if (len)
+		*len = n;
 	return 0;
 }
 
