@@ -77,11 +77,15 @@ static const char *rejected_reason(const struct generation *g, const char *name)
 	return NULL;
 }
 
-/* The plugins of phase `what` (on_error, after) of hook h: each one loaded,
- * or the hook is unavailable, as for its chain. */
-static int resolve_phase(struct generation *g, struct hook_entry *h, const char *what,
+/* The plugins named by hooks.<name>.<key> (chain, on_error, after), in
+ * order, into *out: each one loaded, or the hook is unavailable (503 until a
+ * reload loads it), with the first missing one named and logged. */
+static int resolve_names(struct generation *g, struct hook_entry *h, const char *key,
 			 char *const *names, size_t n, struct plugin ***out, size_t *nout)
 {
+	/* "plugin x is not loaded" for the chain, "after plugin x ..." for a phase */
+	const char *what = strcmp(key, "chain") == 0 ? "" : key;
+
 	if (!n)
 		return 0;
 	if (!(*out = calloc(n, sizeof(**out))))
@@ -97,10 +101,10 @@ static int resolve_phase(struct generation *g, struct hook_entry *h, const char 
 			size_t len = strlen(names[j]) + (why ? strlen(why) : 0) + 80;
 			if (!(h->unavailable = malloc(len)))
 				return -ENOMEM;
-			snprintf(h->unavailable, len, "%s plugin %s is not loaded%s%s", what,
-				 names[j], why ? ": " : "", why ? why : "");
+			snprintf(h->unavailable, len, "%s%splugin %s is not loaded%s%s", what,
+				 *what ? " " : "", names[j], why ? ": " : "", why ? why : "");
 			log_error(g->log, "config %s: hooks.%s.%s[%zu]: %s; the hook answers 503 "
-				  "until it is", g->cfg->path, h->name, what, j, h->unavailable);
+				  "until it is", g->cfg->path, h->name, key, j, h->unavailable);
 		}
 	}
 	return 0;
@@ -138,33 +142,17 @@ static int build_hooks(struct generation *g)
 		if (!(h = find_or_add(g, &cap, ch->name)))
 			return -ENOMEM;
 		h->explicit_chain = 1;
-		for (size_t j = 0; j < ch->nchain; j++) {
-			struct plugin *p = find_plugin(g, ch->chain[j]);
-			if (p) {
-				if (chain_append(h, p) < 0)
-					return -ENOMEM;
-				continue;
-			}
-			if (!h->unavailable) {
-				const char *why = rejected_reason(g, ch->chain[j]);
-				size_t len = strlen(ch->chain[j]) + (why ? strlen(why) : 0) + 64;
-				if (!(h->unavailable = malloc(len)))
-					return -ENOMEM;
-				snprintf(h->unavailable, len, "plugin %s is not loaded%s%s",
-					 ch->chain[j], why ? ": " : "", why ? why : "");
-				log_error(g->log, "config %s: hooks.%s.chain[%zu]: %s; the hook "
-					  "answers 503 until it is", g->cfg->path, ch->name, j,
-					  h->unavailable);
-			}
-		}
+		/* a fresh entry: implicit chains skip the hooks the config chains */
+		if (resolve_names(g, h, "chain", ch->chain, ch->nchain, &h->chain, &h->nchain) < 0)
+			return -ENOMEM;
 	}
 	for (size_t i = 0; i < g->nhooks; i++) {
 		h = &g->hooks[i];
 		h->timeout_ms = config_hook_timeout(g->cfg, h->name);
 		h->cfg = config_find_hook(g->cfg, h->name);
-		if (h->cfg && (resolve_phase(g, h, "on_error", h->cfg->on_error, h->cfg->non_error,
+		if (h->cfg && (resolve_names(g, h, "on_error", h->cfg->on_error, h->cfg->non_error,
 					     &h->on_error, &h->non_error) < 0 ||
-			       resolve_phase(g, h, "after", h->cfg->after, h->cfg->nafter,
+			       resolve_names(g, h, "after", h->cfg->after, h->cfg->nafter,
 					     &h->after, &h->nafter) < 0))
 			return -ENOMEM;
 		h->after_timeout_ms = h->cfg ? h->cfg->after_timeout_ms : 5000;
