@@ -224,20 +224,21 @@ static void send_json(struct http_server *srv, struct evhttp_request *req, int s
 }
 
 /* The metrics slot of hook `name` (METRICS_UNKNOWN: not configured): for
- * the few answers given before the call reaches dispatch (405, 413, 400). */
-static unsigned hook_slot(struct http_server *srv, const char *name)
+ * the few answers given before the call reaches dispatch (405, 413, 400).
+ * `g`: the generation the caller holds already, or NULL (then the current
+ * one is looked up). */
+static unsigned hook_slot(struct http_server *srv, struct generation *g, const char *name)
 {
-	struct generation *g;
+	struct generation *own = NULL;
 	const struct hook_entry *h;
-	unsigned slot;
 
 	if (!srv->shard)
 		return METRICS_UNKNOWN;
-	g = registry_acquire(srv->reg);
+	if (!g)
+		g = own = registry_acquire(srv->reg);
 	h = g ? generation_find_hook(g, name) : NULL;
-	slot = h ? h->metric_slot : METRICS_UNKNOWN;
-	generation_release(g);
-	return slot;
+	generation_release(own);
+	return h ? h->metric_slot : METRICS_UNKNOWN;
 }
 
 /* Send `body`, a tree the host built, with `status`. */
@@ -524,23 +525,24 @@ static int send_output(struct http_server *srv, struct evhttp_request *req,
 	return prc == -ENOMEM ? 500 : 502;
 }
 
-/* The remembered delivery of hc is over: `ok` stores `reply` for its
- * repeats; otherwise it is forgotten (a retry runs the chain). */
-static void dedup_end(struct http_server *srv, struct http_call *hc, bool ok,
-		      struct dedup_reply *reply)
+/* The remembered delivery *dkp (NULL: none) is over, and *dkp is freed and
+ * cleared: `ok` stores `reply` for its repeats, marked with `rid`, the
+ * request that ran; otherwise it is forgotten (a retry runs the chain). */
+static void dedup_end(struct http_server *srv, struct http_dedup **dkp, const char *rid,
+		      bool ok, struct dedup_reply *reply)
 {
-	struct http_dedup *dk = hc->dk;
+	struct http_dedup *dk = *dkp;
 
 	if (!dk)
 		return;
-	hc->dk = NULL;
+	*dkp = NULL;
 	if (ok && reply) {
 		/* a repeat names the request that ran (X-Hookd-Replay) */
 		struct jbuf hb = {.data = reply->headers, .len = reply->headers_len,
 				  .cap = reply->headers_len};
 		static const char name[] = "X-Hookd-Replay";
 		if (jbuf_append(&hb, name, sizeof(name)) < 0 ||
-		    jbuf_append(&hb, hc->acc.rid, strlen(hc->acc.rid) + 1) < 0)
+		    jbuf_append(&hb, rid, strlen(rid) + 1) < 0)
 			ok = false;
 		reply->headers = hb.data;
 		reply->headers_len = hb.len;
@@ -557,8 +559,7 @@ static void on_call_done(void *arg, struct dispatch_result *r)
 	struct http_access *prev = srv->acc; /* set when answered inside on_request */
 	unsigned retry_after;
 	int status = dispatch_result_status(r, &retry_after);
-
-	struct dedup_reply keep = {0};
+	struct dedup_reply keep = {0}; /* the reply, when the delivery is remembered */
 
 	srv->acc = &hc->acc;
 	if (hc->dk)
@@ -573,8 +574,8 @@ static void on_call_done(void *arg, struct dispatch_result *r)
 	}
 	r->sent_status = status;
 	srv->capture = NULL;
-	if (hc->dk)
-		dedup_end(srv, hc, status >= 200 && status <= 299 && keep.status > 0, &keep);
+	dedup_end(srv, &hc->dk, hc->acc.rid, status >= 200 && status <= 299 && keep.status > 0,
+		  &keep);
 	dedup_reply_clear(&keep);
 	if (srv->shard)
 		metrics_call(srv->shard, r->hook_slot, status, clock_mono_ns() - hc->t0_ns);
@@ -605,7 +606,7 @@ static void on_client_closed(evutil_socket_t fd, short what, void *arg)
 	log_debug(hc->srv->log, "client went away during a call (request_id %s); cancelling it",
 		  hc->acc.rid);
 	dispatch_call_abort(hc->call); /* no done callback after this */
-	dedup_end(hc->srv, hc, false, NULL); /* a retry of the delivery runs */
+	dedup_end(hc->srv, &hc->dk, NULL, false, NULL); /* a retry of the delivery runs */
 	hc->acc.status = 499; /* nginx's "client closed request" */
 	hc->acc.outcome = "client_gone";
 	access_end(hc->srv, hc->req, &hc->acc, NULL);
@@ -860,7 +861,6 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 					       "Content-Type");
 	size_t limit = srv->max_body;
 	struct http_dedup *dk = NULL;
-	struct http_call hc_tmp = {0};
 	unsigned kind;
 	int status = 0;
 	/* the request's arrival, read once: on_request took it for the access
@@ -870,7 +870,7 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
 		reply_error(srv, req, 405, name, "method not allowed: use POST /hooks/%s", name);
-		metrics_call(srv->shard, hook_slot(srv, name), 405, clock_mono_ns() - t0);
+		metrics_call(srv->shard, hook_slot(srv, NULL, name), 405, clock_mono_ns() - t0);
 		return;
 	}
 	/* hooks with settings of their own (verify, accept, max_body, dedup):
@@ -933,12 +933,7 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 	}
 	in = inbound_of(srv, req, name, ctype, text, len);
 	if (!in || (kind == CONFIG_ACCEPT_RAW && !input)) {
-		if (dk) {
-			hc_tmp.dk = dk;
-			hc_tmp.srv = srv;
-			dedup_end(srv, &hc_tmp, false, NULL);
-			dk = NULL;
-		}
+		dedup_end(srv, &dk, NULL, false, NULL);
 		cJSON_Delete(input);
 		inbound_unref(in);
 		reply_error(srv, req, 500, name, "out of memory");
@@ -949,10 +944,7 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 	g = NULL;
 	hc = calloc(1, sizeof(*hc));
 	if (!hc) {
-		if (dk) {
-			hc_tmp.dk = dk;
-			dedup_end(srv, &hc_tmp, false, NULL);
-		}
+		dedup_end(srv, &dk, NULL, false, NULL);
 		cJSON_Delete(input);
 		inbound_unref(in);
 		reply_error(srv, req, 500, name, "out of memory");
@@ -988,8 +980,7 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 	}
 	return;
 refused:
-	metrics_call(srv->shard, hook_slot(srv, name), status,
-		     clock_mono_ns() - t0);
+	metrics_call(srv->shard, hook_slot(srv, g, name), status, clock_mono_ns() - t0);
 	generation_release(g);
 }
 
