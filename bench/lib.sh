@@ -250,3 +250,19 @@ sample_proc() {
 	done
 	echo "$rss $fds $fl $n" >"$out"
 }
+
+# wrk_echo_rps LABEL PORT BODY_FILE [WRK_ARGS...] -- one round of wrk -t1 -c$CONNS for
+# $DURATION s against hookd's /hooks/echo_async on PORT (pinned by PIN_LOAD), POSTing
+# BODY_FILE (post.lua), extra wrk arguments (e.g. -H "Name: value") after it; prints
+# req/s (0 when wrk failed) and warns, naming LABEL, of answers >= 400. Uses $TMP.
+wrk_echo_rps() {
+	local label=$1 port=$2 body=$3 out=$TMP/wrk.txt line
+	shift 3
+	BODY_FILE=$body "${PIN_LOAD[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --timeout 10s --latency \
+		"$@" -s "$ROOT/bench/post.lua" "http://127.0.0.1:$port/hooks/echo_async" >"$out" 2>&1 || true
+	line=$(grep '^BENCH ' "$out" || true)
+	[ -z "$line" ] && { echo 0; return; }
+	set -- $(echo "$line" | sed 's/[a-z_0-9]*=//g; s/^BENCH //')
+	[ "$5" != 0 ] && echo "$label: PROBLEM: $5 answers >= 400" >&2
+	awk -v n="$1" -v d="$2" 'BEGIN { printf "%.1f", n / (d / 1e6) }'
+}

@@ -66,16 +66,7 @@ scraper() {
 }
 
 # wrk_rps PORT -- one round; prints req/s (0 when wrk failed)
-wrk_rps() {
-	local out=$TMP/wrk.txt line
-	BODY_FILE=$SMALL "${PIN_LOAD[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --timeout 10s --latency \
-		-s "$ROOT/bench/post.lua" "http://127.0.0.1:$1/hooks/echo_async" >"$out" 2>&1 || true
-	line=$(grep '^BENCH ' "$out" || true)
-	[ -z "$line" ] && { echo 0; return; }
-	set -- $(echo "$line" | sed 's/[a-z_0-9]*=//g; s/^BENCH //')
-	[ "$5" != 0 ] && echo "metrics bench: $5 answers >= 400" >&2
-	awk -v n="$1" -v d="$2" 'BEGIN { printf "%.1f", n / (d / 1e6) }'
-}
+wrk_rps() { wrk_echo_rps "metrics bench" "$1" "$SMALL"; }
 
 echo "Metrics cost (issue 10): $(nproc) CPU(s), $PINNING; echo_async, wrk -t1 -c$CONNS," \
 	"$ROUNDS interleaved rounds of ${DURATION} s; hookd workers=$WORKERS"

@@ -49,18 +49,8 @@ grep -q '"verify"' "$TMP/signed/hookd.json" || { echo "verify bench: could not a
 
 sig() { openssl dgst -sha256 -hmac "$SECRET" -r <"$1" | cut -d' ' -f1; }
 
-# wrk_rps PORT BODY SIG -- one round; prints req/s (0 when wrk failed)
-wrk_rps() {
-	local out=$TMP/wrk.txt line
-	BODY_FILE=$2 "${PIN_LOAD[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --timeout 10s --latency \
-		-H "X-Hub-Signature-256: sha256=$3" \
-		-s "$ROOT/bench/post.lua" "http://127.0.0.1:$1/hooks/echo_async" >"$out" 2>&1 || true
-	line=$(grep '^BENCH ' "$out" || true)
-	[ -z "$line" ] && { echo 0; return; }
-	set -- $(echo "$line" | sed 's/[a-z_0-9]*=//g; s/^BENCH //')
-	[ "$5" != 0 ] && echo "verify bench: PROBLEM: $5 answers >= 400" >&2
-	awk -v n="$1" -v d="$2" 'BEGIN { printf "%.1f", n / (d / 1e6) }'
-}
+# wrk_rps PORT BODY SIG -- one round, signed; prints req/s (0 when wrk failed)
+wrk_rps() { wrk_echo_rps "verify bench" "$1" "$2" -H "X-Hub-Signature-256: sha256=$3"; }
 
 echo "Verification cost (issue 11): $(nproc) CPU(s), $PINNING; echo_async, wrk -t1 -c$CONNS," \
 	"$ROUNDS interleaved rounds of ${DURATION} s; hookd workers=$WORKERS"
