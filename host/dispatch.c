@@ -169,10 +169,7 @@ static void call_unref(struct dispatch_call *c)
 	cJSON_Delete(c->orig);
 	cJSON_Delete(c->summary);
 	inbound_unref(c->in);
-	if (c->reply) {
-		reply_clear(c->reply);
-		free(c->reply);
-	}
+	reply_free(c->reply);
 	if (c->saved) {
 		free(c->saved->error);
 		free(c->saved);
@@ -272,12 +269,10 @@ static void call_end(struct dispatch_call *c, enum call_state final, struct disp
 		call_unref(c); /* the on_error steps answer in its place */
 		return;
 	}
-	if (c->phase == DISPATCH_PHASE_AFTER)
-		; /* not a call of its own: its hook call was counted */
-	else if (r->outcome == DISPATCH_OK)
-		atomic_fetch_add_explicit(&env->answered_ok, 1, memory_order_relaxed);
-	else
-		atomic_fetch_add_explicit(&env->answered_err, 1, memory_order_relaxed);
+	if (c->phase != DISPATCH_PHASE_AFTER) /* an after phase's hook call was counted */
+		atomic_fetch_add_explicit(r->outcome == DISPATCH_OK ? &env->answered_ok
+								  : &env->answered_err,
+					  1, memory_order_relaxed);
 	if (c->out) {
 		*c->out = NULL;
 		c->out = NULL;
@@ -394,10 +389,7 @@ void dispatch_step_unref(struct dispatch_step *s)
 	free(s->fail_msg);
 	cJSON_Delete(s->open_input);
 	isolate_req_clear(&s->iso);
-	if (s->reply) {
-		reply_clear(s->reply);
-		free(s->reply);
-	}
+	reply_free(s->reply);
 	free(s);
 	call_unref(c);
 }

@@ -104,11 +104,8 @@ void isolate_req_clear(struct isolate_req *r)
 	r->input = NULL;
 	free(r->inbound);
 	r->inbound = NULL;
-	if (r->reply) {
-		reply_clear(r->reply);
-		free(r->reply);
-		r->reply = NULL;
-	}
+	reply_free(r->reply);
+	r->reply = NULL;
 	free(r->error);
 	r->error = NULL;
 	cJSON_Delete(r->output);

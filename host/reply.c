@@ -156,6 +156,14 @@ void reply_merge(struct reply *into, struct reply *from)
 	reply_clear(from);
 }
 
+void reply_free(struct reply *r)
+{
+	if (!r)
+		return;
+	reply_clear(r);
+	free(r);
+}
+
 void reply_clear(struct reply *r)
 {
 	for (unsigned i = 0; i < r->nheaders; i++) {

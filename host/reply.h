@@ -46,6 +46,9 @@ void reply_merge(struct reply *into, struct reply *from);
 /* Free what r owns; r is empty again. */
 void reply_clear(struct reply *r);
 
+/* Free an allocated r and what it owns (NULL: nothing). */
+void reply_free(struct reply *r);
+
 /* The wire form (an isolated step's RESULT frame): append r to b / read
  * one back from [*p, end) into *out (empty before). Return 0, -ENOMEM, or
  * -EINVAL (short or malformed). */
