@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -672,6 +673,67 @@ static int parse_plugins(struct config *cfg, const cJSON *k, struct verr *e)
 	return 0;
 }
 
+/* "http": the transport's limits, each a bounded integer. */
+static int parse_http(struct config_http *h, const cJSON *v, struct verr *e)
+{
+	static const struct {
+		const char *name;
+		double lo, hi;
+		size_t off;
+		bool wide;
+	} keys[] = {
+		{"max_connections", 1, 10000000, offsetof(struct config_http, max_connections), false},
+		{"header_timeout_ms", 1, CONFIG_MAX_TIMEOUT_MS,
+		 offsetof(struct config_http, header_timeout_ms), false},
+		{"body_timeout_ms", 1, CONFIG_MAX_TIMEOUT_MS,
+		 offsetof(struct config_http, body_timeout_ms), false},
+		{"idle_timeout_ms", 1, CONFIG_MAX_TIMEOUT_MS,
+		 offsetof(struct config_http, idle_timeout_ms), false},
+		{"send_timeout_ms", 1, CONFIG_MAX_TIMEOUT_MS,
+		 offsetof(struct config_http, send_timeout_ms), false},
+		{"max_line", 64, 1 << 20, offsetof(struct config_http, max_line), false},
+		{"max_header_bytes", 256, 1 << 24, offsetof(struct config_http, max_header_bytes),
+		 false},
+		{"max_headers", 1, 10000, offsetof(struct config_http, max_headers), false},
+		{"max_inflight_bytes", 0, (double)(UINT64_C(1) << 44),
+		 offsetof(struct config_http, max_inflight_bytes), true},
+		{"max_json_values", 0, 1e9, offsetof(struct config_http, max_json_values), true},
+	};
+	const cJSON *k;
+	char key[128];
+	uint64_t u;
+
+	if (!cJSON_IsObject(v)) {
+		verr_set(e, "http", "expected an object of limits, got %s", type_name(v));
+		return -1;
+	}
+	cJSON_ArrayForEach(k, v)
+	{
+		size_t i, n = sizeof(keys) / sizeof(keys[0]);
+		snprintf(key, sizeof(key), "http.%.100s", k->string);
+		if (dup_key(v, k)) {
+			verr_set(e, key, "defined twice");
+			return -1;
+		}
+		for (i = 0; i < n && strcmp(keys[i].name, k->string) != 0; i++)
+			;
+		if (i == n) {
+			verr_set(e, key, "unknown key (expected one of max_connections, "
+				 "header_timeout_ms, body_timeout_ms, idle_timeout_ms, send_timeout_ms, "
+				 "max_line, max_header_bytes, max_headers, max_inflight_bytes, "
+				 "max_json_values)");
+			return -1;
+		}
+		if (get_uint(k, key, keys[i].lo, keys[i].hi, &u, e) < 0)
+			return -1;
+		if (keys[i].wide)
+			*(uint64_t *)((char *)h + keys[i].off) = u;
+		else
+			*(uint32_t *)((char *)h + keys[i].off) = (uint32_t)u;
+	}
+	return 0;
+}
+
 static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 {
 	const cJSON *k;
@@ -696,6 +758,12 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 	cfg->isolate_procs = 2;
 	cfg->quarantine_after = 3;
 	cfg->quarantine_window_s = 60;
+	cfg->http = (struct config_http){
+		.max_connections = 10000,
+		.header_timeout_ms = 10000, .body_timeout_ms = 30000,
+		.idle_timeout_ms = 60000, .send_timeout_ms = 60000,
+		.max_line = 8192, .max_header_bytes = 65536, .max_headers = 100,
+		.max_inflight_bytes = 256u << 20, .max_json_values = 200000};
 
 	cJSON_ArrayForEach(k, root)
 	{
@@ -873,12 +941,15 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 		} else if (strcmp(key, "plugins") == 0) {
 			if (parse_plugins(cfg, k, e) < 0)
 				return -1;
+		} else if (strcmp(key, "http") == 0) {
+			if (parse_http(&cfg->http, k, e) < 0)
+				return -1;
 		} else {
 			verr_set(e, key, "unknown key (expected one of listen, plugin_dir, "
 				 "runtime_dir, state_dir, pid_file, admin_listen, trusted_sha256, reactors, workers, queue, timeout_ms, max_body, "
 				 "max_output, max_stuck_workers, drain_ms, loop_warn_ms, loop_abort_ms, log_level, "
 				 "access_log, access_log_format, isolate, isolate_procs, quarantine_after, "
-				 "quarantine_window_s, metrics, hooks, plugins)");
+				 "quarantine_window_s, metrics, http, hooks, plugins)");
 			return -1;
 		}
 	}

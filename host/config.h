@@ -84,6 +84,15 @@ struct config_hook {
 	struct config_dedup *dedup; /* "dedup", or NULL */
 };
 
+/* "http": the transport's limits (hsrv.h; a restart applies them). */
+struct config_http {
+	uint32_t max_connections;   /* per listener loop */
+	uint32_t header_timeout_ms, body_timeout_ms, idle_timeout_ms, send_timeout_ms;
+	uint32_t max_line, max_header_bytes, max_headers;
+	uint64_t max_inflight_bytes; /* process-wide budget of requests in flight */
+	uint64_t max_json_values;    /* values (nodes) of one JSON body */
+};
+
 struct config {
 	char *path;         /* the file it came from, as given */
 	char *listen;       /* "HOST:PORT" as written */
@@ -120,6 +129,7 @@ struct config {
 	unsigned isolate_procs;       /* processes per isolated plugin (default 2) */
 	unsigned quarantine_after;    /* crashes of an isolated plugin ... (default 3) */
 	uint32_t quarantine_window_s; /* ... within this many seconds quarantine it (60) */
+	struct config_http http;
 	struct config_hook *hooks; /* sorted by name */
 	size_t nhooks;
 	cJSON *plugins;     /* object: plugin name -> object; owned; never NULL */

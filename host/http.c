@@ -1,11 +1,10 @@
 /*
  * http -- see http.h.
  *
- * Every reply carries a JSON body and an explicit Content-Length, except the
- * few errors that evhttp 2.1 answers itself before any callback runs
- * (malformed request line or headers, headers over the limit, a body over
- * max_body): those carry libevent's HTML page; there is no hook for them in
- * libevent 2.1.
+ * Every reply carries a JSON body (or the plugin's) and an explicit
+ * Content-Length, the transport's refusals (hsrv.h: malformed framing,
+ * limits, timeouts) too: they come here as hsrv_ops.refuse and are
+ * answered like any other error.
  */
 #include "http.h"
 #include "clock.h"
@@ -27,13 +26,6 @@
 #include <unistd.h>
 #include <time.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/http.h>
-#include <event2/listener.h>
-#include <sys/queue.h>
-
-#include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 
 #include "form.h"
@@ -44,15 +36,9 @@
 #include "ratelog.h"
 #include "verify.h"
 
-#define HTTP_MAX_HEADERS (64 * 1024)
-#define HTTP_IO_TIMEOUT_S 60
-/* evhttp_bind_socket listens with 128: a burst of 200 connections overflowed
- * it and the clients waited ~1 s for a SYN retransmit. The kernel caps this
- * at net.core.somaxconn. */
-#define HTTP_BACKLOG 4096
-#define HTTP_ACCEPT_PAUSE_MS 100 /* after EMFILE */
-#define HTTP_TRIM_AFTER (1u << 20) /* give memory back after freeing this much at once */
-#define HTTP_WATCH_AFTER_MS 100  /* calls in flight longer than this watch their client */
+/* what one parsed JSON value costs in memory: a cJSON node and malloc's
+ * overhead (strings are counted by the body's length) */
+#define HTTP_JSON_VALUE_COST (sizeof(cJSON) + 16)
 #define HTTP_5XX_RATE 10         /* 5xx log lines per second and loop ... */
 #define HTTP_5XX_BURST 20        /* ... with bursts of this many */
 #define HTTP_5XX_SUMMARY_MS 1000 /* then "suppressed N similar lines" this often */
@@ -73,8 +59,7 @@ struct http_access {
 
 struct http_server {
 	struct event_base *base;
-	struct evhttp *http;
-	struct evhttp_bound_socket *bound;
+	struct hsrv *hs;
 	struct dispatch_env *env;
 	struct registry *reg;
 	const struct log *log;
@@ -89,14 +74,9 @@ struct http_server {
 	enum http_routes routes;
 	char *unix_path;      /* the Unix socket to remove at the end, or NULL */
 	size_t max_body;
+	size_t max_json_values;
 	uint16_t port;
 	bool stopping;
-	atomic_uint unsent;   /* replies handed to evhttp, not yet written out */
-	struct event *resume; /* re-enables accepting after EMFILE */
-	/* calls in flight whose client is not watched yet, oldest first, and
-	 * the sweep that starts watching those older than HTTP_WATCH_AFTER_MS */
-	TAILQ_HEAD(, http_call) unwatched;
-	struct event *sweep;
 	const struct alog *alog;     /* access log (may be off), or NULL */
 	struct alog_batch *alines;   /* this loop's access lines not written yet */
 	struct event *alog_flush;    /* writes them once the loop's pass is done */
@@ -122,64 +102,26 @@ struct http_dedup {
 /* One hook call waiting for its answer. */
 struct http_call {
 	struct http_server *srv;
-	struct evhttp_request *req;
+	struct hsrv_req *req;       /* the transport's, until answered or gone */
 	struct dispatch_call *call; /* NULL once answered */
-	struct event *closed;       /* peer-close watch while the reply is deferred */
-	struct timeval started;     /* the loop's cached time when it was accepted */
 	int64_t t0_ns;              /* CLOCK_MONOTONIC on arrival: the call's duration */
 	bool starting, answered;    /* done may run inside dispatch_call_start */
-	bool unwatched;             /* on srv's list of calls not watched yet */
 	struct http_dedup *dk;      /* remembered delivery, or NULL */
-	TAILQ_ENTRY(http_call) link;
 	struct http_access acc;
 };
 
-static void free_buffer(const void *data, size_t len, void *arg)
-{
-	(void)arg;
-	free((void *)data);
-	/* glibc keeps what a large reply freed (RSS stays up): hand it back */
-	if (len >= HTTP_TRIM_AFTER)
-		malloc_trim(0);
-}
-
-/* The reply was written out (evhttp does not call this when the connection
- * fails first: on_reply_lost counts those). */
-static void on_reply_sent(struct evhttp_request *req, void *arg)
-{
-	struct http_server *srv = arg;
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-
-	if (evcon)
-		evhttp_connection_set_closecb(evcon, NULL, NULL);
-	atomic_fetch_sub_explicit(&srv->unsent, 1, memory_order_relaxed);
-}
-
-/* The connection went away with its reply not written out. A connection
- * carries one reply at a time, so its close callback is armed only while a
- * reply is pending. */
-static void on_reply_lost(struct evhttp_connection *evcon, void *arg)
-{
-	struct http_server *srv = arg;
-
-	evhttp_connection_set_closecb(evcon, NULL, NULL);
-	atomic_fetch_sub_explicit(&srv->unsent, 1, memory_order_relaxed);
-}
-
 /* Send the text in `b` (taken) of type `ctype` with `status` (204: no
  * body, no Content-Type, no Content-Length). */
-static void send_body(struct http_server *srv, struct evhttp_request *req, int status,
+static void send_body(struct http_server *srv, struct hsrv_req *req, int status,
 		      const char *ctype, struct jbuf *b, unsigned retry_after)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	struct evbuffer *out = evhttp_request_get_output_buffer(req);
 	char num[32];
 
 	if (status == 204)
 		b->len = 0;
 	if (srv->acc) {
 		srv->acc->status = status;
-		srv->acc->bytes_out = evhttp_request_get_command(req) == EVHTTP_REQ_HEAD ? 0 : b->len;
+		srv->acc->bytes_out = hsrv_req_method(req) == HSRV_HEAD ? 0 : b->len;
 	}
 	if (srv->capture && status >= 200 && status <= 299) {
 		/* remembered for repeats of the delivery (dedup) */
@@ -191,33 +133,18 @@ static void send_body(struct http_server *srv, struct evhttp_request *req, int s
 		if (c->body)
 			memcpy(c->body, b->data, b->len);
 	}
-	if (status != 204) {
-		evhttp_add_header(h, "Content-Type", ctype);
-		snprintf(num, sizeof(num), "%zu", b->len);
-		evhttp_add_header(h, "Content-Length", num);
-	}
 	if (retry_after) {
 		snprintf(num, sizeof(num), "%u", retry_after);
-		evhttp_add_header(h, "Retry-After", num);
+		hsrv_add_header(req, "Retry-After", num);
 	}
-	if (srv->stopping)
-		evhttp_add_header(h, "Connection", "close");
-	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD || !b->len) {
-		/* HEAD: headers only, or a keep-alive client desynchronises */
-		jbuf_free(b);
-	} else if (evbuffer_add_reference(out, b->data, b->len, free_buffer, NULL) < 0) {
-		jbuf_free(b);
-	}
-	atomic_fetch_add_explicit(&srv->unsent, 1, memory_order_relaxed);
-	evhttp_request_set_on_complete_cb(req, on_reply_sent, srv);
-	if (evhttp_request_get_connection(req))
-		evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_reply_lost,
-					      srv);
-	evhttp_send_reply(req, status, NULL, NULL);
+	/* the transport frames it (Content-Length, HEAD, 204, Connection) */
+	hsrv_send(req, status, ctype, b->data, b->len);
+	b->data = NULL;
+	b->len = b->cap = 0;
 }
 
 /* Send the JSON text in `b` (taken) with `status`. */
-static void send_json(struct http_server *srv, struct evhttp_request *req, int status,
+static void send_json(struct http_server *srv, struct hsrv_req *req, int status,
 		      struct jbuf *b, unsigned retry_after)
 {
 	send_body(srv, req, status, "application/json", b, retry_after);
@@ -242,7 +169,7 @@ static unsigned hook_slot(struct http_server *srv, struct generation *g, const c
 }
 
 /* Send `body`, a tree the host built, with `status`. */
-static void reply(struct http_server *srv, struct evhttp_request *req, int status,
+static void reply(struct http_server *srv, struct hsrv_req *req, int status,
 		  const cJSON *body, unsigned retry_after)
 {
 	struct jbuf b = {0};
@@ -258,7 +185,7 @@ static void reply(struct http_server *srv, struct evhttp_request *req, int statu
 }
 
 static void __attribute__((format(printf, 5, 6)))
-reply_error(struct http_server *srv, struct evhttp_request *req, int status, const char *hook,
+reply_error(struct http_server *srv, struct hsrv_req *req, int status, const char *hook,
 	    const char *fmt, ...)
 {
 	char msg[512];
@@ -282,27 +209,10 @@ reply_error(struct http_server *srv, struct evhttp_request *req, int status, con
 	cJSON_Delete(o);
 }
 
-static void unwatched_remove(struct http_server *srv, struct http_call *hc);
 
 /* What a call's outcome means in HTTP: the status, and the seconds to
  * suggest in Retry-After (0: none). */
 /* ---- access log, request ids, 5xx log ------------------------------- */
-
-static const char *method_name(enum evhttp_cmd_type cmd)
-{
-	switch (cmd) {
-	case EVHTTP_REQ_GET: return "GET";
-	case EVHTTP_REQ_POST: return "POST";
-	case EVHTTP_REQ_HEAD: return "HEAD";
-	case EVHTTP_REQ_PUT: return "PUT";
-	case EVHTTP_REQ_DELETE: return "DELETE";
-	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-	case EVHTTP_REQ_TRACE: return "TRACE";
-	case EVHTTP_REQ_CONNECT: return "CONNECT";
-	case EVHTTP_REQ_PATCH: return "PATCH";
-	}
-	return "?";
-}
 
 /* The outcome of a hook request refused before any call started. */
 static const char *refusal_outcome(int status)
@@ -311,7 +221,14 @@ static const char *refusal_outcome(int status)
 	case 400: return "bad_request";
 	case 404: return "no_hook";
 	case 405: return "bad_method";
+	case 408: return "timeout";
+	case 411: return "no_length";
 	case 413: return "too_large";
+	case 414: return "uri_too_long";
+	case 417: return "bad_expect";
+	case 431: return "headers_too_large";
+	case 501: return "not_implemented";
+	case 505: return "bad_version";
 	case 503: return "shutdown";
 	default: return status >= 500 ? "nomem" : "refused";
 	}
@@ -319,13 +236,13 @@ static const char *refusal_outcome(int status)
 
 /* A hook request arrives: its request id (the client's X-Request-Id when
  * valid, else a new one), echoed on the reply whatever it is. */
-static void access_begin(struct http_server *srv, struct evhttp_request *req,
+static void access_begin(struct http_server *srv, struct hsrv_req *req,
 			 struct http_access *acc)
 {
-	const char *in = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Request-Id");
+	const char *in = hsrv_req_header(req, "X-Request-Id");
 
 	acc->start_ns = clock_mono_ns();
-	acc->bytes_in = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+	hsrv_req_body(req, &acc->bytes_in);
 	acc->status = 0;
 	acc->bytes_out = 0;
 	acc->outcome = NULL;
@@ -334,7 +251,7 @@ static void access_begin(struct http_server *srv, struct evhttp_request *req,
 		memcpy(acc->rid, in, strlen(in) + 1);
 	else
 		alog_rid_make(acc->rid, sizeof(acc->rid), srv->rid_prefix, ++srv->rid_next);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "X-Request-Id", acc->rid);
+	hsrv_add_header(req, "X-Request-Id", acc->rid);
 }
 
 static void on_alog_flush(evutil_socket_t fd, short what, void *arg)
@@ -377,18 +294,17 @@ static void log_5xx(struct http_server *srv, const struct alog_entry *e, const c
 
 /* The hook request was answered (or its client left): its access line,
  * and its 5xx line. `r`: the call's result, NULL when no call answered. */
-static void access_end(struct http_server *srv, struct evhttp_request *req,
+static void access_end(struct http_server *srv, struct hsrv_req *req,
 		       struct http_access *acc, const struct dispatch_result *r)
 {
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	const char *uri = evhttp_request_get_uri(req);
-	char path[256], *client = NULL;
-	ev_uint16_t port = 0;
-	size_t plen = uri ? strcspn(uri, "?#") : 0;
+	const char *uri = hsrv_req_path(req);
+	char path[256];
+	uint16_t port = 0;
+	size_t plen = uri ? strlen(uri) : 0;
 	int64_t now = clock_mono_ns();
 	struct alog_entry e = {
 		.rid = acc->rid,
-		.method = method_name(evhttp_request_get_command(req)),
+		.method = hsrv_req_method_name(req),
 		.path = path,
 		.status = acc->status,
 		.duration_ns = now - acc->start_ns,
@@ -402,9 +318,7 @@ static void access_end(struct http_server *srv, struct evhttp_request *req,
 		plen = sizeof(path) - 1;
 	memcpy(path, uri ? uri : "", plen);
 	path[plen] = 0;
-	if (evcon)
-		evhttp_connection_get_peer(evcon, &client, &port);
-	e.client = client;
+	e.client = hsrv_req_peer(req, &port);
 	clock_gettime(CLOCK_REALTIME, &e.time);
 	if (r) {
 		e.hook = r->hook;
@@ -427,7 +341,7 @@ static void access_end(struct http_server *srv, struct evhttp_request *req,
 
 /* Answer a call that did not end well: {"error": msg, "hook", "plugin",
  * "step", "generation" (those the result knows), "outcome", "status"}. */
-static void reply_failure(struct http_server *srv, struct evhttp_request *req,
+static void reply_failure(struct http_server *srv, struct hsrv_req *req,
 			  const struct dispatch_result *r, const char *msg, const char *outcome,
 			  int status, unsigned retry_after)
 {
@@ -460,7 +374,7 @@ static void reply_failure(struct http_server *srv, struct evhttp_request *req,
  * output larger than the generation's max_output, or one that is not valid
  * JSON, is the plugin's fault: 502 naming it. Printing stops at the
  * limit, so a huge output costs no more than max_output bytes of work. */
-static int send_output(struct http_server *srv, struct evhttp_request *req,
+static int send_output(struct http_server *srv, struct hsrv_req *req,
 		       struct dispatch_result *r)
 {
 	struct jbuf b = {.limit = r->max_output + 1}; /* + the newline */
@@ -479,12 +393,11 @@ static int send_output(struct http_server *srv, struct evhttp_request *req,
 		prc = jbuf_append(&b, "\n", 1);
 	}
 	if (prc == 0) {
-		struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 		struct jbuf hb = {0};
 		for (unsigned i = 0; rp && i < rp->nheaders; i++) {
 			if (!rp->headers[i].value)
 				continue;
-			evhttp_add_header(h, rp->headers[i].name, rp->headers[i].value);
+			hsrv_add_header(req, rp->headers[i].name, rp->headers[i].value);
 			if (srv->capture &&
 			    (jbuf_append(&hb, rp->headers[i].name, strlen(rp->headers[i].name) + 1) < 0 ||
 			     jbuf_append(&hb, rp->headers[i].value, strlen(rp->headers[i].value) + 1) < 0))
@@ -581,91 +494,44 @@ static void on_call_done(void *arg, struct dispatch_result *r)
 		metrics_call(srv->shard, r->hook_slot, status, clock_mono_ns() - hc->t0_ns);
 	srv->acc = prev;
 	access_end(srv, hc->req, &hc->acc, r);
-	if (hc->closed)
-		event_free(hc->closed);
-	hc->closed = NULL;
-	unwatched_remove(srv, hc);
 	hc->answered = true;
 	if (!hc->starting)
 		free(hc);
 }
 
-/* The client closed its end while its call was in flight (evhttp does not
- * read a connection whose reply is deferred, so it would never notice):
- * cancel the call, which cancels its plugin's work, and drop the
- * connection. Like nginx, a half-close counts as going away. */
-static void on_client_closed(evutil_socket_t fd, short what, void *arg)
+/* The client hung up while its call was in flight (the transport keeps
+ * reading, so this is at once): cancel the call, which cancels its
+ * plugin's work. Like nginx, a half-close counts as going away. */
+static void on_gone(void *arg, struct hsrv_req *req, void *held)
 {
-	struct http_call *hc = arg;
-	struct evhttp_connection *evcon = evhttp_request_get_connection(hc->req);
+	struct http_call *hc = held;
 
-	(void)fd;
-	(void)what;
-	event_free(hc->closed);
-	hc->closed = NULL;
+	(void)arg;
 	log_debug(hc->srv->log, "client went away during a call (request_id %s); cancelling it",
 		  hc->acc.rid);
 	dispatch_call_abort(hc->call); /* no done callback after this */
 	dedup_end(hc->srv, &hc->dk, NULL, false, NULL); /* a retry of the delivery runs */
 	hc->acc.status = 499; /* nginx's "client closed request" */
 	hc->acc.outcome = "client_gone";
-	access_end(hc->srv, hc->req, &hc->acc, NULL);
+	access_end(hc->srv, req, &hc->acc, NULL);
 	free(hc);
-	if (evcon)
-		evhttp_connection_free(evcon);
-}
-
-static void unwatched_remove(struct http_server *srv, struct http_call *hc)
-{
-	if (!hc->unwatched)
-		return;
-	TAILQ_REMOVE(&srv->unwatched, hc, link);
-	hc->unwatched = false;
-}
-
-static void watch_peer_close(struct http_server *srv, struct http_call *hc)
-{
-	struct evhttp_connection *evcon = evhttp_request_get_connection(hc->req);
-	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-	evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-
-	if (fd < 0)
-		return;
-	hc->closed = event_new(srv->base, fd, EV_CLOSED, on_client_closed, hc);
-	if (hc->closed && event_add(hc->closed, NULL) < 0) {
-		event_free(hc->closed);
-		hc->closed = NULL;
-	}
-}
-
-
-/* Count the request headers called `name`. */
-static int header_count(struct evkeyvalq *headers, const char *name)
-{
-	struct evkeyval *kv;
-	int n = 0;
-
-	TAILQ_FOREACH(kv, headers, next)
-		if (strcasecmp(kv->key, name) == 0)
-			n++;
-	return n;
 }
 
 static const char *header_of(void *arg, const char *name)
 {
-	return evhttp_find_header(arg, name); /* case-insensitive */
+	return hsrv_req_header(arg, name); /* case-insensitive */
 }
 
 /* The hook's "verify": does the request come from the sender it names?
  * Answers 401 (and logs, rate-limited with the 5xx lines) when not. */
-static bool sender_verified(struct http_server *srv, struct evhttp_request *req,
+static bool sender_verified(struct http_server *srv, struct hsrv_req *req,
 			    const char *name, const struct config_hook *h, const char *body,
 			    size_t len)
 {
 	char why[256];
 
 	if (!h || !h->verify ||
-	    verify_check(h->verify, header_of, evhttp_request_get_input_headers(req), body, len,
+	    verify_check(h->verify, header_of, req, body, len,
 			 time(NULL), why, sizeof(why)) == 0)
 		return true;
 	reply_error(srv, req, 401, name, "sender verification failed (%s): %s",
@@ -714,33 +580,25 @@ static unsigned accept_kind(unsigned accept, const char *ctype)
 
 /* The request as the call's steps see it (inbound.h), or NULL: out of
  * memory. */
-static struct inbound *inbound_of(struct http_server *srv, struct evhttp_request *req,
+static struct inbound *inbound_of(struct http_server *srv, struct hsrv_req *req,
 				  const char *hook, const char *ctype, const char *body,
 				  size_t len)
 {
 	hookd_header stack[HTTP_INBOUND_HEADERS], *hs = stack;
-	struct evkeyvalq *in_h = evhttp_request_get_input_headers(req);
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	struct evkeyval *kv;
 	struct inbound *in;
-	size_t n = 0;
-	char *addr = NULL;
-	ev_uint16_t port = 0;
+	size_t n = hsrv_req_nheaders(req);
+	const char *addr;
+	uint16_t port = 0;
 
-	TAILQ_FOREACH(kv, in_h, next)
-		n++;
 	if (n > HTTP_INBOUND_HEADERS && !(hs = malloc(n * sizeof(*hs))))
 		return NULL;
-	n = 0;
-	TAILQ_FOREACH(kv, in_h, next)
-		hs[n++] = (hookd_header){kv->key, kv->value};
-	if (evcon)
-		evhttp_connection_get_peer(evcon, &addr, &port);
+	for (unsigned i = 0; i < n; i++)
+		hsrv_req_header_at(req, i, &hs[i].name, &hs[i].value);
+	addr = hsrv_req_peer(req, &port);
 	struct inbound_parts parts = {
 		.hook = hook, .method = "POST",
-		.path = uri ? evhttp_uri_get_path(uri) : NULL,
-		.query = uri ? evhttp_uri_get_query(uri) : NULL,
+		.path = hsrv_req_path(req),
+		.query = hsrv_req_query(req),
 		.client_addr = addr && *addr ? addr : "unix", .client_port = port,
 		.request_id = srv->acc ? srv->acc->rid : NULL, .content_type = ctype,
 		.body = body, .body_len = len, .headers = hs, .nheaders = n};
@@ -751,15 +609,14 @@ static struct inbound *inbound_of(struct http_server *srv, struct evhttp_request
 }
 
 /* Send a remembered reply again, marked X-Hookd-Replay. */
-static void send_replay(struct http_server *srv, struct evhttp_request *req,
+static void send_replay(struct http_server *srv, struct hsrv_req *req,
 			struct dedup_reply *rp)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	struct jbuf b = {0};
 
 	for (size_t off = 0; rp->headers && off < rp->headers_len;) {
 		const char *n = rp->headers + off, *v = n + strlen(n) + 1;
-		evhttp_add_header(h, n, v);
+		hsrv_add_header(req, n, v);
 		off = (size_t)(v - rp->headers) + strlen(v) + 1;
 	}
 	if (rp->body_len && jbuf_append(&b, rp->body, rp->body_len) < 0) {
@@ -775,7 +632,7 @@ static void send_replay(struct http_server *srv, struct evhttp_request *req,
 /* hooks.<name>.dedup: has this delivery been seen? Returns 0 (run it; *dk
  * set when it is remembered) or the status already answered (replayed,
  * 409 in flight, 400 bad key, 503 full). */
-static int dedup_gate(struct http_server *srv, struct evhttp_request *req, const char *name,
+static int dedup_gate(struct http_server *srv, struct hsrv_req *req, const char *name,
 		      const struct config_hook *h, const cJSON *input, struct http_dedup **dk)
 {
 	const struct config_dedup *cd = h->dedup;
@@ -792,7 +649,7 @@ static int dedup_gate(struct http_server *srv, struct evhttp_request *req, const
 		dedup_expire(srv->dedup, now);
 	}
 	if (cd->header) {
-		key = evhttp_find_header(evhttp_request_get_input_headers(req), cd->header);
+		key = hsrv_req_header(req, cd->header);
 	} else {
 		const cJSON *v = json_pointer_get(input, cd->pointer);
 		if (cJSON_IsString(v)) {
@@ -829,7 +686,7 @@ static int dedup_gate(struct http_server *srv, struct evhttp_request *req, const
 		break;
 	case DEDUP_IN_FLIGHT:
 		snprintf(num, sizeof(num), "%u", (h->timeout_ms ? h->timeout_ms : 30000) / 1000 + 1);
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", num);
+		hsrv_add_header(req, "Retry-After", num);
 		if (srv->acc)
 			srv->acc->outcome = "in_flight";
 		reply_error(srv, req, 409, name, "delivery %.*s is being processed: retry later",
@@ -847,18 +704,17 @@ static int dedup_gate(struct http_server *srv, struct evhttp_request *req, const
 	return status;
 }
 
-static void handle_hook(struct http_server *srv, struct evhttp_request *req, const char *name)
+static void handle_hook(struct http_server *srv, struct hsrv_req *req, const char *name)
 {
-	struct evbuffer *body = evhttp_request_get_input_buffer(req);
-	size_t len = evbuffer_get_length(body);
+	size_t len;
+	const char *text = hsrv_req_body(req, &len);
 	char err[256];
 	cJSON *input = NULL;
 	struct inbound *in = NULL;
 	struct http_call *hc;
 	struct generation *g = NULL;
 	const struct config_hook *h = NULL;
-	const char *ctype = evhttp_find_header(evhttp_request_get_input_headers(req),
-					       "Content-Type");
+	const char *ctype = hsrv_req_header(req, "Content-Type");
 	size_t limit = srv->max_body;
 	struct http_dedup *dk = NULL;
 	unsigned kind;
@@ -867,8 +723,8 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 	 * record (always set for a hook request) */
 	int64_t t0 = srv->acc ? srv->acc->start_ns : srv->shard ? clock_mono_ns() : 0;
 
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+	if (hsrv_req_method(req) != HSRV_POST) {
+		hsrv_add_header(req, "Allow", "POST");
 		reply_error(srv, req, 405, name, "method not allowed: use POST /hooks/%s", name);
 		metrics_call(srv->shard, hook_slot(srv, NULL, name), 405, clock_mono_ns() - t0);
 		return;
@@ -887,23 +743,27 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 		status = 413;
 		goto refused;
 	}
-	/* evbuffer_pullup makes the body one contiguous block (a no-op when
-	 * it already is); a zero-length body is handled by json_parse. */
-	const char *text = len ? (const char *)evbuffer_pullup(body, -1) : "";
-	if (!text) {
-		reply_error(srv, req, 500, name, "out of memory");
-		status = 500;
-		goto refused;
-	}
 	if (!sender_verified(srv, req, name, h, text, len)) {
 		status = 401;
 		goto refused;
 	}
 	kind = accept_kind(h ? h->accept : 0, ctype);
 	if (kind == CONFIG_ACCEPT_JSON) {
-		if (json_parse(text, len, &input, err, sizeof(err)) < 0) {
-			reply_error(srv, req, 400, name, "%s", err);
-			status = 400;
+		size_t values = 0;
+		int prc = json_parse_max(text, len, srv->max_json_values, &input, &values, err,
+					 sizeof(err));
+		if (prc < 0) {
+			status = prc == -E2BIG ? 413 : 400;
+			reply_error(srv, req, status, name, "%s", err);
+			goto refused;
+		}
+		/* the tree counts against the memory budget of requests in flight
+		 * until the request ends */
+		if (!hsrv_req_charge(req, values * HTTP_JSON_VALUE_COST + len)) {
+			cJSON_Delete(input);
+			reply_error(srv, req, 503, name, "the server's memory budget for requests in "
+				    "flight (http.max_inflight_bytes) is spent: retry later");
+			status = 503;
 			goto refused;
 		}
 	} else if (kind == CONFIG_ACCEPT_FORM) {
@@ -950,8 +810,6 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 		reply_error(srv, req, 500, name, "out of memory");
 		return;
 	}
-	struct timeval now;
-	event_base_gettimeofday_cached(srv->base, &now);
 	hc->srv = srv;
 	hc->req = req;
 	hc->t0_ns = t0;
@@ -968,47 +826,14 @@ static void handle_hook(struct http_server *srv, struct evhttp_request *req, con
 		free(hc); /* answered inline (async chain, or an immediate error) */
 		return;
 	}
-	/* Watching the client costs two epoll_ctl calls; most calls end long
-	 * before a client could matter, so only those still in flight after
-	 * HTTP_WATCH_AFTER_MS are watched (the sweep below). */
-	hc->started = now;
-	hc->unwatched = true;
-	TAILQ_INSERT_TAIL(&srv->unwatched, hc, link);
-	if (!evtimer_pending(srv->sweep, NULL)) {
-		struct timeval tv = {0, HTTP_WATCH_AFTER_MS * 1000};
-		evtimer_add(srv->sweep, &tv);
-	}
+	hsrv_req_hold(req, hc); /* a hang-up comes back as on_gone */
 	return;
 refused:
 	metrics_call(srv->shard, hook_slot(srv, g, name), status, clock_mono_ns() - t0);
 	generation_release(g);
 }
 
-/* Start watching the clients of calls in flight for longer than
- * HTTP_WATCH_AFTER_MS; come back while any call is left unwatched. */
-static void on_sweep(evutil_socket_t fd, short what, void *arg)
-{
-	struct http_server *srv = arg;
-	struct timeval now, age;
-	struct http_call *hc;
-
-	(void)fd;
-	(void)what;
-	event_base_gettimeofday_cached(srv->base, &now);
-	while ((hc = TAILQ_FIRST(&srv->unwatched))) {
-		evutil_timersub(&now, &hc->started, &age);
-		if (age.tv_sec == 0 && age.tv_usec < HTTP_WATCH_AFTER_MS * 1000)
-			break;
-		unwatched_remove(srv, hc);
-		watch_peer_close(srv, hc);
-	}
-	if (!TAILQ_EMPTY(&srv->unwatched)) {
-		struct timeval tv = {0, HTTP_WATCH_AFTER_MS * 1000};
-		evtimer_add(srv->sweep, &tv);
-	}
-}
-
-static void handle_plugins(struct http_server *srv, struct evhttp_request *req)
+static void handle_plugins(struct http_server *srv, struct hsrv_req *req)
 {
 	struct generation *g = registry_acquire(srv->reg);
 	cJSON *o;
@@ -1027,7 +852,7 @@ static void handle_plugins(struct http_server *srv, struct evhttp_request *req)
 	cJSON_Delete(o);
 }
 
-static void handle_health(struct http_server *srv, struct evhttp_request *req)
+static void handle_health(struct http_server *srv, struct hsrv_req *req)
 {
 	struct generation *g = registry_acquire(srv->reg);
 	cJSON *o = cJSON_CreateObject();
@@ -1046,7 +871,7 @@ static void handle_health(struct http_server *srv, struct evhttp_request *req)
 
 /* GET /metrics: the Prometheus text exposition. One function, so that the
  * route moves with the admin routes. */
-static void handle_metrics(struct http_server *srv, struct evhttp_request *req)
+static void handle_metrics(struct http_server *srv, struct hsrv_req *req)
 {
 	struct metrics_text t = {0};
 	struct jbuf b;
@@ -1069,7 +894,7 @@ static void handle_metrics(struct http_server *srv, struct evhttp_request *req)
 }
 
 /* 200 {"ready": true} or 503 {"ready": false, "reasons": [...]}. */
-static void handle_ready(struct http_server *srv, struct evhttp_request *req)
+static void handle_ready(struct http_server *srv, struct hsrv_req *req)
 {
 	cJSON *o = cJSON_CreateObject(), *reasons = cJSON_CreateArray();
 	bool ok = true;
@@ -1097,10 +922,10 @@ static void handle_ready(struct http_server *srv, struct evhttp_request *req)
 
 /* GET/HEAD /plugins, /health, /ready, /metrics. Returns false when `path` is none
  * of them. */
-static bool handle_admin(struct http_server *srv, struct evhttp_request *req, const char *path)
+static bool handle_admin(struct http_server *srv, struct hsrv_req *req, const char *path)
 {
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-	void (*fn)(struct http_server *, struct evhttp_request *);
+	enum hsrv_method cmd = hsrv_req_method(req);
+	void (*fn)(struct http_server *, struct hsrv_req *);
 
 	if (strcmp(path, "/plugins") == 0)
 		fn = handle_plugins;
@@ -1112,8 +937,8 @@ static bool handle_admin(struct http_server *srv, struct evhttp_request *req, co
 		fn = handle_metrics;
 	else
 		return false;
-	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+	if (cmd != HSRV_GET && cmd != HSRV_HEAD) {
+		hsrv_add_header(req, "Allow", "GET, HEAD");
 		reply_error(srv, req, 405, NULL, "method not allowed: use GET %s", path);
 		return true;
 	}
@@ -1121,37 +946,14 @@ static bool handle_admin(struct http_server *srv, struct evhttp_request *req, co
 	return true;
 }
 
-static void route_request(struct http_server *srv, struct evhttp_request *req)
+static void route_request(struct http_server *srv, struct hsrv_req *req)
 {
-	const char *uri = evhttp_request_get_uri(req);
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-	char path[256];
-	size_t plen;
+	const char *path = hsrv_req_path(req);
+	enum hsrv_method cmd = hsrv_req_method(req);
 	bool admin = srv->routes != HTTP_ROUTES_HOOKS, hooks = srv->routes != HTTP_ROUTES_ADMIN;
 
-	if (!uri) {
-		reply_error(srv, req, 400, NULL, "malformed request");
-		return;
-	}
-	if (header_count(in, "Content-Length") > 1 ||
-	    (header_count(in, "Content-Length") && header_count(in, "Transfer-Encoding"))) {
-		/* request smuggling: evhttp would silently use the first one */
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-		reply_error(srv, req, 400, NULL, "conflicting Content-Length / Transfer-Encoding "
-			    "headers");
-		return;
-	}
-	plen = strcspn(uri, "?#");
-	if (plen >= sizeof(path)) {
-		reply_error(srv, req, 404, NULL, "no such resource");
-		return;
-	}
-	memcpy(path, uri, plen);
-	path[plen] = '\0';
 	if (srv->stopping) {
-		if (admin && strcmp(path, "/ready") == 0 && (cmd == EVHTTP_REQ_GET ||
-							     cmd == EVHTTP_REQ_HEAD)) {
+		if (admin && strcmp(path, "/ready") == 0 && (cmd == HSRV_GET || cmd == HSRV_HEAD)) {
 			handle_ready(srv, req);
 			return;
 		}
@@ -1177,13 +979,13 @@ static void route_request(struct http_server *srv, struct evhttp_request *req)
 		    : "the admin listener serves GET /plugins, /health, /ready, /metrics");
 }
 
-static void on_request(struct evhttp_request *req, void *arg)
+static void on_request(void *arg, struct hsrv_req *req)
 {
 	struct http_server *srv = arg;
-	const char *uri = evhttp_request_get_uri(req);
+	const char *path = hsrv_req_path(req);
 	struct http_access acc;
 
-	if (!uri || strncmp(uri, "/hooks/", 7) != 0) {
+	if (strncmp(path, "/hooks/", 7) != 0) {
 		route_request(srv, req);
 		return;
 	}
@@ -1196,160 +998,85 @@ static void on_request(struct evhttp_request *req, void *arg)
 		access_end(srv, req, &acc, NULL);
 }
 
-/* The servers of this loop thread. libevent 2.1 calls a listener's error
- * callback with the evhttp's pointer (the listener's cbarg) and gives no
- * way back to ours; a loop thread has at most a public and an admin
- * server. */
-#define HTTP_THREAD_SERVERS 2
-static _Thread_local struct http_server *thread_servers[HTTP_THREAD_SERVERS];
-
-static struct http_server *thread_server_of(const void *evhttp)
-{
-	for (int i = 0; i < HTTP_THREAD_SERVERS; i++)
-		if (thread_servers[i] && thread_servers[i]->http == evhttp)
-			return thread_servers[i];
-	return NULL;
-}
-
-/* accept() failed: out of descriptors (or memory) would make libevent's
- * listener spin at 100 % CPU retrying (seen at ulimit -n 1024 with 5,000
- * connections); pause it instead. */
-static void on_accept_error(struct evconnlistener *lev, void *arg)
-{
-	struct http_server *srv = thread_server_of(arg);
-	int err = EVUTIL_SOCKET_ERROR();
-
-	if (!srv)
-		return;
-	struct timeval tv = {0, HTTP_ACCEPT_PAUSE_MS * 1000};
-
-	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-		log_warn(srv->log, "accept: %s: not accepting for %d ms", strerror(err),
-			 HTTP_ACCEPT_PAUSE_MS);
-		evconnlistener_disable(lev);
-		evtimer_add(srv->resume, &tv);
-		return;
-	}
-	log_warn(srv->log, "accept: %s", strerror(err));
-}
-
-static void on_resume(evutil_socket_t fd, short what, void *arg)
+/* The transport refuses a request (hsrv.h): a JSON error like any other,
+ * and for a hook's request its id, access line and count. */
+static void on_refuse(void *arg, struct hsrv_req *req, int status, const char *why)
 {
 	struct http_server *srv = arg;
+	const char *path = hsrv_req_path(req);
+	const char *hook = path && strncmp(path, "/hooks/", 7) == 0 && name_valid(path + 7)
+				   ? path + 7 : NULL;
+	struct http_access acc;
 
-	(void)fd;
-	(void)what;
-	if (srv->bound)
-		evconnlistener_enable(evhttp_bound_socket_get_listener(srv->bound));
+	if (!hook) {
+		reply_error(srv, req, status, NULL, "%s", why);
+		return;
+	}
+	access_begin(srv, req, &acc);
+	srv->acc = &acc;
+	reply_error(srv, req, status, hook, "%s", why);
+	srv->acc = NULL;
+	metrics_call(srv->shard, hook_slot(srv, NULL, hook), status,
+		     clock_mono_ns() - acc.start_ns);
+	access_end(srv, req, &acc, NULL);
 }
 
-/* A listener on host:port; SO_REUSEPORT when several loops share it. */
-static struct evconnlistener *listen_on(struct event_base *base, const struct http_options *opt,
-					char *err, size_t errlen)
+/* The head of a request is in: the body it may have. A hook's own
+ * max_body when it has one (read from the current generation, so a reload
+ * reaches the next request of every connection), else the global one. */
+static uint64_t on_body_limit(void *arg, struct hsrv_req *req, const char **what)
 {
-	struct addrinfo hints = {0}, *ai = NULL, *a;
-	struct evconnlistener *lev = NULL;
-	char port[8];
-	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
-			 (opt->reuse_port ? LEV_OPT_REUSEABLE_PORT : 0);
-	int rc, saved = 0;
+	struct http_server *srv = arg;
+	const char *path = hsrv_req_path(req);
+	uint64_t limit = srv->max_body;
 
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE;
-	snprintf(port, sizeof(port), "%u", opt->port);
-	if ((rc = getaddrinfo(opt->host, port, &hints, &ai)) != 0) {
-		snprintf(err, errlen, "cannot listen on %s:%u: %s", opt->host, opt->port,
-			 gai_strerror(rc));
-		return NULL;
+	*what = "max_body";
+	if (strncmp(path, "/hooks/", 7) == 0 &&
+	    atomic_load_explicit(&srv->reg->gated, memory_order_acquire)) {
+		struct generation *g = registry_acquire(srv->reg);
+		const struct config_hook *h = g ? config_find_hook(g->cfg, path + 7) : NULL;
+		if (g)
+			limit = h && h->max_body ? h->max_body : g->cfg->max_body;
+		if (h && h->max_body)
+			*what = "the hook's max_body";
+		generation_release(g);
 	}
-	for (a = ai; a && !lev; a = a->ai_next) {
-		lev = evconnlistener_new_bind(base, NULL, NULL, flags, HTTP_BACKLOG, a->ai_addr,
-					      (int)a->ai_addrlen);
-		if (!lev)
-			saved = errno;
-	}
-	freeaddrinfo(ai);
-	if (!lev)
-		snprintf(err, errlen, "cannot listen on %s:%u: %s", opt->host, opt->port,
-			 strerror(saved));
-	return lev;
+	return limit;
 }
 
-/* A listener on the Unix socket `path` (a stale socket file left by a
- * killed daemon is replaced; any other file is not), mode 0660. */
-static struct evconnlistener *listen_unix(struct event_base *base, const char *path, char *err,
-					  size_t errlen)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct evconnlistener *lev;
-	struct stat st;
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		snprintf(err, errlen, "cannot listen on unix:%s: path too long", path);
-		return NULL;
-	}
-	strcpy(sa.sun_path, path);
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			snprintf(err, errlen, "cannot listen on unix:%s: the file exists and is not a "
-				 "socket", path);
-			return NULL;
-		}
-		unlink(path);
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    chmod(path, 0660) < 0) {
-		snprintf(err, errlen, "cannot listen on unix:%s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return NULL;
-	}
-	lev = evconnlistener_new(base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-				 HTTP_BACKLOG, fd);
-	if (!lev) {
-		snprintf(err, errlen, "cannot listen on unix:%s: %s", path, strerror(errno));
-		close(fd);
-		unlink(path);
-	}
-	return lev;
-}
+static const struct hsrv_ops http_ops = {
+	.body_limit = on_body_limit,
+	.request = on_request,
+	.refuse = on_refuse,
+	.gone = on_gone,
+};
 
 int http_server_create(struct event_base *base, const struct http_options *opt,
 		       const struct http_deps *deps, struct http_server **out, char *err,
 		       size_t errlen)
 {
 	struct http_server *srv = calloc(1, sizeof(*srv));
-	struct sockaddr_storage ss;
-	ev_socklen_t sl = sizeof(ss);
-	struct evconnlistener *lev;
-	evutil_socket_t fd;
+	struct hsrv_options ho = {.host = opt->host, .unix_path = opt->unix_path,
+				  .port = opt->port, .reuse_port = opt->reuse_port,
+				  .budget = opt->budget};
 
 	*out = NULL;
-	if (!srv || !(srv->http = evhttp_new(base)) ||
-	    !(srv->resume = evtimer_new(base, on_resume, srv)) ||
-	    !(srv->sweep = evtimer_new(base, on_sweep, srv)) ||
-	    !(srv->errlog_flush = evtimer_new(base, on_errlog_flush, srv)) ||
+	if (opt->limits)
+		ho.limits = *opt->limits;
+	else
+		hsrv_limits_default(&ho.limits);
+	if (!srv || !(srv->errlog_flush = evtimer_new(base, on_errlog_flush, srv)) ||
 	    !(srv->alog_flush = event_new(base, -1, 0, on_alog_flush, srv)) ||
 	    !(srv->alines = malloc(sizeof(*srv->alines)))) {
 		if (srv && srv->alog_flush)
 			event_free(srv->alog_flush);
 		if (srv && srv->errlog_flush)
 			event_free(srv->errlog_flush);
-		if (srv && srv->sweep)
-			event_free(srv->sweep);
-		if (srv && srv->resume)
-			event_free(srv->resume);
-		if (srv && srv->http)
-			evhttp_free(srv->http);
 		free(srv);
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	srv->base = base;
-	TAILQ_INIT(&srv->unwatched);
 	srv->env = deps->env;
 	srv->reg = deps->reg;
 	srv->log = deps->log;
@@ -1363,67 +1090,22 @@ int http_server_create(struct event_base *base, const struct http_options *opt,
 	srv->ready_arg = deps->ready_arg;
 	srv->routes = opt->routes;
 	srv->max_body = opt->max_body;
+	srv->max_json_values = opt->max_json_values;
 	srv->alog = deps->alog;
 	srv->dedup = deps->dedup;
 	alog_batch_init(srv->alines, deps->alog);
 	alog_rid_prefix(srv->rid_prefix, sizeof(srv->rid_prefix));
 	ratelog_init(&srv->errlog, HTTP_5XX_RATE, HTTP_5XX_BURST);
-	evhttp_set_gencb(srv->http, on_request, srv);
-	evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-				   EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-				   EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
-	evhttp_set_max_headers_size(srv->http, HTTP_MAX_HEADERS);
-	evhttp_set_max_body_size(srv->http, (ev_ssize_t)opt->max_body);
-	evhttp_set_timeout(srv->http, HTTP_IO_TIMEOUT_S);
-	evhttp_set_default_content_type(srv->http, "application/json");
-	/* read (and drop) an oversized body before answering 413, so that the
-	 * client sees the answer instead of a reset */
-	evhttp_set_flags(srv->http, EVHTTP_SERVER_LINGERING_CLOSE);
-
-	if (!(lev = opt->unix_path ? listen_unix(base, opt->unix_path, err, errlen)
-				   : listen_on(base, opt, err, errlen)))
-		goto fail;
-	if (opt->unix_path && !(srv->unix_path = strdup(opt->unix_path))) {
-		evconnlistener_free(lev);
-		unlink(opt->unix_path);
-		snprintf(err, errlen, "out of memory");
-		goto fail;
+	if (hsrv_create(base, &ho, &http_ops, srv, deps->log, &srv->hs, err, errlen) < 0) {
+		free(srv->alines);
+		event_free(srv->alog_flush);
+		event_free(srv->errlog_flush);
+		free(srv);
+		return -1;
 	}
-	evconnlistener_set_error_cb(lev, on_accept_error);
-	srv->bound = evhttp_bind_listener(srv->http, lev);
-	if (!srv->bound) {
-		evconnlistener_free(lev);
-		snprintf(err, errlen, "cannot listen on %s:%u: out of memory", opt->host, opt->port);
-		goto fail;
-	}
-	for (int i = 0; i < HTTP_THREAD_SERVERS; i++) {
-		if (!thread_servers[i]) {
-			thread_servers[i] = srv;
-			break;
-		}
-	}
-	fd = evhttp_bound_socket_get_fd(srv->bound);
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		if (ss.ss_family == AF_INET)
-			srv->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		else if (ss.ss_family == AF_INET6)
-			srv->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	}
+	srv->port = hsrv_port(srv->hs);
 	*out = srv;
 	return 0;
-fail:
-	if (srv->unix_path) {
-		unlink(srv->unix_path);
-		free(srv->unix_path);
-	}
-	free(srv->alines);
-	event_free(srv->alog_flush);
-	event_free(srv->errlog_flush);
-	event_free(srv->sweep);
-	event_free(srv->resume);
-	evhttp_free(srv->http);
-	free(srv);
-	return -1;
 }
 
 uint16_t http_server_port(const struct http_server *srv)
@@ -1433,36 +1115,25 @@ uint16_t http_server_port(const struct http_server *srv)
 
 void http_server_set_max_body(struct http_server *srv, size_t max_body)
 {
-	srv->max_body = max_body;
-	evhttp_set_max_body_size(srv->http, (ev_ssize_t)max_body);
+	srv->max_body = max_body; /* read for every request's head */
 }
 
 void http_server_stop_accepting(struct http_server *srv)
 {
-	evtimer_del(srv->resume);
-	if (srv->bound) {
-		evhttp_del_accept_socket(srv->http, srv->bound);
-		srv->bound = NULL;
-	}
+	hsrv_drain(srv->hs);
 	srv->stopping = true;
 }
 
 unsigned http_server_unsent(const struct http_server *srv)
 {
-	return atomic_load_explicit(&srv->unsent, memory_order_relaxed);
+	return hsrv_unsent(srv->hs);
 }
 
 void http_server_free(struct http_server *srv)
 {
 	if (!srv)
 		return;
-	for (int i = 0; i < HTTP_THREAD_SERVERS; i++)
-		if (thread_servers[i] == srv)
-			thread_servers[i] = NULL;
-	if (srv->unix_path) {
-		unlink(srv->unix_path);
-		free(srv->unix_path);
-	}
+	hsrv_free(srv->hs);
 	alog_batch_flush(srv->alines);
 	free(srv->alines);
 	event_free(srv->alog_flush);
@@ -1471,8 +1142,5 @@ void http_server_free(struct http_server *srv)
 		on_errlog_flush(-1, 0, srv);
 		event_free(srv->errlog_flush);
 	}
-	event_free(srv->sweep);
-	event_free(srv->resume);
-	evhttp_free(srv->http);
 	free(srv);
 }

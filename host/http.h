@@ -1,8 +1,8 @@
 /*
- * http -- the HTTP transport: evhttp routes, request limits, JSON in and
- * out, status codes. It knows nothing of threads or dlopen: a hook call is
- * handed to the dispatcher and answered from its done callback, on the
- * loop thread that owns the evhttp.
+ * http -- hookd's HTTP routes over its own transport (hsrv.h): request
+ * limits, JSON in and out, status codes. It knows nothing of threads or
+ * dlopen: a hook call is handed to the dispatcher and answered from its
+ * done callback, on the loop thread that owns the server.
  *
  *   POST /hooks/<name>  run the hook's chain   200 | 400 404 405 413 503 504 | plugin's
  * and the admin routes (on the public listener unless admin_listen is set,
@@ -31,6 +31,7 @@
 #include "alog.h"
 #include "dedup.h"
 #include "dispatch.h"
+#include "hsrv.h"
 #include "log.h"
 #include "metrics.h"
 #include "registry.h"
@@ -49,8 +50,11 @@ struct http_options {
 	const char *unix_path; /* non-NULL: listen on this Unix socket instead */
 	enum http_routes routes;
 	uint16_t port;     /* 0: an ephemeral port */
-	size_t max_body;   /* request body limit */
+	size_t max_body;   /* request body limit (a hook's own max_body is looked up) */
 	bool reuse_port;   /* SO_REUSEPORT: several loops accept on one port */
+	const struct hsrv_limits *limits; /* the transport's (config "http"); NULL: defaults */
+	struct hsrv_budget *budget;       /* shared by every server; NULL: none */
+	size_t max_json_values;           /* values of one JSON body (0: no bound) */
 };
 
 /* What the transport talks to (all borrowed; they outlive the server). */
@@ -89,8 +93,9 @@ uint16_t http_server_port(const struct http_server *srv);
 /* Apply a new body limit (reload). */
 void http_server_set_max_body(struct http_server *srv, size_t max_body);
 
-/* Stop accepting connections; requests arriving on open connections get
- * 503 with Connection: close. Calls in flight continue. */
+/* Stop accepting connections and close idle ones; requests arriving on
+ * open connections get 503 with Connection: close. Calls in flight
+ * continue, and their connections close after their replies. */
 void http_server_stop_accepting(struct http_server *srv);
 
 /* Replies not yet written out to their clients (an estimate: a reply

@@ -388,6 +388,7 @@ struct jparse {
 	const char *s, *end, *p;
 	const char *why; /* what went wrong at p */
 	int depth;
+	size_t values, max_values; /* values made so far, and the bound (0: none) */
 };
 
 #define JSON_MAX_DEPTH CJSON_NESTING_LIMIT
@@ -759,6 +760,10 @@ static cJSON *parse_value(struct jparse *j)
 		j->why = "unexpected end of input: expected a value";
 		return NULL;
 	}
+	if (++j->values > j->max_values && j->max_values) {
+		j->why = "too many values";
+		return NULL;
+	}
 	switch (*j->p) {
 	case '{':
 	case '[':
@@ -789,7 +794,13 @@ static cJSON *parse_value(struct jparse *j)
 
 int json_parse(const char *s, size_t n, cJSON **out, char *err, size_t errlen)
 {
-	struct jparse j = {s, s + n, s, NULL, 0};
+	return json_parse_max(s, n, 0, out, NULL, err, errlen);
+}
+
+int json_parse_max(const char *s, size_t n, size_t max_values, cJSON **out, size_t *values,
+		   char *err, size_t errlen)
+{
+	struct jparse j = {s, s + n, s, NULL, 0, 0, max_values};
 	size_t line, col, off;
 	cJSON *root;
 
@@ -809,6 +820,11 @@ int json_parse(const char *s, size_t n, cJSON **out, char *err, size_t errlen)
 			root = NULL;
 			j.why = "unexpected data after the value";
 		}
+	}
+	if (!root && max_values && j.values > max_values) {
+		snprintf(err, errlen, "the JSON body has more than %zu values (http.max_json_values)",
+			 max_values);
+		return -E2BIG;
 	}
 	if (!root) {
 		off = (size_t)(j.p - s);
@@ -830,6 +846,8 @@ int json_parse(const char *s, size_t n, cJSON **out, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	*out = root;
+	if (values)
+		*values = j.values;
 	return 0;
 }
 

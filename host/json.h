@@ -68,6 +68,13 @@ bool json_utf8_valid(const char *s, size_t n, size_t *bad);
  * line and column into err[0..errlen). `s` need not be NUL-terminated. */
 int json_parse(const char *s, size_t n, cJSON **out, char *err, size_t errlen);
 
+/* The same, making at most `max_values` values (nodes; 0: no bound): past
+ * it, -E2BIG with the reason in err, having freed what it built (at most
+ * max_values nodes at any time). On success *values (if non-NULL) is the
+ * number of values of the tree. */
+int json_parse_max(const char *s, size_t n, size_t max_values, cJSON **out, size_t *values,
+		   char *err, size_t errlen);
+
 /* The item at JSON pointer `ptr` (RFC 6901: "/a/0/b", ~1 for '/', ~0 for
  * '~'; "" is the root) in root, or NULL (also for a reference token
  * longer than 255 bytes). Borrowed from root. */

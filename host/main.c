@@ -87,6 +87,8 @@ struct daemon {
 	struct reloader_ops reload_ops;
 	struct reloader *reloader; /* loads and unloads plugins once serving */
 	struct reactor_shared shared;
+	struct hsrv_limits limits; /* the transport's, from boot's "http" */
+	struct hsrv_budget budget; /* memory of requests in flight, every listener's */
 	struct reactor **reactors;
 	/* reactors[0..nreactors) are serving; a reactor serves GET /health
 	 * before main has started the next one, hence the atomic publication */
@@ -256,6 +258,9 @@ static struct generation *reload_build(void *arg)
 	if (cfg->workers != d->boot->workers || cfg->queue != d->boot->queue)
 		log_warn(&d->log, "reload: workers/queue changed to %u/%u: takes effect at restart; "
 			 "still %u/%u", cfg->workers, cfg->queue, d->boot->workers, d->boot->queue);
+	if (memcmp(&cfg->http, &d->boot->http, sizeof(cfg->http)) != 0)
+		log_warn(&d->log, "reload: the \"http\" limits changed: they take effect at restart "
+			 "(max_body and the hooks' limits apply now)");
 	if (!same(cfg->admin_listen, d->boot->admin_listen) || !same(cfg->pid_file, d->boot->pid_file))
 		log_warn(&d->log, "reload: admin_listen/pid_file changed to %s/%s: takes effect at "
 			 "restart; still %s/%s", cfg->admin_listen ? cfg->admin_listen : "(none)",
@@ -810,6 +815,20 @@ static int crash_setup(struct daemon *d, char *dirbuf, size_t dirlen, char *err,
 	return 0;
 }
 
+/* The transport's limits from the config's "http". */
+static void http_limits_of(const struct config_http *c, struct hsrv_limits *lim)
+{
+	hsrv_limits_default(lim);
+	lim->max_connections = c->max_connections;
+	lim->header_timeout_ms = c->header_timeout_ms;
+	lim->body_timeout_ms = c->body_timeout_ms;
+	lim->idle_timeout_ms = c->idle_timeout_ms;
+	lim->send_timeout_ms = c->send_timeout_ms;
+	lim->h1.max_line = c->max_line;
+	lim->h1.max_headers = c->max_header_bytes;
+	lim->h1.max_fields = c->max_headers;
+}
+
 static int start_reactors(struct daemon *d, char *err, size_t errlen)
 {
 	uint16_t port = d->boot->listen_port;
@@ -821,7 +840,13 @@ static int start_reactors(struct daemon *d, char *err, size_t errlen)
 		return -1;
 	}
 
+	http_limits_of(&d->boot->http, &d->limits);
+	d->budget.limit = (size_t)d->boot->http.max_inflight_bytes;
+	atomic_init(&d->budget.used, 0);
 	d->shared = (struct reactor_shared){
+		.limits = &d->limits,
+		.budget = &d->budget,
+		.max_json_values = (size_t)d->boot->http.max_json_values,
 		.pool = d->pool,
 		.reg = &d->reg,
 		.log = &d->log,
@@ -862,7 +887,9 @@ static int start_admin(struct daemon *d, char *err, size_t errlen)
 {
 	struct http_options ho = {.host = d->boot->admin_host, .unix_path = d->boot->admin_unix,
 				  .routes = HTTP_ROUTES_ADMIN, .port = d->boot->admin_port,
-				  .max_body = d->boot->max_body_any};
+				  .max_body = d->boot->max_body_any, .limits = &d->limits,
+				  .budget = &d->budget,
+				  .max_json_values = (size_t)d->boot->http.max_json_values};
 	struct http_deps hd = {.reg = &d->reg, .log = &d->log, .health = health,
 			       .health_arg = d, .ready = ready, .ready_arg = d,
 			       .metrics = d->metrics,

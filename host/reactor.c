@@ -130,7 +130,9 @@ static int build(struct reactor *r, uint16_t port, char *err, size_t errlen)
 {
 	const struct reactor_shared *sh = r->sh;
 	struct http_options ho = {.host = sh->host, .routes = sh->routes, .port = port,
-				  .max_body = sh->max_body, .reuse_port = sh->reuse_port};
+				  .max_body = sh->max_body, .reuse_port = sh->reuse_port,
+				  .limits = sh->limits, .budget = sh->budget,
+				  .max_json_values = sh->max_json_values};
 	struct http_deps hd = {NULL, sh->reg, sh->log, sh->health, sh->health_arg, sh->ready,
 			       sh->ready_arg};
 

@@ -51,6 +51,9 @@ struct reactor_shared {
 	void *metrics_arg;
 	const struct alog *alog; /* the access log (may be off), or NULL */
 	struct dedup *dedup;     /* hooks' delivery memory, shared, or NULL */
+	const struct hsrv_limits *limits; /* the transport's (config "http") */
+	struct hsrv_budget *budget;       /* requests in flight, shared by every loop */
+	size_t max_json_values;           /* values of one JSON body (0: no bound) */
 };
 
 enum reactor_cmd {

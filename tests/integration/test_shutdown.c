@@ -359,23 +359,32 @@ Test(shutdown, idle_and_keepalive_connections_do_not_hold_the_exit, .timeout = 6
 {
 	static struct hd d;
 	static const char *const plugins[] = {"echo", "delay", NULL};
+	static const char head[] = "POST /hooks/echo HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+	static const char rest[] = "Content-Length: 2\r\n\r\n{}";
 	char buf[4096], body[64];
 	struct hd_resp r;
 	struct hd_bg *b;
-	int ka, idle;
+	int ka, idle, midway;
 
 	hd_start(&d, "\"drain_ms\": 20000", plugins);
 	ka = connect_fd(&d);
 	raw_exchange(ka, "/hooks/echo", "{\"first\":1}", buf, sizeof(buf));
 	cr_assert(strncmp(buf, "HTTP/1.1 200", 12) == 0, "%s", buf);
 	idle = connect_fd(&d);
+	midway = connect_fd(&d);
+	cr_assert_eq(write(midway, head, sizeof(head) - 1), (ssize_t)sizeof(head) - 1);
 	snprintf(body, sizeof(body), "{\"ms\": %d}", 600 * hd_scale());
 	b = hd_bg_post(&d, "/hooks/delay", body);
 	wait_in_flight(&d, 1);
 	hd_signal(&d, SIGTERM);
 	cr_assert(hd_wait_log(&d, "shutting down", 1, 5000));
-	/* a kept-alive connection may still ask, but gets no new work */
-	raw_exchange(ka, "/hooks/echo", "{\"second\":2}", buf, sizeof(buf));
+	/* an idle kept-alive connection is closed at once (EOF, no bytes) */
+	cr_assert_eq(read(ka, buf, sizeof(buf)), 0, "the idle keep-alive connection stays open");
+	/* a request already under way is answered, but gets no new work */
+	cr_assert_eq(write(midway, rest, sizeof(rest) - 1), (ssize_t)sizeof(rest) - 1);
+	ssize_t n = read(midway, buf, sizeof(buf) - 1);
+	cr_assert_gt(n, 0);
+	buf[n] = 0;
 	cr_assert(strncmp(buf, "HTTP/1.1 503", 12) == 0, "%s", buf);
 	cr_assert(strstr(buf, "server shutting down"), "%s", buf);
 	cr_assert(strcasestr(buf, "Connection: close"), "%s", buf);
@@ -387,6 +396,7 @@ Test(shutdown, idle_and_keepalive_connections_do_not_hold_the_exit, .timeout = 6
 	cr_assert_eq(hd_log_count(&d, "drain deadline passed"), 0);
 	close(ka);
 	close(idle);
+	close(midway);
 	expect_clean_exit(&d, plugins);
 }
 
