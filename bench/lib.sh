@@ -268,8 +268,8 @@ wrk_echo_rps() {
 }
 
 # nginx `return 200` (the ceiling reference; Debian nginx-light). NGINX: the
-# binary, empty when it is not installed.
-NGINX=$(command -v nginx 2>/dev/null || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true)
+# binary (from the environment, else found), empty when it is not installed.
+NGINX=${NGINX:-$(command -v nginx 2>/dev/null || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true)}
 
 # nginx_setup DIR PORT [EXTRA] -- DIR/nginx.conf: one worker, 127.0.0.1:PORT,
 # `return 200 '{"ok":true}\n'` as application/json for every request, no
