@@ -266,3 +266,68 @@ wrk_echo_rps() {
 	[ "$5" != 0 ] && echo "$label: PROBLEM: $5 answers >= 400" >&2
 	awk -v n="$1" -v d="$2" 'BEGIN { printf "%.1f", n / (d / 1e6) }'
 }
+
+# nginx `return 200` (the ceiling reference; Debian nginx-light). NGINX: the
+# binary (from the environment, else found), empty when it is not installed.
+NGINX=${NGINX:-$(command -v nginx 2>/dev/null || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true)}
+
+# nginx_setup DIR PORT [EXTRA] -- DIR/nginx.conf: one worker, 127.0.0.1:PORT,
+# `return 200 '{"ok":true}\n'` as application/json for every request, no
+# access log. Everything nginx writes stays in DIR: run it with
+# `-p DIR -c DIR/nginx.conf -e DIR/error.log` (Debian's build has absolute
+# default paths under /var/lib/nginx, /var/log/nginx and /run, so the temp
+# paths, the pid file and the error log are all set here). EXTRA: more
+# top-level directives (callgrind.sh: "master_process off;").
+# keepalive_requests: nginx closes a keep-alive connection after 1000
+# requests by default (hookd and the reference never do); wrk would then
+# reconnect ~70 times a second and kaclient (one connection) would fail.
+# As root, the worker stays root as in scripts/scaleout.sh (it would be
+# nobody, and the temp dir is mode 0700).
+nginx_setup() {
+	local dir=$1 port=$2 extra=${3:-} user=
+	[ "$(id -u)" -eq 0 ] && user="user root root;"
+	mkdir -p "$dir/tmp"
+	cat >"$dir/nginx.conf" <<EOF2
+$user
+$extra
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        default_type application/json;
+        location / { return 200 '{"ok":true}\n'; }
+    }
+}
+EOF2
+}
+
+# start_nginx DIR LOG PIN... -- nginx_setup on a free port, then nginx in the
+# foreground (daemon off: start_bg's pid is the master, so stop_all stops it
+# and with it its worker) pinned by PIN...; sets NGX_PID and NGX_PORT.
+# free_port can race with another process taking the port: up to 3 tries.
+start_nginx() {
+	local dir=$1 log=$2 try
+	shift 2
+	for try in 1 2 3; do
+		NGX_PORT=$(free_port)
+		nginx_setup "$dir" "$NGX_PORT"
+		start_bg "$log" "$@" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
+		NGX_PID=$BG_PID
+		wait_http "$NGX_PORT" "$NGX_PID" 10 && return 0
+		stop_pid "$NGX_PID" || true
+		echo "bench: nginx did not start on port $NGX_PORT (try $try); its error log:" >&2
+		sed 's/^/  | /' "$dir/error.log" "$log" >&2 2>/dev/null || true
+	done
+	return 1
+}

@@ -2,7 +2,8 @@
 # bench/run.sh -- hookd's benchmark (`make bench`; not part of the tests).
 #
 # Starts, on loopback only, hookd, the bare evhttp+cJSON reference
-# (bench/ref), the FastAPI/uvicorn peer (bench/peer_fastapi.py) and the test
+# (bench/ref), the FastAPI/uvicorn peer (bench/peer_fastapi.py), nginx
+# answering `return 200` (the ceiling; Debian nginx-light) and the test
 # upstream (fan-out), drives each with wrk using the same request, and prints
 # one table of requests/s, p50/p99, errors and ratios to the references
 # measured in this same run, among them isolated vs in-process plugins and an
@@ -26,6 +27,7 @@
 #   CPU_N=N           rounds of the cpu hook per call (default 700000, ~1 ms)
 #   SKIP_CALLGRIND=1  skip the instruction counts
 #   SKIP_PEER=1       skip the FastAPI peer
+#   SKIP_NGINX=1      skip the nginx `return 200` rows
 #   SKIP_C10K=1       skip the c10k rows
 #   C10K_N=N          connections (and calls) of the c10k rows (default 10000)
 #   C10K_RATE=R       connections opened per second in the paced c10k rows
@@ -35,9 +37,11 @@
 #   ONLY=a,b          run only these scenarios (and skip the others, c10k and
 #                     callgrind unless named): echo_async, echo, mixed, large,
 #                     cpu, reactors, fanout, reload, isolate (the isolation rows),
+#                     nginx (the echo_async and echo scenarios, each with its
+#                     nginx `return 200` row; without it they run without nginx),
 #                     alog (the access log's cost), c10k, callgrind, metrics
 #                     (bench/metrics.sh: the cost of counting for GET /metrics).
-#                     E.g. ONLY=isolate
+#                     E.g. ONLY=isolate, ONLY=nginx
 #   KEEP=1            keep the temp dir (configs, server logs, every wrk output)
 set -euo pipefail
 
@@ -216,6 +220,32 @@ elif ! "$PY" -c 'import fastapi, uvicorn' 2>/dev/null; then
 	PEER=0
 	note "note: FastAPI peer skipped: $PY cannot import fastapi and uvicorn (scripts/deps.sh bench)"
 fi
+# nginx `return 200`: the ceiling a transport is measured against (issue 12),
+# one worker, pinned as the servers; its rows join the echo scenarios
+NGX=1 NGX_PID= NGX_PORT=
+if [ "${SKIP_NGINX:-0}" = 1 ]; then
+	NGX=0
+	note "note: nginx rows skipped (SKIP_NGINX=1)"
+elif ! want nginx; then
+	NGX=0
+elif [ -z "$NGINX" ]; then
+	NGX=0
+	note "note: nginx rows skipped: nginx is not installed (scripts/deps.sh bench installs nginx-light)"
+fi
+# stop_nginx -- SIGTERM (nginx's fast shutdown); like hookd it must exit 0,
+# and its error log must hold nothing at [error] or worse
+stop_nginx() {
+	local rc=0 lines
+	[ -n "$NGX_PID" ] || return 0
+	stop_pid "$NGX_PID" TERM || rc=$?
+	[ "$rc" != 0 ] && note "PROBLEM: nginx exited with status $rc after SIGTERM"
+	lines=$(grep -E '\[(error|crit|alert|emerg)\]' "$TMP/nginx/error.log" 2>/dev/null || true)
+	if [ -n "$lines" ]; then
+		note "PROBLEM: nginx logged $(wc -l <<<"$lines") error line(s), e.g.:"
+		head -n 5 <<<"$lines" | sed 's/^/  | /' | tee -a "$NOTES" >&2
+	fi
+	NGX_PID=
+}
 start_peer() {
 	PEER_PORT=$(free_port)
 	PYTHONDONTWRITEBYTECODE=1 start_bg "$LOGS/fastapi.log" "${PIN_SRV[@]}" "$PY" -m uvicorn --app-dir "$ROOT/bench" \
@@ -427,6 +457,11 @@ start_ref
 start_hookd hookd "$WORKERS" "${PIN_SRV[@]}"
 HOOKD_PID=$H_PID HOOKD_PORT=$H_PORT HOOKD_LOG=$H_LOG
 [ "$PEER" = 1 ] && start_peer
+if [ "$NGX" = 1 ]; then
+	start_nginx "$TMP/nginx" "$LOGS/nginx.log" "${PIN_SRV[@]}" ||
+		{ echo "bench: nginx did not start" >&2; exit 1; }
+	check_answer nginx "$NGX_PORT" /hooks/echo_async "$SMALL" '{"ok":true}'
+fi
 # The upstream stands for remote services: it must not take CPU 0 from the
 # server under test, so it shares CPU 1 with wrk (which needs little at the
 # fan-out's ~1000 calls/s). Its ~10k answers/s take about a quarter of a
@@ -519,26 +554,30 @@ if want alog; then
 		note "PROBLEM: hookd-alog wrote no access log line"
 fi
 SERVER_PIDS=("$REF_PID" "$HOOKD_PID" "$W1_PID" "$W2_PID" "$R1_PID" "$R2_PID" "$UP_PID" ${PEER_PID:+"$PEER_PID"}
-	${ISO_PID:+"$ISO_PID"} ${CRASH_PID:+"$CRASH_PID"} ${ALOG_PID:+"$ALOG_PID"})
+	${ISO_PID:+"$ISO_PID"} ${CRASH_PID:+"$CRASH_PID"} ${ALOG_PID:+"$ALOG_PID"} ${NGX_PID:+"$NGX_PID"})
 
-# with_peer SPEC... -- S=(SPEC... plus, when the peer runs, the last SPEC
-# given for it: "fastapi|...")
+# with_peer SPEC... -- S=(SPEC... but the peer's, "fastapi|...", only when
+# the peer runs, and nginx's, "nginx|...", only when nginx runs)
 with_peer() {
 	S=()
 	local spec
 	for spec in "$@"; do
 		case "$spec" in
 		fastapi\|*) [ "$PEER" = 1 ] && S+=("$spec") ;;
+		nginx\|*) [ "$NGX" = 1 ] && S+=("$spec") ;;
 		*) S+=("$spec") ;;
 		esac
 	done
 	return 0
 }
 
+# nginx gets the same request as hookd (its `location /` answers any path)
+NGX_NOTE="return 200, 1 worker"
 with_peer "ref|$REF_PID|$REF_PORT|/hooks/echo|$SMALL|$CONNS||" \
 	"hookd|$HOOKD_PID|$HOOKD_PORT|/hooks/echo_async|$SMALL|$CONNS||" \
+	"nginx|${NGX_PID:-}|${NGX_PORT:-}|/hooks/echo_async|$SMALL|$CONNS|$NGX_NOTE|" \
 	"fastapi|${PEER_PID:-}|${PEER_PORT:-}|/hooks/echo_async|$SMALL|$CONNS|async def|"
-want echo_async && scenario "echo_async" "${S[@]}"
+{ want echo_async || want nginx; } && scenario "echo_async" "${S[@]}"
 
 want alog && scenario "access log" \
 	"access_log off|$HOOKD_PID|$HOOKD_PORT|/hooks/echo_async|$SMALL|$CONNS|the main hookd|" \
@@ -546,8 +585,9 @@ want alog && scenario "access log" \
 
 with_peer "ref|$REF_PID|$REF_PORT|/hooks/echo|$SMALL|$CONNS|no pool|" \
 	"hookd|$HOOKD_PID|$HOOKD_PORT|/hooks/echo|$SMALL|$CONNS|workers=$WORKERS|" \
+	"nginx|${NGX_PID:-}|${NGX_PORT:-}|/hooks/echo|$SMALL|$CONNS|$NGX_NOTE|" \
 	"fastapi|${PEER_PID:-}|${PEER_PORT:-}|/hooks/echo|$SMALL|$CONNS|plain def|"
-want echo && scenario "echo (sync)" "${S[@]}"
+{ want echo || want nginx; } && scenario "echo (sync)" "${S[@]}"
 
 with_peer "ref|$REF_PID|$REF_PORT|/hooks/echo|$SMALL|$CONNS|1 parse+print|" \
 	"hookd|$HOOKD_PID|$HOOKD_PORT|/hooks/mixed|$SMALL|$CONNS|tag>tag_async>echo|" \
@@ -662,9 +702,10 @@ sleep 0.3
 HUPS=$(( $(grep -c 'SIGHUP: reloading' "$HOOKD_LOG" || true) - HUPS_BEFORE ))
 GENS=$(( $(grep -c 'info generation [0-9]*:' "$HOOKD_LOG" || true) - 1 ))
 for p in "$HOOKD_PID hookd" "$W1_PID hookd-w1" "$W2_PID hookd-w2" "$R1_PID hookd-r1" "$R2_PID hookd-r2" \
-	"$REF_PID ref" "$UP_PID upstream"; do
+	"$REF_PID ref" "$UP_PID upstream" ${NGX_PID:+"$NGX_PID nginx"}; do
 	alive $p || true
 done
+[ -n "$NGX_PID" ] && check_answer nginx "$NGX_PORT" /hooks/echo_async "$SMALL" '{"ok":true}'
 check_answer hookd "$HOOKD_PORT" /hooks/echo_async "$SMALL" '"evt_1042"'
 
 # --- stop everything measured, hookd first (it must exit 0) -------------------
@@ -675,6 +716,7 @@ stop_hookd "$R1_PID" "$R1_LOG" "reactors=1"
 stop_hookd "$R2_PID" "$R2_LOG" "reactors=2"
 [ -n "$ISO_PID" ] && stop_hookd "$ISO_PID" "$ISO_LOG" "isolated"
 [ -n "$CRASH_PID" ] && stop_hookd "$CRASH_PID" "$CRASH_LOG" "crash loop" 'plugin crash_sync'
+stop_nginx
 if [ -n "$ALOG_PID" ]; then
 	note "note: hookd-alog wrote $(wc -l <"$TMP/hookd-alog/access.log") access log lines"
 	stop_hookd "$ALOG_PID" "$ALOG_LOG" "access log"

@@ -137,6 +137,9 @@ for r in rows:
         note += "; %s of access_log off req/s" % fmt(ratio(r, find("access log", "access_log off")))
     if r["scen"] == "cpu" and r["srv"] == "hookd w=2":
         note += "; %s of w=1" % fmt(ratio(r, find("cpu", "hookd w=1")))
+    ngx = find(r["scen"], "nginx")
+    if ngx and r["srv"] != "nginx":
+        note += ("; " if note else "") + "%s of nginx" % fmt(ratio(r, ngx))
     out.append((r["scen"], r["srv"], "%.0f" % r["rps"], "%.0f %%" % (100 * r["spread"]),
                 "%.2f" % r["p50"], "%.2f" % r["p99"],
                 str(r["err"]) if r["err"] >= 0 else "wrk failed",
@@ -158,6 +161,9 @@ print("req/s, p50, p99: the median round; spread: (max - min) / median req/s ove
       " all rounds")
 print("x ref: req/s / the bare evhttp+cJSON server's (bench/ref) in the same scenario;"
       " x fastapi: / the FastAPI peer's; both the median of the per-round ratios")
+if any(r["srv"] == "nginx" for r in rows):
+    print("nginx: `return 200` (Debian nginx-light, 1 worker, pinned as the servers), the ceiling;"
+          " \"Nx of nginx\" in a note: req/s / nginx's in the same scenario, median of the per-round ratios")
 print("cpu us/call, ctxsw/call: the server process's CPU time (user+system, all threads, and its"
       " child processes': an isolated hookd's plugin processes) and context switches during a round"
       " / calls answered (median round)")
@@ -231,8 +237,8 @@ if c10k:
     for cells in crows:
         print(cline(cells))
 
-# --- the targets of issues 3 and 4, from this run -------------------------
-heading = ["Targets (issues 3 and 4), this run:"]  # printed before the first line under it
+# --- the targets of issues 3, 4 and 12, from this run -------------------------
+heading = ["Targets (issues 3, 4 and 12), this run:"]  # printed before the first line under it
 
 
 def target(label, ok, value):
@@ -258,6 +264,14 @@ x = ratio(ea, find("echo_async", "fastapi"))
 target("async echo >= 10x the FastAPI peer (async def)", chk(x, lambda v: v >= 10), fmt(x))
 x = ratio(es, find("echo (sync)", "fastapi"))
 target("sync echo >= 10x the FastAPI peer (plain def)", chk(x, lambda v: v >= 10), fmt(x))
+# issue 12: nginx `return 200` (one worker, pinned as hookd) is the ceiling
+ngx_a, ngx_s = find("echo_async", "nginx"), find("echo (sync)", "nginx")
+x = ratio(ea, ngx_a)
+target("async echo >= 0.85x nginx return 200 (issue 12)", chk(x, lambda v: v >= 0.85),
+       "%s (hookd %.0f, nginx %.0f req/s)" % (fmt(x, digits=3), ea["rps"], ngx_a["rps"]) if x is not None else "-")
+x = ratio(es, ngx_s)
+target("  sync echo (pool) / nginx return 200 (no target)", None,
+       "%s (hookd %.0f, nginx %.0f req/s)" % (fmt(x, digits=3), es["rps"], ngx_s["rps"]) if x is not None else "-")
 fo = find("fanout", "hookd")
 if fo:
     share = fo["rps"] / ideal

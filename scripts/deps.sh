@@ -8,7 +8,7 @@ pkgs="gcc make pkg-config libevent-dev libcjson-dev libcurl4-openssl-dev libssl-
 case "${1:-build}" in
 build) ;;
 test) pkgs="$pkgs libcriterion-dev g++ python3 python3-prometheus-client prometheus systemd" ;; # g++: the C++ plugin fixture; /metrics: its parser and a real Prometheus; systemd: systemd-analyze (the unit's sandbox)
-bench) pkgs="$pkgs wrk valgrind python3 python3-fastapi python3-uvicorn util-linux" ;;
+bench) pkgs="$pkgs wrk valgrind python3 python3-fastapi python3-uvicorn util-linux nginx-light" ;; # nginx-light: the `return 200` row (the ceiling a transport is measured against)
 scaleout) pkgs="$pkgs nginx-light wrk curl" ;;
 fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;; # libFuzzer and the sanitizer runtimes: clang only recommends them
 *) echo "usage: $0 build|test|bench|scaleout|fuzz" >&2; exit 2 ;;
