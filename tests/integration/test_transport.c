@@ -920,8 +920,8 @@ Test(transport, r408_body_timeout, .timeout = 30)
 	rh_connect(&c, d.port);
 	post_head(head, sizeof(head), "/hooks/echo", 10, NULL);
 	rh_send_str(&c, head);
+	t0 = hd_now_ms(); /* before the last bytes: the server's wait starts after */
 	rh_send_str(&c, "{\"a");
-	t0 = hd_now_ms();
 	read_reply(&c, &r, false, "a body that stops after 3 of 10 bytes");
 	cr_assert_geq(hd_now_ms() - t0, timeout - COARSE_MS, "408 before body_timeout_ms");
 	cJSON_Delete(expect_refusal(&r, 408, "body timeout"));
