@@ -420,6 +420,10 @@ static void metrics_daemon(void *arg, struct metrics_text *t)
 				    "Bytes of replies remembered for repeated deliveries.");
 		metrics_text_printf(t, "hookd_dedup_bytes %zu\n", bytes);
 	}
+	metrics_text_family(t, "hookd_http_inflight_bytes", "gauge",
+			    "Memory of HTTP requests in flight charged to http.max_inflight_bytes.");
+	metrics_text_printf(t, "hookd_http_inflight_bytes %zu\n",
+			    atomic_load_explicit(&d->budget.used, memory_order_relaxed));
 	metrics_text_family(t, "hookd_workers", "gauge", "Worker threads, by state.");
 	/* a stuck worker is busy too; its replacement is counted in threads */
 	metrics_text_printf(t, "hookd_workers{state=\"busy\"} %u\n",

@@ -972,8 +972,15 @@ Test(reload, a_thousand_reloads_in_a_row_under_load, .timeout = 300)
 	for (int i = 0; i < 1000; i++) {
 		hd_install(&d, i % 2 ? "fixtures/ver_a.so" : "fixtures/ver_b.so", "ver.so");
 		hd_signal(&d, SIGHUP);
-		cr_assert(hd_wait_generation(&d, i + 2, 10000), "reload %d never made its generation",
-			  i + 1);
+		if (!hd_wait_generation(&d, i + 2, 10000)) {
+			char *lg = hd_log_read(&d);
+			size_t L = strlen(lg);
+			struct hd_resp rr;
+			hd_get(&d, "/plugins", &rr);
+			fprintf(stderr, "PLUGINS status %ld: %.300s\nLOG TAIL:\n%s\n", rr.status, rr.body,
+				lg + (L > 6000 ? L - 6000 : 0));
+			cr_assert(0, "reload %d never made its generation", i + 1);
+		}
 	}
 	hd_load_stop(le, &res);
 	expect_no_failures("/hooks/echo during 1000 reloads", &res);

@@ -605,9 +605,10 @@ REFUSAL_TEST(r400_http11_without_host_keeps_the_connection, "",
 
 /* ==== 411, 413, 414, 417, 431, 501, 505 ================================== */
 
+/* no body follows, so the framing holds: the connection goes on */
 REFUSAL_TEST(r411_post_without_a_length, "",
 	     "POST /hooks/echo HTTP/1.1\r\n" HOST "Content-Type: application/json\r\n\r\n", 411,
-	     true)
+	     false)
 
 /* Only the head is sent: the 413 must come before any body byte. */
 Test(transport, r413_content_length_over_the_global_max_body, .timeout = 30)
@@ -820,7 +821,10 @@ Test(transport, r501_transfer_encoding_gzip, .timeout = 30)
 	cr_assert_eq(hd_stop(&d), 0);
 }
 
-REFUSAL_TEST(r501_unknown_method, "", "BREW / HTTP/1.1\r\n" HOST "\r\n", 501, true)
+/* without a body the framing holds: the connection goes on */
+REFUSAL_TEST(r501_unknown_method, "", "BREW / HTTP/1.1\r\n" HOST "\r\n", 501, false)
+REFUSAL_TEST(r501_unknown_method_with_a_body, "",
+	     "BREW / HTTP/1.1\r\n" HOST "Content-Length: 2\r\n\r\n{}", 501, true)
 
 Test(transport, r505_other_http_versions, .timeout = 30)
 {
@@ -1071,6 +1075,24 @@ Test(transport, send_timeout_closes_a_stalled_reply, .timeout = 60)
 
 /* ==== the per-connection output bound ==================================== */
 
+/* The value of an unlabelled metric in GET /metrics, or -1. */
+static double metric_value(const char *name)
+{
+	struct hd_resp r;
+	double v = -1;
+	size_t n = strlen(name);
+
+	hd_get(&d, "/metrics", &r);
+	for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+		if (strncmp(p, name, n) == 0 && p[n] == ' ') {
+			v = strtod(p + n + 1, NULL);
+			break;
+		}
+	}
+	hd_resp_free(&r);
+	return v;
+}
+
 /* 5000 pipelined echo calls of 1 KB from a client that does not read (small
  * kernel buffers): the daemon stops reading it, its memory grows by far
  * less than the replies' total; then every reply comes, in order. */
@@ -1083,6 +1105,7 @@ Test(transport, output_bound_stops_reading_a_client_that_does_not_read, .timeout
 	struct rh_conn c;
 	struct rh_reply r;
 	long rss0, rss_max;
+	double inflight_max = 0;
 	int got = 0, rc;
 	double end;
 
@@ -1117,10 +1140,17 @@ Test(transport, output_bound_stops_reading_a_client_that_does_not_read, .timeout
 	rss_max = rss0;
 	for (int i = 0; i < 20; i++) {
 		long v = rss_kib(d.pid);
+		double inflight = metric_value("hookd_http_inflight_bytes");
 		if (v > rss_max)
 			rss_max = v;
+		if (inflight > inflight_max)
+			inflight_max = inflight;
 		hd_sleep_ms(50 * hd_scale());
 	}
+	/* what the transport holds of the client's requests: one reply's
+	 * request and the read-ahead, whatever the client sent */
+	cr_assert_lt(inflight_max, 1024.0 * 1024, "hookd_http_inflight_bytes reached %.0f while "
+		     "the client did not read", inflight_max);
 	cr_log_info("requests: %zu of %zu bytes sent before the daemon stopped reading (%s); "
 		    "VmRSS %ld -> max %ld KiB",
 		    sent, total, rh_result_str(rc), rss0, rss_max);
@@ -1155,9 +1185,12 @@ Test(transport, output_bound_stops_reading_a_client_that_does_not_read, .timeout
 	}
 	cr_log_info("%d replies, %zu bytes; VmRSS grew by %ld KiB at most while stalled", got,
 		    wire, rss_max - rss0);
-	cr_assert_lt((size_t)(rss_max - rss0) * 1024, wire / 4,
-		     "VmRSS grew by %ld KiB while the client did not read (replies: %zu KiB)",
-		     rss_max - rss0, wire / 1024);
+	/* a sanitizer's allocator keeps freed memory in quarantine: RSS says
+	 * nothing there (the budget above still does) */
+	if (!getenv("HOOKD_TSAN") && !strstr(hd_build_path("", (char[512]){0}, 512), "asan"))
+		cr_assert_lt((size_t)(rss_max - rss0) * 1024, wire / 4,
+			     "VmRSS grew by %ld KiB while the client did not read (replies: %zu KiB)",
+			     rss_max - rss0, wire / 1024);
 	rh_close(&c);
 	free(reqs);
 	cr_assert_eq(hd_stop(&d), 0);
