@@ -676,28 +676,22 @@ static int parse_plugins(struct config *cfg, const cJSON *k, struct verr *e)
 /* "http": the transport's limits, each a bounded integer. */
 static int parse_http(struct config_http *h, const cJSON *v, struct verr *e)
 {
-	static const struct {
+	const struct {
 		const char *name;
 		double lo, hi;
-		size_t off;
-		bool wide;
+		uint32_t *p32;
+		uint64_t *p64;
 	} keys[] = {
-		{"max_connections", 1, 10000000, offsetof(struct config_http, max_connections), false},
-		{"header_timeout_ms", 1, CONFIG_MAX_TIMEOUT_MS,
-		 offsetof(struct config_http, header_timeout_ms), false},
-		{"body_timeout_ms", 1, CONFIG_MAX_TIMEOUT_MS,
-		 offsetof(struct config_http, body_timeout_ms), false},
-		{"idle_timeout_ms", 1, CONFIG_MAX_TIMEOUT_MS,
-		 offsetof(struct config_http, idle_timeout_ms), false},
-		{"send_timeout_ms", 1, CONFIG_MAX_TIMEOUT_MS,
-		 offsetof(struct config_http, send_timeout_ms), false},
-		{"max_line", 64, 1 << 20, offsetof(struct config_http, max_line), false},
-		{"max_header_bytes", 256, 1 << 24, offsetof(struct config_http, max_header_bytes),
-		 false},
-		{"max_headers", 1, 10000, offsetof(struct config_http, max_headers), false},
-		{"max_inflight_bytes", 0, (double)(UINT64_C(1) << 44),
-		 offsetof(struct config_http, max_inflight_bytes), true},
-		{"max_json_values", 0, 1e9, offsetof(struct config_http, max_json_values), true},
+		{"max_connections", 1, 10000000, &h->max_connections, NULL},
+		{"header_timeout_ms", 1, CONFIG_MAX_TIMEOUT_MS, &h->header_timeout_ms, NULL},
+		{"body_timeout_ms", 1, CONFIG_MAX_TIMEOUT_MS, &h->body_timeout_ms, NULL},
+		{"idle_timeout_ms", 1, CONFIG_MAX_TIMEOUT_MS, &h->idle_timeout_ms, NULL},
+		{"send_timeout_ms", 1, CONFIG_MAX_TIMEOUT_MS, &h->send_timeout_ms, NULL},
+		{"max_line", 64, 1 << 20, &h->max_line, NULL},
+		{"max_header_bytes", 256, 1 << 24, &h->max_header_bytes, NULL},
+		{"max_headers", 1, 10000, &h->max_headers, NULL},
+		{"max_inflight_bytes", 0, (double)(UINT64_C(1) << 44), NULL, &h->max_inflight_bytes},
+		{"max_json_values", 0, 1e9, NULL, &h->max_json_values},
 	};
 	const cJSON *k;
 	char key[128];
@@ -726,10 +720,10 @@ static int parse_http(struct config_http *h, const cJSON *v, struct verr *e)
 		}
 		if (get_uint(k, key, keys[i].lo, keys[i].hi, &u, e) < 0)
 			return -1;
-		if (keys[i].wide)
-			*(uint64_t *)((char *)h + keys[i].off) = u;
+		if (keys[i].p64)
+			*keys[i].p64 = u;
 		else
-			*(uint32_t *)((char *)h + keys[i].off) = (uint32_t)u;
+			*keys[i].p32 = (uint32_t)u;
 	}
 	return 0;
 }

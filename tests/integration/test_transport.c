@@ -1242,7 +1242,10 @@ Test(transport, drain_closes_idle_connections_and_finishes_calls, .timeout = 60)
 	struct rh_conn slow, idle;
 	struct rh_reply r;
 
-	start("");
+	char members[96];
+	/* the call's deadline and the drain wait longer than the call takes */
+	snprintf(members, sizeof(members), "\"drain_ms\": %d, \"timeout_ms\": %d", 3 * ms, 3 * ms);
+	start(members);
 	rh_connect(&idle, d.port);
 	expect_health(&idle, "the idle connection's first request");
 	rh_connect(&slow, d.port);
