@@ -956,3 +956,50 @@ Test(config, max_body_any_is_the_largest_body_any_hook_takes)
 	cr_assert_eq(cfg->max_body_any, 1024 * 1024);
 	config_free(cfg);
 }
+
+Test(config, http_limits_defaults_and_values)
+{
+	struct config *cfg = parse_ok("{" REQ "}");
+
+	cr_assert_eq(cfg->http.max_connections, 10000);
+	cr_assert_eq(cfg->http.header_timeout_ms, 10000);
+	cr_assert_eq(cfg->http.body_timeout_ms, 30000);
+	cr_assert_eq(cfg->http.idle_timeout_ms, 60000);
+	cr_assert_eq(cfg->http.send_timeout_ms, 60000);
+	cr_assert_eq(cfg->http.max_line, 8192);
+	cr_assert_eq(cfg->http.max_header_bytes, 65536);
+	cr_assert_eq(cfg->http.max_headers, 100);
+	cr_assert_eq(cfg->http.max_inflight_bytes, 256u << 20);
+	cr_assert_eq(cfg->http.max_json_values, 200000);
+	config_free(cfg);
+	cfg = parse_ok("{" REQ ", \"http\": {\"max_connections\": 3, \"header_timeout_ms\": 1, "
+		       "\"body_timeout_ms\": 2, \"idle_timeout_ms\": 4, \"send_timeout_ms\": 5, "
+		       "\"max_line\": 64, \"max_header_bytes\": 256, \"max_headers\": 1, "
+		       "\"max_inflight_bytes\": 17592186044416, \"max_json_values\": 0}}");
+	cr_assert_eq(cfg->http.max_connections, 3);
+	cr_assert_eq(cfg->http.header_timeout_ms, 1);
+	cr_assert_eq(cfg->http.body_timeout_ms, 2);
+	cr_assert_eq(cfg->http.idle_timeout_ms, 4);
+	cr_assert_eq(cfg->http.send_timeout_ms, 5);
+	cr_assert_eq(cfg->http.max_line, 64);
+	cr_assert_eq(cfg->http.max_header_bytes, 256);
+	cr_assert_eq(cfg->http.max_headers, 1);
+	cr_assert_eq(cfg->http.max_inflight_bytes, UINT64_C(1) << 44);
+	cr_assert_eq(cfg->http.max_json_values, 0);
+	config_free(cfg);
+}
+
+Test(config, http_errors_name_the_key)
+{
+	expect_error("{" REQ ", \"http\": 5}", "http", "expected an object");
+	expect_error("{" REQ ", \"http\": {\"max_conns\": 5}}", "http.max_conns", "unknown key");
+	expect_error("{" REQ ", \"http\": {\"max_connections\": 0}}", "http.max_connections",
+		     "between 1 and");
+	expect_error("{" REQ ", \"http\": {\"max_line\": 63}}", "http.max_line", "between 64 and");
+	expect_error("{" REQ ", \"http\": {\"header_timeout_ms\": \"1s\"}}",
+		     "http.header_timeout_ms", "expected an integer");
+	expect_error("{" REQ ", \"http\": {\"max_headers\": 1, \"max_headers\": 2}}",
+		     "http.max_headers", "defined twice");
+	expect_error("{" REQ ", \"http\": {\"max_inflight_bytes\": 17592186044417}}",
+		     "http.max_inflight_bytes", "between 0 and");
+}

@@ -1248,3 +1248,44 @@ Test(json_pointer, a_pointer_starts_with_a_slash)
 	cr_assert_null(json_pointer_get(NULL, "/id"));
 	cJSON_Delete(doc);
 }
+
+Test(json_parse_max, counts_values_and_refuses_past_the_bound)
+{
+	cJSON *o = NULL;
+	char err[256];
+	size_t n = 0;
+
+	/* an object with 2 members: 3 values; nested containers count too */
+	cr_assert_eq(json_parse_max("{\"a\":1,\"b\":[true,null]}", 23, 0, &o, &n, err,
+				    sizeof(err)), 0, "%s", err);
+	cr_assert_eq(n, 5);
+	cJSON_Delete(o);
+	cr_assert_eq(json_parse_max("{\"a\":1,\"b\":[true,null]}", 23, 5, &o, &n, err,
+				    sizeof(err)), 0, "exactly at the bound: %s", err);
+	cJSON_Delete(o);
+	o = NULL;
+	cr_assert_eq(json_parse_max("{\"a\":1,\"b\":[true,null]}", 23, 4, &o, &n, err,
+				    sizeof(err)), -E2BIG);
+	cr_assert_null(o);
+	cr_assert_not_null(strstr(err, "more than 4 values"), "%s", err);
+	cr_assert_not_null(strstr(err, "http.max_json_values"), "%s", err);
+	/* a malformed body is still a syntax error, not E2BIG, below the bound */
+	cr_assert_eq(json_parse_max("[1,", 3, 10, &o, &n, err, sizeof(err)), -EINVAL);
+	/* the attacker: an array of zeros, refused once past the bound */
+	{
+		size_t len = 2 * 100000 + 1;
+		char *s = malloc(len);
+		cr_assert_not_null(s);
+		s[0] = '[';
+		for (size_t i = 0; i < 100000; i++) {
+			s[1 + 2 * i] = '0';
+			s[2 + 2 * i] = i + 1 < 100000 ? ',' : ']';
+		}
+		cr_assert_eq(json_parse_max(s, len, 1000, &o, &n, err, sizeof(err)), -E2BIG);
+		cr_assert_eq(json_parse_max(s, len, 0, &o, &n, err, sizeof(err)), 0);
+		cr_assert_eq(n, 100001);
+		cJSON_Delete(o);
+		free(s);
+	}
+	u_assert_no_leaks();
+}
