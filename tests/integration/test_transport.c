@@ -346,8 +346,26 @@ Test(transport, echo_round_trip_with_request_id, .timeout = 30)
 	cr_assert_eq(hd_stop(&d), 0);
 }
 
-/* A chunked body is served like a Content-Length one, and the connection
- * carries on. */
+/* `req` (a POST /hooks/echo of {"a":[1,2,3]}) is answered with that body,
+ * and the connection carries on. */
+static void echo_keeps_open(const char *req, size_t len, const char *what)
+{
+	struct rh_conn c;
+	struct rh_reply r;
+
+	start("");
+	rh_connect(&c, d.port);
+	rh_send(&c, req, len);
+	read_reply(&c, &r, false, what);
+	cr_assert_eq(r.status, 200, "%s: %d %s", what, r.status, r.body);
+	cr_assert_str_eq(r.body, "{\"a\":[1,2,3]}\n", "%s", what);
+	expect_open(&c, &r, what);
+	rh_reply_free(&r);
+	rh_close(&c);
+	cr_assert_eq(hd_stop(&d), 0);
+}
+
+/* A chunked body is served like a Content-Length one. */
 Test(transport, chunked_body_round_trip, .timeout = 30)
 {
 	static const char req[] = "POST /hooks/echo HTTP/1.1\r\n" HOST
@@ -355,19 +373,8 @@ Test(transport, chunked_body_round_trip, .timeout = 30)
 				  "4\r\n{\"a\"\r\n"
 				  "A\r\n:[1,2,3]}\n\r\n"
 				  "0\r\n\r\n";
-	struct rh_conn c;
-	struct rh_reply r;
 
-	start("");
-	rh_connect(&c, d.port);
-	rh_send(&c, req, sizeof(req) - 1);
-	read_reply(&c, &r, false, "a chunked POST /hooks/echo");
-	cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
-	cr_assert_str_eq(r.body, "{\"a\":[1,2,3]}\n");
-	expect_open(&c, &r, "after a chunked request");
-	rh_reply_free(&r);
-	rh_close(&c);
-	cr_assert_eq(hd_stop(&d), 0);
+	echo_keeps_open(req, sizeof(req) - 1, "a chunked POST /hooks/echo");
 }
 
 /* Not in the transport's spec but in h1.h: chunk extensions and trailer
@@ -379,19 +386,8 @@ Test(transport, chunk_extensions_and_trailers_are_accepted, .timeout = 30)
 				  "4;ext=1\r\n{\"a\"\r\n"
 				  "A;name=\"quoted\"\r\n:[1,2,3]}\n\r\n"
 				  "0\r\nX-Trailer: t\r\n\r\n";
-	struct rh_conn c;
-	struct rh_reply r;
 
-	start("");
-	rh_connect(&c, d.port);
-	rh_send(&c, req, sizeof(req) - 1);
-	read_reply(&c, &r, false, "chunk extensions and a trailer");
-	cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
-	cr_assert_str_eq(r.body, "{\"a\":[1,2,3]}\n");
-	expect_open(&c, &r, "after chunk extensions and a trailer");
-	rh_reply_free(&r);
-	rh_close(&c);
-	cr_assert_eq(hd_stop(&d), 0);
+	echo_keeps_open(req, sizeof(req) - 1, "chunk extensions and a trailer");
 }
 
 /* All written at once, a slow call among them: answered in order. */
