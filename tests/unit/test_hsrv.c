@@ -12,6 +12,7 @@
  * ASan builds) no leak.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -27,6 +28,7 @@
 #include <event2/event.h>
 
 #include "../../host/hsrv.h"
+#include "hsrv_drive.h"
 #include "unit.h"
 
 TestSuite(hsrv);
@@ -1254,3 +1256,45 @@ Test(hsrv, drain_closes_idle_and_closes_after_the_held_reply)
 	fx_end();
 }
 
+/* ---- the fuzzer's seeds --------------------------------------------------- */
+
+/* Every file of the fuzzer's corpus (make runs the suite from the
+ * repository root) through the fuzzer's driver: no invariant broken, and
+ * the seeds reach the refusals they are there for. */
+Test(hsrv, fuzz_corpus_replays_clean)
+{
+	const char *dir = "tests/fuzz/corpus/hsrv";
+	static const int statuses[] = {400, 411, 413, 414, 417, 431, 501, 503, 505};
+	const struct hsd_stats *st = hsd_stats();
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	unsigned files = 0;
+
+	cr_assert_not_null(d, "%s (run from the repository root)", dir);
+	while ((de = readdir(d))) {
+		char path[512];
+		size_t len;
+		char *data;
+		const char *bad;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		data = u_read_file(path, &len);
+		cr_assert_not_null(data, "%s", path);
+		bad = hsd_run((const uint8_t *)data, len);
+		cr_assert_null(bad, "%s: %s", de->d_name, bad);
+		free(data);
+		files++;
+	}
+	closedir(d);
+	cr_assert_geq(files, 20, "the seed corpus is there");
+	cr_log_info("%u seeds: %lu requests, %lu refusals, %lu held, %lu gone, %lu replies checked",
+		    files, st->requests, st->refusals, st->held, st->gone, st->replies_checked);
+	cr_assert_gt(st->held, 0);
+	cr_assert_gt(st->replies_checked, files);
+	for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+		cr_assert_gt(st->refused[statuses[i]], 0, "a seed is refused with %d", statuses[i]);
+	hsd_teardown();
+	u_assert_no_leaks();
+}
