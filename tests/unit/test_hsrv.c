@@ -1122,34 +1122,44 @@ static int inq(int fd)
 	return n;
 }
 
-Test(hsrv, read_ahead_is_bounded_while_a_request_is_held)
+/* A held request (after a first request with a body of `first` bytes,
+ * answered: it leaves the input buffer that large), then the client
+ * trickles 1 MiB of pipelined bytes until its socket is full. Returns how
+ * many of them the server read (what the client sent less what is still
+ * queued on the server's socket), and leaves the request held. */
+static size_t read_ahead_of_held(size_t first)
 {
-	static const char req[] = "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\n1";
 	static char more[1 << 20];
 	size_t sent = 0, stalls = 0, read_ahead;
-	int sv[2], sndbuf;
-	socklen_t sl = sizeof(sndbuf);
-	struct resp r[2];
+	int sv[2], nreq = 0;
 
 	fx_start(NULL, 0);
-	/* a second connection whose server end we can look at (FIONREAD) */
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	/* a connection whose server end we can look at (FIONREAD on a dup) */
 	fx_client_close();
 	PUMP_UNTIL(hsrv_connections(F.s) == 0);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	F.cl = sv[0];
 	cr_assert_eq(fcntl(F.cl, F_SETFL, fcntl(F.cl, F_GETFL) | O_NONBLOCK), 0);
 	F.sdup = dup(sv[1]);
 	cr_assert_geq(F.sdup, 0);
 	cr_assert_eq(hsrv_adopt(F.s, sv[1]), 0);
-	F.mode = OWN_HOLD;
-	F.hold_n = 1;
-	fx_send(req);
-	PUMP_UNTIL(F.nreq == 1);
-	cr_assert_not_null(F.held);
-	/* the client writes 1 MiB of pipelined bytes (a valid request's worth
-	 * of header bytes would do; these are one long field line that is only
-	 * parsed once the held request is answered) */
 	memset(more, 'a', sizeof(more));
+	if (first) {
+		char head[128];
+		snprintf(head, sizeof(head), "POST /first HTTP/1.1\r\nHost: h\r\n"
+			 "Content-Length: %zu\r\n\r\n", first);
+		fx_send(head);
+		fx_send_n(more, first);
+		PUMP_UNTIL(nresps(0) == 1);
+		cr_assert_eq(nresps(0), 1);
+		nreq = 1;
+	}
+	F.mode = OWN_HOLD;
+	F.hold_n = (unsigned)nreq + 1;
+	fx_send("POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\n1");
+	PUMP_UNTIL(F.nreq == (unsigned)nreq + 1);
+	cr_assert_not_null(F.held);
+	/* one long line, only parsed once the held request is answered */
 	while (sent < sizeof(more) && stalls < FEW_PASSES) {
 		size_t piece = sizeof(more) - sent < 20000 ? sizeof(more) - sent : 20000;
 		ssize_t w = send(F.cl, more + sent, piece, MSG_NOSIGNAL);
@@ -1164,25 +1174,50 @@ Test(hsrv, read_ahead_is_bounded_while_a_request_is_held)
 		fx_step();
 	}
 	cr_assert_lt(sent, sizeof(more), "the server stopped reading before 1 MiB");
-	cr_assert_eq(getsockopt(F.cl, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl), 0);
 	read_ahead = sent - (size_t)inq(F.sdup);
-	cr_log_info("sent %zu, queued %d, read ahead %zu (SO_SNDBUF %d), budget used %zu", sent, inq(F.sdup),
-		    read_ahead, sndbuf, (size_t)atomic_load(&F.budget.used));
-	cr_assert_leq(read_ahead, HSRV_READ_AHEAD + 4096,
-		      "read ahead %zu bytes of a held request (HSRV_READ_AHEAD %d)", read_ahead,
-		      HSRV_READ_AHEAD);
+	cr_log_info("first body %zu: sent %zu, read ahead %zu, budget used %zu", first, sent,
+		    read_ahead, (size_t)atomic_load(&F.budget.used));
 	cr_assert_eq(F.ngone, 0);
-	cr_assert_eq(F.rx_len, 0);
 	close(F.sdup);
 	F.sdup = -1;
-	/* answering lets it flow again: the long line then ends in 431 */
+	return read_ahead;
+}
+
+Test(hsrv, read_ahead_is_bounded_while_a_request_is_held)
+{
+	struct resp r[2];
+	size_t ra = read_ahead_of_held(0);
+
+	cr_assert_leq(ra, HSRV_READ_AHEAD + 4096,
+		      "read ahead %zu bytes of a held request (HSRV_READ_AHEAD %d)", ra,
+		      HSRV_READ_AHEAD);
+	cr_assert_eq(F.rx_len, 0);
+	/* answering lets it flow again: the long line then ends in 414 */
 	answer(F.held, 0);
 	F.held = NULL;
 	PUMP_UNTIL(nresps(0) == 2 || F.rx_eof);
 	cr_assert_eq(resps(r, 2, 0, NULL), 2);
 	cr_assert_eq(r[0].status, 200);
-	cr_assert(r[1].status == 414 || r[1].status == 400, "then the junk is refused: %d",
-		  r[1].status);
+	cr_assert_eq(r[1].status, 414, "then the long line is refused: %d", r[1].status);
+	fx_end();
+}
+
+/* hsrv.h: "reads ahead at most HSRV_READ_AHEAD bytes while its request
+ * runs". After a request whose body left the input buffer between half
+ * and all of HSRV_READ_AHEAD (kept: not over HSRV_SHRINK_OVER), in_reserve
+ * doubles it past req_end + HSRV_READ_AHEAD (to ~120 KB here, 116016
+ * bytes charged to the budget) and on_read fills whatever room there is:
+ * 80000 bytes read ahead here, up to about twice the bound. Disabled until
+ * hsrv.c bounds the read itself (see the h12-hunit report). */
+Test(hsrv, read_ahead_is_bounded_after_a_large_request, .disabled = true)
+{
+	size_t ra = read_ahead_of_held(60000);
+
+	cr_assert_leq(ra, HSRV_READ_AHEAD + 4096,
+		      "read ahead %zu bytes of a held request (HSRV_READ_AHEAD %d)", ra,
+		      HSRV_READ_AHEAD);
+	answer(F.held, 1);
+	F.held = NULL;
 	fx_end();
 }
 
@@ -1297,4 +1332,28 @@ Test(hsrv, fuzz_corpus_replays_clean)
 		cr_assert_gt(st->refused[statuses[i]], 0, "a seed is refused with %d", statuses[i]);
 	hsd_teardown();
 	u_assert_no_leaks();
+}
+
+/* A client that sends its request and shuts its write side at once (nc -N,
+ * some HTTP/1.0 clients) still gets the whole reply when it is larger than
+ * the socket buffer: the half-close is noticed while the reply is being
+ * written. On main, on_read takes that EOF for a hang-up and conn_close
+ * drops the rest of the reply: 219264 of 1048575 body bytes arrive.
+ * Disabled until hsrv.c finishes the reply (see the h12-hunit report). */
+Test(hsrv, half_close_after_the_request_still_gets_a_large_reply, .disabled = true)
+{
+	static char big[1 << 20];
+	struct resp r[2];
+
+	fx_start(NULL, 0);
+	memset(big, 'b', sizeof(big) - 1);
+	F.body = big;
+	fx_send("GET /big HTTP/1.0\r\n\r\n");
+	shutdown(F.cl, SHUT_WR);
+	PUMP_UNTIL(F.rx_eof);
+	cr_assert(F.rx_eof);
+	cr_assert_eq(F.nreq, 1);
+	cr_assert_eq(resps(r, 2, 0, NULL), 1, "the whole reply (%zu bytes read)", F.rx_len);
+	cr_assert_eq(r[0].body_len, sizeof(big) - 1);
+	fx_end();
 }
