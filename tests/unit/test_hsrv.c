@@ -1112,6 +1112,64 @@ Test(hsrv, held_request_has_no_timeout)
 	fx_end();
 }
 
+/* A head trickled a byte at a time (each read well within any timeout)
+ * still has header_timeout_ms for all of it: 408, closed. */
+Test(hsrv, trickled_head_times_out_as_a_whole)
+{
+	static const char head[] = "GET /slow HTTP/1.1\r\nHost: h\r\nX-Pad: "
+				   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+				   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	struct hsrv_limits lim;
+	int64_t end;
+	size_t i = 0;
+
+	hsrv_limits_default(&lim);
+	lim.header_timeout_ms = 50;
+	fx_start(&lim, 0);
+	/* a byte every pass, the bytes outlast the timeout many times over:
+	 * the head never completes, so the only way out is the 408 */
+	end = now_ms() + WAIT_MS;
+	while (!F.rx_eof && now_ms() < end) {
+		if (i < sizeof(head) - 1 && send(F.cl, head + i, 1, MSG_NOSIGNAL) == 1)
+			i++;
+		else if (i == sizeof(head) - 1)
+			i = sizeof(head) - 2; /* keep going: the head never ends */
+		fx_step();
+	}
+	cr_assert(F.rx_eof);
+	cr_assert_eq(F.nrefuse, 1);
+	cr_assert_eq(F.rstatus[0], 408);
+	cr_assert_eq(F.nreq, 0);
+	fx_end();
+}
+
+/* A client that reads nothing of a large reply is closed after
+ * send_timeout_ms. */
+Test(hsrv, reply_nobody_reads_is_closed_after_send_timeout)
+{
+	static char big[4 << 20];
+	struct hsrv_limits lim;
+
+	hsrv_limits_default(&lim);
+	lim.send_timeout_ms = 50;
+	fx_start(&lim, 0);
+	memset(big, 'b', sizeof(big) - 1);
+	F.body = big;
+	fx_send("GET /big HTTP/1.1\r\nHost: h\r\n\r\n");
+	/* pump the server only: the client does not read */
+	{
+		int64_t end = now_ms() + WAIT_MS;
+		while (hsrv_connections(F.s) && now_ms() < end) {
+			event_base_loop(F.base, EVLOOP_NONBLOCK);
+			poll(NULL, 0, 1);
+		}
+	}
+	cr_assert_eq(F.nreq, 1);
+	cr_assert_eq(hsrv_connections(F.s), 0, "closed: the client read nothing");
+	cr_assert_eq(hsrv_unsent(F.s), 0, "the reply is no longer counted");
+	fx_end();
+}
+
 /* ---- read-ahead ---------------------------------------------------------- */
 
 static int inq(int fd)
