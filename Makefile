@@ -6,7 +6,8 @@
 #   make asan         the whole suite, ASan+UBSan build (in build/asan)
 #   make tsan         the integration suite against a TSan daemon (build/tsan)
 #   make bench        benchmarks (not part of the suite)
-#   make fuzz         libFuzzer on the request parser, FUZZ_SECONDS (default 600)
+#   make fuzz         libFuzzer on the request parser and the server transport,
+#                     FUZZ_SECONDS each (default 600)
 #   make install      PREFIX=/usr/local DESTDIR= (uninstall: the same, removed)
 #   make scaleout     nginx in front of 3 hookd under wrk: rolling restart + reload
 #   make unit-check   systemd-analyze the unit offline (exposure <= 3.5)
@@ -219,27 +220,44 @@ bench:
 	$(MAKE) all
 	bench/run.sh
 
-# libFuzzer (clang) on the request parser under ASan+UBSan, not part of the
-# suite: FUZZ_SECONDS from the seeds in tests/fuzz/corpus/h1 (read only);
-# what it learns goes to $(BUILD)/fuzz/corpus/h1, a crash to
-# $(BUILD)/fuzz/crash-* (then: into the seed corpus, and a unit test).
+# libFuzzer (clang) under ASan+UBSan, not part of the suite: two targets,
+# FUZZ_SECONDS each (FUZZ_H1_SECONDS, FUZZ_HSRV_SECONDS to set one alone):
+# fuzz_h1 on the request parser, fuzz_hsrv on the server transport over a
+# socketpair (tests/unit/hsrv_drive.h). Seeds in tests/fuzz/corpus/<target>
+# (read only, replayed by the unit suites h1 and hsrv); what a run learns
+# goes to $(BUILD)/fuzz/corpus/<target>, a crash to $(BUILD)/fuzz/crash-*
+# (then: into the seed corpus, and a unit test).
 FUZZ_SECONDS ?= 600
+FUZZ_H1_SECONDS ?= $(FUZZ_SECONDS)
+FUZZ_HSRV_SECONDS ?= $(FUZZ_SECONDS)
 FUZZ_CC      ?= clang
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_H1_SRCS := tests/fuzz/fuzz_h1.c tests/unit/h1_drive.c host/h1.c
+FUZZ_HSRV_SRCS := tests/fuzz/fuzz_hsrv.c tests/unit/hsrv_drive.c host/hsrv.c host/h1.c host/log.c
+FUZZ_ENV     := UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 fuzz:
 	@scripts/deps.sh fuzz
-	$(MAKE) $(BUILD)/fuzz/fuzz_h1
-	@mkdir -p $(BUILD)/fuzz/corpus/h1
-	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(BUILD)/fuzz/fuzz_h1 \
-	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/ \
+	$(MAKE) $(BUILD)/fuzz/fuzz_h1 $(BUILD)/fuzz/fuzz_hsrv
+	@mkdir -p $(BUILD)/fuzz/corpus/h1 $(BUILD)/fuzz/corpus/hsrv
+	$(FUZZ_ENV) $(BUILD)/fuzz/fuzz_h1 \
+	    -max_total_time=$(FUZZ_H1_SECONDS) -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/ \
 	    $(BUILD)/fuzz/corpus/h1 tests/fuzz/corpus/h1
+	$(FUZZ_ENV) $(BUILD)/fuzz/fuzz_hsrv \
+	    -max_total_time=$(FUZZ_HSRV_SECONDS) -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/ \
+	    $(BUILD)/fuzz/corpus/hsrv tests/fuzz/corpus/hsrv
 
 $(BUILD)/fuzz/fuzz_h1: $(FUZZ_H1_SRCS) host/h1.h tests/unit/h1_drive.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_H1_SRCS)
+
+# libevent is not instrumented (coverage is hsrv's and h1's)
+$(BUILD)/fuzz/fuzz_hsrv: $(FUZZ_HSRV_SRCS) host/hsrv.h host/h1.h host/log.h host/name.h \
+    tests/unit/hsrv_drive.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell pkg-config --cflags libevent) -o $@ $(FUZZ_HSRV_SRCS) \
+	    $(shell pkg-config --libs libevent)
 
 # hookd.pc.in -> hookd.pc for PREFIX (written at install time, so that a
 # build made for another PREFIX never leaks into it)
