@@ -682,7 +682,7 @@ static int parse_http(struct config_http *h, const cJSON *v, struct verr *e)
 		uint32_t *p32;
 		uint64_t *p64;
 	} keys[] = {
-		{"max_connections", 1, 10000000, &h->max_connections, NULL},
+		{"max_connections", 0, 10000000, &h->max_connections, NULL},
 		{"header_timeout_ms", 1, CONFIG_MAX_TIMEOUT_MS, &h->header_timeout_ms, NULL},
 		{"body_timeout_ms", 1, CONFIG_MAX_TIMEOUT_MS, &h->body_timeout_ms, NULL},
 		{"idle_timeout_ms", 1, CONFIG_MAX_TIMEOUT_MS, &h->idle_timeout_ms, NULL},
@@ -753,7 +753,7 @@ static int parse_root(struct config *cfg, const cJSON *root, struct verr *e)
 	cfg->quarantine_after = 3;
 	cfg->quarantine_window_s = 60;
 	cfg->http = (struct config_http){
-		.max_connections = 10000,
+		.max_connections = 0, /* from the open-file limit (main) */
 		.header_timeout_ms = 10000, .body_timeout_ms = 30000,
 		.idle_timeout_ms = 60000, .send_timeout_ms = 60000,
 		.max_line = 8192, .max_header_bytes = 65536, .max_headers = 100,

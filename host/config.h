@@ -86,7 +86,7 @@ struct config_hook {
 
 /* "http": the transport's limits (hsrv.h; a restart applies them). */
 struct config_http {
-	uint32_t max_connections;   /* per listener loop */
+	uint32_t max_connections;   /* per listener loop; 0: from RLIMIT_NOFILE */
 	uint32_t header_timeout_ms, body_timeout_ms, idle_timeout_ms, send_timeout_ms;
 	uint32_t max_line, max_header_bytes, max_headers;
 	uint64_t max_inflight_bytes; /* process-wide budget of requests in flight */

@@ -45,8 +45,8 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
-#define HSRV_INBUF 4096               /* a connection's first input buffer */
-#define HSRV_SHRINK_OVER (64 * 1024)  /* an idle buffer larger than this is freed */
+#define HSRV_INBUF 4096               /* input bytes a connection has without charge */
+#define HSRV_RBUF HSRV_INBUF          /* the first read of a request: never charged */
 #define HSRV_BACKLOG 4096             /* listen(2); capped by net.core.somaxconn */
 #define HSRV_ACCEPT_PAUSE_MS 100      /* after EMFILE */
 #define HSRV_LINGER_MS 2000           /* reading what a refused client still sends */
@@ -98,6 +98,7 @@ struct hsrv_conn {
 	bool broken;           /* writing failed: close without lingering */
 	bool in_owner;         /* the owner's request/refuse callback is running */
 	bool chunked;          /* the body being read is chunked */
+	bool peer_eof;         /* the client half-closed while its reply went out */
 	/* input */
 	char *in;
 	size_t in_len, in_cap, in_charged;
@@ -135,6 +136,7 @@ struct hsrv {
 	unsigned nconns;
 	atomic_uint unsent;
 	struct h1_field *scratch; /* h1_head_parse's field storage (max_fields) */
+	char *rbuf;             /* HSRV_RBUF: where a connection without input reads */
 	int64_t date_sec;
 	char date[48];          /* "Date: ...\r\n" of date_sec */
 	TAILQ_HEAD(, hsrv_conn) conns;
@@ -236,16 +238,17 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 static void reading(struct hsrv_conn *c, bool on);
 
 /* Make room for `need` bytes in the input buffer (charging what passes
- * HSRV_INBUF to the budget). Returns 0, or the status to refuse with. */
-static int in_reserve(struct hsrv_conn *c, size_t need)
+ * HSRV_INBUF to the budget): doubling, or exactly `need` when `exact`.
+ * Returns 0, or the status to refuse with. */
+static int in_reserve(struct hsrv_conn *c, size_t need, bool exact)
 {
-	size_t cap = c->in_cap ? c->in_cap : HSRV_INBUF, charge;
+	size_t cap = c->in_cap ? c->in_cap : exact ? need : HSRV_INBUF, charge;
 	char *p;
 
 	if (need <= c->in_cap)
 		return 0;
 	while (cap < need)
-		cap = cap * 2 > need ? cap * 2 : need;
+		cap = cap * 2 > need && !exact ? cap * 2 : need;
 	charge = cap > HSRV_INBUF ? cap - HSRV_INBUF : 0;
 	if (charge > c->in_charged && !hsrv_budget_take(c->s->budget, charge - c->in_charged))
 		return 503;
@@ -276,8 +279,9 @@ static void in_release(struct hsrv_conn *c)
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct hsrv_conn *c = arg;
+	struct hsrv *s = c->s;
 	ssize_t n;
-	size_t want = 0;
+	size_t want = 0, room;
 
 	if (c->state == ST_REQ && c->req.answered && !c->out) {
 		/* a held request was answered (hsrv_send made this pass) */
@@ -285,7 +289,14 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 			return;
 	}
 	if ((what & EV_CLOSED) && c->reading_paused) {
-		conn_close(c); /* the client went away while not being read */
+		/* the client went away while not being read; a reply going out
+		 * is finished first (a half-close may still read it) */
+		if (c->state == ST_WRITE) {
+			c->peer_eof = true;
+			event_del(&c->rev);
+			return;
+		}
+		conn_close(c);
 		return;
 	}
 	if (c->state == ST_LINGER) {
@@ -301,8 +312,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	if (c->state == ST_HEAD || c->state == ST_BODY) {
 		/* a head or body in progress grows the buffer: the parser bounds
 		 * a head, the body limit a body */
-		if (c->in_len == c->in_cap)
-			want = c->in_cap ? c->in_cap * 2 : HSRV_INBUF;
+		if (c->in_cap && c->in_len == c->in_cap)
+			want = c->in_cap * 2; /* (none yet: read into s->rbuf below) */
 	} else if (c->in_len - c->req_end >= HSRV_READ_AHEAD) {
 		reading(c, false); /* read far enough ahead of a running request */
 		return;
@@ -310,7 +321,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		want = c->req_end + HSRV_READ_AHEAD;
 	}
 	if (want) {
-		int st = in_reserve(c, want);
+		int st = in_reserve(c, want, c->state != ST_HEAD && c->state != ST_BODY);
 		if (st && (c->state == ST_HEAD || c->state == ST_BODY)) {
 			conn_refuse(c, st, "the server's memory budget for requests in flight "
 				    "(http.max_inflight_bytes) is spent: retry later", true);
@@ -321,7 +332,33 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 	}
-	n = read(fd, c->in + c->in_len, c->in_cap - c->in_len);
+	room = c->in_cap - c->in_len;
+	if (c->state != ST_HEAD && c->state != ST_BODY &&
+	    room > c->req_end + HSRV_READ_AHEAD - c->in_len)
+		room = c->req_end + HSRV_READ_AHEAD - c->in_len; /* the bound, not the buffer */
+	if (!c->in_cap && c->state == ST_HEAD) {
+		/* nothing buffered (a new or idle connection): read into the
+		 * server's buffer and keep only what came, so that 10,000 idle or
+		 * waiting connections hold a few hundred bytes each, not 4 KiB */
+		n = read(fd, s->rbuf, HSRV_RBUF);
+		if (n > 0) {
+			if (in_reserve(c, ((size_t)n + 511) & ~(size_t)511, true)) {
+				conn_refuse(c, 503, "the server's memory budget for requests in "
+					    "flight (http.max_inflight_bytes) is spent: retry later", true);
+				return;
+			}
+			memcpy(c->in, s->rbuf, (size_t)n);
+			goto got;
+		}
+	} else {
+		n = read(fd, c->in + c->in_len, room);
+	}
+	if (n == 0 && c->state == ST_WRITE) {
+		/* a half-close while the reply goes out: finish it, then close */
+		c->peer_eof = true;
+		event_del(&c->rev);
+		return;
+	}
 	if (n == 0) {
 		conn_close(c); /* the client hung up (a half-close counts, like nginx) */
 		return;
@@ -333,6 +370,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		}
 		n = 0; /* an event_active'd pass: what is buffered */
 	}
+got:
 	c->in_len += (size_t)n;
 	if (c->state == ST_HEAD || c->state == ST_BODY)
 		conn_process(c);
@@ -514,7 +552,7 @@ static enum head_next head_done(struct hsrv_conn *c, const struct h1_request *h)
 	}
 	if (h->has_length) {
 		r->body_len = h->content_length;
-		if (in_reserve(c, c->head_len + (size_t)h->content_length)) {
+		if (in_reserve(c, c->head_len + (size_t)h->content_length, true)) {
 			conn_refuse(c, 503, "the server's memory budget for requests in flight "
 				    "(http.max_inflight_bytes) is spent: retry later", true);
 			return HD_STOP;
@@ -684,7 +722,7 @@ static bool conn_next(struct hsrv_conn *c)
 {
 	unsent_done(c);
 	req_reset(&c->req);
-	if (c->broken) {
+	if (c->broken || c->peer_eof) {
 		conn_close(c);
 		return false;
 	}
@@ -709,8 +747,8 @@ static bool conn_next(struct hsrv_conn *c)
 	c->head_timed = false;
 	c->chunked = false;
 	c->state = ST_HEAD;
-	if (!c->in_len && c->in_cap > HSRV_SHRINK_OVER)
-		in_release(c);
+	if (!c->in_len)
+		in_release(c); /* idle: the next request is read into s->rbuf */
 	if (c->reading_paused)
 		reading(c, true);
 	return true;
@@ -1147,6 +1185,7 @@ int hsrv_create(struct event_base *base, const struct hsrv_options *opt,
 
 	*out = NULL;
 	if (!s || !(s->resume = evtimer_new(base, on_resume, s)) ||
+	    !(s->rbuf = malloc(HSRV_RBUF)) ||
 	    !(s->scratch = calloc(opt->limits.h1.max_fields ? opt->limits.h1.max_fields : 1,
 				  sizeof(*s->scratch)))) {
 		snprintf(err, errlen, "out of memory");
@@ -1186,6 +1225,7 @@ fail:
 		if (s->resume)
 			event_free(s->resume);
 		free(s->scratch);
+		free(s->rbuf);
 		free(s);
 	}
 	return -1;
@@ -1243,5 +1283,6 @@ void hsrv_free(struct hsrv *s)
 	}
 	event_free(s->resume);
 	free(s->scratch);
+	free(s->rbuf);
 	free(s);
 }

@@ -819,11 +819,24 @@ static int crash_setup(struct daemon *d, char *dirbuf, size_t dirlen, char *err,
 	return 0;
 }
 
-/* The transport's limits from the config's "http". */
-static void http_limits_of(const struct config_http *c, struct hsrv_limits *lim)
+/* The transport's limits from the config's "http". max_connections 0: the
+ * open-file limit less HOOKD_FD_RESERVE (plugins, logs, isolated
+ * processes' pipes), shared by the `loops`, so that a loop pauses at its
+ * share instead of meeting EMFILE. */
+#define HOOKD_FD_RESERVE 256
+static void http_limits_of(const struct config_http *c, unsigned loops, struct hsrv_limits *lim)
 {
+	struct rlimit rl;
+
 	hsrv_limits_default(lim);
 	lim->max_connections = c->max_connections;
+	if (!lim->max_connections) {
+		rlim_t n = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+				   ? rl.rlim_cur : 1u << 20;
+		n = n > 2 * HOOKD_FD_RESERVE ? n - HOOKD_FD_RESERVE : n / 2;
+		n /= loops ? loops : 1;
+		lim->max_connections = n < 16 ? 16 : n > 10000000 ? 10000000 : (unsigned)n;
+	}
 	lim->header_timeout_ms = c->header_timeout_ms;
 	lim->body_timeout_ms = c->body_timeout_ms;
 	lim->idle_timeout_ms = c->idle_timeout_ms;
@@ -844,7 +857,7 @@ static int start_reactors(struct daemon *d, char *err, size_t errlen)
 		return -1;
 	}
 
-	http_limits_of(&d->boot->http, &d->limits);
+	http_limits_of(&d->boot->http, d->boot->reactors, &d->limits);
 	d->budget.limit = (size_t)d->boot->http.max_inflight_bytes;
 	atomic_init(&d->budget.used, 0);
 	d->shared = (struct reactor_shared){

@@ -9,11 +9,6 @@
  *   make build/tests/integration && build/tests/integration --filter 'transport/?*'
  *
  * Names: rNNN_* is a refusal with status NNN; the others are behaviours.
- * Tests whose config has an "http" object (r408_*, r413_json_*, r431_header_*,
- * r503_*, idle_*, max_connections_*, send_timeout_*) cannot start a daemon
- * whose config does not know that key; the rest also run against the old
- * evhttp listener, where the keep-alive, pipelining, HEAD, 100-continue,
- * 404, echo and client-hangup tests pass.
  *
  * Every wait is bounded (rawhttp's timeouts, scaled by hd_scale()); no test
  * asserts an upper bound on how long something took. Two assert a lower

@@ -961,7 +961,7 @@ Test(config, http_limits_defaults_and_values)
 {
 	struct config *cfg = parse_ok("{" REQ "}");
 
-	cr_assert_eq(cfg->http.max_connections, 10000);
+	cr_assert_eq(cfg->http.max_connections, 0, "0: from the open-file limit");
 	cr_assert_eq(cfg->http.header_timeout_ms, 10000);
 	cr_assert_eq(cfg->http.body_timeout_ms, 30000);
 	cr_assert_eq(cfg->http.idle_timeout_ms, 60000);
@@ -993,8 +993,8 @@ Test(config, http_errors_name_the_key)
 {
 	expect_error("{" REQ ", \"http\": 5}", "http", "expected an object");
 	expect_error("{" REQ ", \"http\": {\"max_conns\": 5}}", "http.max_conns", "unknown key");
-	expect_error("{" REQ ", \"http\": {\"max_connections\": 0}}", "http.max_connections",
-		     "between 1 and");
+	expect_error("{" REQ ", \"http\": {\"max_connections\": -1}}", "http.max_connections",
+		     "between 0 and");
 	expect_error("{" REQ ", \"http\": {\"max_line\": 63}}", "http.max_line", "between 64 and");
 	expect_error("{" REQ ", \"http\": {\"header_timeout_ms\": \"1s\"}}",
 		     "http.header_timeout_ms", "expected an integer");
