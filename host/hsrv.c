@@ -47,6 +47,7 @@
 
 #define HSRV_INBUF 4096               /* input bytes a connection has without charge */
 #define HSRV_RBUF HSRV_INBUF          /* the first read of a request: never charged */
+#define HSRV_HEAD_ROOM 400            /* status line, Date, Content-Type/-Length, Connection */
 #define HSRV_BACKLOG 4096             /* listen(2); capped by net.core.somaxconn */
 #define HSRV_ACCEPT_PAUSE_MS 100      /* after EMFILE */
 #define HSRV_LINGER_MS 2000           /* reading what a refused client still sends */
@@ -108,7 +109,11 @@ struct hsrv_conn {
 	size_t body_pos;       /* next body byte to decode */
 	size_t req_end;        /* where the next request starts */
 	size_t lingered;
-	/* output */
+	/* output: a reply hsrv_send prepared (r->oh from ph_start, then pbody) */
+	bool reply_ready;
+	size_t ph_start;
+	char *pbody;
+	size_t pbody_len;
 	char *out;
 	size_t out_len, out_off;
 	bool counted_unsent;
@@ -172,6 +177,7 @@ void hsrv_budget_give(struct hsrv_budget *b, size_t n)
 
 static void conn_process(struct hsrv_conn *c);
 static bool conn_next(struct hsrv_conn *c);
+static bool conn_flush(struct hsrv_conn *c);
 static void conn_close(struct hsrv_conn *c);
 
 /* ---- deadlines ---------------------------------------------------------- */
@@ -283,10 +289,13 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	ssize_t n;
 	size_t want = 0, room;
 
-	if (c->state == ST_REQ && c->req.answered && !c->out) {
-		/* a held request was answered (hsrv_send made this pass) */
-		if (!conn_next(c))
-			return;
+	if (c->reply_ready) {
+		/* a held request was answered (hsrv_send made this pass): its
+		 * reply, then whatever is buffered; bytes waiting in the socket
+		 * make the (level-triggered) event come back */
+		if (conn_flush(c))
+			conn_process(c);
+		return;
 	}
 	if ((what & EV_CLOSED) && c->reading_paused) {
 		/* the client went away while not being read; a reply going out
@@ -485,7 +494,7 @@ static void req_reset(struct hsrv_req *r)
 	r->method = HSRV_OTHER;
 	r->nfields = 0;
 	r->held = NULL;
-	r->oh_len = 0;
+	r->oh_len = 0; /* oh_reserve keeps HSRV_HEAD_ROOM in front again */
 	r->body_len = 0;
 	r->keep_alive = false;
 }
@@ -509,8 +518,8 @@ static bool conn_refuse(struct hsrv_conn *c, int status, const char *why, bool m
 		conn_close(c);
 		return false;
 	}
-	/* the answer is out: close, or go on (no Host, 417, 411) */
-	return !c->out && conn_next(c);
+	/* the answer goes out: then close, or go on (no Host, 417, 411) */
+	return conn_flush(c);
 }
 
 enum head_next { HD_BODY, HD_NEXT, HD_STOP };
@@ -645,10 +654,10 @@ static void conn_process(struct hsrv_conn *c)
 		c->in_owner = true;
 		s->ops->request(s->arg, &c->req);
 		c->in_owner = false;
-		if (!c->req.answered || c->out)
-			return; /* held, or writing */
-		if (!conn_next(c))
-			return;
+		if (!c->req.answered)
+			return; /* held */
+		if (!conn_flush(c))
+			return; /* writing, closed or lingering */
 	}
 }
 
@@ -783,17 +792,93 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 		conn_process(c);
 }
 
+/* Room for r->oh to grow by `extra` bytes; the first HSRV_HEAD_ROOM bytes
+ * are kept for the status line and the transport's headers, written in
+ * front of the owner's by hsrv_send. False: out of memory. */
+static bool oh_reserve(struct hsrv_req *r, size_t extra)
+{
+	size_t need, cap;
+	char *p;
+
+	if (!r->oh_len)
+		r->oh_len = HSRV_HEAD_ROOM;
+	need = r->oh_len + extra;
+	if (need <= r->oh_cap)
+		return true;
+	cap = r->oh_cap ? r->oh_cap : 1024;
+	while (cap < need)
+		cap *= 2;
+	if (!(p = realloc(r->oh, cap)))
+		return false;
+	r->oh = p;
+	r->oh_cap = cap;
+	return true;
+}
+
+/* Write the reply hsrv_send prepared: one sendmsg, the rest (if any) from
+ * c->out as the socket takes it. Returns true when the connection is ready
+ * for its next request (conn_next), false when it writes on, closed or
+ * lingers. Never called while the owner's callback is on the stack, so
+ * the call is released (and counted so) before its client can see the
+ * reply. */
+static bool conn_flush(struct hsrv_conn *c)
+{
+	struct hsrv_req *r = &c->req;
+	struct iovec iov[2] = {{r->oh + c->ph_start, r->oh_len - c->ph_start},
+			       {c->pbody, c->pbody_len}};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = c->pbody_len ? 2 : 1};
+	size_t total = iov[0].iov_len + iov[1].iov_len, sent;
+	ssize_t n;
+
+	c->reply_ready = false;
+	if (c->broken)
+		goto written; /* hsrv_send had no memory for the head */
+	n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+		c->broken = true; /* the client is gone */
+		n = (ssize_t)total;
+	}
+	sent = n > 0 ? (size_t)n : 0;
+	if (sent < total) {
+		/* the rest waits for the socket, in one buffer */
+		size_t off = 0, skip = sent;
+		if (!(c->out = malloc(total - sent))) {
+			c->broken = true;
+			goto written;
+		}
+		c->out_len = total - sent;
+		c->out_off = 0;
+		for (int i = 0; i < (int)mh.msg_iovlen; i++) {
+			size_t l = iov[i].iov_len;
+			if (skip >= l) {
+				skip -= l;
+				continue;
+			}
+			memcpy(c->out + off, (char *)iov[i].iov_base + skip, l - skip);
+			off += l - skip;
+			skip = 0;
+		}
+		free(c->pbody);
+		c->pbody = NULL;
+		c->state = ST_WRITE;
+		event_add(&c->wev, NULL);
+		deadline_set(c, DL_SEND, c->s->lim.send_timeout_ms);
+		return false;
+	}
+written:
+	free(c->pbody);
+	c->pbody = NULL;
+	c->pbody_len = 0;
+	return conn_next(c);
+}
+
 void hsrv_send(struct hsrv_req *r, int status, const char *ctype, char *body, size_t len)
 {
 	struct hsrv_conn *c = r->c;
 	struct hsrv *s = c->s;
-	char head[512];
+	char head[HSRV_HEAD_ROOM];
 	int hl;
 	bool no_body = status == 204 || status == 304 || status < 200;
-	struct iovec iov[4];
-	struct msghdr mh = {.msg_iov = iov};
-	size_t total, sent;
-	ssize_t n;
 
 	if (r->answered) {
 		free(body);
@@ -817,76 +902,50 @@ void hsrv_send(struct hsrv_req *r, int status, const char *ctype, char *body, si
 		hl += snprintf(head + hl, sizeof(head) - (size_t)hl, "Connection: close\r\n");
 	else if (r->version_minor == 0)
 		hl += snprintf(head + hl, sizeof(head) - (size_t)hl, "Connection: keep-alive\r\n");
+	if (hl >= (int)sizeof(head))
+		hl = (int)sizeof(head) - 1; /* cannot happen: 200 bytes of type at most */
 	if (r->head_only) {
 		free(body);
 		body = NULL;
 		len = 0;
 	}
-	iov[0] = (struct iovec){head, (size_t)hl};
-	iov[1] = (struct iovec){r->oh, r->oh_len};
-	iov[2] = (struct iovec){(char *)"\r\n", 2};
-	iov[3] = (struct iovec){body, len};
-	mh.msg_iovlen = len ? 4 : 3;
-	total = (size_t)hl + r->oh_len + 2 + len;
 	atomic_fetch_add_explicit(&s->unsent, 1, memory_order_relaxed);
 	c->counted_unsent = true;
-	n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-		c->broken = true; /* the client is gone: closed once the owner is done */
-		n = (ssize_t)total;
+	if (!oh_reserve(r, 2)) {
+		free(body);
+		c->broken = true; /* no memory for the head: the connection ends */
+		r->oh_len = 0;
+		c->ph_start = 0;
+		c->pbody = NULL;
+		c->pbody_len = 0;
+	} else {
+		/* the whole head in one block: ours in front of the owner's */
+		memcpy(r->oh + r->oh_len, "\r\n", 2);
+		r->oh_len += 2;
+		c->ph_start = HSRV_HEAD_ROOM - (size_t)hl;
+		memcpy(r->oh + c->ph_start, head, (size_t)hl);
+		c->pbody = body;
+		c->pbody_len = len;
 	}
-	sent = n > 0 ? (size_t)n : 0;
-	if (sent < total) {
-		/* the rest waits for the socket, in one buffer */
-		size_t off = 0, skip = sent;
-		if (!(c->out = malloc(total - sent))) {
-			c->broken = true;
-			goto written;
-		}
-		c->out_len = total - sent;
-		c->out_off = 0;
-		for (int i = 0; i < (int)mh.msg_iovlen; i++) {
-			size_t l = iov[i].iov_len;
-			if (skip >= l) {
-				skip -= l;
-				continue;
-			}
-			memcpy(c->out + off, (char *)iov[i].iov_base + skip, l - skip);
-			off += l - skip;
-			skip = 0;
-		}
-		c->state = ST_WRITE;
-		event_add(&c->wev, NULL);
-		deadline_set(c, DL_SEND, s->lim.send_timeout_ms);
-	}
-written:
-	free(body);
-	/* inside the owner's request or refuse callback, conn_process goes on
-	 * when it returns; otherwise (a held request) the next loop pass does,
-	 * once the caller is done with `r` */
-	if (!c->in_owner && !c->out)
+	c->reply_ready = true;
+	/* written once the caller is done: inside the owner's request or
+	 * refuse callback, conn_process (or conn_refuse) flushes when it
+	 * returns; a held request's reply goes out on the loop's next pass */
+	if (!c->in_owner)
 		event_active(&c->rev, EV_READ, 0);
 }
 
 void hsrv_add_header(struct hsrv_req *r, const char *name, const char *value)
 {
-	size_t nl = strlen(name), vl = strlen(value), need = r->oh_len + nl + vl + 4;
+	size_t nl = strlen(name), vl = strlen(value);
 
-	if (need > r->oh_cap) {
-		size_t cap = r->oh_cap ? r->oh_cap : 256;
-		char *p;
-		while (cap < need)
-			cap *= 2;
-		if (!(p = realloc(r->oh, cap)))
-			return; /* a header lost to out of memory: the reply still goes */
-		r->oh = p;
-		r->oh_cap = cap;
-	}
+	if (!oh_reserve(r, nl + vl + 4))
+		return; /* a header lost to out of memory: the reply still goes */
 	memcpy(r->oh + r->oh_len, name, nl);
 	memcpy(r->oh + r->oh_len + nl, ": ", 2);
 	memcpy(r->oh + r->oh_len + nl + 2, value, vl);
 	memcpy(r->oh + r->oh_len + nl + 2 + vl, "\r\n", 2);
-	r->oh_len = need;
+	r->oh_len += nl + vl + 4;
 }
 
 /* ---- a request's accessors -------------------------------------------- */
@@ -1002,6 +1061,7 @@ static void conn_close(struct hsrv_conn *c)
 	req_reset(&c->req);
 	free(c->req.fields);
 	free(c->req.oh);
+	free(c->pbody);
 	free(c->out);
 	in_release(c);
 	TAILQ_REMOVE(&s->conns, c, link);

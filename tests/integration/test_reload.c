@@ -979,6 +979,13 @@ Test(reload, a_thousand_reloads_in_a_row_under_load, .timeout = 300)
 			hd_get(&d, "/plugins", &rr);
 			fprintf(stderr, "PLUGINS status %ld: %.300s\nLOG TAIL:\n%s\n", rr.status, rr.body,
 				lg + (L > 6000 ? L - 6000 : 0));
+			if (getenv("HOOKD_GDB_ON_STUCK")) {
+				char cmd[128];
+				snprintf(cmd, sizeof(cmd), "gdb -batch -p %d -ex 'thread apply all bt' 1>&2",
+					 (int)d.pid);
+				if (system(cmd) < 0)
+					fprintf(stderr, "gdb failed\n");
+			}
 			cr_assert(0, "reload %d never made its generation", i + 1);
 		}
 	}
