@@ -54,6 +54,10 @@
 #define HSRV_LINGER_BYTES (1u << 20)  /* ... at most this much */
 #define HSRV_TRIM_AFTER (1u << 20)    /* give memory back after freeing this much */
 
+/* the 503 of a request the memory budget has no room for */
+static const char budget_spent[] = "the server's memory budget for requests in flight "
+				   "(http.max_inflight_bytes) is spent: retry later";
+
 enum conn_state { ST_HEAD, ST_BODY, ST_REQ, ST_WRITE, ST_LINGER };
 enum deadline { DL_NONE, DL_IDLE, DL_HEADER, DL_BODY, DL_SEND, DL_LINGER };
 
@@ -332,8 +336,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	if (want) {
 		int st = in_reserve(c, want, c->state != ST_HEAD && c->state != ST_BODY);
 		if (st && (c->state == ST_HEAD || c->state == ST_BODY)) {
-			conn_refuse(c, st, "the server's memory budget for requests in flight "
-				    "(http.max_inflight_bytes) is spent: retry later", true);
+			conn_refuse(c, st, budget_spent, true);
 			return;
 		}
 		if (st && c->in_len == c->in_cap) {
@@ -352,8 +355,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		n = read(fd, s->rbuf, HSRV_RBUF);
 		if (n > 0) {
 			if (in_reserve(c, ((size_t)n + 511) & ~(size_t)511, true)) {
-				conn_refuse(c, 503, "the server's memory budget for requests in "
-					    "flight (http.max_inflight_bytes) is spent: retry later", true);
+				conn_refuse(c, 503, budget_spent, true);
 				return;
 			}
 			memcpy(c->in, s->rbuf, (size_t)n);
@@ -562,8 +564,7 @@ static enum head_next head_done(struct hsrv_conn *c, const struct h1_request *h)
 	if (h->has_length) {
 		r->body_len = h->content_length;
 		if (in_reserve(c, c->head_len + (size_t)h->content_length, true)) {
-			conn_refuse(c, 503, "the server's memory budget for requests in flight "
-				    "(http.max_inflight_bytes) is spent: retry later", true);
+			conn_refuse(c, 503, budget_spent, true);
 			return HD_STOP;
 		}
 	}

@@ -704,6 +704,17 @@ static int dedup_gate(struct http_server *srv, struct hsrv_req *req, const char 
 	return status;
 }
 
+/* The body limit of a hook `h` (NULL: not configured) of generation `g`:
+ * its own max_body, else g's global one; without a generation, the
+ * server's. */
+static uint64_t body_limit_of(const struct http_server *srv, const struct generation *g,
+			      const struct config_hook *h)
+{
+	if (!g)
+		return srv->max_body;
+	return h && h->max_body ? h->max_body : g->cfg->max_body;
+}
+
 static void handle_hook(struct http_server *srv, struct hsrv_req *req, const char *name)
 {
 	size_t len;
@@ -734,9 +745,10 @@ static void handle_hook(struct http_server *srv, struct hsrv_req *req, const cha
 	if (atomic_load_explicit(&srv->reg->gated, memory_order_acquire)) {
 		g = registry_acquire(srv->reg);
 		h = g ? config_find_hook(g->cfg, name) : NULL;
-		if (g)
-			limit = h && h->max_body ? (size_t)h->max_body : g->cfg->max_body;
+		limit = (size_t)body_limit_of(srv, g, h);
 	}
+	/* the transport refused a larger declared body already; this catches a
+	 * reload between the head and the end of the body */
 	if (len > limit) {
 		reply_error(srv, req, 413, name, "body of %zu bytes is over the limit of %zu bytes%s",
 			    len, limit, h && h->max_body ? " (the hook's max_body)" : "");
@@ -1035,8 +1047,7 @@ static uint64_t on_body_limit(void *arg, struct hsrv_req *req, const char **what
 	    atomic_load_explicit(&srv->reg->gated, memory_order_acquire)) {
 		struct generation *g = registry_acquire(srv->reg);
 		const struct config_hook *h = g ? config_find_hook(g->cfg, path + 7) : NULL;
-		if (g)
-			limit = h && h->max_body ? h->max_body : g->cfg->max_body;
+		limit = body_limit_of(srv, g, h);
 		if (h && h->max_body)
 			*what = "the hook's max_body";
 		generation_release(g);
